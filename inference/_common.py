@@ -1,0 +1,118 @@
+"""Shared plumbing for algorithms: running dynamic models eagerly, stacking draws."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppl.semantics import effects
+from ppl.semantics.interpret.free import reify_ir, reify_python, site_score, sample_log_density
+from ppl.semantics.program import Dynamic
+from ppl.stdlib.errors import PPLError
+
+__all__ = ["program_tree", "stack_draws", "DirectWeighted", "run_direct", "annotate"]
+
+
+def program_tree(program, args):
+    """The reference-semantics tree of a static program or a dynamic one."""
+    if isinstance(program, Dynamic):
+        return reify_python(program.call)
+    return reify_ir(program, args)
+
+
+class DirectWeighted(effects.Handler):
+    """The weighted sampler run directly on effectful Python (no replay): same law as ``Weighted``."""
+
+    def __init__(self, key):
+        super().__init__()
+        self.key = key
+        self.trace: dict = {}
+        self.log_weight = 0.0
+
+    def site(self, site):
+        if site.kind == "sample":
+            self.key, sub = jax.random.split(self.key)
+            x = site.dist.sample(sub)
+            sample_log_density(site, x)  # checks for NaN densities
+            self.trace[site.address] = x
+            return x
+        if site.kind == "deterministic":
+            self.trace[site.address] = site.value
+            return site.value
+        self.log_weight += site_score(site)
+        return None
+
+
+def annotate(err: BaseException) -> BaseException:
+    """Attach the user's source line to a user error raised while running their code."""
+    if isinstance(err, PPLError) and err.span is None:
+        err.with_span(effects.user_span_of(err))
+    return err
+
+
+def run_direct(program: Dynamic, key):
+    h = DirectWeighted(key)
+    try:
+        with h:
+            value = program.call()
+    except PPLError as err:
+        raise annotate(err) from None
+    return value, h.trace, h.log_weight
+
+
+_INDEXED = re.compile(r"^(.*)\[(\d+)\]$")
+
+
+def stack_draws(traces: list[dict]) -> dict[str, np.ndarray]:
+    """Per-address arrays over draws. Addresses 'x[0]', 'x[1]', ... present in every draw are
+    stacked into 'x'; an address missing from some draws is NaN there."""
+    traces = [_stack_indexed({k: np.asarray(v) for k, v in t.items()}) for t in traces]
+    names: dict[str, None] = {}
+    for t in traces:
+        names.update(dict.fromkeys(t))
+    out = {}
+    for name in names:
+        vals = [t.get(name) for t in traces]
+        present = [v for v in vals if v is not None]
+        shapes = {v.shape for v in present}
+        if len(present) == len(vals) and len(shapes) == 1:
+            out[name] = np.stack(present)
+        elif len(shapes) == 1:
+            shape = shapes.pop()
+            arr = np.full((len(vals),) + shape, np.nan)
+            for i, v in enumerate(vals):
+                if v is not None:
+                    arr[i] = v
+            out[name] = arr
+        else:  # ragged (random-length structure): keep an object array
+            arr = np.empty(len(vals), dtype=object)
+            for i, v in enumerate(vals):
+                arr[i] = v
+            out[name] = arr
+    return out
+
+
+def _stack_indexed(trace: dict) -> dict:
+    changed = True
+    while changed:
+        changed = False
+        groups: dict[str, dict[int, Any]] = {}
+        for k in trace:
+            m = _INDEXED.match(k)
+            if m:
+                groups.setdefault(m.group(1), {})[int(m.group(2))] = k
+        for base, idx in groups.items():
+            if base in trace or sorted(idx) != list(range(len(idx))):
+                continue
+            vals = [np.asarray(trace[idx[i]]) for i in range(len(idx))]
+            if len({v.shape for v in vals}) != 1:
+                continue
+            for k in idx.values():
+                del trace[k]
+            trace[base] = np.stack(vals)
+            changed = True
+    return trace

@@ -1,0 +1,201 @@
+"""Exact inference by enumeration.
+
+The reference semantics' enumeration representation, folded over the
+program's tree, lists every outcome with its exact (unnormalised) weight.
+For a static program whose discrete sites have supports fixed in advance,
+the compiled engine does the same work in one vectorised call: it evaluates
+the joint log density on the whole grid of site values (the product of the
+supports), so both engines compute the same table.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppl.inference._common import program_tree, stack_draws, annotate
+from ppl.inference.result import Result
+from ppl.semantics import compile as C
+from ppl.semantics import ir
+from ppl.semantics.interpret.enumeration import Enumeration
+from ppl.semantics.interpret.free import run
+from ppl.semantics.program import Dynamic
+from ppl.stdlib.errors import ModelError, PPLError
+
+__all__ = ["Enumerate"]
+
+GRID_LIMIT = 1 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class Enumerate:
+    """Exact enumeration of a discrete program.
+
+    ``support_bound``: how many values of a countably infinite distribution
+    (Poisson, Geometric, ...) to enumerate. ``max_depth``: the most random
+    choices on one path (for unbounded recursion). The mass dropped by either
+    bound is reported as ``truncated_mass``. ``engine``: ``"auto"`` (compiled
+    grid where possible), ``"compiled"`` or ``"eager"``.
+    """
+
+    support_bound: int | None = None
+    max_depth: int | None = None
+    engine: str = "auto"
+
+    name = "Enumerate"
+
+    def run(self, program, args, key) -> Result:
+        if self.engine not in ("auto", "compiled", "eager"):
+            raise ModelError(f"Enumerate(engine=...) must be 'auto', 'compiled' or 'eager', not {self.engine!r}")
+        if isinstance(program, ir.Program) and self.engine != "eager":
+            grid = _grid(program, args, self.support_bound)
+            if grid is not None:
+                return _run_compiled(program, args, grid)
+            if self.engine == "compiled":
+                raise ModelError("this program's discrete supports depend on other random choices, so the "
+                                 "compiled grid cannot enumerate it; use Enumerate(engine='eager')")
+        return self.run_eager(program, args)
+
+    def run_eager(self, program, args) -> Result:
+        rep = Enumeration(self.support_bound, self.max_depth)
+        try:
+            table = run(program_tree(program, args), rep)
+        except PPLError as err:
+            raise annotate(err) from None
+        if not table:
+            raise ModelError("every outcome of the model has probability zero: the observations and factors "
+                             "rule out every value of the random choices")
+        values, traces, logw = zip(*table)
+        logw = np.asarray(logw, dtype=np.float64)
+        log_z = float(np.logaddexp.reduce(logw))
+        notes = []
+        if rep.truncated_mass > 0:
+            notes.append(f"enumeration was truncated: prior mass {rep.truncated_mass:.3g} was left out "
+                         "(raise support_bound / max_depth to include more)")
+        return Result(
+            samples=stack_draws(list(traces)),
+            returns=list(values),
+            method="Enumerate",
+            engine="eager",
+            log_weights=logw,
+            log_evidence=log_z,
+            notes=notes,
+            truncated_mass=rep.truncated_mass,
+        )
+
+
+class _SupportProbe(C._Mode):
+    """Runs the program concretely once, collecting each discrete site's support."""
+
+    def __init__(self, bound):
+        self.bound = bound
+        self.supports: dict[str, np.ndarray] = {}
+        self.ok = True
+
+    def sample(self, stmt, dist, inputs, key):
+        if not getattr(dist, "is_discrete", False):
+            raise ModelError(
+                f"exact enumeration needs discrete random choices, but '{stmt.address}' is "
+                f"{type(dist).__name__} (continuous)",
+                span=stmt.span,
+                hint="Use Importance, SMC or MCMC for models with continuous random choices.",
+            )
+        finite = getattr(dist, "has_enumerate_support", False)
+        if not finite and self.bound is None:
+            raise ModelError(
+                f"'{stmt.address}' has infinitely many values ({type(dist).__name__})",
+                span=stmt.span, hint="Give Enumerate(support_bound=K) to enumerate its first K values.")
+        try:
+            values = np.asarray(dist.enumerate_support(None if finite else self.bound))
+        except Exception:  # support known only at run time (e.g. a traced total_count)
+            self.ok = False
+            values = np.zeros((1,) + tuple(stmt.out.shape), np.int32)
+        if values.ndim > 1 and not np.all(values == values.reshape(values.shape[0], -1)[:, :1].reshape(
+                (values.shape[0],) + (1,) * (values.ndim - 1))):
+            self.ok = False  # per-element supports differ
+        prev = self.supports.get(stmt.address)
+        if prev is not None and (prev.shape != values.shape or not np.array_equal(prev, values)):
+            self.ok = False
+        self.supports[stmt.address] = values
+        return jnp.asarray(values[0]), jnp.zeros(()), False
+
+
+def _grid(program: ir.Program, args, bound):
+    """Per-site candidate values when every support is fixed in advance; else None."""
+    latent = program.latent_sites()
+    if not latent:
+        return {}
+    probe = _SupportProbe(bound)
+    try:
+        with jax.ensure_compile_time_eval():
+            C._run(program, probe, args)
+    except ModelError:
+        raise
+    except Exception:
+        return None
+    if not probe.ok or set(probe.supports) != set(latent):
+        return None
+    grid = {}
+    total = 1
+    for a, info in latent.items():
+        k = probe.supports[a].shape[0]
+        n = int(np.prod(info.stacked_shape, dtype=np.int64))
+        total *= k ** n
+        if total > GRID_LIMIT:
+            return None
+        grid[a] = (probe.supports[a].reshape(k, -1)[:, 0], info.stacked_shape)
+    return grid
+
+
+def _run_compiled(program, args, grid) -> Result:
+    names = list(grid)
+    per_site = []
+    for a in names:
+        values, shape = grid[a]
+        n = int(np.prod(shape, dtype=np.int64))
+        combos = np.array(list(itertools.product(range(len(values)), repeat=n)), dtype=np.int64)
+        combos = combos.reshape((-1,) + tuple(shape)) if n else np.zeros((1,) + tuple(shape), np.int64)
+        per_site.append(values[combos])
+    mesh = list(itertools.product(*[range(len(v)) for v in per_site])) if names else [()]
+    idx = np.array(mesh, dtype=np.int64).reshape(len(mesh), len(names))
+    choices = {a: jnp.asarray(per_site[j][idx[:, j]]) for j, a in enumerate(names)}
+    canonical = {a: jnp.asarray(grid[a][0][0]) for a in names}
+
+    def weight(c):
+        trace = C._run(program, C._Given(), args, inputs=c)
+        lw = trace.log_joint
+        for a, present in trace.present.items():
+            if a in c:  # a site in a branch that did not run counts once, at a canonical value
+                absent_ok = jnp.all(c[a] == canonical[a])
+                lw = jnp.where(jnp.all(present) | absent_ok, lw, -jnp.inf)
+        return lw, trace.retval, trace.choices
+
+    logw, returns, recorded = jax.jit(jax.vmap(weight, axis_size=len(mesh)))(choices)
+    logw = np.asarray(logw, dtype=np.float64)
+    keep = np.isfinite(logw) | np.isnan(logw)
+    if np.any(np.isnan(logw)):
+        return None or _nan_error(program, args, {a: v[np.isnan(logw)][0] for a, v in choices.items()})
+    if not np.any(keep):
+        raise ModelError("every outcome of the model has probability zero: the observations and factors "
+                         "rule out every value of the random choices")
+    samples = {a: np.asarray(v)[keep] for a, v in recorded.items()}
+    return Result(
+        samples=samples,
+        returns=jax.tree.map(lambda r: np.asarray(r)[keep], returns),
+        method="Enumerate",
+        engine="compiled",
+        log_weights=logw[keep],
+        log_evidence=float(np.logaddexp.reduce(logw[keep])),
+    )
+
+
+def _nan_error(program, args, choices):
+    from ppl.inference.diagnose import diagnose
+
+    diagnose(program, args, choices)
+    raise ModelError("the model's log density is NaN for some values of its random choices")

@@ -1,0 +1,103 @@
+"""Importance sampling with the prior as proposal.
+
+Each particle runs the program forwards (``generate`` with no constraints):
+its weight is the likelihood of the observations times the factors. The
+average weight is an unbiased estimate of the evidence ``p(y)``.
+
+Static programs: one ``jit(vmap(generate))`` over the particles' keys.
+Dynamic programs: the weighted sampler of the eager engine, particle by particle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppl.inference._common import run_direct, stack_draws
+from ppl.inference.diagnose import diagnose
+from ppl.inference.result import Result
+from ppl.semantics import compile as C
+from ppl.semantics import ir
+from ppl.semantics.interpret.population import log_mean_exp
+from ppl.semantics.program import Dynamic
+from ppl.stdlib.errors import ModelError
+
+__all__ = ["Importance"]
+
+_compiled_cache: dict = {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Importance:
+    """Importance sampling from the prior, with a log-evidence estimate."""
+
+    num_particles: int = 1000
+
+    name = "Importance"
+
+    def run(self, program, args, key) -> Result:
+        n = int(self.num_particles)
+        if n < 1:
+            raise ModelError(f"Importance needs num_particles >= 1, not {self.num_particles}")
+        if isinstance(program, Dynamic):
+            return self._run_eager(program, key, n)
+        fn = _batched_generate(program, n)
+        trace, logw = fn(jax.random.split(key, n), args)
+        logw = np.asarray(logw, dtype=np.float64)
+        samples = {a: np.asarray(v) for a, v in trace.choices.items()}
+        _check_weights(program, args, samples, logw)
+        return Result(
+            samples=samples,
+            returns=jax.tree.map(np.asarray, trace.retval),
+            method="Importance",
+            engine="compiled",
+            log_weights=logw,
+            log_evidence=log_mean_exp(logw),
+        )
+
+    def _run_eager(self, program: Dynamic, key, n) -> Result:
+        values, traces, logw = [], [], []
+        for k in jax.random.split(key, n):
+            v, t, w = run_direct(program, k)
+            values.append(v)
+            traces.append(t)
+            logw.append(w)
+        logw = np.asarray(logw, dtype=np.float64)
+        if np.all(logw == -np.inf):
+            raise ModelError("every particle has weight zero: the observations are impossible under the prior "
+                             "draws", hint="Use more particles, or a method that does not draw from the prior.")
+        return Result(
+            samples=stack_draws(traces),
+            returns=values,
+            method="Importance",
+            engine="eager",
+            log_weights=logw,
+            log_evidence=log_mean_exp(logw),
+        )
+
+
+def _batched_generate(program: ir.Program, n: int):
+    key = (program, n)
+    fn = _compiled_cache.get(key)
+    if fn is None:
+        def one(k, args):
+            return C.generate(program, k, args, {})
+
+        fn = jax.jit(jax.vmap(one, in_axes=(0, None)))
+        _compiled_cache[key] = fn
+    return fn
+
+
+def _check_weights(program, args, samples, logw):
+    bad = np.isnan(logw)
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        diagnose(program, args, {a: v[i] for a, v in samples.items()})
+        raise ModelError("some particles have a NaN weight", hint="Check the model's parameters for NaN values.")
+    if np.all(logw == -np.inf):
+        diagnose(program, args, {a: v[0] for a, v in samples.items()})
+        raise ModelError("every particle has weight zero: the observations are impossible under the prior draws",
+                         hint="Use more particles, or a method that does not draw from the prior.")

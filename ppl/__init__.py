@@ -1,0 +1,66 @@
+"""ppl: a probabilistic programming language for Python, compiled by JAX.
+
+>>> import ppl, jax
+>>> @ppl.model
+... def coin(flips):
+...     p = ppl.sample("p", ppl.dist.Beta(1.0, 1.0))
+...     with ppl.plate("flips", len(flips)):
+...         ppl.observe("y", ppl.dist.Bernoulli(probs=p), flips)
+...     return p
+>>> post = ppl.infer(coin, [1, 1, 0, 1], method=ppl.Importance(num_particles=2000))
+>>> round(float(post.mean()), 1)
+0.7
+"""
+
+from ppl.stdlib import distributions as dist
+from ppl.stdlib import constraints
+from ppl.stdlib.errors import (
+    PPLError,
+    ModelError,
+    ParameterError,
+    SupportError,
+    ShapeError,
+    AddressError,
+    DensityError,
+    CheckError,
+    SyntaxError_ as SyntaxError,
+)
+from ppl.semantics.effects import sample, observe, factor, deterministic, plate, scan, cond, mem
+from ppl.model import Model, model, Trace
+from ppl.posterior import Posterior
+from ppl.inference.enumerate import Enumerate
+from ppl.inference.importance import Importance
+from ppl.api import infer
+from ppl.config import config
+
+__all__ = [
+    "dist",
+    "constraints",
+    "model",
+    "Model",
+    "Trace",
+    "sample",
+    "observe",
+    "factor",
+    "deterministic",
+    "plate",
+    "scan",
+    "cond",
+    "mem",
+    "infer",
+    "Posterior",
+    "Enumerate",
+    "Importance",
+    "config",
+    "PPLError",
+    "ModelError",
+    "ParameterError",
+    "SupportError",
+    "ShapeError",
+    "AddressError",
+    "DensityError",
+    "CheckError",
+    "SyntaxError",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,240 @@
+"""``@ppl.model``: a Python function that performs random choices, as a first-class model."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppl import trace as tracing
+from ppl.semantics import compile as C
+from ppl.semantics import effects, ir
+from ppl.semantics.interpret.free import sample_log_density, site_score
+from ppl.semantics.program import Dynamic, split_args
+from ppl.stdlib.errors import AddressError, ModelError, PPLError
+
+__all__ = ["Model", "model", "Trace"]
+
+Trace = C.Trace
+
+
+class Model:
+    """A probabilistic model: a function of its arguments that makes named random choices.
+
+    A model denotes a distribution over what it returns (as in WebPPL). Call it
+    inside another model to nest its addresses under its name.
+    """
+
+    def __init__(self, fn: Callable, name: str | None = None, conditions: dict | None = None,
+                 source: Any = None):
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "model")
+        self.conditions = dict(conditions or {})
+        self.source = source  # the .ppl definition, for models loaded from the language
+        self._programs: dict = {}
+        self._compiled: dict = {}
+        functools.update_wrapper(self, fn, updated=())
+
+    def __repr__(self) -> str:
+        return f"<ppl.Model {self.name}>"
+
+    # -- as a sub-model -------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        if effects.current_handler() is None:
+            raise ModelError(
+                f"the model '{self.name}' was called directly",
+                span=effects.caller_span(),
+                hint=f"Run it with {self.name}.simulate(key, ...) or ppl.infer({self.name}, ...), "
+                "or call it from inside another model.",
+            )
+        return effects.call(self.name, self.body, *args, **kwargs)
+
+    def body(self, *args, **kwargs):
+        """Run the model's function under the current handler, applying its conditions."""
+        if not self.conditions:
+            return self.fn(*args, **kwargs)
+        h = effects.current_handler()
+        prefix = "/".join(h.scope)
+        wanted = {(f"{prefix}/{k}" if prefix else k): v for k, v in self.conditions.items()}
+        used: set = set()
+        inner_site = h.site
+
+        def site(s):
+            if s.kind == "sample" and s.address in wanted:
+                used.add(s.address)
+                value = wanted[s.address]
+                inner_site(effects.Site("observe", s.address, s.dist, value, s.span, s.plates))
+                return jnp.asarray(value)
+            return inner_site(s)
+
+        h.site = site
+        try:
+            out = self.fn(*args, **kwargs)
+        finally:
+            h.site = inner_site
+        missing = set(wanted) - used
+        if missing:
+            raise AddressError(
+                f"condition() names {sorted(missing)}, but the model '{self.name}' makes no random choice "
+                "there",
+                hint="Check the spelling; addresses of sub-models are 'sub/name', loop sites 'x[3]'.",
+            )
+        return out
+
+    # -- derived models ---------------------------------------------------------
+    def condition(self, data: dict) -> "Model":
+        """The model with the random choices named in ``data`` observed at those values."""
+        return Model(self.fn, self.name, {**self.conditions, **dict(data)}, self.source)
+
+    # -- the IR ---------------------------------------------------------------------
+    def program(self, *args, **kwargs):
+        """The static IR program for these arguments, or a ``Dynamic`` description."""
+        leaves, rebuild = split_args(args, kwargs)
+        key = rebuild.key
+        got = self._programs.get(key)
+        if got is None:
+            got = tracing.trace(self.body, args, kwargs, self.name)
+            self._programs[key] = got
+        if isinstance(got, Dynamic):
+            a, k = rebuild(leaves)
+            return Dynamic(self.body, a, k, self.name, got.reason, got.span), leaves
+        return got, leaves
+
+    def ir(self, *args, **kwargs):
+        """The IR of the model for these arguments (print it to read it)."""
+        program, _ = self.program(*args, **kwargs)
+        if isinstance(program, Dynamic):
+            raise ModelError(program.describe(), span=program.span)
+        return program
+
+    def is_static(self, *args, **kwargs) -> bool:
+        """Whether the model compiles (a fixed set of addresses and shapes) for these arguments."""
+        program, _ = self.program(*args, **kwargs)
+        return isinstance(program, ir.Program)
+
+    def _fn(self, kind: str, program: ir.Program, build):
+        key = (kind, program)
+        fn = self._compiled.get(key)
+        if fn is None:
+            fn = jax.jit(build)
+            self._compiled[key] = fn
+        return fn
+
+    # -- the generative-function interface -----------------------------------------
+    def simulate(self, key, *args, **kwargs) -> Trace:
+        """Run the model forwards: every latent site drawn from its prior."""
+        program, leaves = self.program(*args, **kwargs)
+        if isinstance(program, Dynamic):
+            return _eager_trace(program, key, {})
+        fn = self._fn("simulate", program, lambda k, a: C.simulate(program, k, a))
+        return fn(key, leaves)
+
+    def log_density(self, choices: dict, *args, **kwargs):
+        """``log p(choices, data)``: the joint log density at the given latent values."""
+        program, leaves = self.program(*args, **kwargs)
+        if isinstance(program, Dynamic):
+            return _eager_log_density(program, choices)
+        _check_addresses(program, choices)
+        fn = self._fn("log_density", program, lambda c, a: C.log_density(program, c, a))
+        return fn(dict(choices), leaves)
+
+    def generate(self, key, *args, constraints: dict | None = None, **kwargs):
+        """Run with some sites fixed by ``constraints``; returns ``(trace, log_weight)``."""
+        constraints = dict(constraints or {})
+        program, leaves = self.program(*args, **kwargs)
+        if isinstance(program, Dynamic):
+            trace = _eager_trace(program, key, constraints)
+            return trace, trace.log_given + trace.log_likelihood
+        _check_addresses(program, constraints, require_all=False)
+        fn = self._fn("generate", program, lambda k, c, a: C.generate(program, k, a, c))
+        return fn(key, constraints, leaves)
+
+
+def model(fn: Callable | None = None, *, name: str | None = None):
+    """Decorator: turn a Python function into a :class:`Model`."""
+    if fn is None:
+        return lambda f: Model(f, name)
+    return Model(fn, name)
+
+
+def _check_addresses(program: ir.Program, choices: dict, require_all: bool = True):
+    latent = program.latent_sites()
+    unknown = [a for a in choices if a not in latent]
+    if unknown:
+        raise AddressError(
+            f"no random choice is named {unknown[0]!r} in model '{program.name}'; "
+            f"its latent sites are {sorted(latent)}",
+        )
+    for a, v in choices.items():
+        want = latent[a].stacked_shape
+        if tuple(np.shape(v)) != tuple(want):
+            raise AddressError(f"the value for '{a}' has shape {tuple(np.shape(v))}, but the site has shape "
+                               f"{tuple(want)}", span=latent[a].span)
+    if require_all:
+        missing = [a for a in latent if a not in choices]
+        if missing:
+            raise AddressError(f"no value was given for the random choice {missing[0]!r}",
+                               span=latent[missing[0]].span)
+
+
+class _EagerRun(effects.Handler):
+    """Runs a dynamic model: given values where supplied, prior draws elsewhere."""
+
+    def __init__(self, key, given: dict):
+        super().__init__()
+        self.key = key
+        self.given = given
+        self.choices, self.used = {}, set()
+        self.log_prior = self.log_likelihood = self.log_given = 0.0
+
+    def site(self, site):
+        if site.kind == "sample":
+            if site.address in self.given:
+                x = jnp.asarray(self.given[site.address])
+                self.used.add(site.address)
+                lp = sample_log_density(site, x)
+                self.log_given += lp
+            else:
+                if self.key is None:
+                    raise AddressError(f"no value was given for the random choice '{site.address}'",
+                                       span=site.span)
+                self.key, sub = jax.random.split(self.key)
+                x = site.dist.sample(sub)
+                lp = sample_log_density(site, x)
+            self.log_prior += lp
+            self.choices[site.address] = x
+            return x
+        if site.kind == "deterministic":
+            self.choices[site.address] = site.value
+            return site.value
+        self.log_likelihood += site_score(site)
+        return None
+
+
+def _eager_run(program: Dynamic, key, given):
+    h = _EagerRun(key, dict(given))
+    try:
+        with h:
+            value = program.call()
+    except PPLError as err:
+        from ppl.inference._common import annotate
+
+        raise annotate(err) from None
+    unused = set(given) - h.used
+    if unused:
+        raise AddressError(f"no random choice named {sorted(unused)[0]!r} was made in this run of "
+                           f"'{program.name}'")
+    return h, value
+
+
+def _eager_trace(program, key, given) -> Trace:
+    h, value = _eager_run(program, key, given)
+    return Trace(h.choices, h.log_prior, h.log_likelihood, h.log_given, value, {})
+
+
+def _eager_log_density(program, choices):
+    h, _ = _eager_run(program, None, choices)
+    return h.log_prior + h.log_likelihood

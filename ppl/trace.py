@@ -1,0 +1,369 @@
+"""Decorated Python -> IR, by tracing.
+
+The model function runs once under ``jax.make_jaxpr`` with a handler that
+turns each random choice into an equation of one JAX primitive, ``ppl_site``.
+The resulting jaxpr — JAX's own record of the deterministic code, with our
+sites in place — is then converted statement by statement into the IR of
+``ppl.semantics.ir``: site equations become Sample/Observe/Factor, scans and
+conds that contain sites become For/If, named scopes become Plate/Call
+groups, and every other equation is a Prim.
+
+When Python control flow asks for the value of a random choice (an ``if`` on
+a sample, recursion until a coin comes up heads) tracing cannot proceed: the
+model is *dynamic*. :func:`trace` then returns a :class:`Dynamic` program
+naming the user's line, and the eager engine runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppl.semantics import _jax_compat as jc
+from ppl.semantics import effects, ir
+from ppl.semantics.program import Dynamic, split_args
+from ppl.stdlib.errors import ModelError, PPLError, ShapeError, Span
+
+__all__ = ["trace", "site_p", "TraceHandler"]
+
+# ---------------------------------------------------------------------------
+# The site primitive
+
+site_p = jc.Primitive("ppl_site")
+site_p.multiple_results = True
+
+
+def _site_abstract_eval(*args, kind, shape, dtype, **_):
+    if kind in ("sample", "deterministic"):
+        return [jc.abstract(shape, dtype)]
+    return []
+
+
+def _site_impl(*args, kind, address, **_):
+    raise ModelError(
+        f"the random choice '{address}' was evaluated outside ppl's engines",
+        hint="This is a bug in ppl: a traced model escaped its handler.",
+    )
+
+
+site_p.def_abstract_eval(_site_abstract_eval)
+site_p.def_impl(_site_impl)
+
+
+class _Hashable:
+    """Wraps an unhashable parameter (a span with source text) for primitive params."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __hash__(self):
+        return id(self)
+
+    def __eq__(self, other):
+        return self is other
+
+
+def _value_shape_dtype(dist) -> tuple[tuple[int, ...], Any]:
+    shape = tuple(dist.batch_shape) + tuple(dist.event_shape)
+    dtype = jnp.int32 if getattr(dist, "is_discrete", False) else jnp.result_type(float)
+    return shape, dtype
+
+
+class TraceHandler(effects.Handler):
+    """Handles effects by emitting ``ppl_site`` equations into the jaxpr being traced."""
+
+    index_loops = False
+
+    def site(self, site: effects.Site):
+        span = _Hashable(site.span)
+        plates = tuple((f.name, f.size, f.dim) for f in site.plates)
+        if site.kind == "sample":
+            leaves, treedef = jax.tree.flatten(site.dist)
+            shape, dtype = _value_shape_dtype(site.dist)
+            (out,) = site_p.bind(*leaves, kind="sample", address=site.address, treedef=treedef, span=span,
+                                 plates=plates, shape=shape, dtype=dtype, dist_type=type(site.dist))
+            return out
+        if site.kind == "observe":
+            leaves, treedef = jax.tree.flatten(site.dist)
+            value = _as_data(site.value, site.address, site.span)
+            shape, dtype = _value_shape_dtype(site.dist)
+            _check_observed_shape(value, shape, site.address, site.span)
+            site_p.bind(*leaves, value, kind="observe", address=site.address, treedef=treedef, span=span,
+                        plates=plates, shape=shape, dtype=dtype, dist_type=type(site.dist))
+            return value
+        if site.kind == "factor":
+            lw = jnp.asarray(site.value, dtype=jnp.result_type(float))
+            site_p.bind(lw, kind="factor", address=site.address, treedef=None, span=span, plates=plates,
+                        shape=(), dtype=None, dist_type=None)
+            return None
+        if site.kind == "deterministic":
+            value = jnp.asarray(site.value)
+            (out,) = site_p.bind(value, kind="deterministic", address=site.address, treedef=None, span=span,
+                                 plates=plates, shape=value.shape, dtype=value.dtype, dist_type=None)
+            return out
+        raise ModelError(f"unknown site kind {site.kind}")  # pragma: no cover
+
+    def run_scan(self, step, init, xs, length, reverse, span):
+        return jax.lax.scan(step, init, xs, length=length, reverse=reverse)
+
+    def run_cond(self, pred, true_fn, false_fn, operands, span):
+        if not jc.is_tracer(pred):
+            return super().run_cond(pred, true_fn, false_fn, operands, span)
+        pred = jnp.asarray(pred)
+        if pred.shape != ():
+            raise ShapeError(f"ppl.cond needs a scalar condition, but got shape {pred.shape}", span=span)
+        before = dict(self.seen)
+        claimed = {}
+
+        def branch(fn, tag):
+            def run(*ops):
+                self.seen = dict(before)
+                out = fn(*ops)
+                claimed[tag] = self.seen
+                return out
+
+            return run
+
+        out = jax.lax.cond(pred, branch(true_fn, "t"), branch(false_fn, "f"), *operands)
+        merged = dict(before)
+        for d in claimed.values():
+            merged.update(d)
+        self.seen = merged
+        return out
+
+    @contextlib.contextmanager
+    def enter_call(self, name):
+        with super().enter_call(name):
+            with jax.named_scope(f"ppl.call.{self.scope[-1]}"):
+                yield
+
+    @contextlib.contextmanager
+    def enter_plate(self, name, size, span):
+        with super().enter_plate(name, size, span) as frame:
+            with jax.named_scope(f"ppl.plate.{name}.{int(size)}"):
+                yield frame
+
+
+def _as_data(value, address, span):
+    if jc.is_tracer(value):
+        return value
+    try:
+        return jnp.asarray(value)
+    except (TypeError, ValueError):
+        raise ShapeError(
+            f"the observed value at '{address}' is not numeric data: {type(value).__name__}", span=span
+        ) from None
+
+
+def _check_observed_shape(value, shape, address, span):
+    try:
+        np.broadcast_shapes(tuple(value.shape), tuple(shape))
+    except ValueError:
+        raise ShapeError(
+            f"the observed value at '{address}' has shape {tuple(value.shape)}, but its distribution "
+            f"has shape {tuple(shape)}",
+            span=span,
+            hint="Check the data's length, or vectorise the distribution to match it.",
+        ) from None
+
+
+# ---------------------------------------------------------------------------
+# Tracing
+
+
+def trace(fn: Callable, args: tuple, kwargs: dict, name: str) -> "ir.Program | Dynamic":
+    """Trace ``fn(*args, **kwargs)`` into a static IR program, or report it dynamic."""
+    dyn_leaves, rebuild = split_args(args, kwargs)
+    out_tree_box = {}
+
+    def flat_fn(*leaves):
+        a, k = rebuild(leaves)
+        with TraceHandler():
+            out = fn(*a, **k)
+        flat, tree = jax.tree.flatten(out)
+        out_tree_box["tree"] = tree
+        return [jnp.asarray(x) for x in flat]
+
+    try:
+        closed, _ = jc.make_jaxpr(flat_fn, *dyn_leaves)
+    except jc.CONCRETIZATION_ERRORS as err:
+        span = effects.user_span_of(err)
+        return Dynamic(fn, args, kwargs, name, _dynamic_reason(err, span), span)
+    except effects.MemoOnTracedValue as err:
+        span = effects.user_span_of(err)
+        return Dynamic(fn, args, kwargs, name,
+                       "a memoised random function is called on a value that is only known at run time", span)
+    except RecursionError as err:
+        span = effects.user_span_of(err)
+        return Dynamic(fn, args, kwargs, name, "the model recurses without a bound it can know in advance", span)
+    except TypeError as err:
+        if "Tracer" in str(err) or "abstract" in str(err):
+            span = effects.user_span_of(err)
+            return Dynamic(fn, args, kwargs, name, "Python code needs the value of a random choice", span)
+        raise
+    block = _convert_closed(closed)
+    return ir.Program(name, block, rebuild, out_tree_box["tree"], span=effects.caller_span())
+
+
+def _dynamic_reason(err, span: Span | None) -> str:
+    text = ""
+    if span is not None:
+        line = span.source_line(span.line)
+        if line:
+            text = f": `{line.strip()}`"
+    return f"Python control flow depends on a random value{text}"
+
+
+# ---------------------------------------------------------------------------
+# jaxpr -> IR
+
+
+def _has_sites(jaxpr) -> bool:
+    jaxpr, _ = jc.closed_to_parts(jaxpr)
+    for eqn in jaxpr.eqns:
+        if eqn.primitive is site_p:
+            return True
+        if any(_has_sites(sub) for sub in jc.eqn_subjaxprs(eqn)):
+            return True
+    return False
+
+
+def _ppl_path(eqn) -> tuple[str, ...]:
+    return tuple(p for p in jc.eqn_name_stack(eqn) if p.startswith(("ppl.call.", "ppl.plate.")))
+
+
+class _Converter:
+    def __init__(self):
+        self.env: dict[Any, ir.Atom] = {}
+
+    def read(self, atom) -> ir.Atom:
+        if jc.is_literal(atom):
+            return ir.Lit(jc.literal_value(atom))
+        return self.env[atom]
+
+    def new_var(self, jvar) -> ir.Var:
+        shape, dtype = jc.aval_of(jvar)
+        v = ir.Var(shape, dtype)
+        if not jc.is_dropvar(jvar):
+            self.env[jvar] = v
+        return v
+
+    def block(self, closed, params_from=None, base_path=()) -> ir.Block:
+        jaxpr, consts = jc.closed_to_parts(closed)
+        for cv, c in zip(jaxpr.constvars, consts):
+            self.env[cv] = ir.Lit(c)
+        params = tuple(self.new_var(v) for v in jaxpr.invars)
+        stmts = self.stmts(jaxpr.eqns, base_path)
+        returns = tuple(self.read(v) for v in jaxpr.outvars)
+        return ir.Block(params, tuple(stmts), returns)
+
+    def stmts(self, eqns, base_path) -> list[ir.Stmt]:
+        root: list = []
+        stack: list[tuple[tuple[str, ...], list]] = [((), root)]
+        for eqn in eqns:
+            path = _ppl_path(eqn)
+            if path[: len(base_path)] == base_path:
+                path = path[len(base_path):]
+            stmt = self.stmt(eqn, base_path + path)
+            while stack[-1][0] != path[: len(stack[-1][0])]:
+                self._close(stack)
+            while len(stack[-1][0]) < len(path):
+                stack.append((path[: len(stack[-1][0]) + 1], []))
+            stack[-1][1].append(stmt)
+        while len(stack) > 1:
+            self._close(stack)
+        return root
+
+    @staticmethod
+    def _close(stack):
+        path, body = stack.pop()
+        seg = path[-1]
+        if seg.startswith("ppl.plate."):
+            _, _, rest = seg.partition("ppl.plate.")
+            name, _, size = rest.rpartition(".")
+            group = ir.Plate(None, name, int(size), tuple(body))
+        else:
+            group = ir.Call(None, seg[len("ppl.call."):], tuple(body))
+        stack[-1][1].append(group)
+
+    def stmt(self, eqn, path) -> ir.Stmt:
+        prim = eqn.primitive
+        if prim is site_p:
+            return self.site(eqn)
+        name = prim.name
+        subs = list(jc.eqn_subjaxprs(eqn))
+        if subs and any(_has_sites(s) for s in subs):
+            if name == jc.SCAN:
+                return self.scan(eqn, path)
+            if name == jc.COND:
+                return self.cond(eqn, path)
+            if name in jc.JIT_NAMES:
+                return self.inline(eqn, path)
+            raise ModelError(
+                f"random choices inside `{name}` are not supported",
+                hint="Use ppl.scan for loops and ppl.cond for branches around random choices.",
+            )
+        args = tuple(self.read(a) for a in eqn.invars)
+        outs = tuple(self.new_var(v) for v in eqn.outvars)
+        return ir.Prim(None, outs, prim, dict(eqn.params), args)
+
+    def site(self, eqn) -> ir.Stmt:
+        p = eqn.params
+        span = p["span"].value
+        args = tuple(self.read(a) for a in eqn.invars)
+        kind = p["kind"]
+        if kind == "sample":
+            out = self.new_var(eqn.outvars[0])
+            return ir.Sample(span, out, p["address"], p["dist_type"], p["treedef"], args, p["plates"])
+        if kind == "observe":
+            return ir.Observe(span, p["address"], p["dist_type"], p["treedef"], args[:-1], args[-1], p["plates"])
+        if kind == "factor":
+            return ir.Factor(span, p["address"], args[0], p["plates"])
+        out = self.new_var(eqn.outvars[0])
+        return ir.Deterministic(span, out, p["address"], args[0])
+
+    def scan(self, eqn, path) -> ir.Stmt:
+        sp = jc.scan_params(eqn)
+        body = self.block(sp["jaxpr"], base_path=path)
+        args = tuple(self.read(a) for a in eqn.invars)
+        outs = tuple(self.new_var(v) for v in eqn.outvars)
+        span = _first_span(body.stmts)
+        return ir.For(span, outs, body, sp["length"], sp["reverse"], sp["num_consts"], sp["num_carry"], args)
+
+    def cond(self, eqn, path) -> ir.Stmt:
+        branches = tuple(self.block(b, base_path=path) for b in jc.cond_branches(eqn))
+        index, *ops = (self.read(a) for a in eqn.invars)
+        outs = tuple(self.new_var(v) for v in eqn.outvars)
+        span = next((s for b in branches for s in [_first_span(b.stmts)] if s), None)
+        return ir.If(span, outs, index, branches, tuple(ops))
+
+    def inline(self, eqn, path) -> ir.Stmt:
+        body = jc.jit_body(eqn)
+        jaxpr, consts = jc.closed_to_parts(body)
+        for cv, c in zip(jaxpr.constvars, consts):
+            self.env[cv] = ir.Lit(c)
+        for inner, outer in zip(jaxpr.invars, eqn.invars):
+            self.env[inner] = self.read(outer)
+        stmts = self.stmts(jaxpr.eqns, path)
+        for inner, outer in zip(jaxpr.outvars, eqn.outvars):
+            if not jc.is_dropvar(outer):
+                self.env[outer] = self.read(inner)
+        return ir.Call(None, getattr(eqn.params.get("name"), "__str__", lambda: "jit")(), tuple(stmts))
+
+
+def _first_span(stmts):
+    for s in ir.walk(stmts):
+        if s.span is not None:
+            return s.span
+    return None
+
+
+def _convert_closed(closed) -> ir.Block:
+    return _Converter().block(closed)

@@ -1,0 +1,134 @@
+"""The one place where ppl touches JAX internals.
+
+Everything here is either semi-public (``jax.extend``) or an attribute of a
+jaxpr that JAX does not promise to keep. When JAX moves, this module is the
+only one that should need to change.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import errors as jax_errors
+from jax.extend import core as jcore
+
+__all__ = [
+    "Primitive",
+    "ShapedArray",
+    "is_tracer",
+    "make_jaxpr",
+    "eqn_name_stack",
+    "eqn_subjaxprs",
+    "is_literal",
+    "literal_value",
+    "is_dropvar",
+    "CONCRETIZATION_ERRORS",
+    "SCAN",
+    "COND",
+    "JIT_NAMES",
+]
+
+Primitive = jcore.Primitive
+ShapedArray = jax.core.ShapedArray
+
+# Errors JAX raises when Python control flow asks for the value of a traced array.
+CONCRETIZATION_ERRORS: tuple[type[BaseException], ...] = (
+    jax_errors.ConcretizationTypeError,
+    jax_errors.TracerBoolConversionError,
+    jax_errors.TracerIntegerConversionError,
+    jax_errors.TracerArrayConversionError,
+    jax_errors.NonConcreteBooleanIndexError,
+)
+
+SCAN = "scan"
+COND = "cond"
+JIT_NAMES = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint")
+
+
+def is_tracer(x: Any) -> bool:
+    """True when ``x`` is an abstract value being traced by JAX (no concrete value)."""
+    return isinstance(x, jax.core.Tracer)
+
+
+def make_jaxpr(fn, *args):
+    """``jax.make_jaxpr`` returning the closed jaxpr and the output pytree structure."""
+    closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
+    return closed, out_shape
+
+
+def eqn_name_stack(eqn) -> tuple[str, ...]:
+    """The ``jax.named_scope`` path under which an equation was traced."""
+    stack = getattr(eqn.source_info, "name_stack", None)
+    if stack is None:
+        return ()
+    text = str(stack)
+    return tuple(part for part in text.split("/") if part)
+
+
+def closed_to_parts(closed) -> tuple[Any, list[Any]]:
+    """(jaxpr, consts) of a ClosedJaxpr (or a plain Jaxpr with no consts)."""
+    if hasattr(closed, "jaxpr") and hasattr(closed, "consts"):
+        return closed.jaxpr, list(closed.consts)
+    return closed, []
+
+
+def eqn_subjaxprs(eqn) -> Iterable[Any]:
+    """Every jaxpr nested in an equation's parameters (scan bodies, cond branches, ...)."""
+    for value in eqn.params.values():
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        for item in items:
+            if hasattr(item, "eqns") or (hasattr(item, "jaxpr") and hasattr(item, "consts")):
+                yield item
+
+
+def is_literal(atom) -> bool:
+    return isinstance(atom, jcore.Literal)
+
+
+def literal_value(atom):
+    return atom.val
+
+
+def is_dropvar(var) -> bool:
+    return isinstance(var, jcore.DropVar)
+
+
+def aval_of(atom) -> tuple[tuple[int, ...], np.dtype]:
+    aval = atom.aval
+    return tuple(aval.shape), np.dtype(aval.dtype)
+
+
+def bind(op, args, params):
+    """Apply a primitive to values (concrete arrays or tracers)."""
+    out = op.bind(*args, **params)
+    return list(out) if op.multiple_results else [out]
+
+
+def scan_params(eqn) -> dict:
+    """The parts of a ``scan`` equation that ppl needs, by name."""
+    p = eqn.params
+    return {
+        "jaxpr": p["jaxpr"],
+        "length": int(p["length"]),
+        "reverse": bool(p["reverse"]),
+        "num_consts": int(p["num_consts"]),
+        "num_carry": int(p["num_carry"]),
+    }
+
+
+def cond_branches(eqn) -> tuple:
+    return tuple(eqn.params["branches"])
+
+
+def jit_body(eqn):
+    for key in ("jaxpr", "call_jaxpr", "fun_jaxpr"):
+        if key in eqn.params:
+            return eqn.params[key]
+    raise KeyError(f"no body in {eqn.primitive.name}")
+
+
+def abstract(shape, dtype) -> ShapedArray:
+    return ShapedArray(tuple(shape), jnp.dtype(dtype))

@@ -1,0 +1,384 @@
+"""Static IR -> pure JAX functions.
+
+One interpreter walks the IR with JAX values (tracers, under ``jit``); what it
+does at a random choice is decided by a *mode*. Each public function is that
+interpreter with one mode, and each is a pure function of arrays that
+``jit``, ``vmap`` and ``grad`` accept. The interpreter runs only while JAX
+traces: the compiled computation contains the model's arithmetic and
+nothing else.
+
+Specifications (``p`` the joint density of a trace, ``x`` latents, ``y`` data):
+
+- ``simulate(key, args)`` draws ``x ~ p(x)``; returns the trace with
+  ``log_prior = log p(x)`` and ``log_likelihood = log p(y | x)`` (plus factors).
+- ``log_density(choices, args) = log p(x, y)`` at ``x = choices``.
+- ``generate(key, args, constraints)``: the sites in ``constraints`` take the
+  given values, the rest are drawn from the prior; the weight is
+  ``log p(constrained sites, y | rest)``.
+- ``log_density_unconstrained(u, args) = log p(T(u), y) + log |det J_T(u)|``
+  where ``T`` maps each site's unconstrained value onto its support.
+"""
+
+from __future__ import annotations
+
+import abc
+import zlib
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ppl.semantics import _jax_compat as jc
+from ppl.semantics import ir
+from ppl.stdlib.errors import AddressError, ModelError
+
+__all__ = [
+    "Trace",
+    "simulate",
+    "log_density",
+    "generate",
+    "log_density_unconstrained",
+    "constrain",
+    "unconstrained_shapes",
+    "site_log_densities",
+]
+
+
+class Trace(NamedTuple):
+    """One execution: values of latent (and deterministic) sites, weights, return value."""
+
+    choices: dict
+    log_prior: Any
+    log_likelihood: Any
+    log_given: Any  # prior terms of the sites whose values were given (generate)
+    retval: Any
+    present: dict  # for sites inside branches: whether the branch ran
+
+    @property
+    def log_joint(self):
+        return self.log_prior + self.log_likelihood
+
+
+def _address_hash(address: str) -> int:
+    return zlib.crc32(address.encode()) & 0x7FFFFFFF
+
+
+def _sum(x):
+    return jnp.sum(jnp.asarray(x, dtype=jnp.result_type(float)))
+
+
+# ---------------------------------------------------------------------------
+# Modes: what happens at a random choice
+
+
+class _Mode(abc.ABC):
+    """Decides a latent site's value. Returns (value, log-density term, given?)."""
+
+    needs_key = False
+
+    @abc.abstractmethod
+    def sample(self, stmt: ir.Sample, dist, inputs: dict, key):
+        """The value of the latent site ``stmt`` drawn from ``dist``."""
+
+
+class _Simulate(_Mode):
+    needs_key = True
+
+    def sample(self, stmt, dist, inputs, key):
+        value = dist.sample(jax.random.fold_in(key, _address_hash(stmt.address)))
+        return value, _sum(dist.log_density(value)), False
+
+
+class _Given(_Mode):
+    def sample(self, stmt, dist, inputs, key):
+        if stmt.address not in inputs:
+            raise AddressError(
+                f"no value was given for the random choice '{stmt.address}'",
+                span=stmt.span,
+                hint=f"Pass a value for every latent site: {stmt.address!r} is missing.",
+            )
+        value = jnp.asarray(inputs[stmt.address], dtype=stmt.out.dtype)
+        return value, _sum(dist.log_density(value)), True
+
+
+class _Generate(_Mode):
+    needs_key = True
+
+    def sample(self, stmt, dist, inputs, key):
+        if stmt.address in inputs:
+            return _Given().sample(stmt, dist, inputs, key)
+        return _Simulate().sample(stmt, dist, inputs, key)
+
+
+class _Unconstrained(_Mode):
+    def sample(self, stmt, dist, inputs, key):
+        from ppl.stdlib.bijectors import biject_to
+
+        if getattr(dist, "is_discrete", False):
+            raise ModelError(
+                f"the random choice '{stmt.address}' is discrete, and this method needs every latent "
+                "site to be continuous",
+                span=stmt.span,
+                hint="Use Enumerate, Importance or SMC, or a method that handles discrete sites.",
+            )
+        bij = biject_to(dist.support)
+        u = inputs[stmt.address]
+        x = bij.forward(u)
+        return x, _sum(dist.log_density(x)) + _sum(bij.log_det_jacobian(u)), True
+
+
+class _Probe(_Mode):
+    """Trace-time only: records each site's unconstrained shape."""
+
+    def __init__(self):
+        self.shapes: dict[str, tuple] = {}
+        self.loops: tuple[int, ...] = ()
+
+    def sample(self, stmt, dist, inputs, key):
+        from ppl.stdlib.bijectors import biject_to
+
+        shape = tuple(stmt.out.shape)
+        if getattr(dist, "is_discrete", False):
+            ushape = None
+        else:
+            ushape = tuple(biject_to(dist.support).unconstrained_shape(shape))
+        self.shapes[stmt.address] = ushape
+        return jnp.zeros(shape, stmt.out.dtype), jnp.zeros(()), False
+
+
+# ---------------------------------------------------------------------------
+# The interpreter
+
+
+class _Acc:
+    """Accumulators threaded through one block (Python-side, holding JAX values)."""
+
+    def __init__(self):
+        zero = jnp.zeros((), jnp.result_type(float))
+        self.log_prior = zero
+        self.log_likelihood = zero
+        self.log_given = zero
+        self.choices: dict[str, Any] = {}
+        self.present: dict[str, Any] = {}
+        self.terms: dict[str, Any] = {}
+
+
+class _Interpreter:
+    def __init__(self, mode: _Mode, inputs: dict, key, record_terms: bool = False):
+        self.mode = mode
+        self.record_terms = record_terms
+        self.rules = {
+            ir.Prim: self.prim,
+            ir.Sample: self.sample,
+            ir.Observe: self.observe,
+            ir.Factor: self.factor,
+            ir.Deterministic: self.deterministic,
+            ir.For: self.for_,
+            ir.If: self.if_,
+            ir.Plate: self.group,
+            ir.Call: self.group,
+        }
+        self.inputs = inputs
+        self.key = key
+
+    # -- blocks ---------------------------------------------------------------
+    def run_block(self, block: ir.Block, args, env=None, acc=None, inputs=None, key=None):
+        env = {} if env is None else env
+        acc = _Acc() if acc is None else acc
+        for p, a in zip(block.params, args):
+            env[p] = a
+        saved = (self.inputs, self.key)
+        if inputs is not None:
+            self.inputs = inputs
+        if key is not None:
+            self.key = key
+        try:
+            self.run_stmts(block.stmts, env, acc)
+            out = [self.read(env, r) for r in block.returns]
+        finally:
+            self.inputs, self.key = saved
+        return out, acc
+
+    def run_stmts(self, stmts, env, acc):
+        for s in stmts:
+            self.rules[type(s)](s, env, acc)
+
+    @staticmethod
+    def read(env, atom):
+        if isinstance(atom, ir.Lit):
+            return atom.value
+        return env[atom]
+
+    def _dist(self, stmt, env):
+        return jax.tree.unflatten(stmt.treedef, [self.read(env, a) for a in stmt.args])
+
+    # -- rules, one per node kind ---------------------------------------------
+    def prim(self, s: ir.Prim, env, acc):
+        outs = jc.bind(s.op, [self.read(env, a) for a in s.args], s.params)
+        for v, o in zip(s.outs, outs):
+            env[v] = o
+
+    def group(self, s, env, acc):
+        self.run_stmts(s.stmts, env, acc)
+
+    def sample(self, s: ir.Sample, env, acc):
+        dist = self._dist(s, env)
+        value, lp, given = self.mode.sample(s, dist, self.inputs, self.key)
+        env[s.out] = value
+        acc.choices[s.address] = value
+        acc.log_prior = acc.log_prior + lp
+        if given:
+            acc.log_given = acc.log_given + lp
+        if self.record_terms:
+            acc.terms[s.address] = lp
+
+    def observe(self, s: ir.Observe, env, acc):
+        dist = self._dist(s, env)
+        ll = _sum(dist.log_density(self.read(env, s.value)))
+        acc.log_likelihood = acc.log_likelihood + ll
+        if self.record_terms:
+            acc.terms[s.address] = ll
+
+    def factor(self, s: ir.Factor, env, acc):
+        lw = _sum(self.read(env, s.log_weight))
+        acc.log_likelihood = acc.log_likelihood + lw
+        if self.record_terms:
+            acc.terms[s.address] = lw
+
+    def deterministic(self, s: ir.Deterministic, env, acc):
+        value = self.read(env, s.value)
+        env[s.out] = value
+        acc.choices[s.address] = value
+
+    def for_(self, s: ir.For, env, acc):
+        args = [self.read(env, a) for a in s.args]
+        c, k = s.num_consts, s.num_carry
+        consts, carry0, xs = args[:c], args[c:c + k], args[c + k:]
+        body_sites = [info.address for info in ir.sites_of(s.body)]
+        site_inputs = {a: self.inputs[a] for a in body_sites if a in self.inputs}
+        outer_inputs = self.inputs
+        zero = jnp.zeros((), jnp.result_type(float))
+        key = self.key
+
+        def step(state, x):
+            carry, lp, ll, lg, t = state
+            user_x, step_inputs = x
+            step_key = None if key is None else jax.random.fold_in(key, t)
+            inputs = dict(outer_inputs)
+            inputs.update(step_inputs)
+            out, inner = self.run_block(s.body, list(consts) + list(carry) + list(user_x),
+                                        inputs=inputs, key=step_key)
+            new_carry, ys = out[:k], out[k:]
+            terms = inner.terms if self.record_terms else {}
+            return ((new_carry, lp + inner.log_prior, ll + inner.log_likelihood, lg + inner.log_given, t + 1),
+                    (ys, inner.choices, inner.present, terms))
+
+        state0 = (list(carry0), zero, zero, zero, jnp.zeros((), jnp.int32))
+        (carry, lp, ll, lg, _), (ys, choices, present, terms) = jax.lax.scan(
+            step, state0, (list(xs), site_inputs), length=s.length, reverse=s.reverse)
+        for v, o in zip(s.outs, list(carry) + list(ys)):
+            env[v] = o
+        acc.log_prior = acc.log_prior + lp
+        acc.log_likelihood = acc.log_likelihood + ll
+        acc.log_given = acc.log_given + lg
+        acc.choices.update(choices)
+        acc.present.update(present)
+        acc.terms.update(terms)
+
+    def if_(self, s: ir.If, env, acc):
+        index = jnp.asarray(self.read(env, s.index), jnp.int32)
+        ops = [self.read(env, a) for a in s.args]
+        # the union of the branches' sites, with shapes, so every branch returns the same structure
+        shapes = {}
+        for b in s.branches:
+            for info in ir.sites_of(b):
+                if info.kind in ("sample", "deterministic"):
+                    shapes[info.address] = (info.stacked_shape, info.dtype)
+        term_names = [info.address for b in s.branches for info in ir.sites_of(b)]
+
+        def make(branch):
+            def run(ops):
+                out, inner = self.run_block(branch, ops)
+                choices = {a: inner.choices.get(a, jnp.zeros(sh, dt)) for a, (sh, dt) in shapes.items()}
+                present = {a: jnp.asarray(a in inner.choices) for a in shapes}
+                present.update({a: jnp.logical_and(p, present.get(a, True)) for a, p in inner.present.items()})
+                terms = {}
+                if self.record_terms:
+                    zero = jnp.zeros((), jnp.result_type(float))
+                    terms = {a: inner.terms.get(a, zero) for a in dict.fromkeys(term_names)}
+                return out, inner.log_prior, inner.log_likelihood, inner.log_given, choices, present, terms
+
+            return run
+
+        out, lp, ll, lg, choices, present, terms = jax.lax.switch(index, [make(b) for b in s.branches], ops)
+        for v, o in zip(s.outs, out):
+            env[v] = o
+        acc.log_prior = acc.log_prior + lp
+        acc.log_likelihood = acc.log_likelihood + ll
+        acc.log_given = acc.log_given + lg
+        acc.choices.update(choices)
+        acc.present.update(present)
+        acc.terms.update(terms)
+
+
+def _run(program: ir.Program, mode: _Mode, args, inputs=None, key=None, record_terms=False) -> Trace:
+    interp = _Interpreter(mode, dict(inputs or {}), key, record_terms)
+    out, acc = interp.run_block(program.block, list(args))
+    retval = jax.tree.unflatten(program.out_tree, out)
+    trace = Trace(acc.choices, acc.log_prior, acc.log_likelihood, acc.log_given, retval, acc.present)
+    if record_terms:
+        return trace, acc.terms
+    return trace
+
+
+# ---------------------------------------------------------------------------
+# Public compiled functions (pure; jit/vmap/grad them)
+
+
+def simulate(program: ir.Program, key, args) -> Trace:
+    """Run forwards, drawing every latent site from its prior."""
+    return _run(program, _Simulate(), args, key=key)
+
+
+def log_density(program: ir.Program, choices: dict, args):
+    """``log p(choices, data)``: the joint log density at the given latent values."""
+    return _run(program, _Given(), args, inputs=choices).log_joint
+
+
+def generate(program: ir.Program, key, args, constraints: dict):
+    """Run with ``constraints`` fixing some sites; returns (trace, log weight)."""
+    trace = _run(program, _Generate(), args, inputs=constraints, key=key)
+    return trace, trace.log_given + trace.log_likelihood
+
+
+def log_density_unconstrained(program: ir.Program, u: dict, args):
+    """The joint log density in unconstrained coordinates, Jacobian included."""
+    return _run(program, _Unconstrained(), args, inputs=u).log_joint
+
+
+def constrain(program: ir.Program, u: dict, args) -> dict:
+    """Map unconstrained latent values to the model's own (constrained) values, with deterministics."""
+    return _run(program, _Unconstrained(), args, inputs=u).choices
+
+
+def run_unconstrained(program: ir.Program, u: dict, args) -> Trace:
+    return _run(program, _Unconstrained(), args, inputs=u)
+
+
+def site_log_densities(program: ir.Program, choices: dict, args) -> dict:
+    """Each site's log-density term (summed over its elements; stacked in loops)."""
+    _, terms = _run(program, _Given(), args, inputs=choices, record_terms=True)
+    return terms
+
+
+def unconstrained_shapes(program: ir.Program, args) -> dict:
+    """Each latent site's unconstrained shape (None for discrete sites), stacked in loops."""
+    probe = _Probe()
+    loop_of = {a: s.loop_lengths for a, s in program.sites.items()}
+
+    def go(*a):
+        _run(program, probe, a)
+        return 0
+
+    jax.eval_shape(go, *args)
+    return {a: (None if sh is None else tuple(loop_of[a]) + sh) for a, sh in probe.shapes.items()}

@@ -1,0 +1,474 @@
+"""Random choices as effects: ``sample``, ``observe``, ``factor`` and the
+structured control effects ``plate``, ``scan``, ``cond`` and sub-model calls.
+
+A model is ordinary Python that performs these effects. What they *do* is
+decided by whoever runs the model: a ``Handler``. The tracer handles them by
+emitting IR (``ppl.trace``); the eager engine handles them by sampling,
+scoring, replaying or suspending (``semantics.interpret``).
+
+The handler in force is held in a ``ContextVar`` and installed only for the
+duration of one run (``with handler: ...``): there is no global mutable
+handler stack to leak between runs or into ``jit``.
+
+Laws (for any handler ``h``)::
+
+    observe(a, d, v)  ==  factor(a, d.log_density(v))     (as a weight)
+    plate(n, k): sample(a, d)  ==  sample(a, d.expand(plate shape))
+    scan(f, c, xs) == the sequential loop, with sites inside stacked by step
+    cond(p, f, g, *x) == f(*x) if p else g(*x)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppl.stdlib.errors import AddressError, ModelError, PPLError, ShapeError, Span
+
+__all__ = [
+    "Site",
+    "PlateFrame",
+    "Handler",
+    "current_handler",
+    "sample",
+    "observe",
+    "factor",
+    "deterministic",
+    "plate",
+    "scan",
+    "cond",
+    "call",
+    "mem",
+    "caller_span",
+    "address_key",
+]
+
+
+@dataclass(frozen=True)
+class PlateFrame:
+    """An enclosing ``plate``: ``size`` independent copies along batch dimension ``dim`` (< 0)."""
+
+    name: str
+    size: int
+    dim: int
+
+
+@dataclass
+class Site:
+    """One effect performed by a model.
+
+    ``kind`` is ``"sample"``, ``"observe"``, ``"factor"`` or ``"deterministic"``;
+    ``value`` is the observed value (observe), the log weight (factor) or the
+    recorded value (deterministic).
+    """
+
+    kind: str
+    address: str
+    dist: Any = None
+    value: Any = None
+    span: Span | None = None
+    plates: tuple[PlateFrame, ...] = ()
+
+
+_current: ContextVar["Handler | None"] = ContextVar("ppl_handler", default=None)
+
+
+def current_handler() -> "Handler | None":
+    return _current.get()
+
+
+# ---------------------------------------------------------------------------
+# Addresses
+
+
+def address_key(scope: tuple[str, ...], name: Any, indices: tuple[int, ...] = ()) -> str:
+    """The string key of an address: ``"sub/x[3]"`` for ("sub", "x", 3)."""
+    if isinstance(name, tuple):
+        if not name:
+            raise AddressError("an address must not be an empty tuple")
+        base, *rest = name
+        name = str(base) + "".join(f"[{_index_text(i)}]" for i in rest)
+    elif not isinstance(name, str):
+        raise AddressError(
+            f"an address must be a string (or a tuple such as ('x', i)), but got {name!r}",
+            hint="Give every random choice a name: ppl.sample('x', dist).",
+        )
+    key = "/".join((*scope, name)) if scope else name
+    return key + "".join(f"[{i}]" for i in indices)
+
+
+def _index_text(i) -> str:
+    if hasattr(i, "shape") and getattr(i, "shape", None) == ():
+        try:
+            return str(int(i))
+        except Exception:  # a traced index: the address is not static
+            raise
+    return str(i)
+
+
+def _package_roots() -> tuple[str, ...]:
+    """The folders of ppl's four packages (already imported by the time a model runs)."""
+    roots = {os.path.dirname(os.path.abspath(__file__))}
+    for mod in ("ppl", "ppl.semantics", "ppl.inference", "ppl.stdlib"):
+        m = sys.modules.get(mod)
+        if m is not None and getattr(m, "__file__", None):
+            roots.add(os.path.dirname(os.path.abspath(m.__file__)))
+    return tuple(sorted(roots))
+
+
+_ROOTS: tuple[str, ...] | None = None
+_SKIP_PREFIXES = ("<frozen", "<string>")
+
+
+def _is_internal(filename: str) -> bool:
+    global _ROOTS
+    if _ROOTS is None or len(_ROOTS) < 4:
+        _ROOTS = _package_roots()
+    if filename.startswith(_SKIP_PREFIXES):
+        return True
+    path = os.path.abspath(filename)
+    if any(path.startswith(root + os.sep) for root in _ROOTS):
+        # the user's examples and tests live outside the package folders
+        return True
+    parts = path.split(os.sep)
+    return "jax" in parts or "contextlib.py" in parts[-1:] or "site-packages" in parts
+
+
+def caller_span() -> Span | None:
+    """The first stack frame outside ppl and JAX: the user's line that made the call."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not _is_internal(filename):
+            return Span(filename, frame.f_lineno)
+        frame = frame.f_back
+    return None
+
+
+def user_span_of(exc: BaseException) -> Span | None:
+    """The innermost traceback frame of ``exc`` in the user's code."""
+    tb = exc.__traceback__
+    found = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not _is_internal(filename):
+            found = Span(filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+# ---------------------------------------------------------------------------
+# Handlers
+
+
+@dataclass
+class _Scope:
+    names: list = field(default_factory=list)
+    calls: list = field(default_factory=list)  # per scope: name -> count
+
+
+class Handler:
+    """Runs a model: decides what each effect does.
+
+    Subclasses implement :meth:`site`; the control effects have eager
+    defaults here (a Python loop for ``scan``, a Python ``if`` for ``cond``),
+    which the tracer overrides with ``lax.scan``/``lax.cond``.
+    """
+
+    #: whether sites inside ``scan`` get the step appended to their address
+    index_loops = True
+
+    def __init__(self):
+        self.scope: list[str] = []
+        self._call_counts: list[dict[str, int]] = [{}]
+        self.plates: list[PlateFrame] = []
+        self.indices: list[int] = []
+        self.seen: dict[str, Span | None] = {}
+        self.memo: dict[int, dict] = {}
+        self._token = None
+
+    # -- installation ------------------------------------------------------
+    def __enter__(self):
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, *exc):
+        _current.reset(self._token)
+        self._token = None
+        return False
+
+    # -- addresses -----------------------------------------------------------
+    def address(self, name: Any) -> str:
+        indices = tuple(self.indices) if self.index_loops else ()
+        return address_key(tuple(self.scope), name, indices)
+
+    def claim(self, address: str, span: Span | None) -> None:
+        """Record that ``address`` is used; two uses in one run is an error."""
+        if address in self.seen:
+            first = self.seen[address]
+            where = f" (first used at {first.describe()})" if first is not None else ""
+            raise AddressError(
+                f"the address '{address}' is used twice in one run of the model{where}",
+                span=span,
+                hint="Every random choice needs its own name. Inside a Python loop, "
+                "index it: ppl.sample(('x', i), ...), or use ppl.plate / ppl.scan.",
+            )
+        self.seen[address] = span
+
+    # -- the effects -----------------------------------------------------------
+    def site(self, site: Site) -> Any:  # pragma: no cover - abstract
+        raise TypeError(f"{type(self).__name__} does not handle random choices")
+
+    def run_scan(self, step, init, xs, length, reverse, span):
+        """Eager meaning of ``scan``: a Python loop; sites get the step as an index."""
+        n = _scan_length(xs, length, span)
+        carry = init
+        ys = []
+        steps = range(n - 1, -1, -1) if reverse else range(n)
+        for i in steps:
+            x = None if xs is None else jax.tree.map(lambda a: a[i], xs)
+            self.indices.append(i)
+            try:
+                carry, y = step(carry, x)
+            finally:
+                self.indices.pop()
+            ys.append(y)
+        if reverse:
+            ys.reverse()
+        if n == 0:
+            return carry, None
+        stacked = jax.tree.map(lambda *a: jnp.stack(a), *ys)
+        return carry, stacked
+
+    def run_cond(self, pred, true_fn, false_fn, operands, span):
+        """Eager meaning of ``cond``: evaluate the predicate, run one branch."""
+        return true_fn(*operands) if bool(pred) else false_fn(*operands)
+
+    @contextlib.contextmanager
+    def enter_call(self, name: str):
+        counts = self._call_counts[-1]
+        n = counts.get(name, 0)
+        counts[name] = n + 1
+        self.scope.append(name if n == 0 else f"{name}_{n}")
+        self._call_counts.append({})
+        try:
+            yield
+        finally:
+            self._call_counts.pop()
+            self.scope.pop()
+
+    @contextlib.contextmanager
+    def enter_plate(self, name: str, size: int, span: Span | None):
+        dim = -1 - len(self.plates)
+        self.plates.append(PlateFrame(name, int(size), dim))
+        try:
+            yield self.plates[-1]
+        finally:
+            self.plates.pop()
+
+
+def _scan_length(xs, length, span) -> int:
+    leaves = jax.tree.leaves(xs)
+    if leaves:
+        n = int(np.shape(leaves[0])[0])
+        if length is not None and int(length) != n:
+            raise ShapeError(f"scan was given length={length} but xs have {n} steps", span=span)
+        return n
+    if length is None:
+        raise ShapeError("scan needs xs or length=", span=span)
+    return int(length)
+
+
+def _require_handler(what: str) -> Handler:
+    h = _current.get()
+    if h is None:
+        raise ModelError(
+            f"ppl.{what} was called outside a model run",
+            span=caller_span(),
+            hint="Decorate the function with @ppl.model and run it with model.simulate(key, ...) "
+            "or ppl.infer(model, ...).",
+        )
+    return h
+
+
+# ---------------------------------------------------------------------------
+# Plates: broadcasting a site to the enclosing plates
+
+
+def plate_batch_shape(batch_shape: tuple[int, ...], plates, address: str, span) -> tuple[int, ...]:
+    """The batch shape a site takes inside ``plates`` (NumPyro's rule: plate k owns dim -1-k)."""
+    if not plates:
+        return tuple(batch_shape)
+    need = max(-f.dim for f in plates)
+    shape = [1] * max(0, need - len(batch_shape)) + list(batch_shape)
+    for f in plates:
+        have = shape[f.dim]
+        if have not in (1, f.size):
+            raise ShapeError(
+                f"the site '{address}' has size {have} in dimension {f.dim}, "
+                f"but it is inside plate '{f.name}' of size {f.size}",
+                span=span,
+                hint="Make the distribution's parameters broadcast with the plate size.",
+            )
+        shape[f.dim] = f.size
+    return tuple(shape)
+
+
+def _in_plates(dist, plates, address, span):
+    if not plates:
+        return dist
+    target = plate_batch_shape(tuple(dist.batch_shape), plates, address, span)
+    return dist if target == tuple(dist.batch_shape) else dist.expand(target)
+
+
+# ---------------------------------------------------------------------------
+# The effects users call
+
+
+def _check_dist(dist, what, address, span):
+    if not hasattr(dist, "log_density") or not hasattr(dist, "batch_shape"):
+        raise ModelError(
+            f"ppl.{what}('{address}', ...) needs a distribution as its second argument, "
+            f"but got {type(dist).__name__}",
+            span=span,
+            hint="Use one of ppl.dist: ppl.dist.Normal(0, 1), ppl.dist.Bernoulli(probs=0.5), ...",
+        )
+    validate = getattr(dist, "validate_params", None)
+    if validate is not None:
+        try:
+            validate()
+        except PPLError as err:
+            err.message = f"at '{address}': {err.message}"
+            raise err.with_span(span) from None
+
+
+def sample(name: Any, dist, *, span: Span | None = None):
+    """A random choice named ``name`` drawn from ``dist``; returns its value."""
+    h = _require_handler("sample")
+    span = span or caller_span()
+    address = h.address(name)
+    _check_dist(dist, "sample", address, span)
+    dist = _in_plates(dist, h.plates, address, span)
+    h.claim(address, span)
+    return h.site(Site("sample", address, dist, None, span, tuple(h.plates)))
+
+
+def observe(name: Any, dist, value, *, span: Span | None = None):
+    """Condition on ``value`` having been drawn from ``dist``; returns ``value``."""
+    h = _require_handler("observe")
+    span = span or caller_span()
+    address = h.address(name)
+    _check_dist(dist, "observe", address, span)
+    dist = _in_plates(dist, h.plates, address, span)
+    h.claim(address, span)
+    h.site(Site("observe", address, dist, value, span, tuple(h.plates)))
+    return value
+
+
+def factor(name: Any, log_weight, *, span: Span | None = None):
+    """Multiply the program's weight by ``exp(log_weight)`` (summed over its elements)."""
+    h = _require_handler("factor")
+    span = span or caller_span()
+    address = h.address(name)
+    h.claim(address, span)
+    h.site(Site("factor", address, None, log_weight, span, tuple(h.plates)))
+
+
+def deterministic(name: Any, value, *, span: Span | None = None):
+    """Record a derived quantity in the trace (no effect on the weight); returns it."""
+    h = _require_handler("deterministic")
+    span = span or caller_span()
+    address = h.address(name)
+    h.claim(address, span)
+    return h.site(Site("deterministic", address, None, value, span, tuple(h.plates)))
+
+
+@contextlib.contextmanager
+def plate(name: str, size: int, *, span: Span | None = None):
+    """Independent, vectorised iterations: sites inside get a batch dimension of ``size``."""
+    h = _require_handler("plate")
+    span = span or caller_span()
+    try:
+        size = int(size)
+    except Exception:
+        raise ShapeError(
+            f"plate '{name}' needs a fixed integer size, but got {size!r}",
+            span=span,
+            hint="A plate's size must not depend on a random value.",
+        ) from None
+    with h.enter_plate(name, size, span) as frame:
+        yield frame
+
+
+def scan(step: Callable, init, xs=None, length: int | None = None, *, reverse: bool = False,
+         span: Span | None = None):
+    """A loop with carried state, with ``jax.lax.scan``'s signature.
+
+    Sites inside ``step`` are indexed by the step: their values are stacked
+    along a new leading axis.
+    """
+    h = _require_handler("scan")
+    span = span or caller_span()
+    return h.run_scan(step, init, xs, length, reverse, span)
+
+
+def cond(pred, true_fn: Callable, false_fn: Callable, *operands, span: Span | None = None):
+    """A branch on a (possibly random) boolean, with ``jax.lax.cond``'s signature."""
+    h = _require_handler("cond")
+    span = span or caller_span()
+    return h.run_cond(pred, true_fn, false_fn, operands, span)
+
+
+def call(name: str, fn: Callable, *args, **kwargs):
+    """Run ``fn`` with its addresses nested under ``name`` (a sub-model call)."""
+    h = _require_handler("call")
+    with h.enter_call(name):
+        return fn(*args, **kwargs)
+
+
+def mem(fn: Callable) -> Callable:
+    """Stochastic memoisation: a random function whose value at each argument is drawn once.
+
+    The memo table belongs to the current run of the model (it is created afresh
+    by each run), so ``mem`` is a pure transformation of the program's meaning.
+    Random choices made inside ``fn(*args)`` are nested under ``name[args]``.
+    """
+    fname = getattr(fn, "__name__", "mem")
+
+    def memoised(*args):
+        h = _require_handler("mem")
+        table = h.memo.setdefault(id(memoised), {})
+        key = tuple(_memo_key(a) for a in args)
+        if key not in table:
+            label = f"{fname}[{','.join(str(k) for k in key)}]"
+            with h.enter_call(label):
+                table[key] = fn(*args)
+        return table[key]
+
+    memoised.__name__ = f"mem({fname})"
+    return memoised
+
+
+def _memo_key(a):
+    from ppl.semantics._jax_compat import is_tracer
+
+    if is_tracer(a):
+        raise MemoOnTracedValue()
+    if isinstance(a, (str, int, bool, float, tuple)):
+        return a
+    arr = np.asarray(a)
+    if arr.shape == ():
+        return arr.item()
+    return tuple(arr.ravel().tolist())
+
+
+class MemoOnTracedValue(Exception):
+    """Signal: a memoised function was called on a value known only at run time."""

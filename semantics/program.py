@@ -1,0 +1,114 @@
+"""What inference consumes: a static IR program, or a dynamic one.
+
+A *static* program (``ir.Program``) has a fixed set of addresses and shapes
+and compiles to one XLA computation. A *dynamic* program (:class:`Dynamic`)
+is effectful Python whose control flow depends on random values; it has no
+complete IR, and the eager engine runs it as Pyro or WebPPL would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppl.stdlib.errors import Span
+
+__all__ = ["Dynamic", "split_args", "as_data"]
+
+
+@dataclass(frozen=True, eq=False)
+class Dynamic:
+    """A program the compiler cannot take: run eagerly, with concrete values."""
+
+    fn: Callable
+    args: tuple
+    kwargs: dict
+    name: str
+    reason: str
+    span: Span | None
+
+    def describe(self) -> str:
+        where = f" ({self.span.file}, line {self.span.line})" if self.span else ""
+        return (
+            f"model '{self.name}' is dynamic: {self.reason}{where}. It runs in the eager engine. "
+            "To compile it, branch on random values with ppl.cond and loop with ppl.scan."
+        )
+
+    def call(self):
+        return self.fn(*self.args, **self.kwargs)
+
+
+def as_data(x):
+    """Lists of numbers become arrays; everything else is left alone."""
+    if isinstance(x, (list, tuple)) and x and _all_numeric(x):
+        arr = np.asarray(x)
+        if arr.dtype == np.float64:
+            arr = arr.astype(jnp.result_type(float))
+        if arr.dtype == np.int64:
+            arr = arr.astype(jnp.int32)
+        return arr
+    if isinstance(x, (list, tuple)):
+        return type(x)(as_data(v) for v in x)
+    if isinstance(x, dict):
+        return {k: as_data(v) for k, v in x.items()}
+    return x
+
+
+def _all_numeric(x) -> bool:
+    for v in x:
+        if isinstance(v, (list, tuple)):
+            if not v or not _all_numeric(v):
+                return False
+        elif isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
+            return False
+    return True
+
+
+def _is_dynamic_leaf(x) -> bool:
+    if isinstance(x, (bool, int, str, type(None))):
+        return False
+    if isinstance(x, (float, np.floating)):
+        return True
+    return isinstance(x, (np.ndarray, jax.Array))
+
+
+def split_args(args: tuple, kwargs: dict):
+    """Split model arguments into traced array leaves and static parts.
+
+    Arrays and floats are traced (changing their values recompiles nothing);
+    ints, bools, strings, functions and other objects are static (sizes,
+    loop bounds, options). Returns ``(dynamic_leaves, rebuild)`` where
+    ``rebuild(leaves) -> (args, kwargs)`` and ``rebuild.key`` identifies the
+    static parts and the leaves' shapes for caching.
+    """
+    args, kwargs = as_data(tuple(args)), as_data(dict(kwargs))
+    leaves, treedef = jax.tree.flatten((args, kwargs))
+    dynamic_pos = [i for i, x in enumerate(leaves) if _is_dynamic_leaf(x)]
+    dyn = [jnp.asarray(leaves[i]) for i in dynamic_pos]
+    static = list(leaves)
+
+    def rebuild(values):
+        filled = list(static)
+        for i, v in zip(dynamic_pos, values):
+            filled[i] = v
+        return jax.tree.unflatten(treedef, filled)
+
+    static_key = tuple(
+        ("dyn", tuple(np.shape(x)), str(jnp.asarray(x).dtype)) if i in set(dynamic_pos) else ("static", _hashable(x))
+        for i, x in enumerate(leaves)
+    )
+    rebuild.key = (treedef, static_key)
+    rebuild.leaves = dyn
+    return dyn, rebuild
+
+
+def _hashable(x):
+    try:
+        hash(x)
+        return x
+    except TypeError:
+        return ("id", id(x))

@@ -1,0 +1,488 @@
+"""Constraints: the sets that distributions live on and that parameters must lie in.
+
+A constraint is a small value (a JAX pytree) with
+
+- ``event_dim``: how many trailing axes form one element (0 scalar, 1 vector, 2 matrix);
+- ``is_discrete``: whether the set is countable;
+- ``check(x)``: a boolean array, ``x``'s shape less its ``event_dim`` trailing axes,
+  true where the element lies in the set (jittable; NaN is never in any set);
+- ``feasible_like(x)``: a point of the set broadcastable against ``x`` (used to keep
+  gradients finite where a value outside the set is masked);
+- ``describe()``: the set in words, for error messages; ``repr`` is how to write it.
+
+Bounds of ``interval``, ``greater_than``, ``less_than`` and ``integer_interval`` are
+pytree leaves, so they may be traced arrays that depend on other random variables::
+
+    >>> interval(0.0, 1.0)
+    interval(0.0, 1.0)
+    >>> bool(positive.check(2.0)), bool(positive.check(-1.0))
+    (True, False)
+    >>> simplex.describe()
+    'a probability vector that sums to 1'
+
+Law: ``check(feasible_like(x))`` is all true for every ``x`` of a suitable shape.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "Constraint",
+    "real",
+    "real_vector",
+    "extended_real",
+    "positive",
+    "nonnegative",
+    "unit_interval",
+    "interval",
+    "greater_than",
+    "less_than",
+    "simplex",
+    "ordered",
+    "positive_ordered",
+    "boolean",
+    "nonnegative_integer",
+    "integer_interval",
+    "positive_definite",
+    "lower_cholesky",
+]
+
+
+def _fmt(x) -> str:
+    """A bound as the user would write it; traced bounds are shown by shape."""
+    if isinstance(x, jax.core.Tracer):
+        return f"<traced {jnp.shape(x)}>"
+    a = np.asarray(x)
+    if a.ndim == 0:
+        return str(a[()])  # a NumPy scalar prints as typed: float32 0.3 as '0.3'
+    if a.size <= 6:
+        return np.array2string(a, separator=", ")
+    return f"<array {a.dtype}{list(a.shape)}>"
+
+
+def _all_last(ok, n: int):
+    """Reduce a boolean array over its last ``n`` axes."""
+    return jnp.all(ok, axis=tuple(range(-n, 0))) if n else ok
+
+
+def _finite(x):
+    return jnp.isfinite(x)
+
+
+def _is_integer(x):
+    x = jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.integer) or x.dtype == jnp.bool_:
+        return jnp.ones(x.shape, bool)
+    return jnp.isfinite(x) & (x == jnp.round(x))
+
+
+class Constraint:
+    """A set of values; see the module docstring for the interface."""
+
+    event_dim: int = 0
+    is_discrete: bool = False
+    _children: tuple[str, ...] = ()  # the names of the pytree leaves (bounds)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        jax.tree_util.register_pytree_node(cls, cls._flatten, cls._unflatten)
+
+    def _flatten(self):
+        return tuple(getattr(self, n) for n in self._children), None
+
+    @classmethod
+    def _unflatten(cls, aux, children):
+        obj = object.__new__(cls)
+        for name, value in zip(cls._children, children):
+            object.__setattr__(obj, name, value)
+        return obj
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """The broadcast shape of the bounds (``()`` for a constraint without bounds)."""
+        return jnp.broadcast_shapes(*(jnp.shape(getattr(self, n)) for n in self._children)) if self._children else ()
+
+    def check(self, x):
+        raise TypeError(f"{type(self).__name__} does not define check")  # pragma: no cover
+
+    def feasible_like(self, x):
+        raise TypeError(f"{type(self).__name__} does not define feasible_like")  # pragma: no cover
+
+    def describe(self) -> str:
+        return repr(self)
+
+    def __eq__(self, other):
+        if type(self) is not type(other):
+            return False
+        if not self._children:
+            return True
+        try:
+            return all(
+                np.array_equal(np.asarray(getattr(self, n)), np.asarray(getattr(other, n))) for n in self._children
+            )
+        except (TypeError, jax.errors.TracerArrayConversionError):
+            return self is other
+
+    def __hash__(self):
+        return hash(type(self))
+
+
+# ---------------------------------------------------------------------------
+# Continuous scalar sets
+
+
+class _Real(Constraint):
+    def check(self, x):
+        return _finite(x)
+
+    def feasible_like(self, x):
+        return jnp.zeros_like(x)
+
+    def describe(self):
+        return "a real number"
+
+    def __repr__(self):
+        return "real"
+
+
+class _RealVector(Constraint):
+    event_dim = 1
+
+    def check(self, x):
+        return _all_last(_finite(x), 1)
+
+    def feasible_like(self, x):
+        return jnp.zeros_like(x)
+
+    def describe(self):
+        return "a vector of real numbers"
+
+    def __repr__(self):
+        return "real_vector"
+
+
+class _ExtendedReal(Constraint):
+    """The reals together with -inf: a log-weight (``-inf`` is probability zero)."""
+
+    def check(self, x):
+        x = jnp.asarray(x)
+        return (x == x) & (x < jnp.inf)
+
+    def feasible_like(self, x):
+        return jnp.zeros_like(x)
+
+    def describe(self):
+        return "a real number or -inf"
+
+    def __repr__(self):
+        return "extended_real"
+
+
+class _Positive(Constraint):
+    def check(self, x):
+        return (x > 0) & _finite(x)
+
+    def feasible_like(self, x):
+        return jnp.ones_like(x)
+
+    def describe(self):
+        return "a positive real number"
+
+    def __repr__(self):
+        return "positive"
+
+
+class _Nonnegative(Constraint):
+    def check(self, x):
+        return (x >= 0) & _finite(x)
+
+    def feasible_like(self, x):
+        return jnp.ones_like(x)
+
+    def describe(self):
+        return "a nonnegative real number"
+
+    def __repr__(self):
+        return "nonnegative"
+
+
+class _UnitInterval(Constraint):
+    def check(self, x):
+        return (x >= 0) & (x <= 1)
+
+    def feasible_like(self, x):
+        return jnp.full_like(x, 0.5)
+
+    def describe(self):
+        return "a probability (a real number from 0 to 1)"
+
+    def __repr__(self):
+        return "unit_interval"
+
+
+class interval(Constraint):
+    """The closed interval ``[low, high]``; the bounds may be arrays or tracers."""
+
+    _children = ("low", "high")
+
+    def __init__(self, low, high):
+        self.low = low
+        self.high = high
+
+    def check(self, x):
+        return (x >= self.low) & (x <= self.high)
+
+    def feasible_like(self, x):
+        return jnp.zeros_like(x) + (jnp.asarray(self.low) + jnp.asarray(self.high)) / 2
+
+    def describe(self):
+        return f"a real number from {_fmt(self.low)} to {_fmt(self.high)}"
+
+    def __repr__(self):
+        return f"interval({_fmt(self.low)}, {_fmt(self.high)})"
+
+
+class greater_than(Constraint):
+    """The open half-line ``(low, inf)``."""
+
+    _children = ("low",)
+
+    def __init__(self, low):
+        self.low = low
+
+    def check(self, x):
+        return (x > self.low) & _finite(x)
+
+    def feasible_like(self, x):
+        return jnp.zeros_like(x) + jnp.asarray(self.low) + 1
+
+    def describe(self):
+        return f"a real number greater than {_fmt(self.low)}"
+
+    def __repr__(self):
+        return f"greater_than({_fmt(self.low)})"
+
+
+class less_than(Constraint):
+    """The open half-line ``(-inf, high)``."""
+
+    _children = ("high",)
+
+    def __init__(self, high):
+        self.high = high
+
+    def check(self, x):
+        return (x < self.high) & _finite(x)
+
+    def feasible_like(self, x):
+        return jnp.zeros_like(x) + jnp.asarray(self.high) - 1
+
+    def describe(self):
+        return f"a real number less than {_fmt(self.high)}"
+
+    def __repr__(self):
+        return f"less_than({_fmt(self.high)})"
+
+
+# ---------------------------------------------------------------------------
+# Vector sets
+
+
+def _sum_tolerance(x, k):
+    """How far from 1 the sum of ``k`` rounded probabilities may honestly be."""
+    eps = float(jnp.finfo(jnp.result_type(x, float)).eps)
+    return max(1e-6, 8 * k * eps)
+
+
+class _Simplex(Constraint):
+    event_dim = 1
+
+    def check(self, x):
+        x = jnp.asarray(x)
+        k = x.shape[-1] if x.ndim else 1
+        total = jnp.sum(x, axis=-1)
+        return _all_last(x >= 0, 1) & (jnp.abs(total - 1) <= _sum_tolerance(x, k))
+
+    def feasible_like(self, x):
+        x = jnp.asarray(x)
+        return jnp.full_like(x, 1.0 / x.shape[-1])
+
+    def describe(self):
+        return "a probability vector that sums to 1"
+
+    def __repr__(self):
+        return "simplex"
+
+
+class _Ordered(Constraint):
+    event_dim = 1
+
+    def check(self, x):
+        x = jnp.asarray(x)
+        return _all_last(_finite(x), 1) & _all_last(x[..., 1:] > x[..., :-1], 1)
+
+    def feasible_like(self, x):
+        x = jnp.asarray(x)
+        return jnp.zeros_like(x) + jnp.arange(x.shape[-1], dtype=x.dtype)
+
+    def describe(self):
+        return "a vector of real numbers in strictly increasing order"
+
+    def __repr__(self):
+        return "ordered"
+
+
+class _PositiveOrdered(Constraint):
+    event_dim = 1
+
+    def check(self, x):
+        x = jnp.asarray(x)
+        return ordered.check(x) & _all_last(x > 0, 1)
+
+    def feasible_like(self, x):
+        x = jnp.asarray(x)
+        return jnp.zeros_like(x) + jnp.arange(1, x.shape[-1] + 1, dtype=x.dtype)
+
+    def describe(self):
+        return "a vector of positive real numbers in strictly increasing order"
+
+    def __repr__(self):
+        return "positive_ordered"
+
+
+# ---------------------------------------------------------------------------
+# Discrete sets
+
+
+class _Boolean(Constraint):
+    is_discrete = True
+
+    def check(self, x):
+        return (x == 0) | (x == 1)
+
+    def feasible_like(self, x):
+        return jnp.zeros_like(x)
+
+    def describe(self):
+        return "0 or 1"
+
+    def __repr__(self):
+        return "boolean"
+
+
+class _NonnegativeInteger(Constraint):
+    is_discrete = True
+
+    def check(self, x):
+        return _is_integer(x) & (x >= 0)
+
+    def feasible_like(self, x):
+        return jnp.zeros_like(x)
+
+    def describe(self):
+        return "a nonnegative integer (0, 1, 2, ...)"
+
+    def __repr__(self):
+        return "nonnegative_integer"
+
+
+class integer_interval(Constraint):
+    """The integers ``low, low + 1, ..., high`` (both ends included)."""
+
+    is_discrete = True
+    _children = ("low", "high")
+
+    def __init__(self, low, high):
+        self.low = low
+        self.high = high
+
+    def check(self, x):
+        return _is_integer(x) & (x >= self.low) & (x <= self.high)
+
+    def feasible_like(self, x):
+        return jnp.zeros_like(x) + jnp.asarray(self.low).astype(jnp.asarray(x).dtype)
+
+    def describe(self):
+        return f"an integer from {_fmt(self.low)} to {_fmt(self.high)}"
+
+    def __repr__(self):
+        return f"integer_interval({_fmt(self.low)}, {_fmt(self.high)})"
+
+
+# ---------------------------------------------------------------------------
+# Matrix sets
+
+
+def _symmetric(x):
+    x = jnp.asarray(x)
+    scale = jnp.max(jnp.abs(x), axis=(-2, -1), keepdims=True)
+    tol = 1e-6 if x.dtype == jnp.float32 else 1e-10
+    return _all_last(jnp.abs(x - jnp.swapaxes(x, -1, -2)) <= tol * (1 + scale), 2)
+
+
+class _PositiveDefinite(Constraint):
+    event_dim = 2
+
+    def check(self, x):
+        x = jnp.asarray(x)
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            x = x.astype(jnp.result_type(float))
+        finite = _all_last(_finite(x), 2)
+        safe = jnp.where(finite[..., None, None], x, jnp.eye(x.shape[-1], dtype=x.dtype))
+        eig = jnp.linalg.eigvalsh(safe)
+        return finite & _symmetric(x) & jnp.all(eig > 0, axis=-1)
+
+    def feasible_like(self, x):
+        x = jnp.asarray(x)
+        return jnp.zeros_like(x) + jnp.eye(x.shape[-1], dtype=x.dtype)
+
+    def describe(self):
+        return "a symmetric positive-definite matrix"
+
+    def __repr__(self):
+        return "positive_definite"
+
+
+class _LowerCholesky(Constraint):
+    event_dim = 2
+
+    def check(self, x):
+        x = jnp.asarray(x)
+        upper = jnp.triu(x, k=1)
+        diag = jnp.diagonal(x, axis1=-2, axis2=-1)
+        return (
+            _all_last(_finite(x), 2)
+            & _all_last(upper == 0, 2)
+            & jnp.all(diag > 0, axis=-1)
+        )
+
+    def feasible_like(self, x):
+        x = jnp.asarray(x)
+        return jnp.zeros_like(x) + jnp.eye(x.shape[-1], dtype=x.dtype)
+
+    def describe(self):
+        return "a lower-triangular matrix with a positive diagonal (a Cholesky factor)"
+
+    def __repr__(self):
+        return "lower_cholesky"
+
+
+# ---------------------------------------------------------------------------
+# The instances users write
+
+real = _Real()
+real_vector = _RealVector()
+extended_real = _ExtendedReal()
+positive = _Positive()
+nonnegative = _Nonnegative()
+unit_interval = _UnitInterval()
+simplex = _Simplex()
+ordered = _Ordered()
+positive_ordered = _PositiveOrdered()
+boolean = _Boolean()
+nonnegative_integer = _NonnegativeInteger()
+positive_definite = _PositiveDefinite()
+lower_cholesky = _LowerCholesky()

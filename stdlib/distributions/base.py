@@ -1,0 +1,284 @@
+"""The ``Distribution`` base class: parameters as pytree leaves, shapes, masking, validation.
+
+A distribution over values of shape ``batch_shape + event_shape`` is a JAX pytree whose
+leaves are its parameters (broadcast to a common batch shape when it is built) and whose
+static data (which of ``probs``/``logits`` was given, a Flat's shape, ...) is aux data, so
+it can be passed into and returned from ``jit``, ``vmap`` and ``grad``.
+
+Subclasses supply ``_sample(key, shape)``, ``_log_density(value)`` (for values inside the
+support), ``mean`` and ``variance``; the base class supplies shape checks, the ``-inf``
+outside the support (with gradients kept finite there), ``expand``, parameter validation
+and ``repr``. Law: ``log_density(x) == -inf`` exactly when ``not in_support(x)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import constraints as C
+from ..errors import ModelError, ParameterError, ShapeError
+
+__all__ = ["is_concrete", "Distribution", "as_float", "check_param", "format_param", "probs_or_logits"]
+
+
+def is_concrete(x) -> bool:
+    """True when ``x`` has a value now (it is not a JAX tracer), so it can be checked."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def as_float(x):
+    """``x`` as a JAX array of a floating dtype (integers become the default float)."""
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+
+
+def format_param(x) -> str:
+    """A parameter as a person would read it."""
+    if isinstance(x, C.Constraint):
+        return repr(x)
+    if not is_concrete(x):
+        return f"<traced {jnp.asarray(x).dtype}{list(jnp.shape(x))}>"
+    a = np.asarray(x)
+    if a.ndim == 0:
+        return str(a[()])  # a NumPy scalar prints as typed: float32 0.3 as '0.3'
+    if a.size <= 8:
+        return np.array2string(a, separator=", ")
+    return f"<array {a.dtype}{list(a.shape)}>"
+
+
+def check_param(dist: str, name: str, value, constraint) -> None:
+    """Raise ParameterError if the concrete ``value`` of ``dist``'s parameter ``name``
+    is outside ``constraint``; values being traced are not checked."""
+    if not is_concrete(value):
+        return
+    ok = np.asarray(constraint.check(value))
+    if ok.all():
+        return
+    a = np.asarray(value)
+    if a.ndim <= constraint.event_dim:
+        found = format_param(a)
+    else:
+        index = tuple(int(i) for i in np.argwhere(~np.broadcast_to(ok, a.shape[: a.ndim - constraint.event_dim]))[0])
+        found = f"{format_param(a[index])} at index {index} (of an array of shape {a.shape})"
+    raise ParameterError(f"{dist}'s {name} must be {constraint.describe()}, but got {found}")
+
+
+def probs_or_logits(dist: str, probs, logits) -> tuple[str, Any]:
+    """The one of ``probs=``/``logits=`` that was given, as ``(name, float array)``."""
+    if (probs is None) == (logits is None):
+        given = "both" if probs is not None else "neither"
+        raise ParameterError(f"{dist} takes exactly one of probs= or logits=, but got {given}")
+    return ("probs", as_float(probs)) if probs is not None else ("logits", as_float(logits))
+
+
+class Distribution:
+    """A probability distribution over arrays of shape ``batch_shape + event_shape``.
+
+    Interface: ``batch_shape``, ``event_shape``, ``support``, ``is_discrete``,
+    ``has_enumerate_support``, ``reparameterized``, ``sample(key, sample_shape)``,
+    ``log_density(value)``, ``enumerate_support(bound=None)``, ``expand(batch_shape)``,
+    ``mean``, ``variance``, ``in_support(value)``, ``validate_params()``.
+    """
+
+    arg_constraints: ClassVar[dict[str, Any]] = {}
+    param_event_dims: ClassVar[dict[str, int]] = {}  # trailing parameter axes that are not batch axes
+    support: Any = C.real
+    is_discrete: ClassVar[bool] = False
+    has_enumerate_support: ClassVar[bool] = False
+    reparameterized: ClassVar[bool] = False
+
+    # -- pytree -------------------------------------------------------------
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        jax.tree_util.register_pytree_node(cls, cls._tree_flatten, cls._tree_unflatten)
+
+    def _tree_flatten(self):
+        params = self.__dict__["_params"]
+        static = tuple(sorted(self.__dict__["_static"].items()))
+        return tuple(params.values()), (tuple(params.keys()), static)
+
+    @classmethod
+    def _tree_unflatten(cls, aux, children):
+        names, static = aux
+        return cls._from_parts(dict(zip(names, children)), dict(static))
+
+    @classmethod
+    def _from_parts(cls, params: dict, static: dict):
+        obj = object.__new__(cls)
+        obj.__dict__["_params"] = params
+        obj.__dict__["_static"] = static
+        return obj
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        if name in d.get("_params", ()):
+            return d["_params"][name]
+        if name in d.get("_static", ()):
+            return d["_static"][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # -- construction -------------------------------------------------------
+
+    def __init__(self, params: dict, *, static: dict | None = None, validate: bool = True):
+        self.__dict__["_params"] = self._broadcast_params(dict(params))
+        self.__dict__["_static"] = dict(static or {})
+        if validate:
+            self.validate_params()
+
+    def _broadcast_params(self, params: dict) -> dict:
+        name = type(self).__name__
+        batches = []
+        for key, value in params.items():
+            ed = self.param_event_dims.get(key, 0)
+            if jnp.ndim(value) < ed:
+                axes = "one axis" if ed == 1 else f"{ed} axes"
+                raise ShapeError(f"{name}'s {key} must have at least {axes}, but got shape {jnp.shape(value)}")
+            batches.append(jnp.shape(value)[: jnp.ndim(value) - ed])
+        try:
+            batch = jnp.broadcast_shapes(*batches)
+        except ValueError:
+            shapes = ", ".join(f"{k} {jnp.shape(v)}" for k, v in params.items())
+            raise ShapeError(f"{name}'s parameters do not broadcast together: {shapes}") from None
+        out = {}
+        for key, value in params.items():
+            ed = self.param_event_dims.get(key, 0)
+            shape = batch + jnp.shape(value)[jnp.ndim(value) - ed :]
+            out[key] = value if jnp.shape(value) == shape else jnp.broadcast_to(value, shape)
+        return out
+
+    def validate_params(self) -> None:
+        """Check every concrete parameter against its constraint (ParameterError if not)."""
+        name = type(self).__name__
+        for key, constraint in self.arg_constraints.items():
+            if key in self._params:
+                check_param(name, key, self._params[key], constraint)
+        self._validate_together()
+
+    def _validate_together(self) -> None:
+        """Conditions that join several parameters (``Uniform``: low < high)."""
+
+    # -- shapes -------------------------------------------------------------
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        key, value = next(iter(self._params.items()))
+        ed = self.param_event_dims.get(key, 0)
+        return tuple(jnp.shape(value)[: jnp.ndim(value) - ed])
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return ()
+
+    # -- sampling -----------------------------------------------------------
+
+    def sample(self, key, sample_shape=()):
+        """Draws of shape ``sample_shape + batch_shape + event_shape``."""
+        if isinstance(sample_shape, (int, np.integer)):
+            sample_shape = (int(sample_shape),)
+        return self._sample(key, tuple(sample_shape) + self.batch_shape)
+
+    def _sample(self, key, shape):
+        raise TypeError(f"{type(self).__name__} does not define _sample")  # pragma: no cover
+
+    # -- densities ----------------------------------------------------------
+
+    def _value_batch_shape(self, value) -> tuple[int, ...]:
+        n = len(self.event_shape)
+        if value.ndim < n or tuple(value.shape[value.ndim - n :]) != self.event_shape:
+            raise ShapeError(
+                f"{type(self).__name__} is over values with event shape {self.event_shape}, "
+                f"but got a value of shape {tuple(value.shape)}"
+            )
+        vb = tuple(value.shape[: value.ndim - n])
+        try:
+            return jnp.broadcast_shapes(vb, self.batch_shape)
+        except ValueError:
+            raise ShapeError(
+                f"a value with batch shape {vb} does not broadcast with the batch shape "
+                f"{self.batch_shape} of {type(self).__name__}"
+            ) from None
+
+    def _as_value(self, value):
+        value = jnp.asarray(value)
+        return value if self.is_discrete else as_float(value)
+
+    def log_density(self, value):
+        """log p(value); ``-inf`` outside the support. Shape: value's batch axes broadcast with batch_shape."""
+        value = self._as_value(value)
+        out_shape = self._value_batch_shape(value)
+        support = self.support
+        ok = support.check(value)
+        ok_event = jnp.reshape(ok, jnp.shape(ok) + (1,) * support.event_dim)
+        safe = jnp.where(ok_event, value, support.feasible_like(value))
+        lp = self._log_density(safe)
+        return jnp.broadcast_to(jnp.where(ok, lp, -jnp.inf), out_shape)
+
+    def _log_density(self, value):
+        raise TypeError(f"{type(self).__name__} does not define _log_density")  # pragma: no cover
+
+    def in_support(self, value):
+        """Whether each value lies in the support (shape as for log_density)."""
+        value = self._as_value(value)
+        return jnp.broadcast_to(self.support.check(value), self._value_batch_shape(value))
+
+    # -- enumeration --------------------------------------------------------
+
+    def enumerate_support(self, bound=None):
+        """The support's values along a new axis 0, broadcast against the batch shape."""
+        raise ModelError(
+            f"{type(self).__name__} has no finite support to enumerate",
+            hint="Enumerate only discrete choices (Bernoulli, Categorical, Binomial, ...).",
+        )
+
+    def _enumerate_range(self, count: int):
+        values = jnp.arange(count, dtype=jnp.int32)
+        return jnp.broadcast_to(values.reshape((count,) + (1,) * len(self.batch_shape)), (count,) + self.batch_shape)
+
+    def _bounded_range(self, bound):
+        if bound is None:
+            raise ModelError(
+                f"{type(self).__name__} has infinitely many values (0, 1, 2, ...), so enumerating it needs a bound",
+                hint="Pass bound=N to enumerate 0..N-1; the mass P(X >= N) is left out.",
+            )
+        if not is_concrete(bound) or int(bound) < 1:
+            raise ModelError(f"the enumeration bound must be a positive integer known before tracing, but got {bound!r}")
+        return self._enumerate_range(int(bound))
+
+    # -- other --------------------------------------------------------------
+
+    def expand(self, batch_shape) -> "Distribution":
+        """The same distribution with parameters broadcast to ``batch_shape``."""
+        batch_shape = tuple(batch_shape)
+        try:
+            ok = jnp.broadcast_shapes(self.batch_shape, batch_shape) == batch_shape
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ShapeError(f"cannot expand {type(self).__name__} with batch shape {self.batch_shape} to {batch_shape}")
+        params = {}
+        for key, value in self._params.items():
+            ed = self.param_event_dims.get(key, 0)
+            params[key] = jnp.broadcast_to(value, batch_shape + jnp.shape(value)[jnp.ndim(value) - ed :])
+        return self._from_parts(params, dict(self._static))
+
+    @property
+    def mean(self):
+        raise TypeError(f"{type(self).__name__} does not define mean")  # pragma: no cover
+
+    @property
+    def variance(self):
+        raise TypeError(f"{type(self).__name__} does not define variance")  # pragma: no cover
+
+    def _undefined(self):
+        """An array of NaN for a moment that does not exist."""
+        dtype = jnp.result_type(*[v for v in self._params.values() if hasattr(v, "dtype")], float)
+        return jnp.full(self.batch_shape + self.event_shape, jnp.nan, dtype)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={format_param(v)}" for k, v in self._params.items())
+        return f"{type(self).__name__}({args})"
