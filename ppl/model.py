@@ -123,6 +123,20 @@ class Model:
             self._compiled[key] = fn
         return fn
 
+    def log_density_function(self, *args, unconstrained: bool = False, **kwargs):
+        """The model's joint log density as a pure JAX function of a dict of latent values.
+
+        With ``unconstrained=True`` the values are in unconstrained coordinates and the
+        log-Jacobian of each site's transform is included (what gradient-based samplers use).
+        The function jits, vmaps and differentiates; the data are closed over.
+        """
+        program, leaves = self.program(*args, **kwargs)
+        if isinstance(program, Dynamic):
+            raise ModelError(program.describe(), span=program.span)
+        if unconstrained:
+            return lambda u: C.log_density_unconstrained(program, u, leaves)
+        return lambda choices: C.log_density(program, choices, leaves)
+
     # -- the generative-function interface -----------------------------------------
     def simulate(self, key, *args, **kwargs) -> Trace:
         """Run the model forwards: every latent site drawn from its prior."""

@@ -26,6 +26,7 @@ import numpy as np
 
 from ppl.semantics import _jax_compat as jc
 from ppl.semantics import effects, ir
+from ppl.semantics.check import check_or_raise
 from ppl.semantics.program import Dynamic, split_args
 from ppl.stdlib.errors import ModelError, PPLError, ShapeError, Span
 
@@ -209,7 +210,9 @@ def trace(fn: Callable, args: tuple, kwargs: dict, name: str) -> "ir.Program | D
             return Dynamic(fn, args, kwargs, name, "Python code needs the value of a random choice", span)
         raise
     block = _convert_closed(closed)
-    return ir.Program(name, block, rebuild, out_tree_box["tree"], span=effects.caller_span())
+    program = ir.Program(name, block, rebuild, out_tree_box["tree"], span=effects.caller_span())
+    check_or_raise(program)
+    return program
 
 
 def _dynamic_reason(err, span: Span | None) -> str:

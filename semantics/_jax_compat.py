@@ -110,12 +110,17 @@ def bind(op, args, params):
 def scan_params(eqn) -> dict:
     """The parts of a ``scan`` equation that ppl needs, by name."""
     p = eqn.params
+    if "num_consts" in p:  # jax <= 0.10
+        num_consts, num_carry = int(p["num_consts"]), int(p["num_carry"])
+    else:  # jax >= 0.11: flat trees of (consts, carry, xs)
+        consts, carry, _ = p["ft_in"].unpack()
+        num_consts, num_carry = len(consts), len(carry)
     return {
         "jaxpr": p["jaxpr"],
         "length": int(p["length"]),
         "reverse": bool(p["reverse"]),
-        "num_consts": int(p["num_consts"]),
-        "num_carry": int(p["num_carry"]),
+        "num_consts": num_consts,
+        "num_carry": num_carry,
     }
 
 
