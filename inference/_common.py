@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.semantics import effects
-from ppl.semantics.interpret.free import reify_ir, reify_python, site_score, sample_log_density
+from ppl.semantics.interpret.free import outside_support, reify_ir, reify_python, site_score, sample_log_density
 from ppl.semantics.program import Dynamic
 from ppl.stdlib.errors import PPLError
 
@@ -32,6 +32,7 @@ class DirectWeighted(effects.Handler):
         self.key = key
         self.trace: dict = {}
         self.log_weight = 0.0
+        self.impossible = None  # the first observation outside its support, if any
 
     def site(self, site):
         if site.kind == "sample":
@@ -43,7 +44,10 @@ class DirectWeighted(effects.Handler):
         if site.kind == "deterministic":
             self.trace[site.address] = site.value
             return site.value
-        self.log_weight += site_score(site)
+        w = site_score(site)
+        if w == -np.inf and site.kind == "observe" and self.impossible is None:
+            self.impossible = outside_support(site)
+        self.log_weight += w
         return None
 
 
@@ -61,7 +65,16 @@ def run_direct(program: Dynamic, key):
             value = program.call()
     except PPLError as err:
         raise annotate(err) from None
-    return value, h.trace, h.log_weight
+    return value, h.trace, h.log_weight, h.impossible
+
+
+def raise_if_impossible(log_weights, reasons) -> None:
+    """Every draw has weight zero: report an observation outside its support, if that is why."""
+    if len(log_weights) and np.all(np.asarray(log_weights) == -np.inf):
+        for err in reasons:
+            if err is not None:
+                err.message += " (for every draw of the parameters)"
+                raise err
 
 
 _INDEXED = re.compile(r"^(.*)\[(\d+)\]$")

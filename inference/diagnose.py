@@ -15,8 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.semantics import ir
-from ppl.semantics.interpret.free import Pure, SampleF, ScoreF, reify_ir, sample_log_density
-from ppl.stdlib.errors import PPLError
+from ppl.semantics.interpret.free import Pure, SampleF, ScoreF, outside_support, reify_ir, sample_log_density
 
 __all__ = ["diagnose", "lookup"]
 
@@ -32,26 +31,22 @@ def lookup(choices: dict, address: str):
     return np.asarray(choices[base])[idx]
 
 
-def _validate(site):
-    check = getattr(site.dist, "validate_params", None)
-    if check is not None:
-        try:
-            check()
-        except PPLError as err:
-            err.message = f"at '{site.address}': {err.message}"
-            raise err.with_span(site.span) from None
+def diagnose(program: ir.Program, args, choices: dict, impossible: bool = False) -> None:
+    """Replay one draw eagerly with every check on; raises the first user error found.
 
-
-def diagnose(program: ir.Program, args, choices: dict) -> None:
-    """Replay one draw eagerly with every check on; raises the first user error found."""
+    With ``impossible=True`` (every draw had weight zero), an observation outside
+    its support is reported even when the support depends on the parameters.
+    """
     free = reify_ir(program, args)
     while not isinstance(free, Pure):
         if isinstance(free, SampleF):
-            _validate(free.site)
             value = jnp.asarray(lookup(choices, free.site.address))
             sample_log_density(free.site, value)
             free = free.k(value)
         elif isinstance(free, ScoreF):
-            if free.site.dist is not None:
-                _validate(free.site)
+            if impossible and free.log_weight == -np.inf and free.site.kind == "observe":
+                err = outside_support(free.site)
+                if err is not None:
+                    err.message += " (for every draw of the parameters)"
+                    raise err
             free = free.k()

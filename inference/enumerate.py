@@ -68,6 +68,9 @@ class Enumerate:
         except PPLError as err:
             raise annotate(err) from None
         if not table:
+            if rep.impossible is not None:
+                rep.impossible.message += " (for every value of the random choices)"
+                raise rep.impossible
             raise ModelError("every outcome of the model has probability zero: the observations and factors "
                              "rule out every value of the random choices")
         values, traces, logw = zip(*table)
@@ -173,14 +176,21 @@ def _run_compiled(program, args, grid) -> Result:
             if a in c:  # a site in a branch that did not run counts once, at a canonical value
                 absent_ok = jnp.all(c[a] == canonical[a])
                 lw = jnp.where(jnp.all(present) | absent_ok, lw, -jnp.inf)
-        return lw, trace.retval, trace.choices
+        return lw, trace.retval, trace.choices, trace.valid
 
-    logw, returns, recorded = jax.jit(jax.vmap(weight, axis_size=len(mesh)))(choices)
+    logw, returns, recorded, valid = jax.jit(jax.vmap(weight, axis_size=len(mesh)))(choices)
     logw = np.asarray(logw, dtype=np.float64)
+    valid = np.asarray(valid)
+    if not np.all(valid):
+        i = int(np.argmin(valid))
+        _nan_error(program, args, {a: v[i] for a, v in choices.items()})
     keep = np.isfinite(logw) | np.isnan(logw)
     if np.any(np.isnan(logw)):
         return None or _nan_error(program, args, {a: v[np.isnan(logw)][0] for a, v in choices.items()})
     if not np.any(keep):
+        from ppl.inference.diagnose import diagnose
+
+        diagnose(program, args, {a: v[0] for a, v in choices.items()}, impossible=True)
         raise ModelError("every outcome of the model has probability zero: the observations and factors "
                          "rule out every value of the random choices")
     samples = {a: np.asarray(v)[keep] for a, v in recorded.items()}

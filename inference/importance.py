@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppl.inference._common import run_direct, stack_draws
+from ppl.inference._common import raise_if_impossible, run_direct, stack_draws
 from ppl.inference.diagnose import diagnose
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
@@ -48,7 +48,7 @@ class Importance:
         trace, logw = fn(jax.random.split(key, n), args)
         logw = np.asarray(logw, dtype=np.float64)
         samples = {a: np.asarray(v) for a, v in trace.choices.items()}
-        _check_weights(program, args, samples, logw)
+        _check_weights(program, args, samples, logw, np.asarray(trace.log_prior), np.asarray(trace.valid))
         return Result(
             samples=samples,
             returns=jax.tree.map(np.asarray, trace.retval),
@@ -59,13 +59,15 @@ class Importance:
         )
 
     def _run_eager(self, program: Dynamic, key, n) -> Result:
-        values, traces, logw = [], [], []
+        values, traces, logw, reasons = [], [], [], []
         for k in jax.random.split(key, n):
-            v, t, w = run_direct(program, k)
+            v, t, w, why = run_direct(program, k)
             values.append(v)
             traces.append(t)
             logw.append(w)
+            reasons.append(why)
         logw = np.asarray(logw, dtype=np.float64)
+        raise_if_impossible(logw, reasons)
         if np.all(logw == -np.inf):
             raise ModelError("every particle has weight zero: the observations are impossible under the prior "
                              "draws", hint="Use more particles, or a method that does not draw from the prior.")
@@ -91,13 +93,14 @@ def _batched_generate(program: ir.Program, n: int):
     return fn
 
 
-def _check_weights(program, args, samples, logw):
-    bad = np.isnan(logw)
+def _check_weights(program, args, samples, logw, log_prior, valid):
+    bad = np.isnan(logw) | np.isnan(log_prior) | ~np.broadcast_to(valid, logw.shape)
     if np.any(bad):
         i = int(np.argmax(bad))
         diagnose(program, args, {a: v[i] for a, v in samples.items()})
-        raise ModelError("some particles have a NaN weight", hint="Check the model's parameters for NaN values.")
+        raise ModelError("some particles have a NaN weight or a parameter outside its domain",
+                         hint="Check the model's parameters for NaN values.")
     if np.all(logw == -np.inf):
-        diagnose(program, args, {a: v[0] for a, v in samples.items()})
+        diagnose(program, args, {a: v[0] for a, v in samples.items()}, impossible=True)
         raise ModelError("every particle has weight zero: the observations are impossible under the prior draws",
                          hint="Use more particles, or a method that does not draw from the prior.")

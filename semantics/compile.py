@@ -53,6 +53,7 @@ class Trace(NamedTuple):
     log_given: Any  # prior terms of the sites whose values were given (generate)
     retval: Any
     present: dict  # for sites inside branches: whether the branch ran
+    valid: Any = True  # every distribution's parameters were inside their domains
 
     @property
     def log_joint(self):
@@ -65,6 +66,20 @@ def _address_hash(address: str) -> int:
 
 def _sum(x):
     return jnp.sum(jnp.asarray(x, dtype=jnp.result_type(float)))
+
+
+def params_ok(dist):
+    """Whether every parameter of ``dist`` lies in its domain (a traced boolean)."""
+    ok = jnp.asarray(True)
+    for name, constraint in getattr(type(dist), "arg_constraints", {}).items():
+        try:
+            value = getattr(dist, name)
+        except AttributeError:
+            continue
+        if value is None:
+            continue
+        ok = ok & jnp.all(constraint.check(value))
+    return ok
 
 
 # ---------------------------------------------------------------------------
@@ -161,6 +176,7 @@ class _Acc:
         self.choices: dict[str, Any] = {}
         self.present: dict[str, Any] = {}
         self.terms: dict[str, Any] = {}
+        self.valid = jnp.asarray(True)
 
 
 class _Interpreter:
@@ -223,6 +239,7 @@ class _Interpreter:
 
     def sample(self, s: ir.Sample, env, acc):
         dist = self._dist(s, env)
+        acc.valid = acc.valid & params_ok(dist)
         value, lp, given = self.mode.sample(s, dist, self.inputs, self.key)
         env[s.out] = value
         acc.choices[s.address] = value
@@ -234,6 +251,7 @@ class _Interpreter:
 
     def observe(self, s: ir.Observe, env, acc):
         dist = self._dist(s, env)
+        acc.valid = acc.valid & params_ok(dist)
         ll = _sum(dist.log_density(self.read(env, s.value)))
         acc.log_likelihood = acc.log_likelihood + ll
         if self.record_terms:
@@ -261,7 +279,7 @@ class _Interpreter:
         key = self.key
 
         def step(state, x):
-            carry, lp, ll, lg, t = state
+            carry, lp, ll, lg, t, ok = state
             user_x, step_inputs = x
             step_key = None if key is None else jax.random.fold_in(key, t)
             inputs = dict(outer_inputs)
@@ -270,17 +288,19 @@ class _Interpreter:
                                         inputs=inputs, key=step_key)
             new_carry, ys = out[:k], out[k:]
             terms = inner.terms if self.record_terms else {}
-            return ((new_carry, lp + inner.log_prior, ll + inner.log_likelihood, lg + inner.log_given, t + 1),
+            return ((new_carry, lp + inner.log_prior, ll + inner.log_likelihood, lg + inner.log_given, t + 1,
+                     ok & inner.valid),
                     (ys, inner.choices, inner.present, terms))
 
-        state0 = (list(carry0), zero, zero, zero, jnp.zeros((), jnp.int32))
-        (carry, lp, ll, lg, _), (ys, choices, present, terms) = jax.lax.scan(
+        state0 = (list(carry0), zero, zero, zero, jnp.zeros((), jnp.int32), jnp.asarray(True))
+        (carry, lp, ll, lg, _, ok), (ys, choices, present, terms) = jax.lax.scan(
             step, state0, (list(xs), site_inputs), length=s.length, reverse=s.reverse)
         for v, o in zip(s.outs, list(carry) + list(ys)):
             env[v] = o
         acc.log_prior = acc.log_prior + lp
         acc.log_likelihood = acc.log_likelihood + ll
         acc.log_given = acc.log_given + lg
+        acc.valid = acc.valid & ok
         acc.choices.update(choices)
         acc.present.update(present)
         acc.terms.update(terms)
@@ -306,11 +326,13 @@ class _Interpreter:
                 if self.record_terms:
                     zero = jnp.zeros((), jnp.result_type(float))
                     terms = {a: inner.terms.get(a, zero) for a in dict.fromkeys(term_names)}
-                return out, inner.log_prior, inner.log_likelihood, inner.log_given, choices, present, terms
+                return (out, inner.log_prior, inner.log_likelihood, inner.log_given, choices, present, terms,
+                        inner.valid)
 
             return run
 
-        out, lp, ll, lg, choices, present, terms = jax.lax.switch(index, [make(b) for b in s.branches], ops)
+        out, lp, ll, lg, choices, present, terms, ok = jax.lax.switch(index, [make(b) for b in s.branches], ops)
+        acc.valid = acc.valid & ok
         for v, o in zip(s.outs, out):
             env[v] = o
         acc.log_prior = acc.log_prior + lp
@@ -325,7 +347,7 @@ def _run(program: ir.Program, mode: _Mode, args, inputs=None, key=None, record_t
     interp = _Interpreter(mode, dict(inputs or {}), key, record_terms)
     out, acc = interp.run_block(program.block, list(args))
     retval = jax.tree.unflatten(program.out_tree, out)
-    trace = Trace(acc.choices, acc.log_prior, acc.log_likelihood, acc.log_given, retval, acc.present)
+    trace = Trace(acc.choices, acc.log_prior, acc.log_likelihood, acc.log_given, retval, acc.present, acc.valid)
     if record_terms:
         return trace, acc.terms
     return trace

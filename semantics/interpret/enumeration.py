@@ -24,7 +24,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from ppl.semantics.interpret.free import sample_log_density
+from ppl.semantics.interpret.free import outside_support, sample_log_density
 from ppl.stdlib.errors import ModelError
 
 __all__ = ["Enumeration", "site_support"]
@@ -68,7 +68,7 @@ class Enumeration:
         self.max_depth = max_depth
         self.truncated_mass = 0.0
         self._path: list[float] = []
-        self._finite_support = True
+        self.impossible = None  # an observation found outside its support, if any
 
     def pure(self, value, records):
         return [(value, dict(records), 0.0)]
@@ -89,6 +89,8 @@ class Enumeration:
         return outcomes
 
     def score(self, site, log_weight):
+        if log_weight == -math.inf and site.kind == "observe" and self.impossible is None:
+            self.impossible = outside_support(site)
         return [(None, {}, log_weight)]
 
     def bind(self, m, k, site=None):

@@ -90,6 +90,33 @@ def _fixed_support(constraint) -> bool:
     return len(jax.tree.leaves(constraint)) == 0
 
 
+def validate_site(site: effects.Site) -> None:
+    """Check the site's distribution parameters (concrete values), naming the site."""
+    check = getattr(site.dist, "validate_params", None)
+    if check is None:
+        return
+    try:
+        check()
+    except PPLError as err:
+        if not err.message.startswith("at '"):
+            err.message = f"at '{site.address}': {err.message}"
+        raise err.with_span(site.span) from None
+
+
+def outside_support(site: effects.Site) -> SupportError | None:
+    """The error to report when an observed value lies outside its distribution's support."""
+    dist, value = site.dist, jnp.asarray(site.value)
+    ok = np.asarray(dist.in_support(value)) if hasattr(dist, "in_support") else True
+    if np.all(ok):
+        return None
+    return SupportError(
+        f"the observed value at '{site.address}' is outside the support of {type(dist).__name__} "
+        f"({_describe(dist.support)}): {_show(value, ok)}",
+        span=site.span,
+        hint="Check the data, or choose a distribution whose support contains it.",
+    )
+
+
 def site_score(site: effects.Site) -> float:
     """The log weight an observe or factor site contributes, checked."""
     if site.kind == "factor":
@@ -97,15 +124,12 @@ def site_score(site: effects.Site) -> float:
         if np.isnan(lw):
             raise DensityError(f"the factor at '{site.address}' is NaN", span=site.span)
         return lw
+    validate_site(site)
     dist, value = site.dist, jnp.asarray(site.value)
-    ok = np.asarray(dist.in_support(value)) if hasattr(dist, "in_support") else True
-    if not np.all(ok) and _fixed_support(dist.support):
-        raise SupportError(
-            f"the observed value at '{site.address}' is outside the support of {type(dist).__name__} "
-            f"({_describe(dist.support)}): {_show(value, ok)}",
-            span=site.span,
-            hint="Check the data, or choose a distribution whose support contains it.",
-        )
+    if _fixed_support(dist.support):
+        err = outside_support(site)
+        if err is not None:
+            raise err
     ld = np.asarray(dist.log_density(value), dtype=np.float64)
     total = float(np.sum(ld))
     if np.isnan(total):
@@ -119,6 +143,7 @@ def site_score(site: effects.Site) -> float:
 
 
 def sample_log_density(site: effects.Site, value) -> float:
+    validate_site(site)
     ld = float(np.sum(np.asarray(site.dist.log_density(jnp.asarray(value)), dtype=np.float64)))
     if np.isnan(ld):
         raise DensityError(f"the log density of the random choice '{site.address}' is NaN", span=site.span)

@@ -1,0 +1,313 @@
+"""Hamiltonian Monte Carlo with a static number of integration steps.
+
+The transition is written as a small state machine over *one integration step*
+(``stepwise``): ``start`` draws a momentum, ``advance`` takes one leapfrog
+step, ``is_done`` says when the trajectory is complete and ``finish`` makes the
+Metropolis decision. ``build_kernel`` composes these into a BlackJAX-style
+transition ``kernel(key, state, logdensity_fn, step_size, inverse_mass_matrix)``;
+the chain driver (``base.run_chains``) drives the same pieces one leapfrog step
+at a time so that vectorised chains never wait for one another.
+
+Law: for any fixed step size and metric the transition leaves the density
+``exp(logdensity_fn)`` invariant (leapfrog is volume preserving and reversible,
+and the Metropolis correction is exact).
+
+This module also holds the pieces HMC and NUTS share: the Euclidean metric
+(``Metric``, ``metric``), momentum draws and the leapfrog integrator on flat
+vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+__all__ = [
+    "State",
+    "Info",
+    "Metric",
+    "Leaf",
+    "FlatState",
+    "Stepwise",
+    "Builder",
+    "metric",
+    "sample_momentum",
+    "leapfrog",
+    "init",
+    "stepwise",
+    "build_kernel",
+]
+
+Array = Any
+ValueAndGrad = Callable[[Array], tuple[Array, Array]]
+
+
+# --------------------------------------------------------------------------- states
+
+
+class State(NamedTuple):
+    """A point of the chain: position (a pytree), its log density and gradient."""
+
+    position: Any
+    log_density: Array
+    log_density_grad: Any
+
+
+class FlatState(NamedTuple):
+    """``State`` on the flat (ravelled) parameter vector; what the drivers carry."""
+
+    position: Array
+    log_density: Array
+    log_density_grad: Array
+
+
+class Info(NamedTuple):
+    """What one HMC transition did.
+
+    ``accept_prob`` is the Metropolis acceptance probability, ``energy`` the
+    Hamiltonian at the returned state (with the momentum it ended with) and
+    ``num_steps`` the number of leapfrog steps taken.
+    """
+
+    diverging: Array
+    accept_prob: Array
+    num_steps: Array
+    energy: Array
+    accepted: Array
+
+
+class Stepwise(NamedTuple):
+    """A transition as a state machine over single integration steps.
+
+    ``start(key, state, metric, step_size) -> trajectory``,
+    ``advance(trajectory, value_and_grad, metric) -> trajectory``,
+    ``is_done(trajectory) -> bool`` and ``finish(trajectory) -> (FlatState, Info)``.
+    Running ``advance`` until ``is_done`` and then ``finish`` is one transition.
+    """
+
+    start: Callable
+    advance: Callable
+    is_done: Callable
+    finish: Callable
+
+
+# --------------------------------------------------------------------------- metric
+
+
+class Metric(NamedTuple):
+    """A Euclidean metric: the inverse mass matrix and the factor that draws momenta.
+
+    Diagonal when ``inverse_mass_matrix`` has one axis (then
+    ``momentum_factor = 1 / sqrt(inverse_mass_matrix)``), dense when it has
+    two (then ``momentum_factor = L^{-T}`` with ``L L^T = inverse_mass_matrix``,
+    so ``momentum_factor @ z`` has covariance ``M``).
+    """
+
+    inverse_mass_matrix: Array
+    momentum_factor: Array
+
+
+def metric(inverse_mass_matrix: Array) -> Metric:
+    """The ``Metric`` of a diagonal (1-D) or dense (2-D) inverse mass matrix."""
+    imm = jnp.asarray(inverse_mass_matrix)
+    if imm.ndim == 1:
+        return Metric(imm, jax.lax.rsqrt(imm))
+    if imm.ndim == 2:
+        chol = jnp.linalg.cholesky(imm)
+        eye = jnp.eye(imm.shape[0], dtype=imm.dtype)
+        inv_chol = jax.scipy.linalg.solve_triangular(chol, eye, lower=True)
+        return Metric(imm, inv_chol.T)
+    raise ValueError(
+        f"an inverse mass matrix has one axis (diagonal) or two (dense), not shape {imm.shape}"
+    )
+
+
+def _velocity(m: Metric, momentum: Array) -> Array:
+    """``M^{-1} p``."""
+    if m.inverse_mass_matrix.ndim == 1:
+        return m.inverse_mass_matrix * momentum
+    return m.inverse_mass_matrix @ momentum
+
+
+def sample_momentum(key: Array, m: Metric, like: Array) -> Array:
+    """A draw of ``p ~ Normal(0, M)`` with the shape and dtype of ``like``."""
+    z = jax.random.normal(key, like.shape, like.dtype)
+    if m.momentum_factor.ndim == 1:
+        return m.momentum_factor * z
+    return m.momentum_factor @ z
+
+
+# --------------------------------------------------------------------------- leapfrog
+
+
+class Leaf(NamedTuple):
+    """A point in phase space: position, momentum, velocity ``M^{-1} p``, log density, gradient."""
+
+    position: Array
+    momentum: Array
+    velocity: Array
+    log_density: Array
+    log_density_grad: Array
+
+
+def leapfrog(leaf: Leaf, step_size: Array, m: Metric, value_and_grad: ValueAndGrad) -> Leaf:
+    """One velocity-Verlet step of signed size ``step_size`` for ``H = -log p(x) + p.M^{-1}p/2``."""
+    half = 0.5 * step_size
+    momentum = leaf.momentum + half * leaf.log_density_grad
+    position = leaf.position + step_size * _velocity(m, momentum)
+    log_density, grad = value_and_grad(position)
+    momentum = momentum + half * grad
+    return Leaf(position, momentum, _velocity(m, momentum), log_density, grad)
+
+
+def kinetic_energy(leaf: Leaf) -> Array:
+    return 0.5 * jnp.dot(leaf.momentum, leaf.velocity)
+
+
+def _start_leaf(key: Array, state: FlatState, m: Metric) -> Leaf:
+    momentum = sample_momentum(key, m, state.position)
+    return Leaf(state.position, momentum, _velocity(m, momentum), state.log_density, state.log_density_grad)
+
+
+def _select(pred: Array, on_true: Any, on_false: Any) -> Any:
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+# --------------------------------------------------------------------------- HMC
+
+
+class Trajectory(NamedTuple):
+    """The state of an HMC transition in progress."""
+
+    initial: FlatState
+    initial_energy: Array
+    current: Leaf
+    step_size: Array
+    num_steps: Array
+    diverging: Array
+    key: Array
+
+
+def stepwise(
+    num_integration_steps: int = 10,
+    divergence_threshold: float = 1000.0,
+    step_size_jitter: float = 0.0,
+) -> Stepwise:
+    """HMC as a ``Stepwise`` machine.
+
+    ``step_size_jitter`` in [0, 1) draws each transition's step size uniformly
+    in ``step_size * (1 ± jitter)`` (Stan's ``stepsize_jitter``), which breaks
+    the periodicity of a fixed trajectory length. A trajectory stops early at a
+    divergence (an energy error above ``divergence_threshold``) and is rejected.
+    """
+    if num_integration_steps < 1:
+        raise ValueError("num_integration_steps must be at least 1")
+    if not 0.0 <= step_size_jitter < 1.0:
+        raise ValueError("step_size_jitter must lie in [0, 1)")
+
+    def start(key, state: FlatState, m: Metric, step_size) -> Trajectory:
+        key_momentum, key_jitter, key_accept = jax.random.split(key, 3)
+        leaf = _start_leaf(key_momentum, state, m)
+        energy = -leaf.log_density + kinetic_energy(leaf)
+        step_size = jnp.asarray(step_size, state.position.dtype)
+        if step_size_jitter > 0:
+            u = jax.random.uniform(key_jitter, (), state.position.dtype, -1.0, 1.0)
+            step_size = step_size * (1.0 + step_size_jitter * u)
+        return Trajectory(
+            state, energy, leaf, step_size, jnp.int32(0), jnp.bool_(False), key_accept
+        )
+
+    def advance(traj: Trajectory, value_and_grad: ValueAndGrad, m: Metric) -> Trajectory:
+        leaf = leapfrog(traj.current, traj.step_size, m, value_and_grad)
+        delta = -leaf.log_density + kinetic_energy(leaf) - traj.initial_energy
+        diverging = ~(delta <= divergence_threshold)  # NaN counts as divergent
+        return traj._replace(current=leaf, num_steps=traj.num_steps + 1, diverging=diverging)
+
+    def is_done(traj: Trajectory) -> Array:
+        return (traj.num_steps >= num_integration_steps) | traj.diverging
+
+    def finish(traj: Trajectory) -> tuple[FlatState, Info]:
+        leaf = traj.current
+        energy = -leaf.log_density + kinetic_energy(leaf)
+        delta = jnp.where(traj.diverging, jnp.inf, energy - traj.initial_energy)
+        delta = jnp.where(jnp.isnan(delta), jnp.inf, delta)
+        accept_prob = jnp.exp(jnp.minimum(0.0, -delta))
+        u = jax.random.uniform(traj.key, (), accept_prob.dtype)
+        accepted = u < accept_prob
+        proposal = FlatState(leaf.position, leaf.log_density, leaf.log_density_grad)
+        new = _select(accepted, proposal, traj.initial)
+        return new, Info(
+            diverging=traj.diverging,
+            accept_prob=accept_prob,
+            num_steps=traj.num_steps,
+            energy=jnp.where(accepted, energy, traj.initial_energy),
+            accepted=accepted,
+        )
+
+    return Stepwise(start, advance, is_done, finish)
+
+
+# --------------------------------------------------------------------------- BlackJAX-style API
+
+
+def init(position: Any, logdensity_fn: Callable) -> State:
+    """The chain state at ``position``: ``State(position, log p(position), grad log p(position))``."""
+    log_density, grad = jax.value_and_grad(logdensity_fn)(position)
+    return State(position, log_density, grad)
+
+
+def kernel_from_stepwise(machine: Stepwise) -> Callable:
+    """``kernel(key, state, logdensity_fn, step_size, inverse_mass_matrix) -> (State, Info)``.
+
+    Positions may be any pytree; ``inverse_mass_matrix`` acts on the flat
+    (``jax.flatten_util.ravel_pytree``) vector of the position.
+    """
+
+    def kernel(key, state: State, logdensity_fn: Callable, step_size, inverse_mass_matrix):
+        flat, unravel = ravel_pytree(state.position)
+        grad_flat, _ = ravel_pytree(state.log_density_grad)
+
+        def value_and_grad(x):
+            value, grad = jax.value_and_grad(logdensity_fn)(unravel(x))
+            return value, ravel_pytree(grad)[0]
+
+        m = metric(inverse_mass_matrix)
+        traj = machine.start(key, FlatState(flat, state.log_density, grad_flat), m, step_size)
+        traj = jax.lax.while_loop(
+            lambda t: ~machine.is_done(t), lambda t: machine.advance(t, value_and_grad, m), traj
+        )
+        new, info = machine.finish(traj)
+        return State(unravel(new.position), new.log_density, unravel(new.log_density_grad)), info
+
+    return kernel
+
+
+def build_kernel(
+    num_integration_steps: int = 10,
+    divergence_threshold: float = 1000.0,
+    step_size_jitter: float = 0.0,
+) -> Callable:
+    """An HMC transition ``kernel(key, state, logdensity_fn, step_size, inverse_mass_matrix)``."""
+    return kernel_from_stepwise(stepwise(num_integration_steps, divergence_threshold, step_size_jitter))
+
+
+@dataclass(frozen=True)
+class Builder:
+    """HMC options, hashable, as ``run_chains`` takes them: ``hmc.Builder(num_integration_steps=20)``."""
+
+    num_integration_steps: int = 10
+    divergence_threshold: float = 1000.0
+    step_size_jitter: float = 0.0
+
+    def init(self, position: Any, logdensity_fn: Callable) -> State:
+        return init(position, logdensity_fn)
+
+    def stepwise(self) -> Stepwise:
+        return stepwise(self.num_integration_steps, self.divergence_threshold, self.step_size_jitter)
+
+    def build_kernel(self) -> Callable:
+        return kernel_from_stepwise(self.stepwise())

@@ -1,0 +1,200 @@
+"""Bad input gets a clear exception naming the site and the user's line — never a
+silent wrong answer and never a raw JAX tracer error."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ppl
+from ppl import dist
+
+
+def line_of(fn, text):
+    import inspect
+
+    lines, start = inspect.getsourcelines(fn.fn if isinstance(fn, ppl.Model) else fn)
+    for i, line in enumerate(lines):
+        if text in line:
+            return start + i
+    raise AssertionError(text)
+
+
+@ppl.model
+def negative_scale():
+    return ppl.sample("x", dist.Bernoulli(probs=1.5))
+
+
+@ppl.model
+def traced_negative_scale(y):
+    s = ppl.sample("s", dist.Normal(-5.0, 0.1))
+    ppl.observe("y", dist.Normal(0.0, s), y)  # the scale is negative for every prior draw
+    return s
+
+
+@pytest.mark.parametrize("method", [ppl.Importance(num_particles=10), ppl.Enumerate()])
+def test_parameter_outside_its_domain_names_site_and_line(method):
+    with pytest.raises(ppl.ParameterError) as info:
+        ppl.infer(negative_scale, method=method)
+    err = info.value
+    assert "'x'" in str(err) and "probs" in str(err) and "1.5" in str(err)
+    assert err.span is not None and err.span.line == line_of(negative_scale, 'dist.Bernoulli(probs=1.5)')
+
+
+def test_negative_scale_of_a_continuous_site():
+    @ppl.model
+    def m():
+        return ppl.sample("x", dist.Normal(0.0, -1.0))
+
+    with pytest.raises(ppl.ParameterError, match="'x'.*scale"):
+        ppl.infer(m, method=ppl.Importance(num_particles=10))
+
+
+def test_parameter_outside_its_domain_at_run_time_is_diagnosed():
+    with pytest.raises(ppl.ParameterError) as info:
+        ppl.infer(traced_negative_scale, 1.0, method=ppl.Importance(num_particles=50))
+    assert "'y'" in str(info.value) and "scale" in str(info.value)
+    assert info.value.span.line == line_of(traced_negative_scale, 'ppl.observe("y"')
+
+
+@ppl.model
+def coin(flips):
+    p = ppl.sample("p", dist.Beta(1.0, 1.0))
+    with ppl.plate("flips", flips.shape[0]):
+        ppl.observe("flips", dist.Bernoulli(probs=p), flips)
+    return p
+
+
+def test_observed_value_outside_support():
+    with pytest.raises(ppl.SupportError) as info:
+        ppl.infer(coin, jnp.array([0, 1, 2, 1]), method=ppl.Importance(num_particles=20))
+    msg = str(info.value)
+    assert "'flips'" in msg and "Bernoulli" in msg and "2" in msg
+    assert info.value.span.line == line_of(coin, 'ppl.observe("flips"')
+
+
+def test_observed_value_outside_support_dynamic_model():
+    @ppl.model
+    def dyn(k):
+        n = ppl.sample("n", dist.Poisson(3.0))
+        if n > 2:  # dynamic
+            ppl.factor("more", 1.0)
+        ppl.observe("k", dist.Binomial(n, probs=0.5), k)
+        return n
+
+    with pytest.raises(ppl.SupportError) as info:
+        ppl.infer(dyn, -1, method=ppl.Importance(num_particles=5))
+    assert "'k'" in str(info.value)
+
+
+@ppl.model
+def duplicate():
+    a = ppl.sample("z", dist.Normal(0.0, 1.0))
+    b = ppl.sample("z", dist.Normal(a, 1.0))
+    return b
+
+
+@ppl.model
+def duplicate_in_loop():
+    total = 0.0
+    for i in range(3):
+        total += ppl.sample("z", dist.Normal(0.0, 1.0))
+    return total
+
+
+@pytest.mark.parametrize("model", [duplicate, duplicate_in_loop])
+def test_duplicate_addresses(model):
+    with pytest.raises(ppl.AddressError) as info:
+        ppl.infer(model, method=ppl.Importance(num_particles=5))
+    msg = str(info.value)
+    assert "'z'" in msg and "twice" in msg and "first used at" in msg
+    assert info.value.span is not None
+
+
+@ppl.model
+def regression(x, y):
+    a = ppl.sample("a", dist.Normal(0.0, 1.0))
+    b = ppl.sample("b", dist.Normal(0.0, 1.0))
+    ppl.observe("y", dist.Normal(a + b * x, 1.0), y)
+
+
+def test_data_of_the_wrong_shape():
+    with pytest.raises(ppl.ShapeError) as info:
+        ppl.infer(regression, jnp.arange(5.0), jnp.arange(4.0), method=ppl.Importance(num_particles=5))
+    msg = str(info.value)
+    assert "'y'" in msg and "(4,)" in msg and "(5,)" in msg
+    assert info.value.span.line == line_of(regression, 'ppl.observe("y"')
+
+
+def test_plate_size_that_does_not_match_the_data():
+    @ppl.model
+    def m(y):
+        mu = ppl.sample("mu", dist.Normal(0.0, 1.0))
+        with ppl.plate("data", 3):
+            ppl.observe("y", dist.Normal(mu, 1.0), y)
+
+    with pytest.raises(ppl.ShapeError, match="'y'"):
+        ppl.infer(m, jnp.arange(5.0), method=ppl.Importance(num_particles=5))
+
+
+@ppl.model
+def nan_factor(y):
+    x = ppl.sample("x", dist.Normal(0.0, 1.0))
+    ppl.factor("bad", jnp.log(-jnp.abs(x) - 1.0))  # log of a negative number: NaN
+    ppl.observe("y", dist.Normal(x, 1.0), y)
+
+
+def test_nan_in_a_log_density_names_the_site():
+    with pytest.raises(ppl.DensityError) as info:
+        ppl.infer(nan_factor, 0.5, method=ppl.Importance(num_particles=20))
+    assert "'bad'" in str(info.value) and "NaN" in str(info.value)
+    assert info.value.span.line == line_of(nan_factor, 'ppl.factor("bad"')
+
+
+def test_errors_render_with_file_line_and_caret():
+    with pytest.raises(ppl.ShapeError) as info:
+        ppl.infer(regression, jnp.arange(5.0), jnp.arange(4.0), method=ppl.Importance(num_particles=5))
+    text = str(info.value)
+    assert "test_bad_input.py" in text and "line" in text
+    assert "^" in text and 'ppl.observe("y"' in text
+
+
+def test_not_a_distribution():
+    @ppl.model
+    def m():
+        return ppl.sample("x", 3.0)
+
+    with pytest.raises(ppl.ModelError, match="needs a distribution"):
+        ppl.infer(m, method=ppl.Importance(num_particles=5))
+
+
+def test_calling_a_model_directly_says_what_to_do():
+    with pytest.raises(ppl.ModelError, match="simulate"):
+        coin(jnp.array([1, 0]))
+
+
+def test_infer_on_a_plain_function():
+    def f():
+        return ppl.sample("x", dist.Normal(0.0, 1.0))
+
+    with pytest.raises(ppl.ModelError, match="@ppl.model"):
+        ppl.infer(f)
+
+
+def test_log_density_with_a_missing_or_unknown_site():
+    with pytest.raises(ppl.AddressError, match="'b'"):
+        regression.log_density({"a": 0.0}, jnp.arange(3.0), jnp.arange(3.0))
+    with pytest.raises(ppl.AddressError, match="'c'"):
+        regression.log_density({"a": 0.0, "b": 1.0, "c": 2.0}, jnp.arange(3.0), jnp.arange(3.0))
+
+
+def test_random_choices_inside_while_loop_are_rejected_clearly():
+    @ppl.model
+    def m():
+        def body(c):
+            return c + ppl.sample("x", dist.Normal(0.0, 1.0))
+
+        return jax.lax.while_loop(lambda c: c < 3.0, body, 0.0)
+
+    with pytest.raises(ppl.ModelError, match="while"):
+        ppl.infer(m, method=ppl.Importance(num_particles=5))
