@@ -85,7 +85,8 @@ def split_args(args: tuple, kwargs: dict):
     ``rebuild(leaves) -> (args, kwargs)`` and ``rebuild.key`` identifies the
     static parts and the leaves' shapes for caching.
     """
-    args, kwargs = as_data(tuple(args)), as_data(dict(kwargs))
+    args = tuple(as_data(a) for a in args)
+    kwargs = {k: as_data(v) for k, v in kwargs.items()}
     leaves, treedef = jax.tree.flatten((args, kwargs))
     dynamic_pos = [i for i, x in enumerate(leaves) if _is_dynamic_leaf(x)]
     dyn = [jnp.asarray(leaves[i]) for i in dynamic_pos]

@@ -1,0 +1,287 @@
+"""Stan-style warm-up: step-size dual averaging and windowed mass-matrix estimation.
+
+Everything here is a pure function on NamedTuple states, applied by the
+chain driver once per transition inside its compiled loop:
+
+- ``schedule(num_warmup, config)``: which warm-up transitions feed the
+  covariance estimate and where each slow window ends (Stan: an initial fast
+  buffer of 75, slow windows doubling from 25, a final fast buffer of 50;
+  15% / 75% / 10% when ``num_warmup`` is too small for those).
+- ``dual_averaging_*``: Nesterov dual averaging of ``log step_size`` towards
+  a target mean acceptance statistic (Hoffman & Gelman 2014, Stan's
+  constants ``gamma=0.05, t0=10, kappa=0.75``).
+- ``welford_*``: running mean and (co)variance, regularised as Stan does:
+  ``(n / (n + 5)) * Sigma + 1e-3 * (5 / (n + 5)) * I``.
+- ``find_reasonable_step_size``: Stan's heuristic that doubles or halves the
+  step size until one leapfrog step's acceptance crosses 0.8.
+
+Law: the warm-up only chooses (step size, metric); the sampling phase uses
+them fixed, so the draws after warm-up are from a valid Markov chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppl.inference.mcmc.hmc import FlatState, Metric, _start_leaf, kinetic_energy, leapfrog, metric
+
+__all__ = [
+    "Adaptation",
+    "AdaptationState",
+    "DualAveraging",
+    "Welford",
+    "schedule",
+    "dual_averaging_init",
+    "dual_averaging_update",
+    "dual_averaging_restart",
+    "welford_init",
+    "welford_update",
+    "welford_covariance",
+    "adaptation_init",
+    "adaptation_update",
+    "end_window",
+    "find_reasonable_step_size",
+]
+
+Array = Any
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """Warm-up options (hashable; part of the compiled program's cache key).
+
+    ``metric`` is ``"diag"`` (default), ``"dense"`` or ``"unit"`` (no
+    mass-matrix adaptation). ``adapt_step_size=False`` keeps
+    ``initial_step_size`` throughout; ``find_initial_step_size`` runs Stan's
+    heuristic from ``initial_step_size`` before warm-up.
+    """
+
+    target_accept: float = 0.8
+    metric: str = "diag"
+    adapt_step_size: bool = True
+    initial_step_size: float = 1.0
+    find_initial_step_size: bool = True
+    init_buffer: int = 75
+    term_buffer: int = 50
+    base_window: int = 25
+    gamma: float = 0.05
+    t0: float = 10.0
+    kappa: float = 0.75
+
+    def __post_init__(self):
+        if not 0.0 < self.target_accept < 1.0:
+            raise ValueError(f"target_accept must lie in (0, 1), not {self.target_accept}")
+        if self.metric not in ("diag", "dense", "unit"):
+            raise ValueError(f"metric must be 'diag', 'dense' or 'unit', not {self.metric!r}")
+        if self.initial_step_size <= 0:
+            raise ValueError("initial_step_size must be positive")
+
+
+NO_ADAPTATION = Adaptation(metric="unit", adapt_step_size=False, find_initial_step_size=False)
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def schedule(num_warmup: int, config: Adaptation = Adaptation()) -> tuple[np.ndarray, np.ndarray]:
+    """``(collect, window_end)``: boolean arrays over warm-up transitions ``0 .. num_warmup - 1``.
+
+    ``collect[t]``: transition ``t``'s draw enters the covariance estimate;
+    ``window_end[t]``: after transition ``t`` the metric is updated and dual
+    averaging restarts. No windows when the metric is not adapted or
+    ``num_warmup < 20`` (then only the step size is tuned, as in Stan).
+    """
+    collect = np.zeros(num_warmup, bool)
+    window_end = np.zeros(num_warmup, bool)
+    if config.metric == "unit" or num_warmup < 20:
+        return collect, window_end
+    init_buffer, term_buffer, base = config.init_buffer, config.term_buffer, config.base_window
+    if init_buffer + base + term_buffer > num_warmup:
+        init_buffer = int(0.15 * num_warmup)
+        term_buffer = int(0.1 * num_warmup)
+        base = num_warmup - init_buffer - term_buffer
+    slow_end = num_warmup - term_buffer
+    start, size = init_buffer, base
+    while start < slow_end:
+        if start + 3 * size >= slow_end:  # the next, doubled window would not fit: stretch this one
+            size = slow_end - start
+        collect[start : start + size] = True
+        window_end[start + size - 1] = True
+        start += size
+        size *= 2
+    return collect, window_end
+
+
+# --------------------------------------------------------------------------- dual averaging
+
+
+class DualAveraging(NamedTuple):
+    log_step_size: Array
+    log_step_size_avg: Array
+    gradient_avg: Array
+    count: Array
+    mu: Array
+
+
+def dual_averaging_init(step_size: Array) -> DualAveraging:
+    log_step = jnp.log(step_size)
+    zero = jnp.zeros_like(log_step)
+    return DualAveraging(log_step, zero, zero, zero, jnp.log(10.0) + log_step)
+
+
+def dual_averaging_restart(state: DualAveraging) -> DualAveraging:
+    """Restart around the current step size (after a metric update), ``mu = log(10 eps)``."""
+    return dual_averaging_init(jnp.exp(state.log_step_size))
+
+
+def dual_averaging_update(
+    state: DualAveraging, accept_prob: Array, config: Adaptation = Adaptation()
+) -> DualAveraging:
+    """One step of dual averaging towards ``config.target_accept``."""
+    accept = jnp.where(jnp.isnan(accept_prob), 0.0, jnp.minimum(accept_prob, 1.0))
+    count = state.count + 1.0
+    eta = 1.0 / (count + config.t0)
+    gradient_avg = (1.0 - eta) * state.gradient_avg + eta * (config.target_accept - accept)
+    log_step = state.mu - gradient_avg * jnp.sqrt(count) / config.gamma
+    weight = count ** (-config.kappa)
+    log_step_avg = weight * log_step + (1.0 - weight) * state.log_step_size_avg
+    return DualAveraging(log_step, log_step_avg, gradient_avg, count, state.mu)
+
+
+# --------------------------------------------------------------------------- Welford
+
+
+class Welford(NamedTuple):
+    count: Array
+    mean: Array
+    m2: Array  # (d,) for a diagonal estimate, (d, d) for a dense one
+
+
+def welford_init(dim: int, dense: bool, dtype=jnp.float32) -> Welford:
+    m2 = jnp.zeros((dim, dim) if dense else (dim,), dtype)
+    return Welford(jnp.zeros((), dtype), jnp.zeros((dim,), dtype), m2)
+
+
+def welford_update(state: Welford, x: Array) -> Welford:
+    count = state.count + 1.0
+    delta = x - state.mean
+    mean = state.mean + delta / count
+    if state.m2.ndim == 1:
+        m2 = state.m2 + delta * (x - mean)
+    else:
+        m2 = state.m2 + jnp.outer(delta, x - mean)
+    return Welford(count, mean, m2)
+
+
+def welford_covariance(state: Welford) -> Array:
+    """Sample (co)variance shrunk towards ``1e-3 I`` with weight ``5 / (n + 5)`` (Stan)."""
+    n = state.count
+    cov = state.m2 / jnp.maximum(n - 1.0, 1.0)
+    shrink = 1e-3 * 5.0 / (n + 5.0)
+    if cov.ndim == 1:
+        return (n / (n + 5.0)) * cov + shrink
+    return (n / (n + 5.0)) * cov + shrink * jnp.eye(cov.shape[0], dtype=cov.dtype)
+
+
+# --------------------------------------------------------------------------- per-chain state
+
+
+class AdaptationState(NamedTuple):
+    step_size: Array
+    dual_averaging: DualAveraging
+    welford: Welford
+    metric: Metric
+
+
+def adaptation_init(dim: int, step_size: Array, config: Adaptation, dtype=jnp.float32) -> AdaptationState:
+    dense = config.metric == "dense"
+    imm = jnp.eye(dim, dtype=dtype) if dense else jnp.ones((dim,), dtype)
+    step_size = jnp.asarray(step_size, dtype)
+    welford = welford_init(dim if config.metric != "unit" else 0, dense, dtype)
+    return AdaptationState(step_size, dual_averaging_init(step_size), welford, metric(imm))
+
+
+def adaptation_update(
+    state: AdaptationState,
+    t: Array,
+    position: Array,
+    accept_prob: Array,
+    collect: Array,
+    last: Array,
+    config: Adaptation,
+) -> AdaptationState:
+    """After warm-up transition ``t``: tune the step size, feed the estimate (when ``collect``).
+
+    ``last`` marks the final warm-up transition, after which the step size is
+    the dual-averaging average ``exp(log_step_size_avg)``. Window ends are
+    applied separately by ``end_window`` (so a driver can skip the matrix work
+    on transitions where no chain ends a window).
+    """
+    step_size, da = state.step_size, state.dual_averaging
+    if config.adapt_step_size:
+        da = dual_averaging_update(da, accept_prob, config)
+        step_size = jnp.where(last, jnp.exp(da.log_step_size_avg), jnp.exp(da.log_step_size))
+    welford = state.welford
+    if config.metric != "unit":
+        updated = welford_update(welford, position)
+        welford = jax.tree.map(lambda new, old: jnp.where(collect, new, old), updated, welford)
+    return AdaptationState(step_size, da, welford, state.metric)
+
+
+def end_window(state: AdaptationState, config: Adaptation) -> AdaptationState:
+    """End a slow window: new metric from the estimate, fresh estimate, dual averaging restarted."""
+    imm = welford_covariance(state.welford)
+    dim = state.welford.mean.shape[0]
+    welford = welford_init(dim, config.metric == "dense", state.welford.mean.dtype)
+    da = dual_averaging_restart(state.dual_averaging) if config.adapt_step_size else state.dual_averaging
+    return AdaptationState(state.step_size, da, welford, metric(imm))
+
+
+# --------------------------------------------------------------------------- initial step size
+
+
+def find_reasonable_step_size(
+    key: Array,
+    state: FlatState,
+    m: Metric,
+    step_size: Array,
+    value_and_grad: Callable,
+    max_iterations: int = 100,
+) -> Array:
+    """Stan's ``init_stepsize``: double (or halve) the step size while one leapfrog step's
+    acceptance ``exp(H0 - H)`` stays above (or below) 0.8, each try with a fresh momentum."""
+    log_threshold = jnp.log(0.8)
+
+    def delta_h(key, eps):
+        leaf = _start_leaf(key, state, m)
+        h0 = -leaf.log_density + kinetic_energy(leaf)
+        new = leapfrog(leaf, eps, m, value_and_grad)
+        h = -new.log_density + kinetic_energy(new)
+        h = jnp.where(jnp.isnan(h), jnp.inf, h)
+        return h0 - h
+
+    key, sub = jax.random.split(key)
+    eps = jnp.asarray(step_size, state.position.dtype)
+    direction = jnp.where(delta_h(sub, eps) > log_threshold, 1.0, -1.0).astype(eps.dtype)
+
+    def keep_going(carry):
+        eps, key, i, stop = carry
+        return ~stop & (i < max_iterations)
+
+    def body(carry):
+        eps, key, i, _ = carry
+        key, sub = jax.random.split(key)
+        trial = eps * jnp.where(direction > 0, 2.0, 0.5).astype(eps.dtype)
+        dh = delta_h(sub, trial)
+        crossed = jnp.where(direction > 0, ~(dh > log_threshold), ~(dh < log_threshold))
+        # Stan keeps the step size at which acceptance crossed the threshold.
+        return trial, key, i + 1, crossed
+
+    eps, _, _, _ = jax.lax.while_loop(keep_going, body, (eps, key, jnp.int32(0), jnp.bool_(False)))
+    tiny = jnp.finfo(eps.dtype).tiny
+    return jnp.clip(eps, tiny, 1e7)

@@ -1,0 +1,179 @@
+"""Initial points for MCMC chains, on the unconstrained scale.
+
+Three strategies (each a ``Strategy``):
+
+- ``uniform(template, radius=2.0)``: every coordinate uniform in
+  ``(-radius, radius)`` (Stan's default); a chain whose point has a log
+  density or gradient that is not finite is redrawn, up to ``max_tries``
+  times, all chains at once;
+- ``at_point(point)``: every chain starts at one given point (a prior median,
+  a feasible point supplied by the caller);
+- ``values(positions)``: given values, one per chain (leading chain axis).
+
+The last two are not redrawn: a bad point there is the caller's to fix, and
+``check`` raises a ``ModelError`` that says so.
+
+``initialize`` is pure and jittable; the chain driver runs it inside the same
+compiled program as warm-up and sampling, then calls ``check`` on the host.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppl.stdlib.errors import DensityError, ModelError
+
+__all__ = ["Strategy", "uniform", "at_point", "values", "initialize", "check", "MAX_TRIES"]
+
+MAX_TRIES = 100
+
+# Status codes of an initial point.
+OK, ZERO_DENSITY, NAN_DENSITY, BAD_GRADIENT = 0, 1, 2, 3
+
+
+class Strategy(NamedTuple):
+    """How to draw initial points. ``kind`` and ``radius`` are static; ``data`` is a pytree of arrays."""
+
+    kind: str  # "uniform" | "point" | "values"
+    data: Any
+    radius: float = 2.0
+    max_tries: int = MAX_TRIES
+
+    def describe(self) -> str:
+        if self.kind == "uniform":
+            return f"drawn uniformly in (-{self.radius:g}, {self.radius:g}) on the unconstrained scale"
+        if self.kind == "point":
+            return "at the given initial point"
+        return "at the given initial values"
+
+
+def uniform(template: Any, radius: float = 2.0, max_tries: int = MAX_TRIES) -> Strategy:
+    """Uniform in ``(-radius, radius)`` for every coordinate of a position shaped like ``template`` (one chain)."""
+    if radius <= 0:
+        raise ValueError("the radius of uniform initialisation must be positive")
+    return Strategy("uniform", template, float(radius), int(max_tries))
+
+
+def at_point(point: Any) -> Strategy:
+    """Every chain starts at ``point`` (one chain's position)."""
+    return Strategy("point", point)
+
+
+def values(positions: Any) -> Strategy:
+    """Given initial positions with a leading chain axis."""
+    return Strategy("values", positions)
+
+
+def _classify(log_density: jax.Array, grad: jax.Array) -> jax.Array:
+    """``OK`` when both are finite; else why not (per chain)."""
+    finite_grad = jnp.all(jnp.isfinite(grad), axis=-1)
+    return jnp.where(
+        jnp.isnan(log_density) | (log_density == jnp.inf),
+        NAN_DENSITY,
+        jnp.where(log_density == -jnp.inf, ZERO_DENSITY, jnp.where(finite_grad, OK, BAD_GRADIENT)),
+    ).astype(jnp.int32)
+
+
+def draw(strategy: Strategy, key: jax.Array, num_chains: int, ravel: Callable) -> jax.Array:
+    """Candidate flat positions, shape ``(num_chains, d)``; ``ravel`` flattens one chain's pytree."""
+    if strategy.kind == "uniform":
+        template = ravel(strategy.data)
+        return jax.random.uniform(
+            key, (num_chains,) + template.shape, template.dtype, -strategy.radius, strategy.radius
+        )
+    if strategy.kind == "point":
+        flat = ravel(strategy.data)
+        return jnp.broadcast_to(flat, (num_chains,) + flat.shape)
+    if strategy.kind == "values":
+        return jax.vmap(ravel)(strategy.data)
+    raise ValueError(f"unknown initialisation strategy {strategy.kind!r}")
+
+
+class Initialized(NamedTuple):
+    position: jax.Array  # (num_chains, d)
+    log_density: jax.Array  # (num_chains,)
+    log_density_grad: jax.Array  # (num_chains, d)
+    status: jax.Array  # (num_chains,) int32, OK when usable
+    tries: jax.Array  # () int32
+
+
+def initialize(
+    key: jax.Array,
+    strategy: Strategy,
+    value_and_grad: Callable,
+    num_chains: int,
+    ravel: Callable,
+) -> Initialized:
+    """Initial points with finite log density and gradient, redrawn (vectorised) when the strategy allows.
+
+    ``value_and_grad`` maps one flat position to ``(log density, gradient)``.
+    """
+    batched = jax.vmap(value_and_grad)
+    key, sub = jax.random.split(key)
+    x = draw(strategy, sub, num_chains, ravel)
+    log_density, grad = batched(x)
+    status = _classify(log_density, grad)
+    first = Initialized(x, log_density, grad, status, jnp.int32(1))
+    if strategy.kind != "uniform" or strategy.max_tries <= 1:
+        return first
+
+    def again(carry):
+        init, key = carry
+        key, sub = jax.random.split(key)
+        x = draw(strategy, sub, num_chains, ravel)
+        log_density, grad = batched(x)
+        status = _classify(log_density, grad)
+        redo = init.status != OK
+        pick = lambda new, old: jnp.where(redo.reshape(redo.shape + (1,) * (new.ndim - 1)), new, old)
+        return Initialized(
+            pick(x, init.position),
+            pick(log_density, init.log_density),
+            pick(grad, init.log_density_grad),
+            jnp.where(redo, status, init.status),
+            init.tries + 1,
+        ), key
+
+    def more(carry):
+        init, _ = carry
+        return jnp.any(init.status != OK) & (init.tries < strategy.max_tries)
+
+    return jax.lax.while_loop(more, again, (first, key))[0]
+
+
+def check(status: np.ndarray, tries: int, strategy: Strategy) -> None:
+    """Raise a ``ModelError`` (``DensityError`` for gradients) when some chain has no usable initial point."""
+    status = np.asarray(status)
+    bad = np.flatnonzero(status != OK)
+    if bad.size == 0:
+        return
+    chains = ", ".join(str(int(c)) for c in bad[:10]) + (" ..." if bad.size > 10 else "")
+    plural = "s" if bad.size > 1 else ""
+    where = (
+        f"at every one of the {tries} initial points tried ({strategy.describe()})"
+        if strategy.kind == "uniform"
+        else strategy.describe()
+    )
+    if np.all(status[bad] == BAD_GRADIENT):
+        raise DensityError(
+            f"the log density is finite but its gradient is NaN or infinite {where}, "
+            f"for chain{plural} {chains}; gradient-based samplers (HMC, NUTS) cannot start.",
+            hint="Look for operations with undefined derivatives at the start point (sqrt or log of 0, "
+            "abs at 0, a division by zero) or give initial values away from them.",
+        )
+    kinds = set(status[bad].tolist())
+    if kinds == {ZERO_DENSITY}:
+        what = "zero (log density -inf)"
+    elif kinds <= {NAN_DENSITY, BAD_GRADIENT}:
+        what = "NaN"
+    else:
+        what = "zero (log density -inf) or NaN"
+    raise ModelError(
+        f"the model has density {what} {where}, for chain{plural} {chains}.",
+        hint="Check that the observed data lie in the support of their distributions and that "
+        "parameter constraints agree with the priors, or give initial values where the model "
+        "has positive density.",
+    )

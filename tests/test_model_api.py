@@ -1,0 +1,167 @@
+"""The public Python surface: Model methods, sub-model addresses, plates, scans,
+conds, mem, the IR, and the Posterior."""
+
+import math
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ppl
+from ppl import dist
+
+
+@ppl.model
+def inner(scale):
+    return ppl.sample("z", dist.Normal(0.0, scale))
+
+
+@ppl.model
+def outer(ys):
+    mu = ppl.sample("mu", dist.Normal(0.0, 5.0))
+    a = inner(1.0)
+    b = inner(2.0)
+    with ppl.plate("data", ys.shape[0]):
+        ppl.observe("y", dist.Normal(mu + a + b, 1.0), ys)
+    return mu
+
+
+def test_sub_model_addresses_nest_under_the_call():
+    trace = outer.simulate(jax.random.key(0), jnp.zeros(3))
+    assert set(trace.choices) == {"mu", "inner/z", "inner_1/z"}
+    text = str(outer.ir(jnp.zeros(3)))
+    assert "call 'inner'" in text and "sample 'inner/z'" in text and "plate 'data' (3)" in text
+
+
+def test_simulate_log_density_and_generate_agree():
+    ys = jnp.array([0.3, -0.2, 1.0])
+    trace = outer.simulate(jax.random.key(1), ys)
+    lp = outer.log_density(trace.choices, ys)
+    assert abs(float(lp) - float(trace.log_joint)) < 1e-4
+    # hand computation of the joint density
+    c = {k: float(v) for k, v in trace.choices.items()}
+    from scipy.stats import norm
+
+    exact = (norm.logpdf(c["mu"], 0, 5) + norm.logpdf(c["inner/z"], 0, 1) + norm.logpdf(c["inner_1/z"], 0, 2)
+             + norm.logpdf(np.asarray(ys), c["mu"] + c["inner/z"] + c["inner_1/z"], 1).sum())
+    assert abs(float(lp) - exact) < 1e-4
+    # generate with every latent constrained: the weight is the joint density
+    tr, w = outer.generate(jax.random.key(2), ys, constraints=trace.choices)
+    assert abs(float(w) - exact) < 1e-4
+    # generate with nothing constrained: the weight is the likelihood
+    tr, w = outer.generate(jax.random.key(2), ys, constraints={})
+    assert abs(float(w) - float(tr.log_likelihood)) < 1e-6
+
+
+def test_condition_turns_a_sample_into_an_observation():
+    @ppl.model
+    def two():
+        x = ppl.sample("x", dist.Bernoulli(probs=0.5))
+        y = ppl.sample("y", dist.Bernoulli(probs=jnp.where(x == 1, 0.9, 0.2)))
+        return x
+
+    post = ppl.infer(two.condition({"y": 1}), method=ppl.Enumerate())
+    assert abs(post.mean() - 0.45 / 0.55) < 1e-6
+    assert "y" not in post.samples
+    with pytest.raises(ppl.AddressError, match="'w'"):
+        ppl.infer(two.condition({"w": 1}), method=ppl.Enumerate())
+
+
+def test_scan_sites_are_stacked_by_step():
+    @ppl.model
+    def walk(n):
+        def step(x, _):
+            x = ppl.sample("x", dist.Normal(x, 1.0))
+            return x, x
+
+        _, xs = ppl.scan(step, 0.0, None, length=n)
+        return xs
+
+    trace = walk.simulate(jax.random.key(0), 6)
+    assert trace.choices["x"].shape == (6,)
+    np.testing.assert_allclose(trace.retval, trace.choices["x"])
+    # the eager engine gives the same addresses, stacked
+    post = ppl.infer(walk, 6, method=ppl.Importance(num_particles=3))
+    assert post.samples["x"].shape == (3, 6)
+
+
+def test_cond_on_a_random_value_keeps_the_model_static():
+    @ppl.model
+    def branchy():
+        c = ppl.sample("c", dist.Bernoulli(probs=0.25))
+        return ppl.cond(c == 1, lambda: ppl.sample("a", dist.Categorical(probs=jnp.array([0.5, 0.5]))),
+                        lambda: jnp.asarray(5, jnp.int32))
+
+    assert branchy.is_static()
+    post = ppl.infer(branchy, method=ppl.Enumerate())
+    assert post.engine == "compiled"
+    assert post.probs() == pytest.approx({0: 0.125, 1: 0.125, 5: 0.75}, abs=1e-6)
+
+
+def test_mem_draws_once_per_argument():
+    @ppl.model
+    def tug():
+        strength = ppl.mem(lambda person: ppl.sample("s", dist.Normal(0.0, 1.0)))
+        a = strength("alice") + strength("alice")
+        b = strength("bob")
+        return a - 2 * strength("alice") + 0 * b
+
+    trace = tug.simulate(jax.random.key(0))
+    assert abs(float(trace.retval)) < 1e-6
+    assert set(trace.choices) == {"<lambda>[alice]/s", "<lambda>[bob]/s"}
+
+
+def test_higher_order_random_function_in_the_eager_engine():
+    @ppl.model
+    def random_function():
+        kind = ppl.sample("kind", dist.Categorical(probs=jnp.array([0.5, 0.5])))
+        f = (lambda x: x + 1) if kind == 0 else (lambda x: 2 * x)  # a random choice of function
+        return f(3)
+
+    post = ppl.infer(random_function, method=ppl.Enumerate())
+    assert post.engine == "eager"
+    assert post.probs() == pytest.approx({4: 0.5, 6: 0.5}, abs=1e-9)
+
+
+def test_posterior_statistics_summary_and_arviz():
+    post = ppl.infer(outer, jnp.array([0.5, 1.5, 1.0]), method=ppl.Importance(num_particles=500), seed=3)
+    text = post.summary()
+    assert "mu" in text and "inner/z" in text and "log evidence" in text and "compiled" in text
+    q = post.quantile("mu", [0.05, 0.95])
+    assert q[0] < post.mean("mu") < q[1]
+    assert post.std("mu") > 0
+    idata = post.to_arviz()
+    assert set(idata.posterior.data_vars) >= {"mu", "inner/z"}
+    assert idata.posterior["mu"].shape == (1, 500)
+
+
+def test_float32_by_default_and_x64_switch():
+    trace = outer.simulate(jax.random.key(0), jnp.zeros(2))
+    assert trace.choices["mu"].dtype == jnp.float32
+    code = ("import ppl, jax, jax.numpy as jnp\n"
+            "ppl.config(x64=True)\n"
+            "m = ppl.model(lambda: ppl.sample('x', ppl.dist.Normal(0.0, 1.0)))\n"
+            "print(m.simulate(jax.random.key(0)).choices['x'].dtype)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "float64"
+
+
+def test_dynamic_model_reason_names_the_line_and_the_fix():
+    @ppl.model
+    def geometric_loop():
+        n = 0
+        while ppl.sample(("flip", n), dist.Bernoulli(probs=0.5)) == 0:
+            n += 1
+        return n
+
+    program, _ = geometric_loop.program()
+    assert not geometric_loop.is_static()
+    text = program.describe()
+    assert "while ppl.sample" in text and "ppl.cond" in text and "line" in text
+    post = ppl.infer(geometric_loop, method=ppl.Enumerate(max_depth=12))
+    assert abs(post.probs()[0] - 0.5 / (1 - 0.5**12)) < 1e-9
+    assert post.engine == "eager"
+    assert "dynamic" in post.summary()
