@@ -165,7 +165,11 @@ class Posterior:
         return self.summary()
 
     def to_arviz(self):
-        """An ArviZ ``InferenceData`` (weighted draws are resampled to equal weights first)."""
+        """ArviZ data (``InferenceData``, or a ``DataTree`` with ArviZ >= 1.0).
+
+        Weighted draws are resampled to equal weights first; a sub-model's site
+        ``'sub/x'`` is named ``'sub.x'`` (ArviZ names may not contain '/').
+        """
         import arviz as az
 
         draws = self.resample()
@@ -174,11 +178,15 @@ class Posterior:
             v = np.asarray(v)
             if v.dtype == object:
                 continue
-            posterior[k] = v if self.result.chains and self.weights is None else v[None]
-        kwargs = {}
-        if self.sample_stats:
-            kwargs["sample_stats"] = {k: np.asarray(v) for k, v in self.sample_stats.items()}
-        return az.from_dict(posterior=posterior, **kwargs)
+            # ArviZ names may not contain '/': a sub-model site 'sub/x' becomes 'sub.x'
+            posterior[k.replace("/", ".")] = v if self.result.chains and self.weights is None else v[None]
+        groups = {"posterior": posterior}
+        stats = {k: np.asarray(v) for k, v in self.sample_stats.items() if not k.startswith("_")}
+        if stats:
+            groups["sample_stats"] = stats
+        if int(az.__version__.split(".")[0]) >= 1:  # a dict of groups, returning a DataTree
+            return az.from_dict(groups)
+        return az.from_dict(**groups)  # ArviZ < 1.0: groups as keywords, returning InferenceData
 
 
 def _wmean(x, w):

@@ -134,7 +134,7 @@ def test_posterior_statistics_summary_and_arviz():
     assert q[0] < post.mean("mu") < q[1]
     assert post.std("mu") > 0
     idata = post.to_arviz()
-    assert set(idata.posterior.data_vars) >= {"mu", "inner/z"}
+    assert set(idata.posterior.data_vars) >= {"mu", "inner.z"}
     assert idata.posterior["mu"].shape == (1, 500)
 
 

@@ -1,0 +1,211 @@
+"""The ``ppl`` command: run, check and explore ``.ppl`` models.
+
+    ppl run FILE [--model NAME] [--data data.json] [--method METHOD] [--seed N]
+                 [--num-samples N] [--num-chains N] [--out FILE]
+    ppl check FILE [--ir]
+    ppl repl            (also plain ``ppl``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import inspect
+import json
+import pathlib
+import sys
+from typing import Any
+
+import numpy as np
+
+from ppl.stdlib.errors import PPLError
+
+__all__ = ["main", "build_method", "read_data", "model_parameters"]
+
+METHODS = ("enumerate", "importance", "smc", "nuts", "hmc", "mh", "gibbs")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ppl", description="ppl: probabilistic programs, compiled by JAX")
+    sub = p.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run inference on a model in a .ppl file")
+    run.add_argument("file")
+    run.add_argument("--model", help="which model of the file (default: the only one, or the last)")
+    run.add_argument("--data", help="a JSON or CSV file whose keys are the model's argument names")
+    run.add_argument("--method", choices=METHODS, help="inference method (default: chosen from the model)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--num-samples", type=int, default=None, help="draws (or particles) to produce")
+    run.add_argument("--num-warmup", type=int, default=None, help="warm-up iterations (MCMC)")
+    run.add_argument("--num-chains", type=int, default=None, help="chains (MCMC)")
+    run.add_argument("--out", help="write results: .json, or .nc (ArviZ netCDF)")
+    check = sub.add_parser("check", help="parse and check a .ppl file")
+    check.add_argument("file")
+    check.add_argument("--ir", action="store_true", help="print the IR of each model")
+    check.add_argument("--data", help="data for the models' arguments (to print their IR)")
+    sub.add_parser("repl", help="an interactive session")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command in (None, "repl"):
+            from ppl.repl import run_repl
+
+            return run_repl()
+        if args.command == "check":
+            return _check(args)
+        return _run(args)
+    except PPLError as err:
+        print(err.render(), file=sys.stderr)
+        return 1
+    except FileNotFoundError as err:
+        print(f"error: no such file: {err.filename}", file=sys.stderr)
+        return 1
+
+
+# ---------------------------------------------------------------------------
+
+
+def model_parameters(model) -> list[str]:
+    names = getattr(model, "param_names", None)
+    if names is not None:
+        return list(names)
+    return [n for n, p in inspect.signature(model.fn).parameters.items()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def read_data(path: str | None) -> dict[str, Any]:
+    """Model arguments from JSON (an object) or CSV (one column per argument)."""
+    if path is None:
+        return {}
+    file = pathlib.Path(path)
+    text = file.read_text()
+    if file.suffix.lower() == ".csv":
+        rows = list(csv.DictReader(text.splitlines()))
+        if not rows:
+            return {}
+        out = {}
+        for name in rows[0]:
+            col = [float(r[name]) for r in rows]
+            out[name] = [int(v) for v in col] if all(v.is_integer() for v in col) else col
+        return out
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise PPLError(f"the data file {path} is not valid JSON: {err.msg} (line {err.lineno})") from None
+    if not isinstance(data, dict):
+        raise PPLError(f"the data file {path} must hold a JSON object whose keys are the model's argument names")
+    return data
+
+
+def _select_model(module, name: str | None, path: str):
+    models = module.models
+    if not models:
+        raise PPLError(f"{path} defines no model", hint="Define one with `model name(args) { ... }`.")
+    if name is None:
+        return list(models.values())[-1]
+    if name not in models:
+        raise PPLError(f"{path} has no model named '{name}'; it has: {', '.join(models)}")
+    return models[name]
+
+
+def _arguments(model, data: dict) -> list:
+    params = model_parameters(model)
+    missing = [p for p in params if p not in data]
+    if missing:
+        raise PPLError(
+            f"the model '{model.name}' needs data for {', '.join(repr(m) for m in missing)}",
+            hint="Pass --data FILE.json with those keys (the Stan data convention).",
+        )
+    return [data[p] for p in params]
+
+
+def build_method(name: str | None, program, num_samples=None, num_warmup=None, num_chains=None):
+    """A method object from its command-line name and options (None: the default for the model)."""
+    import ppl
+    from ppl.api import default_method
+
+    if name is None:
+        method = default_method(program)
+        name = type(method).__name__.lower()
+        if num_samples is None and num_chains is None and num_warmup is None:
+            return method
+    opts = {}
+    if name == "enumerate":
+        return ppl.Enumerate()
+    if name == "importance":
+        return ppl.Importance(num_particles=num_samples or 1000)
+    if name == "smc":
+        return ppl.SMC(num_particles=num_samples or 1000)
+    if name in ("nuts", "hmc", "mh", "gibbs"):
+        cls = {"nuts": "NUTS", "hmc": "HMC", "mh": "MH", "gibbs": "Gibbs"}[name]
+        if not hasattr(ppl, cls):
+            raise PPLError(f"the method '{name}' is not available in this version of ppl")
+        if num_samples is not None:
+            opts["num_samples"] = num_samples
+        if num_warmup is not None:
+            opts["num_warmup"] = num_warmup
+        if num_chains is not None:
+            opts["num_chains"] = num_chains
+        return getattr(ppl, cls)(**opts)
+    raise PPLError(f"unknown method '{name}'; choose one of {', '.join(METHODS)}")
+
+
+def _run(args) -> int:
+    import ppl
+
+    module = ppl.load(args.file)
+    model = _select_model(module, args.model, args.file)
+    data = {**module.constants, **read_data(args.data)}
+    call_args = _arguments(model, data)
+    program, _ = model.program(*call_args)
+    method = build_method(args.method, program, args.num_samples, args.num_warmup, args.num_chains)
+    post = ppl.infer(model, *call_args, method=method, seed=args.seed)
+    print(post.summary())
+    if args.out:
+        write_results(post, args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _check(args) -> int:
+    import ppl
+
+    module = ppl.load(args.file)
+    names = ", ".join(module.models) or "none"
+    print(f"{args.file}: ok (models: {names})")
+    if args.ir:
+        data = {**module.constants, **read_data(args.data)}
+        for model in module.models.values():
+            try:
+                call_args = _arguments(model, data)
+            except PPLError as err:
+                print(f"\n# {model.name}: no IR without data ({err.message})")
+                continue
+            program, _ = model.program(*call_args)
+            print()
+            print(program.describe() if hasattr(program, "describe") else program)
+    return 0
+
+
+def write_results(post, path: str) -> None:
+    """Write a posterior: ``.nc`` as ArviZ netCDF, anything else as JSON."""
+    if path.endswith(".nc"):
+        post.to_arviz().to_netcdf(path)
+        return
+    out = {
+        "model": post.model_name,
+        "method": post.method,
+        "engine": post.engine,
+        "log_evidence": post.log_evidence,
+        "samples": {k: np.asarray(v).tolist() for k, v in post.samples.items() if np.asarray(v).dtype != object},
+        "log_weights": None if post.log_weights is None else np.asarray(post.log_weights).tolist(),
+        "summary": {k: {"mean": np.asarray(post.mean(k)).tolist(), "std": np.asarray(post.std(k)).tolist()}
+                    for k, v in post.samples.items() if np.asarray(v).dtype != object},
+    }
+    pathlib.Path(path).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
