@@ -29,10 +29,11 @@ class Model:
     """
 
     def __init__(self, fn: Callable, name: str | None = None, conditions: dict | None = None,
-                 source: Any = None):
+                 source: Any = None, interventions: dict | None = None):
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "model")
         self.conditions = dict(conditions or {})
+        self.interventions = dict(interventions or {})
         self.source = source  # the .ppl definition, for models loaded from the language
         self._programs: dict = {}
         self._compiled: dict = {}
@@ -53,16 +54,27 @@ class Model:
         return effects.call(self.name, self.body, *args, **kwargs)
 
     def body(self, *args, **kwargs):
-        """Run the model's function under the current handler, applying its conditions."""
-        if not self.conditions:
+        """Run the model's function under the current handler, applying its conditions
+        (a sample becomes an observation) and interventions (a sample is cut out of the
+        diagram and replaced by a constant: no weight)."""
+        if not self.conditions and not self.interventions:
             return self.fn(*args, **kwargs)
         h = effects.current_handler()
         prefix = "/".join(h.scope)
-        wanted = {(f"{prefix}/{k}" if prefix else k): v for k, v in self.conditions.items()}
+
+        def full(k):
+            return f"{prefix}/{k}" if prefix else k
+
+        wanted = {full(k): v for k, v in self.conditions.items()}
+        cut = {full(k): v for k, v in self.interventions.items()}
         used: set = set()
         inner_site = h.site
 
         def site(s):
+            if s.kind == "sample" and s.address in cut:
+                used.add(s.address)
+                value = jnp.asarray(cut[s.address])
+                return value.astype(jnp.int32) if getattr(s.dist, "is_discrete", False) else value
             if s.kind == "sample" and s.address in wanted:
                 used.add(s.address)
                 value = wanted[s.address]
@@ -75,10 +87,10 @@ class Model:
             out = self.fn(*args, **kwargs)
         finally:
             h.site = inner_site
-        missing = set(wanted) - used
+        missing = (set(wanted) | set(cut)) - used
         if missing:
             raise AddressError(
-                f"condition() names {sorted(missing)}, but the model '{self.name}' makes no random choice "
+                f"condition()/do() names {sorted(missing)}, but the model '{self.name}' makes no random choice "
                 "there",
                 hint="Check the spelling; addresses of sub-models are 'sub/name', loop sites 'x[3]'.",
             )
@@ -87,7 +99,14 @@ class Model:
     # -- derived models ---------------------------------------------------------
     def condition(self, data: dict) -> "Model":
         """The model with the random choices named in ``data`` observed at those values."""
-        return Model(self.fn, self.name, {**self.conditions, **dict(data)}, self.source)
+        return Model(self.fn, self.name, {**self.conditions, **dict(data)}, self.source, self.interventions)
+
+    def do(self, interventions: dict) -> "Model":
+        """The model after the intervention ``do(site = value)`` for each entry: the mechanism
+        that produced the site is cut out and the value fed in its place (graph surgery), so
+        nothing upstream learns from it — unlike :meth:`condition`."""
+        return Model(self.fn, self.name, self.conditions, self.source,
+                     {**self.interventions, **dict(interventions)})
 
     # -- the IR ---------------------------------------------------------------------
     def program(self, *args, **kwargs):
