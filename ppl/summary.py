@@ -24,6 +24,8 @@ def summary_table(post, names=None) -> str:
     for col in ("site", "mean", "std", "5%", "50%", "95%"):
         table.add_column(col, justify="right" if col != "site" else "left")
     extra = [k for k in ("ess_bulk", "ess_tail", "r_hat") if k in post.sample_stats.get("_summary", {})]
+    if "diverging" in post.sample_stats:
+        title += f"; divergences: {int(np.sum(post.sample_stats['diverging']))}"
     for col in extra:
         table.add_column(col, justify="right")
     names = list(post.samples) if names is None else list(names)
@@ -39,7 +41,8 @@ def summary_table(post, names=None) -> str:
             label = name if flat_mean.size == 1 else f"{name}[{j}]"
             row = [label, _fmt(flat_mean[j]), _fmt(flat_std[j]), *(_fmt(qs[i, j]) for i in range(3))]
             for col in extra:
-                row.append(_fmt(np.ravel(post.sample_stats["_summary"][col][name])[j]))
+                got = post.sample_stats["_summary"][col].get(name)
+                row.append("" if got is None else _fmt(np.ravel(got)[j]))
             table.add_row(*row)
             if j >= 19:
                 table.add_row(f"{name}[...]", "", "", "", "", "")

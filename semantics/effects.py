@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.stdlib.distributions.base import deferred_validation
 from ppl.stdlib.errors import AddressError, ModelError, PPLError, ShapeError, Span
 
 __all__ = [
@@ -198,9 +199,12 @@ class Handler:
     # -- installation ------------------------------------------------------
     def __enter__(self):
         self._token = _current.set(self)
+        self._defer = deferred_validation()
+        self._defer.__enter__()
         return self
 
     def __exit__(self, *exc):
+        self._defer.__exit__(*exc)
         _current.reset(self._token)
         self._token = None
         return False

@@ -6,6 +6,7 @@ A constraint is a small value (a JAX pytree) with
 - ``is_discrete``: whether the set is countable;
 - ``check(x)``: a boolean array, ``x``'s shape less its ``event_dim`` trailing axes,
   true where the element lies in the set (jittable; NaN is never in any set);
+  ``check_now(x)`` is the same test in NumPy, for concrete values (parameter validation);
 - ``feasible_like(x)``: a point of the set broadcastable against ``x`` (used to keep
   gradients finite where a value outside the set is masked);
 - ``describe()``: the set in words, for error messages; ``repr`` is how to write it.
@@ -63,20 +64,19 @@ def _fmt(x) -> str:
     return f"<array {a.dtype}{list(a.shape)}>"
 
 
-def _all_last(ok, n: int):
+# The membership tests are written once against an array namespace ``xp``: ``jax.numpy``
+# for ``check`` (jittable) and ``numpy`` for ``check_now`` (concrete values, no compilation).
+
+
+def _all_last(xp, ok, n: int):
     """Reduce a boolean array over its last ``n`` axes."""
-    return jnp.all(ok, axis=tuple(range(-n, 0))) if n else ok
+    return xp.all(ok, axis=tuple(range(-n, 0))) if n else ok
 
 
-def _finite(x):
-    return jnp.isfinite(x)
-
-
-def _is_integer(x):
-    x = jnp.asarray(x)
-    if jnp.issubdtype(x.dtype, jnp.integer) or x.dtype == jnp.bool_:
-        return jnp.ones(x.shape, bool)
-    return jnp.isfinite(x) & (x == jnp.round(x))
+def _is_integer(xp, x):
+    if xp.issubdtype(x.dtype, xp.integer) or x.dtype == xp.bool_:
+        return xp.ones(x.shape, bool)
+    return xp.isfinite(x) & (x == xp.round(x))
 
 
 class Constraint:
@@ -106,7 +106,15 @@ class Constraint:
         return jnp.broadcast_shapes(*(jnp.shape(getattr(self, n)) for n in self._children)) if self._children else ()
 
     def check(self, x):
-        raise TypeError(f"{type(self).__name__} does not define check")  # pragma: no cover
+        """Membership of ``x``: a bool array over its batch axes (jittable)."""
+        return self._check(jnp, jnp.asarray(x))
+
+    def check_now(self, x) -> np.ndarray:
+        """``check`` for a concrete ``x``, computed in NumPy (nothing to compile)."""
+        return np.asarray(self._check(np, np.asarray(x)))
+
+    def _check(self, xp, x):
+        raise TypeError(f"{type(self).__name__} does not define _check")  # pragma: no cover
 
     def feasible_like(self, x):
         raise TypeError(f"{type(self).__name__} does not define feasible_like")  # pragma: no cover
@@ -135,8 +143,8 @@ class Constraint:
 
 
 class _Real(Constraint):
-    def check(self, x):
-        return _finite(x)
+    def _check(self, xp, x):
+        return xp.isfinite(x)
 
     def feasible_like(self, x):
         return jnp.zeros_like(x)
@@ -151,8 +159,8 @@ class _Real(Constraint):
 class _RealVector(Constraint):
     event_dim = 1
 
-    def check(self, x):
-        return _all_last(_finite(x), 1)
+    def _check(self, xp, x):
+        return _all_last(xp, xp.isfinite(x), 1)
 
     def feasible_like(self, x):
         return jnp.zeros_like(x)
@@ -167,9 +175,8 @@ class _RealVector(Constraint):
 class _ExtendedReal(Constraint):
     """The reals together with -inf: a log-weight (``-inf`` is probability zero)."""
 
-    def check(self, x):
-        x = jnp.asarray(x)
-        return (x == x) & (x < jnp.inf)
+    def _check(self, xp, x):
+        return (x == x) & (x < xp.inf)
 
     def feasible_like(self, x):
         return jnp.zeros_like(x)
@@ -182,8 +189,8 @@ class _ExtendedReal(Constraint):
 
 
 class _Positive(Constraint):
-    def check(self, x):
-        return (x > 0) & _finite(x)
+    def _check(self, xp, x):
+        return (x > 0) & xp.isfinite(x)
 
     def feasible_like(self, x):
         return jnp.ones_like(x)
@@ -196,8 +203,8 @@ class _Positive(Constraint):
 
 
 class _Nonnegative(Constraint):
-    def check(self, x):
-        return (x >= 0) & _finite(x)
+    def _check(self, xp, x):
+        return (x >= 0) & xp.isfinite(x)
 
     def feasible_like(self, x):
         return jnp.ones_like(x)
@@ -210,7 +217,7 @@ class _Nonnegative(Constraint):
 
 
 class _UnitInterval(Constraint):
-    def check(self, x):
+    def _check(self, xp, x):
         return (x >= 0) & (x <= 1)
 
     def feasible_like(self, x):
@@ -232,7 +239,7 @@ class interval(Constraint):
         self.low = low
         self.high = high
 
-    def check(self, x):
+    def _check(self, xp, x):
         return (x >= self.low) & (x <= self.high)
 
     def feasible_like(self, x):
@@ -253,8 +260,8 @@ class greater_than(Constraint):
     def __init__(self, low):
         self.low = low
 
-    def check(self, x):
-        return (x > self.low) & _finite(x)
+    def _check(self, xp, x):
+        return (x > self.low) & xp.isfinite(x)
 
     def feasible_like(self, x):
         return jnp.zeros_like(x) + jnp.asarray(self.low) + 1
@@ -274,8 +281,8 @@ class less_than(Constraint):
     def __init__(self, high):
         self.high = high
 
-    def check(self, x):
-        return (x < self.high) & _finite(x)
+    def _check(self, xp, x):
+        return (x < self.high) & xp.isfinite(x)
 
     def feasible_like(self, x):
         return jnp.zeros_like(x) + jnp.asarray(self.high) - 1
@@ -293,18 +300,17 @@ class less_than(Constraint):
 
 def _sum_tolerance(x, k):
     """How far from 1 the sum of ``k`` rounded probabilities may honestly be."""
-    eps = float(jnp.finfo(jnp.result_type(x, float)).eps)
+    eps = float(np.finfo(x.dtype).eps) if np.issubdtype(x.dtype, np.floating) else 1e-7
     return max(1e-6, 8 * k * eps)
 
 
 class _Simplex(Constraint):
     event_dim = 1
 
-    def check(self, x):
-        x = jnp.asarray(x)
+    def _check(self, xp, x):
         k = x.shape[-1] if x.ndim else 1
-        total = jnp.sum(x, axis=-1)
-        return _all_last(x >= 0, 1) & (jnp.abs(total - 1) <= _sum_tolerance(x, k))
+        total = xp.sum(x, axis=-1)
+        return _all_last(xp, x >= 0, 1) & (xp.abs(total - 1) <= _sum_tolerance(x, k))
 
     def feasible_like(self, x):
         x = jnp.asarray(x)
@@ -320,9 +326,8 @@ class _Simplex(Constraint):
 class _Ordered(Constraint):
     event_dim = 1
 
-    def check(self, x):
-        x = jnp.asarray(x)
-        return _all_last(_finite(x), 1) & _all_last(x[..., 1:] > x[..., :-1], 1)
+    def _check(self, xp, x):
+        return _all_last(xp, xp.isfinite(x), 1) & _all_last(xp, x[..., 1:] > x[..., :-1], 1)
 
     def feasible_like(self, x):
         x = jnp.asarray(x)
@@ -338,9 +343,8 @@ class _Ordered(Constraint):
 class _PositiveOrdered(Constraint):
     event_dim = 1
 
-    def check(self, x):
-        x = jnp.asarray(x)
-        return ordered.check(x) & _all_last(x > 0, 1)
+    def _check(self, xp, x):
+        return ordered._check(xp, x) & _all_last(xp, x > 0, 1)
 
     def feasible_like(self, x):
         x = jnp.asarray(x)
@@ -360,7 +364,7 @@ class _PositiveOrdered(Constraint):
 class _Boolean(Constraint):
     is_discrete = True
 
-    def check(self, x):
+    def _check(self, xp, x):
         return (x == 0) | (x == 1)
 
     def feasible_like(self, x):
@@ -376,8 +380,8 @@ class _Boolean(Constraint):
 class _NonnegativeInteger(Constraint):
     is_discrete = True
 
-    def check(self, x):
-        return _is_integer(x) & (x >= 0)
+    def _check(self, xp, x):
+        return _is_integer(xp, x) & (x >= 0)
 
     def feasible_like(self, x):
         return jnp.zeros_like(x)
@@ -399,8 +403,8 @@ class integer_interval(Constraint):
         self.low = low
         self.high = high
 
-    def check(self, x):
-        return _is_integer(x) & (x >= self.low) & (x <= self.high)
+    def _check(self, xp, x):
+        return _is_integer(xp, x) & (x >= self.low) & (x <= self.high)
 
     def feasible_like(self, x):
         return jnp.zeros_like(x) + jnp.asarray(self.low).astype(jnp.asarray(x).dtype)
@@ -416,24 +420,22 @@ class integer_interval(Constraint):
 # Matrix sets
 
 
-def _symmetric(x):
-    x = jnp.asarray(x)
-    scale = jnp.max(jnp.abs(x), axis=(-2, -1), keepdims=True)
-    tol = 1e-6 if x.dtype == jnp.float32 else 1e-10
-    return _all_last(jnp.abs(x - jnp.swapaxes(x, -1, -2)) <= tol * (1 + scale), 2)
+def _symmetric(xp, x):
+    scale = xp.max(xp.abs(x), axis=(-2, -1), keepdims=True)
+    tol = 1e-6 if x.dtype == np.float32 else 1e-10
+    return _all_last(xp, xp.abs(x - xp.swapaxes(x, -1, -2)) <= tol * (1 + scale), 2)
 
 
 class _PositiveDefinite(Constraint):
     event_dim = 2
 
-    def check(self, x):
-        x = jnp.asarray(x)
-        if not jnp.issubdtype(x.dtype, jnp.floating):
+    def _check(self, xp, x):
+        if not xp.issubdtype(x.dtype, xp.floating):
             x = x.astype(jnp.result_type(float))
-        finite = _all_last(_finite(x), 2)
-        safe = jnp.where(finite[..., None, None], x, jnp.eye(x.shape[-1], dtype=x.dtype))
-        eig = jnp.linalg.eigvalsh(safe)
-        return finite & _symmetric(x) & jnp.all(eig > 0, axis=-1)
+        finite = _all_last(xp, xp.isfinite(x), 2)
+        safe = xp.where(finite[..., None, None], x, xp.eye(x.shape[-1], dtype=x.dtype))
+        eig = xp.linalg.eigvalsh(safe)
+        return finite & _symmetric(xp, x) & xp.all(eig > 0, axis=-1)
 
     def feasible_like(self, x):
         x = jnp.asarray(x)
@@ -449,15 +451,10 @@ class _PositiveDefinite(Constraint):
 class _LowerCholesky(Constraint):
     event_dim = 2
 
-    def check(self, x):
-        x = jnp.asarray(x)
-        upper = jnp.triu(x, k=1)
-        diag = jnp.diagonal(x, axis1=-2, axis2=-1)
-        return (
-            _all_last(_finite(x), 2)
-            & _all_last(upper == 0, 2)
-            & jnp.all(diag > 0, axis=-1)
-        )
+    def _check(self, xp, x):
+        upper = xp.triu(x, k=1)
+        diag = xp.diagonal(x, axis1=-2, axis2=-1)
+        return _all_last(xp, xp.isfinite(x), 2) & _all_last(xp, upper == 0, 2) & xp.all(diag > 0, axis=-1)
 
     def feasible_like(self, x):
         x = jnp.asarray(x)

@@ -198,3 +198,22 @@ def test_random_choices_inside_while_loop_are_rejected_clearly():
 
     with pytest.raises(ppl.ModelError, match="while"):
         ppl.infer(m, method=ppl.Importance(num_particles=5))
+
+
+def test_parameter_error_in_a_dynamic_model_names_the_site():
+    @ppl.model
+    def dyn():
+        c = ppl.sample("c", dist.Bernoulli(probs=0.5))
+        if c:
+            ppl.sample("x", dist.Normal(0.0, -2.0))
+        return c
+
+    with pytest.raises(ppl.ParameterError) as info:
+        ppl.infer(dyn, method=ppl.Importance(num_particles=20))
+    assert "'x'" in str(info.value) and "scale" in str(info.value)
+    assert info.value.span.line == line_of(dyn, 'dist.Normal(0.0, -2.0)')
+
+
+def test_distributions_outside_models_are_checked_when_built():
+    with pytest.raises(ppl.ParameterError, match="Normal's scale"):
+        dist.Normal(0.0, -1.0)

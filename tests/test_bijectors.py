@@ -27,6 +27,16 @@ from ppl.stdlib.bijectors import (
 )
 from ppl.stdlib.errors import ModelError, ShapeError
 
+def float64():
+    """A context in which JAX computes in float64 (``jax.enable_x64``, or its older home)."""
+    enable = getattr(jax, "enable_x64", None)
+    if enable is not None:
+        return enable(True)
+    from jax.experimental import enable_x64  # pragma: no cover - older JAX
+
+    return enable_x64()  # pragma: no cover
+
+
 KEY = jax.random.PRNGKey(20240611)
 
 
@@ -81,7 +91,7 @@ def test_round_trip_and_membership_float32(name, make, shape, project):
 
 @pytest.mark.parametrize("name,make,shape,project", CASES, ids=IDS)
 def test_log_det_jacobian_matches_autodiff_float64(name, make, shape, project):
-    with jax.enable_x64(True):
+    with float64():
         constraint = make()
         if name == "interval":
             constraint = C.interval(jnp.asarray(constraint.low, jnp.float64), jnp.asarray(constraint.high, jnp.float64))
@@ -101,14 +111,17 @@ def test_log_det_jacobian_matches_autodiff_float64(name, make, shape, project):
         np.testing.assert_allclose(ldj, logdet, rtol=1e-9, atol=1e-9)
 
 
-def test_elementwise_log_det_has_the_batch_shape():
-    u = jnp.zeros((2, 3))
-    assert biject_to(C.positive).log_det_jacobian(u).shape == (2, 3)
-    assert biject_to(C.real).log_det_jacobian(u).shape == (2, 3)
-    assert biject_to(C.real_vector).log_det_jacobian(u).shape == (2,)
-    assert biject_to(C.simplex).log_det_jacobian(u).shape == (2,)
-    assert biject_to(C.ordered).log_det_jacobian(u).shape == (2,)
-    assert biject_to(C.positive_definite).log_det_jacobian(jnp.zeros((2, 6))).shape == (2,)
+def test_log_det_has_the_batch_shape():
+    def ldj_shape(constraint, shape):
+        return jax.eval_shape(biject_to(constraint).log_det_jacobian, jax.ShapeDtypeStruct(shape, jnp.float32)).shape
+
+    assert ldj_shape(C.positive, (2, 3)) == (2, 3)
+    assert ldj_shape(C.real, (2, 3)) == (2, 3)
+    assert ldj_shape(C.interval(0.0, jnp.ones(3)), (2, 3)) == (2, 3)
+    assert ldj_shape(C.real_vector, (2, 3)) == (2,)
+    assert ldj_shape(C.simplex, (2, 3)) == (2,)
+    assert ldj_shape(C.ordered, (2, 3)) == (2,)
+    assert ldj_shape(C.positive_definite, (2, 6)) == (2,)
 
 
 def test_biject_to_picks_stan_transforms():
@@ -121,27 +134,54 @@ def test_biject_to_picks_stan_transforms():
     assert isinstance(biject_to(C.ordered), Ordered)
     assert isinstance(biject_to(C.positive_ordered), PositiveOrdered)
     assert isinstance(biject_to(C.positive_definite), Covariance)
-    # u = 0 is the centre: the uniform probability vector, the interval's midpoint, 1
-    np.testing.assert_allclose(biject_to(C.simplex).forward(jnp.zeros(3)), jnp.full(4, 0.25), rtol=1e-6)
-    np.testing.assert_allclose(biject_to(C.interval(2.0, 4.0)).forward(0.0), 3.0, rtol=1e-7)
-    np.testing.assert_allclose(biject_to(C.positive).forward(0.0), 1.0, rtol=1e-7)
-    np.testing.assert_allclose(biject_to(C.ordered).forward(jnp.array([1.0, 0.0, 0.0])), [1.0, 2.0, 3.0], rtol=1e-6)
+
+    @jax.jit
+    def centres():
+        return (
+            biject_to(C.simplex).forward(jnp.zeros(3)),
+            biject_to(C.interval(2.0, 4.0)).forward(0.0),
+            biject_to(C.positive).forward(0.0),
+            biject_to(C.ordered).forward(jnp.array([1.0, 0.0, 0.0])),
+            biject_to(C.positive_definite).forward(jnp.zeros(3)),
+        )
+
+    # u = 0 is the centre: the uniform probability vector, the interval's midpoint, 1, I
+    simplex, mid, one, steps, eye = centres()
+    np.testing.assert_allclose(simplex, jnp.full(4, 0.25), rtol=1e-6)
+    np.testing.assert_allclose(mid, 3.0, rtol=1e-7)
+    np.testing.assert_allclose(one, 1.0, rtol=1e-7)
+    np.testing.assert_allclose(steps, [1.0, 2.0, 3.0], rtol=1e-6)
+    np.testing.assert_allclose(eye, np.eye(2), atol=1e-7)
 
 
 def test_extreme_inputs_stay_finite_float32():
     u = jnp.array([-40.0, -15.0, 0.0, 15.0, 40.0], jnp.float32)
-    bij = biject_to(C.interval(-1.0, 1.0))
-    x = bij.forward(u)
-    assert bool(jnp.all((x >= -1) & (x <= 1)))
-    assert bool(jnp.all(jnp.isfinite(bij.log_det_jacobian(u))))
-    # near the upper end the map keeps the distance to the bound, not just 1.0
-    assert float(1.0 - bij.forward(15.0)) > 0.0
+    interval = biject_to(C.interval(-1.0, 1.0))
     simplex = biject_to(C.simplex)
-    x = simplex.forward(u[:4])
-    np.testing.assert_allclose(jnp.sum(x), 1.0, rtol=1e-6)
-    assert bool(jnp.isfinite(simplex.log_det_jacobian(u[:4])))
-    g = jax.grad(lambda v: jnp.sum(simplex.log_det_jacobian(v)) + jnp.sum(bij.log_det_jacobian(v)))(u[:4])
-    assert bool(jnp.all(jnp.isfinite(g)))
+
+    def total(v):
+        return jnp.sum(simplex.log_det_jacobian(v)) + jnp.sum(interval.log_det_jacobian(v))
+
+    @jax.jit
+    def run(u):
+        return (
+            interval.forward(u),
+            interval.log_det_jacobian(u),
+            simplex.forward(u[:4]),
+            simplex.log_det_jacobian(u[:4]),
+            jax.grad(total)(u[:4]),
+        )
+
+    x, ldj, probs, ldj_simplex, grad = run(u)
+    assert bool(jnp.all((x >= -1) & (x <= 1)))
+    # near the upper end x is the float32 just below 1 - 2 sigmoid(-15) (within one ulp, 6e-8),
+    # not a rounded 1.0 on the boundary
+    assert float(x[3]) < 1.0
+    np.testing.assert_allclose(1.0 - x[3], 2 * jax.nn.sigmoid(-15.0), atol=6e-8)
+    assert bool(jnp.all(jnp.isfinite(ldj)))
+    np.testing.assert_allclose(jnp.sum(probs), 1.0, rtol=1e-6)
+    assert bool(jnp.isfinite(ldj_simplex))
+    assert bool(jnp.all(jnp.isfinite(grad)))
 
 
 def test_interval_with_traced_bounds_jits_and_differentiates():
@@ -208,22 +248,44 @@ def test_shape_helpers_reject_bad_shapes():
 )
 def test_scalar_constraint_membership(constraint, inside, outside):
     assert constraint.event_dim == 0
-    assert np.asarray(constraint.check(jnp.asarray(inside))).all()
-    assert not np.asarray(constraint.check(jnp.asarray(outside))).any()
-    assert np.asarray(constraint.check(constraint.feasible_like(jnp.zeros(3)))).all()
+
+    @jax.jit
+    def run(inside, outside):
+        return constraint.check(inside), constraint.check(outside), constraint.check(constraint.feasible_like(inside))
+
+    ok_in, ok_out, ok_feasible = run(jnp.asarray(inside, jnp.float32), jnp.asarray(outside, jnp.float32))
+    assert np.asarray(ok_in).all()
+    assert not np.asarray(ok_out).any()
+    assert np.asarray(ok_feasible).all()
+    # the NumPy twin used for validating concrete parameters agrees with the jittable test
+    np.testing.assert_array_equal(constraint.check_now(np.asarray(inside, np.float32)), ok_in)
+    np.testing.assert_array_equal(constraint.check_now(np.asarray(outside, np.float32)), ok_out)
 
 
 def test_vector_and_matrix_constraints_reduce_over_event_dims():
     x = jnp.array([[0.2, 0.3, 0.5], [0.5, 0.6, -0.1], [0.5, 0.6, 0.0]])
-    np.testing.assert_array_equal(C.simplex.check(x), [True, False, False])
     y = jnp.array([[1.0, 2.0, 3.0], [1.0, 1.0, 2.0], [-1.0, 0.0, 1.0]])
-    np.testing.assert_array_equal(C.ordered.check(y), [True, False, True])
-    np.testing.assert_array_equal(C.positive_ordered.check(y), [True, False, False])
-    np.testing.assert_array_equal(C.real_vector.check(jnp.array([[1.0, np.nan], [0.0, 1.0]])), [False, True])
+    z = jnp.array([[1.0, np.nan], [0.0, 1.0]])
     m = jnp.array([[[2.0, 0.5], [0.5, 1.0]], [[1.0, 2.0], [2.0, 1.0]], [[1.0, 0.0], [0.5, 1.0]]])
-    np.testing.assert_array_equal(C.positive_definite.check(m), [True, False, False])
-    np.testing.assert_array_equal(C.lower_cholesky.check(m), [False, False, True])
-    assert jax.jit(C.simplex.check)(x).shape == (3,)
+
+    @jax.jit
+    def run(x, y, z, m):
+        return (
+            C.simplex.check(x),
+            C.ordered.check(y),
+            C.positive_ordered.check(y),
+            C.real_vector.check(z),
+            C.positive_definite.check(m),
+            C.lower_cholesky.check(m),
+        )
+
+    simplex, ordered, positive_ordered, real_vector, pd, chol = run(x, y, z, m)
+    np.testing.assert_array_equal(simplex, [True, False, False])
+    np.testing.assert_array_equal(ordered, [True, False, True])
+    np.testing.assert_array_equal(positive_ordered, [True, False, False])
+    np.testing.assert_array_equal(real_vector, [False, True])
+    np.testing.assert_array_equal(pd, [True, False, False])
+    np.testing.assert_array_equal(chol, [False, False, True])
     assert (C.simplex.event_dim, C.positive_definite.event_dim) == (1, 2)
     assert C.boolean.is_discrete and not C.positive.is_discrete
 

@@ -13,6 +13,8 @@ and ``repr``. Law: ``log_density(x) == -inf`` exactly when ``not in_support(x)``
 
 from __future__ import annotations
 
+import contextlib
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import jax
@@ -23,6 +25,20 @@ from .. import constraints as C
 from ..errors import ModelError, ParameterError, ShapeError
 
 __all__ = ["is_concrete", "Distribution", "as_float", "check_param", "format_param", "probs_or_logits"]
+
+
+_DEFERRED: ContextVar[bool] = ContextVar("ppl_defer_validation", default=False)
+
+
+@contextlib.contextmanager
+def deferred_validation():
+    """Inside a model run, parameters are checked at the random choice that uses the
+    distribution (so the error can name the site), not when the distribution is built."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
 
 
 def is_concrete(x) -> bool:
@@ -55,7 +71,7 @@ def check_param(dist: str, name: str, value, constraint) -> None:
     is outside ``constraint``; values being traced are not checked."""
     if not is_concrete(value):
         return
-    ok = np.asarray(constraint.check(value))
+    ok = constraint.check_now(value)
     if ok.all():
         return
     a = np.asarray(value)
@@ -127,7 +143,7 @@ class Distribution:
     def __init__(self, params: dict, *, static: dict | None = None, validate: bool = True):
         self.__dict__["_params"] = self._broadcast_params(dict(params))
         self.__dict__["_static"] = dict(static or {})
-        if validate:
+        if validate and not _DEFERRED.get():
             self.validate_params()
 
     def _broadcast_params(self, params: dict) -> dict:
