@@ -30,8 +30,10 @@ from ppl.model import Model, model, Trace
 from ppl.posterior import Posterior
 from ppl.inference.enumerate import Enumerate
 from ppl.inference.importance import Importance
+from ppl.inference.mcmc.methods import NUTS, HMC
 from ppl.api import infer
 from ppl.config import config
+from ppl.lower import load, loads
 
 __all__ = [
     "dist",
@@ -51,7 +53,11 @@ __all__ = [
     "Posterior",
     "Enumerate",
     "Importance",
+    "NUTS",
+    "HMC",
     "config",
+    "load",
+    "loads",
     "PPLError",
     "ModelError",
     "ParameterError",

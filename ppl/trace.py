@@ -197,6 +197,8 @@ def trace(fn: Callable, args: tuple, kwargs: dict, name: str) -> "ir.Program | D
     except jc.CONCRETIZATION_ERRORS as err:
         span = effects.user_span_of(err)
         return Dynamic(fn, args, kwargs, name, _dynamic_reason(err, span), span)
+    except effects.NeedsDynamic as err:
+        return Dynamic(fn, args, kwargs, name, err.reason, err.span)
     except effects.MemoOnTracedValue as err:
         span = effects.user_span_of(err)
         return Dynamic(fn, args, kwargs, name,

@@ -476,3 +476,14 @@ def _memo_key(a):
 
 class MemoOnTracedValue(Exception):
     """Signal: a memoised function was called on a value known only at run time."""
+
+
+class NeedsDynamic(Exception):
+    """Signal from a front end: this program needs concrete values where it has traced ones
+    (recursion on a random condition, a loop bound that is random, ...). ``span`` points at
+    the user's text; tracing stops and the program runs in the eager engine."""
+
+    def __init__(self, reason: str, span: Span | None):
+        super().__init__(reason)
+        self.reason = reason
+        self.span = span

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppl.inference.mcmc.hmc import FlatState, Metric, _start_leaf, kinetic_energy, leapfrog, metric
+from ppl.inference.mcmc.hmc import FlatState, Metric, _start_leaf, derive_key, kinetic_energy, leapfrog, metric
 
 __all__ = [
     "Adaptation",
@@ -190,12 +190,46 @@ def welford_covariance(state: Welford) -> Array:
 
 # --------------------------------------------------------------------------- per-chain state
 
+# Columns of ``AdaptationState.scalars``.
+STEP_SIZE, LOG_STEP, LOG_STEP_AVG, GRADIENT_AVG, DA_COUNT, MU, WELFORD_COUNT = range(7)
+
 
 class AdaptationState(NamedTuple):
-    step_size: Array
-    dual_averaging: DualAveraging
-    welford: Welford
+    """One chain's warm-up state.
+
+    ``scalars`` packs the step size, the dual-averaging state and the Welford
+    count (columns named above) into one array, so that a compiled warm-up
+    step updates it with one fused expression; ``welford_mean`` and
+    ``welford_m2`` hold the running estimate; ``metric`` is in use.
+    """
+
+    scalars: Array
+    welford_mean: Array
+    welford_m2: Array
     metric: Metric
+
+    @property
+    def step_size(self) -> Array:
+        return self.scalars[..., STEP_SIZE]
+
+    @property
+    def dual_averaging(self) -> DualAveraging:
+        c = self.scalars
+        return DualAveraging(c[..., LOG_STEP], c[..., LOG_STEP_AVG], c[..., GRADIENT_AVG], c[..., DA_COUNT], c[..., MU])
+
+    @property
+    def welford(self) -> Welford:
+        return Welford(self.scalars[..., WELFORD_COUNT], self.welford_mean, self.welford_m2)
+
+
+def _pack(step_size: Array, da: DualAveraging, welford_count: Array) -> Array:
+    """The ``scalars`` column vector, built by one elementwise expression (no concatenation)."""
+    values = (step_size, da.log_step_size, da.log_step_size_avg, da.gradient_avg, da.count, da.mu, welford_count)
+    column = jnp.arange(len(values))
+    out = jnp.asarray(values[-1])
+    for i in range(len(values) - 2, -1, -1):
+        out = jnp.where(column == i, values[i], out)
+    return out
 
 
 def adaptation_init(dim: int, step_size: Array, config: Adaptation, dtype=jnp.float32) -> AdaptationState:
@@ -203,7 +237,8 @@ def adaptation_init(dim: int, step_size: Array, config: Adaptation, dtype=jnp.fl
     imm = jnp.eye(dim, dtype=dtype) if dense else jnp.ones((dim,), dtype)
     step_size = jnp.asarray(step_size, dtype)
     welford = welford_init(dim if config.metric != "unit" else 0, dense, dtype)
-    return AdaptationState(step_size, dual_averaging_init(step_size), welford, metric(imm))
+    scalars = _pack(step_size, dual_averaging_init(step_size), welford.count).astype(dtype)
+    return AdaptationState(scalars, welford.mean, welford.m2, metric(imm))
 
 
 def adaptation_update(
@@ -230,16 +265,18 @@ def adaptation_update(
     if config.metric != "unit":
         updated = welford_update(welford, position)
         welford = jax.tree.map(lambda new, old: jnp.where(collect, new, old), updated, welford)
-    return AdaptationState(step_size, da, welford, state.metric)
+    scalars = _pack(step_size, da, welford.count).astype(state.scalars.dtype)
+    return AdaptationState(scalars, welford.mean, welford.m2, state.metric)
 
 
 def end_window(state: AdaptationState, config: Adaptation) -> AdaptationState:
     """End a slow window: new metric from the estimate, fresh estimate, dual averaging restarted."""
     imm = welford_covariance(state.welford)
-    dim = state.welford.mean.shape[0]
-    welford = welford_init(dim, config.metric == "dense", state.welford.mean.dtype)
+    dim = state.welford_mean.shape[0]
+    welford = welford_init(dim, config.metric == "dense", state.welford_mean.dtype)
     da = dual_averaging_restart(state.dual_averaging) if config.adapt_step_size else state.dual_averaging
-    return AdaptationState(state.step_size, da, welford, metric(imm))
+    scalars = _pack(state.step_size, da, welford.count).astype(state.scalars.dtype)
+    return AdaptationState(scalars, welford.mean, welford.m2, metric(imm))
 
 
 # --------------------------------------------------------------------------- initial step size
@@ -254,7 +291,10 @@ def find_reasonable_step_size(
     max_iterations: int = 100,
 ) -> Array:
     """Stan's ``init_stepsize``: double (or halve) the step size while one leapfrog step's
-    acceptance ``exp(H0 - H)`` stays above (or below) 0.8, each try with a fresh momentum."""
+    acceptance ``exp(H0 - H)`` stays above (or below) 0.8, each try with a fresh momentum.
+
+    ``key`` is a key-word pair (``hmc.key_words``).
+    """
     log_threshold = jnp.log(0.8)
 
     def delta_h(key, eps):
@@ -265,23 +305,21 @@ def find_reasonable_step_size(
         h = jnp.where(jnp.isnan(h), jnp.inf, h)
         return h0 - h
 
-    key, sub = jax.random.split(key)
     eps = jnp.asarray(step_size, state.position.dtype)
-    direction = jnp.where(delta_h(sub, eps) > log_threshold, 1.0, -1.0).astype(eps.dtype)
+    direction = jnp.where(delta_h(derive_key(key, 0), eps) > log_threshold, 1.0, -1.0).astype(eps.dtype)
 
     def keep_going(carry):
-        eps, key, i, stop = carry
+        eps, i, stop = carry
         return ~stop & (i < max_iterations)
 
     def body(carry):
-        eps, key, i, _ = carry
-        key, sub = jax.random.split(key)
+        eps, i, _ = carry
         trial = eps * jnp.where(direction > 0, 2.0, 0.5).astype(eps.dtype)
-        dh = delta_h(sub, trial)
+        dh = delta_h(derive_key(key, i + 1), trial)
         crossed = jnp.where(direction > 0, ~(dh > log_threshold), ~(dh < log_threshold))
         # Stan keeps the step size at which acceptance crossed the threshold.
-        return trial, key, i + 1, crossed
+        return trial, i + 1, crossed
 
-    eps, _, _, _ = jax.lax.while_loop(keep_going, body, (eps, key, jnp.int32(0), jnp.bool_(False)))
+    eps, _, _ = jax.lax.while_loop(keep_going, body, (eps, jnp.int32(0), jnp.bool_(False)))
     tiny = jnp.finfo(eps.dtype).tiny
     return jnp.clip(eps, tiny, 1e7)

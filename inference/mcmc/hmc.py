@@ -24,6 +24,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 __all__ = [
@@ -83,7 +84,7 @@ class Info(NamedTuple):
 class Stepwise(NamedTuple):
     """A transition as a state machine over single integration steps.
 
-    ``start(key, state, metric, step_size) -> trajectory``,
+    ``start(key, state, metric, step_size) -> trajectory`` (``key``: a uint32 pair, see ``key_words``),
     ``advance(trajectory, value_and_grad, metric) -> trajectory``,
     ``is_done(trajectory) -> bool`` and ``finish(trajectory) -> (FlatState, Info)``.
     Running ``advance`` until ``is_done`` and then ``finish`` is one transition.
@@ -134,8 +135,8 @@ def _velocity(m: Metric, momentum: Array) -> Array:
 
 
 def sample_momentum(key: Array, m: Metric, like: Array) -> Array:
-    """A draw of ``p ~ Normal(0, M)`` with the shape and dtype of ``like``."""
-    z = jax.random.normal(key, like.shape, like.dtype)
+    """A draw of ``p ~ Normal(0, M)`` with the shape and dtype of ``like``; ``key`` is a key-word pair."""
+    z = standard_normal(key, like.shape, like.dtype)
     if m.momentum_factor.ndim == 1:
         return m.momentum_factor * z
     return m.momentum_factor @ z
@@ -171,6 +172,94 @@ def kinetic_energy(leaf: Leaf) -> Array:
 def _start_leaf(key: Array, state: FlatState, m: Metric) -> Leaf:
     momentum = sample_momentum(key, m, state.position)
     return Leaf(state.position, momentum, _velocity(m, momentum), state.log_density, state.log_density_grad)
+
+
+# --------------------------------------------------------------------------- randomness inside loops
+#
+# ``jax.random`` lowers Threefry to a rolled loop on CPU: inside a sampler's
+# hot loop every ``split``/``normal`` becomes a nested loop of small kernels.
+# The kernels here take *key words* (a pair of uint32, drawn once per chain
+# with ``jax.random.bits``) and derive every number they need from Threefry-2x32
+# (20 rounds, Salmon et al. 2011), written out so that it fuses into the
+# surrounding elementwise code. A draw is named by a counter and a stream tag;
+# distinct (counter, tag) pairs give independent numbers.
+
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+STREAM_KEY, STREAM_MOMENTUM, STREAM_STEP, STREAM_OTHER = 0, 1, 2, 3
+
+
+def _rotl(x: Array, r: int) -> Array:
+    return (x << jnp.uint32(r)) | (x >> jnp.uint32(32 - r))
+
+
+def threefry2x32(key: Array, x0: Array, x1: Array) -> tuple[Array, Array]:
+    """The Threefry-2x32 block function with 20 rounds: a keyed bijection of uint32 pairs."""
+    k0, k1 = key[0].astype(jnp.uint32), key[1].astype(jnp.uint32)
+    ks = (k0, k1, k0 ^ k1 ^ jnp.uint32(0x1BD11BDA))
+    x0 = x0.astype(jnp.uint32) + ks[0]
+    x1 = x1.astype(jnp.uint32) + ks[1]
+    for block in range(5):
+        for r in _ROTATIONS[block % 2]:
+            x0 = x0 + x1
+            x1 = _rotl(x1, r) ^ x0
+        x0 = x0 + ks[(block + 1) % 3]
+        x1 = x1 + ks[(block + 2) % 3] + jnp.uint32(block + 1)
+    return x0, x1
+
+
+def key_words(key: Array) -> Array:
+    """A JAX PRNG key (typed or raw) as the uint32 pair the stepwise kernels use."""
+    return jax.random.bits(key, (2,), jnp.uint32)
+
+
+def derive_key(key: Array, counter: Array) -> Array:
+    """A new key pair from ``key`` and ``counter`` (e.g. the key of transition ``counter``)."""
+    c = jnp.asarray(counter).astype(jnp.uint32)
+    y0, y1 = threefry2x32(key, c, jnp.uint32(STREAM_KEY))
+    return jnp.stack([y0, y1])
+
+
+def _unit(words: Array, dtype) -> Array:
+    """uint32 -> float in (0, 1) on a 2^-24 grid, never 0."""
+    return ((words >> 8).astype(dtype) + 0.5) * jnp.asarray(2.0**-24, dtype)
+
+
+def uniforms(key: Array, counter: Array, dtype=jnp.float32) -> tuple[Array, Array]:
+    """Two independent uniforms in (0, 1) for step ``counter`` of a trajectory."""
+    y0, y1 = threefry2x32(key, jnp.asarray(counter).astype(jnp.uint32), jnp.uint32(STREAM_STEP))
+    return _unit(y0, dtype), _unit(y1, dtype)
+
+
+def other_words(key: Array, counter: int = 0) -> tuple[Array, Array]:
+    """Two uint32 words for miscellaneous per-transition draws (directions, jitter, acceptance)."""
+    return threefry2x32(key, jnp.uint32(counter), jnp.uint32(STREAM_OTHER))
+
+
+def standard_normal(key: Array, shape: tuple, dtype) -> Array:
+    """Independent standard normals of ``shape`` (Box-Muller on Threefry words)."""
+    size = int(np.prod(shape)) if shape else 1
+    half = (size + 1) // 2
+    counters = jnp.arange(half, dtype=jnp.uint32)
+    y0, y1 = threefry2x32(key, counters, jnp.full((half,), STREAM_MOMENTUM, jnp.uint32))
+    radius = jnp.sqrt(-2.0 * jnp.log(_unit(y0, dtype)))
+    angle = (2.0 * np.pi) * _unit(y1, dtype)
+    z = jnp.concatenate([radius * jnp.cos(angle), radius * jnp.sin(angle)])[:size]
+    return z.reshape(shape)
+
+
+def assemble(values: tuple | list, axis_size: int | None = None) -> Array:
+    """``jnp.stack(values)`` written as one elementwise expression over a new leading axis.
+
+    XLA on CPU materialises every operand of a concatenation in its own
+    kernel; a chain of ``where`` over the row index fuses into its consumer.
+    """
+    values = [jnp.asarray(v) for v in values]
+    shape = jnp.broadcast_shapes(*(v.shape for v in values))
+    index = jnp.arange(len(values)).reshape((-1,) + (1,) * len(shape))
+    out = jnp.broadcast_to(values[-1], shape)[None]
+    for i in range(len(values) - 2, -1, -1):
+        out = jnp.where(index == i, values[i], out)
+    return jnp.broadcast_to(out, (len(values),) + shape)
 
 
 def _select(pred: Array, on_true: Any, on_false: Any) -> Any:
@@ -210,16 +299,14 @@ def stepwise(
         raise ValueError("step_size_jitter must lie in [0, 1)")
 
     def start(key, state: FlatState, m: Metric, step_size) -> Trajectory:
-        key_momentum, key_jitter, key_accept = jax.random.split(key, 3)
-        leaf = _start_leaf(key_momentum, state, m)
+        leaf = _start_leaf(key, state, m)
         energy = -leaf.log_density + kinetic_energy(leaf)
-        step_size = jnp.asarray(step_size, state.position.dtype)
+        dtype = state.position.dtype
+        step_size = jnp.asarray(step_size, dtype)
         if step_size_jitter > 0:
-            u = jax.random.uniform(key_jitter, (), state.position.dtype, -1.0, 1.0)
+            u = 2.0 * _unit(other_words(key)[0], dtype) - 1.0
             step_size = step_size * (1.0 + step_size_jitter * u)
-        return Trajectory(
-            state, energy, leaf, step_size, jnp.int32(0), jnp.bool_(False), key_accept
-        )
+        return Trajectory(state, energy, leaf, step_size, jnp.int32(0), jnp.bool_(False), key)
 
     def advance(traj: Trajectory, value_and_grad: ValueAndGrad, m: Metric) -> Trajectory:
         leaf = leapfrog(traj.current, traj.step_size, m, value_and_grad)
@@ -236,7 +323,7 @@ def stepwise(
         delta = jnp.where(traj.diverging, jnp.inf, energy - traj.initial_energy)
         delta = jnp.where(jnp.isnan(delta), jnp.inf, delta)
         accept_prob = jnp.exp(jnp.minimum(0.0, -delta))
-        u = jax.random.uniform(traj.key, (), accept_prob.dtype)
+        u = _unit(other_words(traj.key)[1], accept_prob.dtype)
         accepted = u < accept_prob
         proposal = FlatState(leaf.position, leaf.log_density, leaf.log_density_grad)
         new = _select(accepted, proposal, traj.initial)
@@ -276,7 +363,7 @@ def kernel_from_stepwise(machine: Stepwise) -> Callable:
             return value, ravel_pytree(grad)[0]
 
         m = metric(inverse_mass_matrix)
-        traj = machine.start(key, FlatState(flat, state.log_density, grad_flat), m, step_size)
+        traj = machine.start(key_words(key), FlatState(flat, state.log_density, grad_flat), m, step_size)
         traj = jax.lax.while_loop(
             lambda t: ~machine.is_done(t), lambda t: machine.advance(t, value_and_grad, m), traj
         )

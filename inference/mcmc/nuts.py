@@ -11,13 +11,18 @@ or at ``max_tree_depth`` doublings. A subtree that turns or diverges is
 discarded.
 
 The recursion of the original algorithm is replaced by bookkeeping on the
-index of the leaf inside its subtree: the aligned sub-subtrees that *end* at
-leaf ``n`` have ``k`` = (number of trailing ones of ``n``) sizes, and their
-first leaves carry checkpoints in slots ``popcount(n >> 1) - k + 1 ..
+index ``n`` of the leaf inside its subtree: the aligned sub-subtrees that
+*end* at leaf ``n`` are ``k`` = (trailing ones of ``n``) in number, and their
+first leaves hold checkpoints in slots ``popcount(n >> 1) - k + 1 ..
 popcount(n >> 1)`` — each even leaf ``m`` writes slot ``popcount(m)``. So a
 transition is a state machine over single leapfrog steps (``stepwise``),
-which the chain driver advances for all chains at once without making any
+which the chain driver advances for all chains at once, without making any
 chain wait for another's trajectory.
+
+The trajectory keeps related quantities in a few stacked arrays (both edges
+in one, both proposals in one, ...), each updated by one expression per step:
+a compiled step is then a handful of fused kernels rather than one per
+quantity, which is most of its cost for small models.
 
 Law: for any fixed step size and metric the transition is reversible with
 respect to ``exp(logdensity_fn)`` and so leaves it invariant.
@@ -33,21 +38,31 @@ import jax.numpy as jnp
 
 from ppl.inference.mcmc.hmc import (
     FlatState,
-    Leaf,
     Metric,
     State,
     Stepwise,
-    _select,
-    _start_leaf,
+    _velocity,
+    assemble,
     init,
     kernel_from_stepwise,
-    kinetic_energy,
-    leapfrog,
+    other_words,
+    sample_momentum,
+    uniforms,
 )
 
 __all__ = ["State", "Info", "Trajectory", "Builder", "init", "stepwise", "build_kernel"]
 
 Array = Any
+
+# Axis labels of the stacked arrays.
+LEFT, RIGHT = 0, 1  # edges
+POSITION, MOMENTUM, VELOCITY, GRAD = 0, 1, 2, 3  # rows of an edge
+TREE, SUBTREE = 0, 1  # proposals, weights, momentum sums
+PROPOSAL_POSITION, PROPOSAL_GRAD = 0, 1  # rows of a proposal
+LOG_DENSITY, ENERGY = 0, 1  # proposal statistics
+CK_VELOCITY, CK_MOMENTUM, CK_RHO_BEFORE, CK_PREV_MOMENTUM, CK_PREV_VELOCITY = range(5)
+DEPTH, LEAF, STEPS = 0, 1, 2  # counters
+DIVERGING, TURNING, DONE = 0, 1, 2  # flags
 
 
 class Info(NamedTuple):
@@ -67,56 +82,37 @@ class Info(NamedTuple):
     turning: Array
 
 
-class Proposal(NamedTuple):
-    position: Array
-    log_density: Array
-    log_density_grad: Array
-    energy: Array
-
-
-class Checkpoints(NamedTuple):
-    """Per slot: velocity and momentum of a subtree's first leaf, the momentum sum
-    before it, and the momentum and velocity of the leaf just before it."""
-
-    velocity: Array
-    momentum: Array
-    rho_before: Array
-    prev_momentum: Array
-    prev_velocity: Array
-
-
 class Trajectory(NamedTuple):
-    """The state of a NUTS transition in progress (one chain)."""
+    """A NUTS transition in progress (one chain); see the axis labels above.
 
-    left: Leaf
-    right: Leaf
-    proposal: Proposal
-    sub_proposal: Proposal
-    log_weight: Array
-    sub_log_weight: Array
+    ``edges`` (2, 4, d): left and right end (position, momentum, velocity,
+    gradient); ``edge_log_density`` (2,); ``proposals`` (2, 2, d): the draw of
+    the trajectory and of the subtree being built (position, gradient), with
+    ``proposal_stats`` (2, 2) (log density, energy); ``log_weights`` (2,):
+    log of the summed ``exp(H0 - H)`` of trajectory and subtree; ``rho``
+    (2, d): their momentum sums; ``checkpoints`` (5, max_tree_depth, d);
+    ``counters`` (depth, leaf index in the subtree, steps); ``flags``
+    (diverging, turning, done).
+    """
+
+    edges: Array
+    edge_log_density: Array
+    proposals: Array
+    proposal_stats: Array
+    log_weights: Array
     rho: Array
-    sub_rho: Array
-    checkpoints: Checkpoints
+    checkpoints: Array
+    sum_accept: Array
+    counters: Array
+    flags: Array
     initial_energy: Array
     step_size: Array
     directions: Array
-    depth: Array
-    leaf_index: Array
-    num_steps: Array
-    sum_accept: Array
-    diverging: Array
-    turning: Array
-    done: Array
     key: Array
 
 
 def _dot(a: Array, b: Array) -> Array:
     return jnp.sum(a * b, axis=-1)
-
-
-def _turns(velocity_a: Array, velocity_b: Array, rho: Array) -> Array:
-    """The generalised no-U-turn criterion fails: the ends no longer move apart along ``rho``."""
-    return (_dot(velocity_a, rho) <= 0) | (_dot(velocity_b, rho) <= 0)
 
 
 def stepwise(
@@ -130,140 +126,162 @@ def stepwise(
     slots = max_tree_depth
 
     def start(key, state: FlatState, m: Metric, step_size) -> Trajectory:
-        key_momentum, key_directions, key_rest = jax.random.split(key, 3)
-        leaf = _start_leaf(key_momentum, state, m)
-        dtype = state.position.dtype
-        energy = -leaf.log_density + kinetic_energy(leaf)
-        proposal = Proposal(state.position, state.log_density, state.log_density_grad, energy)
-        d = state.position.shape[0]
-        zeros = jnp.zeros((slots, d), dtype)
-        extra = jnp.zeros((slots, d if extra_uturn_checks else 0), dtype)
+        x, g = state.position, state.log_density_grad
+        dtype = x.dtype
+        p = sample_momentum(key, m, x)
+        v = _velocity(m, p)
+        energy = -state.log_density + 0.5 * jnp.dot(p, v)
+        edge = assemble([x, p, v, g])
+        proposal = assemble([x, g])
         return Trajectory(
-            left=leaf,
-            right=leaf,
-            proposal=proposal,
-            sub_proposal=proposal,
-            log_weight=jnp.zeros((), dtype),
-            sub_log_weight=jnp.full((), -jnp.inf, dtype),
-            rho=leaf.momentum,
-            sub_rho=jnp.zeros_like(leaf.momentum),
-            checkpoints=Checkpoints(zeros, zeros, zeros, extra, extra),
+            edges=jnp.broadcast_to(edge, (2,) + edge.shape),
+            edge_log_density=jnp.broadcast_to(state.log_density, (2,)),
+            proposals=jnp.broadcast_to(proposal, (2,) + proposal.shape),
+            proposal_stats=jnp.broadcast_to(assemble([state.log_density, energy]), (2, 2)),
+            log_weights=assemble([jnp.zeros((), dtype), jnp.full((), -jnp.inf, dtype)]),
+            rho=assemble([p, jnp.zeros_like(p)]),
+            checkpoints=jnp.zeros((5, slots) + x.shape, dtype),
+            sum_accept=jnp.zeros((), dtype),
+            counters=jnp.zeros((3,), jnp.int32),
+            flags=jnp.zeros((3,), bool),
             initial_energy=energy,
             step_size=jnp.asarray(step_size, dtype),
-            directions=jax.random.bits(key_directions, (), jnp.uint32),
-            depth=jnp.int32(0),
-            leaf_index=jnp.int32(0),
-            num_steps=jnp.int32(0),
-            sum_accept=jnp.zeros((), dtype),
-            diverging=jnp.bool_(False),
-            turning=jnp.bool_(False),
-            done=jnp.bool_(False),
-            key=key_rest,
+            directions=other_words(key)[0],
+            key=key,
         )
 
     def advance(traj: Trajectory, value_and_grad: Callable, m: Metric) -> Trajectory:
-        dtype = traj.rho.dtype
-        forward = ((traj.directions >> traj.depth.astype(jnp.uint32)) & 1) == 1
-        edge = _select(forward, traj.right, traj.left)
-        leaf = leapfrog(edge, jnp.where(forward, traj.step_size, -traj.step_size), m, value_and_grad)
+        depth, n, steps = traj.counters[DEPTH], traj.counters[LEAF], traj.counters[STEPS]
+        forward = ((traj.directions >> depth.astype(jnp.uint32)) & 1) == 1
+        side = jnp.where(forward, RIGHT, LEFT)
+        edge = jnp.where(forward, traj.edges[RIGHT], traj.edges[LEFT])
+        far = jnp.where(forward, traj.edges[LEFT], traj.edges[RIGHT])
+
+        # One leapfrog step outwards from the edge in the chosen direction.
+        eps = jnp.where(forward, traj.step_size, -traj.step_size)
+        p_half = edge[MOMENTUM] + 0.5 * eps * edge[GRAD]
+        x = edge[POSITION] + eps * _velocity(m, p_half)
+        log_density, g = value_and_grad(x)
+        p = p_half + 0.5 * eps * g
+        v = _velocity(m, p)
 
         # Energy error, weight and acceptance statistic of the new leaf.
-        energy = -leaf.log_density + kinetic_energy(leaf)
+        energy = -log_density + 0.5 * jnp.dot(p, v)
         delta = energy - traj.initial_energy
         delta = jnp.where(jnp.isnan(delta), jnp.inf, delta)
         diverging = delta > divergence_threshold
         log_w = -delta
-        sum_accept = traj.sum_accept + jnp.exp(jnp.minimum(log_w, 0.0))
-        num_steps = traj.num_steps + 1
+        steps = steps + 1
+        u_leaf, u_merge = uniforms(traj.key, steps)
 
         # Uniform progressive sampling inside the subtree.
-        u_leaf, u_merge = jax.random.uniform(jax.random.fold_in(traj.key, num_steps), (2,), dtype)
-        sub_log_weight = jnp.logaddexp(traj.sub_log_weight, log_w)
+        sub_log_weight = jnp.logaddexp(traj.log_weights[SUBTREE], log_w)
         take_leaf = jnp.log(u_leaf) < log_w - sub_log_weight
-        new_proposal = Proposal(leaf.position, leaf.log_density, leaf.log_density_grad, energy)
-        sub_proposal = _select(take_leaf, new_proposal, traj.sub_proposal)
-        sub_rho = traj.sub_rho + leaf.momentum
+        rho_sub = traj.rho[SUBTREE] + p
 
         # Checkpoints: an even leaf n opens aligned sub-subtrees; it writes slot popcount(n).
-        n = traj.leaf_index
         slot = jnp.arange(slots, dtype=jnp.int32)
         even = (n & 1) == 0
-        write = (even & (slot == jax.lax.population_count(n)))[:, None]
-        ck = traj.checkpoints
-        ck = Checkpoints(
-            jnp.where(write, leaf.velocity, ck.velocity),
-            jnp.where(write, leaf.momentum, ck.momentum),
-            jnp.where(write, traj.sub_rho, ck.rho_before),
-            jnp.where(write, edge.momentum, ck.prev_momentum) if extra_uturn_checks else ck.prev_momentum,
-            jnp.where(write, edge.velocity, ck.prev_velocity) if extra_uturn_checks else ck.prev_velocity,
-        )
+        write = even & (slot == jax.lax.population_count(n))
+        fresh = assemble([v, p, traj.rho[SUBTREE], edge[MOMENTUM], edge[VELOCITY]])
+        ck = jnp.where(write[None, :, None], fresh[:, None, :], traj.checkpoints)
 
-        # An odd leaf n closes k aligned sub-subtrees (k = trailing ones of n).
+        # An odd leaf n closes k aligned sub-subtrees (k = trailing ones of n), in slots idx_min..idx_max.
         idx_max = jax.lax.population_count(n >> 1)
         k = jax.lax.population_count(((n + 1) & ~n) - 1)
-        idx_min = idx_max - k + 1
-        closes = ~even & (slot >= idx_min) & (slot <= idx_max)
-        rho_blocks = sub_rho - ck.rho_before
-        turns = _turns(ck.velocity, leaf.velocity, rho_blocks)
-        if extra_uturn_checks:
-            # Across the halves of each block of size >= 4 (its middle opens slot i + 1).
-            nxt = jax.tree.map(lambda a: jnp.roll(a, -1, axis=0), ck)
-            across = _turns(ck.velocity, nxt.velocity, nxt.rho_before - ck.rho_before + nxt.momentum)
-            across |= _turns(nxt.prev_velocity, leaf.velocity, sub_rho - nxt.rho_before + nxt.prev_momentum)
-            turns |= across & (slot < idx_max)
+        closes = ~even & (slot >= idx_max - k + 1) & (slot <= idx_max)
+        rho_blocks = rho_sub - ck[CK_RHO_BEFORE]
+        turns = (_dot(ck[CK_VELOCITY], rho_blocks) <= 0) | (_dot(v, rho_blocks) <= 0)
         sub_turning = jnp.any(closes & turns)
-
-        left = _select(forward, traj.left, leaf)
-        right = _select(forward, leaf, traj.right)
+        if extra_uturn_checks and slots > 1:
+            # Across the halves of each block of size >= 4 in slot i (its middle leaf opened slot i + 1).
+            this, nxt = ck[:, :-1], ck[:, 1:]
+            rho_a = nxt[CK_RHO_BEFORE] - this[CK_RHO_BEFORE] + nxt[CK_MOMENTUM]
+            rho_b = rho_sub - nxt[CK_RHO_BEFORE] + nxt[CK_PREV_MOMENTUM]
+            across = (_dot(this[CK_VELOCITY], rho_a) <= 0) | (_dot(nxt[CK_VELOCITY], rho_a) <= 0)
+            across |= (_dot(nxt[CK_PREV_VELOCITY], rho_b) <= 0) | (_dot(v, rho_b) <= 0)
+            sub_turning |= jnp.any(closes[:-1] & (slot[:-1] < idx_max) & across)
 
         # A complete subtree merges into the trajectory (biased progressive sampling).
-        complete = (n == (1 << traj.depth) - 1) & ~diverging & ~sub_turning
-        take_subtree = jnp.log(u_merge) < sub_log_weight - traj.log_weight
-        proposal = _select(complete & take_subtree, sub_proposal, traj.proposal)
-        rho = traj.rho + sub_rho
-        top_turning = _turns(left.velocity, right.velocity, rho)
+        complete = (n == (1 << depth) - 1) & ~diverging & ~sub_turning
+        take_subtree = jnp.log(u_merge) < sub_log_weight - traj.log_weights[TREE]
+        rho_tree = traj.rho[TREE] + rho_sub
+        left_v = jnp.where(forward, far[VELOCITY], v)
+        right_v = jnp.where(forward, v, far[VELOCITY])
+        top_turning = (_dot(left_v, rho_tree) <= 0) | (_dot(right_v, rho_tree) <= 0)
         if extra_uturn_checks:
-            far = _select(forward, left, right)
-            top_turning |= _turns(far.velocity, ck.velocity[0], traj.rho + ck.momentum[0])
-            top_turning |= _turns(ck.prev_velocity[0], leaf.velocity, sub_rho + ck.prev_momentum[0])
-        depth = traj.depth + 1
-        stop_at_merge = complete & (top_turning | (depth >= max_tree_depth))
+            rho_a = traj.rho[TREE] + ck[CK_MOMENTUM, 0]
+            rho_b = rho_sub + ck[CK_PREV_MOMENTUM, 0]
+            top_turning |= (_dot(far[VELOCITY], rho_a) <= 0) | (_dot(ck[CK_VELOCITY, 0], rho_a) <= 0)
+            top_turning |= (_dot(ck[CK_PREV_VELOCITY, 0], rho_b) <= 0) | (_dot(v, rho_b) <= 0)
+        depth_next = depth + 1
+        stop_at_merge = complete & (top_turning | (depth_next >= max_tree_depth))
         done = diverging | sub_turning | stop_at_merge
 
-        neg_inf = jnp.full((), -jnp.inf, dtype)
+        # Write back: one expression per stacked array.
+        rows2 = jnp.arange(2)
+        is_side = (rows2 == side)[:, None, None]
+        edges = jnp.where(is_side, assemble([x, p, v, g])[None], traj.edges)
+        edge_log_density = jnp.where(rows2 == side, log_density, traj.edge_log_density)
+        to_tree = complete & take_subtree
+        use_leaf = assemble([to_tree & take_leaf, take_leaf])
+        use_sub = assemble([to_tree & ~take_leaf, jnp.bool_(False)])
+        proposals = jnp.where(
+            use_leaf[:, None, None],
+            assemble([x, g])[None],
+            jnp.where(use_sub[:, None, None], traj.proposals[SUBTREE][None], traj.proposals),
+        )
+        proposal_stats = jnp.where(
+            use_leaf[:, None],
+            assemble([log_density, energy])[None],
+            jnp.where(use_sub[:, None], traj.proposal_stats[SUBTREE][None], traj.proposal_stats),
+        )
+        tree_log_weight = jnp.logaddexp(traj.log_weights[TREE], sub_log_weight)
+        log_weights = jnp.where(
+            rows2 == TREE,
+            jnp.where(complete, tree_log_weight, traj.log_weights[TREE]),
+            jnp.where(complete, -jnp.inf, sub_log_weight),
+        )
+        rho = jnp.where(
+            (rows2 == TREE)[:, None],
+            jnp.where(complete, rho_tree, traj.rho[TREE]),
+            jnp.where(complete, 0.0, rho_sub),
+        )
+        counters = assemble(
+            [jnp.where(complete | done, depth_next, depth), jnp.where(complete, 0, n + 1), steps]
+        )
+        flags = assemble([diverging, sub_turning | (complete & top_turning), done])
         return traj._replace(
-            left=left,
-            right=right,
-            proposal=proposal,
-            sub_proposal=sub_proposal,
-            log_weight=jnp.where(complete, jnp.logaddexp(traj.log_weight, sub_log_weight), traj.log_weight),
-            sub_log_weight=jnp.where(complete, neg_inf, sub_log_weight),
-            rho=jnp.where(complete, rho, traj.rho),
-            sub_rho=jnp.where(complete, jnp.zeros_like(sub_rho), sub_rho),
+            edges=edges,
+            edge_log_density=edge_log_density,
+            proposals=proposals,
+            proposal_stats=proposal_stats,
+            log_weights=log_weights.astype(traj.log_weights.dtype),
+            rho=rho.astype(traj.rho.dtype),
             checkpoints=ck,
-            depth=jnp.where(complete | done, depth, traj.depth),
-            leaf_index=jnp.where(complete, 0, n + 1),
-            num_steps=num_steps,
-            sum_accept=sum_accept,
-            diverging=diverging,
-            turning=sub_turning | (complete & top_turning),
-            done=done,
+            sum_accept=traj.sum_accept + jnp.exp(jnp.minimum(log_w, 0.0)),
+            counters=counters,
+            flags=flags,
         )
 
     def is_done(traj: Trajectory) -> Array:
-        return traj.done
+        return traj.flags[DONE]
 
     def finish(traj: Trajectory) -> tuple[FlatState, Info]:
-        p = traj.proposal
+        steps = traj.counters[STEPS]
         info = Info(
-            diverging=traj.diverging,
-            accept_prob=traj.sum_accept / jnp.maximum(traj.num_steps, 1).astype(traj.sum_accept.dtype),
-            num_steps=traj.num_steps,
-            tree_depth=traj.depth,
-            energy=p.energy,
-            turning=traj.turning,
+            diverging=traj.flags[DIVERGING],
+            accept_prob=traj.sum_accept / jnp.maximum(steps, 1).astype(traj.sum_accept.dtype),
+            num_steps=steps,
+            tree_depth=traj.counters[DEPTH],
+            energy=traj.proposal_stats[TREE, ENERGY],
+            turning=traj.flags[TURNING],
         )
-        return FlatState(p.position, p.log_density, p.log_density_grad), info
+        proposal = traj.proposals[TREE]
+        new = FlatState(
+            proposal[PROPOSAL_POSITION], traj.proposal_stats[TREE, LOG_DENSITY], proposal[PROPOSAL_GRAD]
+        )
+        return new, info
 
     return Stepwise(start, advance, is_done, finish)
 

@@ -1,0 +1,16 @@
+"""Sequential Monte Carlo as a program transformation.
+
+- ``cut``: the sequential cut of a static program (init ; step^T ; final).
+- ``kernels``: the cut's pieces as JAX functions of one particle.
+- ``resampling``: multinomial, systematic and stratified resampling (pure JAX).
+- ``compiled``: the vectorised filter, one jitted function.
+- ``eager``: Population over Sequential, for dynamic programs.
+- ``rejuvenation``: MCMC kernels for resample-move (``RandomWalk``).
+- ``methods``: the ``SMC`` method.
+"""
+
+from ppl.inference.smc.cut import SequentialCut, sequential_cut
+from ppl.inference.smc.methods import SMC
+from ppl.inference.smc.rejuvenation import RandomWalk
+
+__all__ = ["SMC", "RandomWalk", "SequentialCut", "sequential_cut"]

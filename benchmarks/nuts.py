@@ -1,0 +1,316 @@
+"""NUTS side by side: ppl, NumPyro and hand-written BlackJAX, on CPU in float32.
+
+Two problems, each 4 chains x (1000 warm-up + 1000 draws), chains vectorised:
+
+- eight schools, non-centred (posteriordb data): mu ~ Normal(0, 5),
+  tau ~ HalfCauchy(5), theta_trans ~ Normal(0, 1)[8],
+  y ~ Normal(mu + tau * theta_trans, sigma);
+- Bayesian logistic regression, N=5000, D=25: X ~ Normal(0, 1) (seed 0),
+  beta_true ~ Normal(0, 1), y ~ Bernoulli(logit = X beta), beta ~ Normal(0, 1).
+
+Every sampler starts each repeat from the same initial points (uniform in
+(-2, 2) on the unconstrained scale) and uses Stan's warm-up (dual averaging to
+0.8, diagonal metric, windows 75 / 25... / 50).
+
+Reported per sampler (medians over ``--repeats``): time to first draw (the
+first call in a fresh compilation cache: tracing + compilation + warm-up +
+sampling, until the draws are on the host), warm wall time (a second call,
+nothing recompiled), the smallest bulk ESS over all coordinates, and that
+ESS per warm second. NumPyro is timed twice: its plain second ``mcmc.run``
+(which re-traces and recompiles) and ``mcmc.run`` wrapped in ``jax.jit``.
+
+    python benchmarks/nuts.py --repeats 3
+
+``ppl_logdensity(problem)`` is the one place that says what ppl samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+import blackjax  # noqa: E402
+import numpyro  # noqa: E402
+import numpyro.distributions as dist  # noqa: E402
+from numpyro.infer import MCMC, NUTS  # noqa: E402
+
+from ppl.inference import diagnostics  # noqa: E402
+from ppl.inference.mcmc import base, nuts  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path("/work/shared/posteriordb/eight_schools-eight_schools_noncentered.data.json")
+
+
+# --------------------------------------------------------------------------- problems
+
+
+class Problem:
+    """A model as each sampler needs it: a NumPyro model, a hand-written log density
+    on the unconstrained scale (keys = NumPyro's site names), and one chain's template."""
+
+    def __init__(self, name, numpyro_model, logdensity, template):
+        self.name = name
+        self.numpyro_model = numpyro_model
+        self.logdensity = logdensity
+        self.template = template
+
+
+def eight_schools() -> Problem:
+    data = json.loads(DATA.read_text())
+    y = jnp.asarray(data["y"], jnp.float32)
+    sigma = jnp.asarray(data["sigma"], jnp.float32)
+
+    def model():
+        mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+        tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
+        theta_trans = numpyro.sample("theta_trans", dist.Normal(0.0, 1.0).expand([8]))
+        numpyro.sample("y", dist.Normal(mu + tau * theta_trans, sigma), obs=y)
+
+    log_norm = 0.5 * jnp.log(2 * jnp.pi)
+
+    def logdensity(p):
+        mu, log_tau, theta_trans = p["mu"], p["tau"], p["theta_trans"]
+        tau = jnp.exp(log_tau)
+        lp = -0.5 * (mu / 5.0) ** 2 - jnp.log(5.0) - log_norm
+        lp += jnp.log(2.0 / (jnp.pi * 5.0)) - jnp.log1p((tau / 5.0) ** 2) + log_tau  # HalfCauchy + log-Jacobian
+        lp += jnp.sum(-0.5 * theta_trans**2 - log_norm)
+        z = (y - mu - tau * theta_trans) / sigma
+        lp += jnp.sum(-0.5 * z**2 - jnp.log(sigma) - log_norm)
+        return lp
+
+    template = {"mu": jnp.zeros(()), "tau": jnp.zeros(()), "theta_trans": jnp.zeros(8)}
+    return Problem("eight schools (non-centred)", model, logdensity, template)
+
+
+def logistic_regression(n: int = 5000, d: int = 25) -> Problem:
+    k_x, k_beta, k_y = jax.random.split(jax.random.PRNGKey(0), 3)
+    X = jax.random.normal(k_x, (n, d), jnp.float32)
+    beta_true = jax.random.normal(k_beta, (d,), jnp.float32)
+    y = jax.random.bernoulli(k_y, jax.nn.sigmoid(X @ beta_true)).astype(jnp.float32)
+
+    def model():
+        beta = numpyro.sample("beta", dist.Normal(0.0, 1.0).expand([d]))
+        numpyro.sample("y", dist.Bernoulli(logits=X @ beta), obs=y)
+
+    def logdensity(p):
+        beta = p["beta"]
+        logits = X @ beta
+        prior = jnp.sum(-0.5 * beta**2) - 0.5 * d * jnp.log(2 * jnp.pi)
+        return prior + jnp.sum(y * logits - jax.nn.softplus(logits))
+
+    return Problem(f"logistic regression (N={n}, D={d})", model, logdensity, {"beta": jnp.zeros(d)})
+
+
+def ppl_logdensity(problem: Problem):
+    """What ppl samples: the hand-written density for now (later: the compiled ppl model)."""
+    return problem.logdensity
+
+
+# --------------------------------------------------------------------------- samplers
+
+
+def initial_positions(problem: Problem, chains: int, seed: int):
+    flat, unravel = jax.flatten_util.ravel_pytree(problem.template)
+    x = jax.random.uniform(jax.random.PRNGKey(1000 + seed), (chains, flat.size), flat.dtype, -2.0, 2.0)
+    return jax.vmap(unravel)(x)
+
+
+def fresh_compilation():
+    jax.clear_caches()
+    base.clear_compiled_programs()
+
+
+def to_host(tree):
+    return jax.tree.map(np.asarray, jax.block_until_ready(tree))
+
+
+def min_bulk_ess(samples) -> float:
+    """Smallest bulk ESS over all coordinates; leaves have shape (chains, draws, ...)."""
+    return min(float(np.min(diagnostics.ess_bulk(np.asarray(x)))) for x in jax.tree.leaves(samples))
+
+
+def timed(fn, *args):
+    start = time.perf_counter()
+    out = to_host(fn(*args))
+    return time.perf_counter() - start, out
+
+
+def run_ppl(problem, cfg, seed):
+    density = ppl_logdensity(problem)
+    init = initial_positions(problem, cfg.chains, seed)
+
+    def sample(key):
+        result = base.run_chains(
+            key,
+            density,
+            init,
+            nuts.Builder(),
+            num_warmup=cfg.warmup,
+            num_samples=cfg.samples,
+            warn=False,
+            progress=False,
+        )
+        return result.positions
+
+    fresh_compilation()
+    cold, _ = timed(sample, jax.random.PRNGKey(seed))
+    warm, draws = timed(sample, jax.random.PRNGKey(seed + 100))
+    return {"ppl": (cold, warm, min_bulk_ess(draws))}
+
+
+def run_blackjax(problem, cfg, seed):
+    init = initial_positions(problem, cfg.chains, seed)
+    density = problem.logdensity
+    chains, warmup, samples = cfg.chains, cfg.warmup, cfg.samples
+
+    @jax.jit
+    def sample(key, init):
+        key_warm, key_sample = jax.random.split(key)
+        adaptation = blackjax.window_adaptation(blackjax.nuts, density)
+        (states, params), _ = jax.vmap(lambda k, x: adaptation.run(k, x, warmup))(
+            jax.random.split(key_warm, chains), init
+        )
+
+        def one_step(k, state, p):
+            return blackjax.nuts(density, **p).step(k, state)
+
+        def body(states, k):
+            states, _ = jax.vmap(one_step)(jax.random.split(k, chains), states, params)
+            return states, states.position
+
+        _, positions = jax.lax.scan(body, states, jax.random.split(key_sample, samples))
+        return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), positions)
+
+    fresh_compilation()
+    cold, _ = timed(sample, jax.random.PRNGKey(seed), init)
+    warm, draws = timed(sample, jax.random.PRNGKey(seed + 100), init)
+    return {"BlackJAX": (cold, warm, min_bulk_ess(draws))}
+
+
+def run_numpyro(problem, cfg, seed):
+    init = initial_positions(problem, cfg.chains, seed)
+
+    def make():
+        return MCMC(
+            NUTS(problem.numpyro_model),
+            num_warmup=cfg.warmup,
+            num_samples=cfg.samples,
+            num_chains=cfg.chains,
+            chain_method="vectorized",
+            progress_bar=False,
+        )
+
+    # Plain: a first and a second ``mcmc.run`` on one MCMC object.
+    fresh_compilation()
+    mcmc = make()
+
+    def plain(key):
+        mcmc.run(key, init_params=init)
+        return mcmc.get_samples(group_by_chain=True)
+
+    cold_plain, _ = timed(plain, jax.random.PRNGKey(seed))
+    warm_plain, draws_plain = timed(plain, jax.random.PRNGKey(seed + 100))
+
+    # Jitted: the whole ``mcmc.run`` inside ``jax.jit``, so a second call reuses the executable.
+    fresh_compilation()
+    mcmc_jit = make()
+
+    @jax.jit
+    def jitted(key, init):
+        mcmc_jit.run(key, init_params=init)
+        return mcmc_jit.get_samples(group_by_chain=True)
+
+    cold_jit, _ = timed(jitted, jax.random.PRNGKey(seed), init)
+    warm_jit, draws_jit = timed(jitted, jax.random.PRNGKey(seed + 100), init)
+    return {
+        "NumPyro (plain rerun)": (cold_plain, warm_plain, min_bulk_ess(draws_plain)),
+        "NumPyro (jitted)": (cold_jit, warm_jit, min_bulk_ess(draws_jit)),
+    }
+
+
+RUNNERS = {"ppl": run_ppl, "blackjax": run_blackjax, "numpyro": run_numpyro}
+PROBLEMS = {"eight_schools": eight_schools, "logistic": logistic_regression}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Median over repeats of (cold, warm, min ESS, ESS/s) per sampler."""
+    table = {}
+    for name in runs[0]:
+        cold = statistics.median(r[name][0] for r in runs)
+        warm = statistics.median(r[name][1] for r in runs)
+        ess = statistics.median(r[name][2] for r in runs)
+        rate = statistics.median(r[name][2] / r[name][1] for r in runs)
+        table[name] = (cold, warm, ess, rate)
+    return table
+
+
+def render(results: dict, cfg) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=140)
+    for problem, table in results.items():
+        ppl = table.get("ppl")
+        t = Table(title=f"{problem}: {cfg.chains} chains x ({cfg.warmup} warm-up + {cfg.samples} draws), "
+                  f"median of {cfg.repeats}")
+        for column in ("sampler", "first draw (s)", "warm (s)", "min bulk ESS", "min ESS/s",
+                       "ppl/x ESS/s", "ppl/x first draw"):
+            t.add_column(column, justify="left" if column == "sampler" else "right")
+        for name, (cold, warm, ess, rate) in table.items():
+            ratio_rate = f"{ppl[3] / rate:.2f}" if ppl and name != "ppl" else ""
+            ratio_cold = f"{ppl[0] / cold:.2f}" if ppl and name != "ppl" else ""
+            t.add_row(name, f"{cold:.2f}", f"{warm:.3f}", f"{ess:.0f}", f"{rate:.0f}", ratio_rate, ratio_cold)
+        console.print(t)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--problems", default="eight_schools,logistic")
+    parser.add_argument("--samplers", default="ppl,numpyro,blackjax")
+    parser.add_argument("--json", help="also write the medians to this file")
+    cfg = parser.parse_args(argv)
+
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, numpyro {numpyro.__version__}, "
+          f"blackjax {blackjax.__version__}; {os.cpu_count()} CPU cores", file=sys.stderr)
+    results = {}
+    for key in cfg.problems.split(","):
+        problem = PROBLEMS[key]()
+        runs = []
+        for seed in range(cfg.repeats):
+            row = {}
+            for sampler in cfg.samplers.split(","):
+                row.update(RUNNERS[sampler](problem, cfg, seed))
+            runs.append(row)
+            print(f"{problem.name} repeat {seed}: " + ", ".join(
+                f"{k}: cold {v[0]:.2f}s warm {v[1]:.3f}s ESS {v[2]:.0f}" for k, v in row.items()),
+                file=sys.stderr)
+        results[problem.name] = summarise(runs)
+    render(results, cfg)
+    if cfg.json:
+        Path(cfg.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""``NUTS`` and ``HMC`` as inference methods on ppl programs.
+
+The PPL part of gradient-based MCMC: a static program becomes a log density
+over its latent sites in unconstrained space (``compile.log_density_unconstrained``:
+each site's bijector and log-Jacobian included), the chains run in one compiled
+program (``base.run_chains``), and the draws are mapped back to the model's own
+coordinates (``compile.constrain``, deterministic sites included). Discrete
+latent sites are summed out exactly where ``inference.marginalize`` can, and
+drawn afterwards from their exact conditional.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppl.inference.mcmc import adaptation as adapt_mod
+from ppl.inference.mcmc import hmc, nuts
+from ppl.inference.mcmc import init as init_mod
+from ppl.inference.mcmc.base import run_chains
+from ppl.inference.result import Result
+from ppl.semantics import compile as C
+from ppl.semantics import ir
+from ppl.semantics.program import Dynamic
+from ppl.stdlib.errors import ModelError
+
+__all__ = ["NUTS", "HMC"]
+
+# per program: the log density function (its identity keys the compiled sampler) and helpers
+_FUNCTIONS: dict = {}
+
+
+def _functions(program: ir.Program, marginal: bool):
+    key = (program, marginal)
+    got = _FUNCTIONS.get(key)
+    if got is None:
+        if marginal:
+            from ppl.inference import marginalize as M
+
+            def logdensity(u, *args):
+                return M.marginal_log_density_unconstrained(program, u, list(args))
+        else:
+            def logdensity(u, *args):
+                return C.log_density_unconstrained(program, u, list(args))
+
+        def constrain_one(u, args):
+            trace = C.run_unconstrained(program, u, args) if not marginal else _run_marginal(program, u, args)
+            return trace.choices, trace.retval
+
+        constrain = jax.jit(jax.vmap(jax.vmap(constrain_one, in_axes=(0, None)), in_axes=(0, None)))
+        got = (logdensity, constrain)
+        _FUNCTIONS[key] = got
+    return got
+
+
+def _run_marginal(program, u, args):
+    from ppl.inference import marginalize as M
+
+    return M.constrain_continuous(program, u, args)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _GradientMCMC:
+    num_warmup: int = 1000
+    num_samples: int = 1000
+    num_chains: int = 4
+    target_accept: float = 0.8
+    dense_mass: bool = False
+    init: Any = "uniform"  # "uniform" (in (-2, 2), unconstrained) or a dict of constrained values
+    progress: bool | None = None
+
+    def _builder(self):  # pragma: no cover - overridden
+        raise TypeError
+
+    def _validate(self):
+        name = type(self).__name__
+        if self.num_samples < 1 or self.num_warmup < 0 or self.num_chains < 1:
+            raise ModelError(f"{name} needs num_samples >= 1, num_warmup >= 0 and num_chains >= 1")
+        if not 0.0 < self.target_accept < 1.0:
+            raise ModelError(f"{name}(target_accept=...) must lie in (0, 1), not {self.target_accept}")
+
+    def run(self, program, args, key) -> Result:
+        self._validate()
+        name = type(self).__name__
+        if isinstance(program, Dynamic):
+            raise ModelError(
+                f"{name} needs a static model, but {program.describe()}",
+                span=program.span,
+                hint="Use ppl.MH, ppl.SMC or ppl.Importance for dynamic models.",
+            )
+        latent = program.latent_sites()
+        if not latent:
+            raise ModelError(f"{name}: the model '{program.name}' has no latent random choices to sample")
+        discrete = [a for a, s in latent.items() if s.is_discrete]
+        marginal = bool(discrete)
+        if marginal:
+            try:
+                from ppl.inference import marginalize as M
+            except ImportError:
+                M = None
+            if M is None or not M.can_marginalize(program, args):
+                raise ModelError(
+                    f"{name} needs continuous latent sites, but '{discrete[0]}' is discrete and cannot be "
+                    "summed out exactly here",
+                    span=latent[discrete[0]].span,
+                    hint="Use ppl.Gibbs, ppl.MH or ppl.SMC, or marginalise the site by hand.",
+                )
+        ushapes = C.unconstrained_shapes(program, args)
+        template = {a: jnp.zeros(ushapes[a], jnp.result_type(float)) for a in latent if ushapes[a] is not None}
+        logdensity, constrain = _functions(program, marginal)
+        strategy = _init_strategy(self.init, program, args, template)
+        adapt = adapt_mod.Adaptation(target_accept=self.target_accept,
+                                     metric="dense" if self.dense_mass else "diag")
+        result = run_chains(
+            key, logdensity, strategy, self._builder(),
+            num_warmup=self.num_warmup, num_samples=self.num_samples, num_chains=self.num_chains,
+            adapt=adapt, progress=self.progress, args=tuple(args),
+        )
+        choices, returns = constrain(result.positions, list(args))
+        samples = {a: np.asarray(v) for a, v in choices.items()}
+        if marginal:
+            from ppl.inference import marginalize as M
+
+            rkey = jax.random.fold_in(key, 1)
+            samples.update({a: np.asarray(v) for a, v in
+                            M.recover_discrete(program, rkey, result.positions, list(args)).items()})
+        stats = {k: np.asarray(v) for k, v in result.sample_stats.items()}
+        stats["_summary"] = _diagnostics(samples)
+        notes = []
+        n_div = int(np.sum(stats.get("diverging", 0)))
+        if n_div:
+            notes.append(f"{n_div} divergent transitions after warm-up: raise target_accept or reparameterise "
+                         "(e.g. non-centred)")
+        return Result(
+            samples=samples,
+            returns=jax.tree.map(np.asarray, returns),
+            method=name,
+            engine="compiled",
+            chains=True,
+            sample_stats=stats,
+            notes=notes,
+        )
+
+
+def _init_strategy(init, program, args, template):
+    if isinstance(init, str):
+        if init != "uniform":
+            raise ModelError(f"init={init!r}: use 'uniform' or a dict of initial values")
+        return init_mod.uniform(template)
+    if isinstance(init, dict):
+        from ppl.stdlib.bijectors import biject_to
+
+        # constrained values -> unconstrained, through each site's own bijector at that point
+        u = {}
+        for a in template:
+            if a not in init:
+                raise ModelError(f"init is missing a value for '{a}'")
+        values = {a: jnp.asarray(init[a], jnp.result_type(float)) for a in template}
+        dists = _site_dists(program, values, args)
+        for a in template:
+            u[a] = biject_to(dists[a].support).inverse(values[a])
+        return init_mod.at_point(u)
+    raise ModelError(f"init must be 'uniform' or a dict of values, not {type(init).__name__}")
+
+
+def _site_dists(program, values, args):
+    """Each latent site's distribution at the given values (for mapping init values)."""
+    captured = {}
+
+    class _Capture(C._Given):
+        def sample(self, stmt, dist, inputs, key):
+            captured[stmt.address] = dist
+            return super().sample(stmt, dist, inputs, key)
+
+    C._run(program, _Capture(), args, inputs=values)
+    return captured
+
+
+def _diagnostics(samples: dict) -> dict:
+    from ppl.inference import diagnostics as D
+
+    out = {"ess_bulk": {}, "ess_tail": {}, "r_hat": {}}
+    for a, v in samples.items():
+        x = np.asarray(v, dtype=np.float64)
+        if x.ndim < 2 or x.shape[1] < 4:
+            continue
+        out["ess_bulk"][a] = np.asarray(D.ess_bulk(x))
+        out["ess_tail"][a] = np.asarray(D.ess_tail(x))
+        out["r_hat"][a] = np.asarray(D.split_rhat(x))
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class NUTS(_GradientMCMC):
+    """The No-U-Turn sampler with Stan's warm-up (step size and mass matrix)."""
+
+    max_tree_depth: int = 10
+
+    def _builder(self):
+        return nuts.Builder(max_tree_depth=self.max_tree_depth)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HMC(_GradientMCMC):
+    """Hamiltonian Monte Carlo with a fixed number of leapfrog steps per transition."""
+
+    num_steps: int = 16
+
+    def _builder(self):
+        return hmc.Builder(num_integration_steps=self.num_steps)

@@ -1,0 +1,613 @@
+"""Trace Metropolis–Hastings: single-site, block, and user proposals written as models.
+
+The state is a trace (the values of the latent sites). A move proposes a new
+trace ``x'`` from the current ``x`` and accepts it with probability
+``min(1, alpha)``::
+
+    log alpha = log p(x') + log q(x | x') - log p(x) - log q(x' | x)
+
+Three kinds of moves:
+
+- **Single site** (default): one *address* is regenerated from its prior
+  given the rest of the trace (Wingate et al. 2011). Addresses are those of
+  the eager engine: a site outside loops is one address (a plated site is
+  one address, regenerated whole); a site inside a loop has one address per
+  step (``z[3]``). Sites whose existence depends on random values (inside
+  an ``If``, or in a dynamic model) are handled as in trace MH: those that
+  come into existence are drawn from the prior (*fresh*), those that
+  disappear (*stale*) enter the reverse proposal. With the prior as
+  proposal the ratio reduces to::
+
+      log alpha = W(x') - W(x),   W(t) = sum of the log densities, in t, of the sites
+                                         kept from the other trace + the observations
+
+  plus ``log |addresses(x)| - log |addresses(x')|`` for the uniform choice
+  of the address when the number of addresses varies (dynamic models).
+  One iteration is a sweep: as many single-site moves as there are
+  addresses, each choosing its address uniformly (``order="random"``) or
+  in program order (``order="sweep"``).
+- **Block** (``selection=[...]``): every address of the named sites
+  (sub-model prefixes ``"sub"`` select ``"sub/..."``) is regenerated at once.
+  One move per iteration.
+- **User proposal** (``proposal=prop``): ``prop`` is a model called as
+  ``prop(choices, *model_args, **model_kwargs)``, where ``choices`` maps the
+  current trace's latent addresses to values; each of its random choices
+  names a latent address of the model and proposes its new value (it may
+  not observe or factor). ``q(x' | x)`` is ``prop``'s density of its choices
+  when run on ``x``; the reverse density ``q(x | x')`` is ``prop``'s density
+  of the *current* values at those addresses when run on ``x'`` — so a
+  non-symmetric proposal is corrected exactly. One move per iteration.
+
+Static programs run compiled: all chains ``vmap``-ed, every iteration in one
+``lax.scan``, one ``jit``. A single-site move evaluates only the terms of the
+regenerated site and its children (``semantics.graph``); the rest of the
+joint cancels in the ratio and is dead code under ``jit``. When the
+regenerated site can change which branch of an ``If`` runs, the move uses
+the whole joint. User proposals evaluate the whole joint.
+
+Dynamic programs (recursion, random-length structure) run in the eager
+engine on the *traced* representation: each move re-runs the model with a
+handler that replays the kept addresses and draws the others.
+
+Law (each move preserves the posterior): checked in ``tests/test_mh.py``
+against exact enumeration and conjugate posteriors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppl.inference._common import annotate, stack_draws
+from ppl.inference.result import Result
+from ppl.semantics import compile as C
+from ppl.semantics import effects, ir
+from ppl.semantics.graph import dependency_graph
+from ppl.semantics.interpret.free import sample_log_density, site_score
+from ppl.semantics.program import Dynamic, split_args
+from ppl.stdlib.errors import AddressError, ModelError, PPLError
+
+__all__ = ["MH", "MHState", "MHInfo"]
+
+INIT_TRIES = 64
+
+
+class MHState(NamedTuple):
+    """A chain's state: latent values, branch-presence flags, and the joint log density."""
+
+    choices: dict
+    present: dict
+    log_density: Any
+
+
+class MHInfo(NamedTuple):
+    accept_prob: Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class MH:
+    """Trace Metropolis–Hastings (see the module docstring).
+
+    ``num_samples`` draws per chain are kept after ``num_warmup`` iterations,
+    keeping every ``thin``-th iteration. ``selection``: site names for block
+    moves; ``proposal``: a model proposing new values (see above); ``order``:
+    ``"random"`` or ``"sweep"`` for single-site moves.
+    """
+
+    num_samples: int = 1000
+    num_warmup: int = 500
+    num_chains: int = 4
+    selection: Any = None
+    proposal: Any = None
+    thin: int = 1
+    order: str = "random"
+
+    name = "MH"
+
+    def __post_init__(self):
+        if isinstance(self.selection, str):
+            object.__setattr__(self, "selection", (self.selection,))
+        elif self.selection is not None:
+            object.__setattr__(self, "selection", tuple(self.selection))
+
+    def _check(self):
+        for field in ("num_samples", "num_chains", "thin"):
+            if int(getattr(self, field)) < 1:
+                raise ModelError(f"MH needs {field} >= 1, not {getattr(self, field)}")
+        if int(self.num_warmup) < 0:
+            raise ModelError(f"MH needs num_warmup >= 0, not {self.num_warmup}")
+        if self.order not in ("random", "sweep"):
+            raise ModelError(f"MH(order=...) must be 'random' or 'sweep', not {self.order!r}")
+        if self.selection is not None and self.proposal is not None:
+            raise ModelError("MH takes a selection or a proposal, not both")
+        if self.selection is not None and not self.selection:
+            raise ModelError("MH(selection=...) names no site")
+        if self.proposal is not None and not hasattr(self.proposal, "program"):
+            raise ModelError(f"MH(proposal=...) must be a model (decorated with @ppl.model), not "
+                             f"{type(self.proposal).__name__}")
+
+    def run(self, program, args, key) -> Result:
+        self._check()
+        if isinstance(program, Dynamic):
+            return _run_eager(self, program, key)
+        return _run_compiled(self, program, args, key)
+
+
+# ---------------------------------------------------------------------------
+# Compiled: modes for regeneration
+
+
+class _Regenerate(C._Mode):
+    """Inputs ``(value, mask, fresh)``: masked or fresh sites are drawn from the prior; the
+    log density returned counts only the sites kept (not masked, not fresh)."""
+
+    needs_key = True
+
+    def sample(self, stmt, dist, inputs, key):
+        value, mask, fresh = inputs[stmt.address]
+        value = jnp.asarray(value, stmt.out.dtype)
+        draw = jnp.asarray(dist.sample(jax.random.fold_in(key, C._address_hash(stmt.address))), stmt.out.dtype)
+        redraw = jnp.logical_or(mask, fresh)
+        new = jnp.where(redraw, draw, value)
+        lp = C._sum(dist.log_density(new))
+        return new, jnp.where(redraw, 0.0, lp), True
+
+
+class _Kept(C._Mode):
+    """Inputs ``(value, mask, gone)``: the log density of the sites kept by a move (not masked,
+    and present after it)."""
+
+    def sample(self, stmt, dist, inputs, key):
+        value, mask, gone = inputs[stmt.address]
+        value = jnp.asarray(value, stmt.out.dtype)
+        lp = C._sum(dist.log_density(value))
+        return value, jnp.where(jnp.logical_or(mask, gone), 0.0, lp), True
+
+
+def _select(names, selection, what="MH(selection=...)"):
+    chosen = []
+    for sel in selection:
+        hit = [a for a in names if a == sel or a.startswith(sel + "/")]
+        if not hit:
+            raise AddressError(f"{what} names {sel!r}, but the model has no latent site there; its latent "
+                               f"sites are {sorted(names)}")
+        chosen += [a for a in hit if a not in chosen]
+    return chosen
+
+
+class _Compiled:
+    """The compiled kernel of one (program, method) pair."""
+
+    def __init__(self, method: MH, program: ir.Program, args):
+        self.method = method
+        self.program = program
+        self.latent = program.latent_sites()
+        self.names = list(self.latent)
+        self.graph = dependency_graph(program)
+        self.branchy = {a for a, n in self.graph.nodes.items() if n.in_branch}
+        if not self.names:
+            raise ModelError("MH needs at least one latent random choice; this model has none",
+                             hint="Use Enumerate or Importance to evaluate a model with no latent sites.")
+        self.units = []  # (site index, flat step) of every single-site address
+        for j, a in enumerate(self.names):
+            steps = int(np.prod(self.latent[a].loop_lengths, dtype=np.int64))
+            self.units += [(j, t) for t in range(steps)]
+        if method.selection is not None:
+            self.block = _select(self.names, method.selection)
+        if method.proposal is not None:
+            self._build_proposal(args)
+
+    # -- single site and block moves ----------------------------------------------------
+    def _mask(self, a, b, step):
+        loops = tuple(self.latent[b].loop_lengths)
+        if b != a:
+            return jnp.zeros(loops, bool)
+        if not loops:
+            return jnp.asarray(True)
+        n = int(np.prod(loops, dtype=np.int64))
+        return (jnp.arange(n) == step).reshape(loops)
+
+    def _terms_of(self, sites) -> frozenset | None:
+        """The sites whose terms a move of ``sites`` can change; None for the whole joint."""
+        out = set()
+        for a in sites:
+            if any(d in self.branchy for d in self.graph.descendants(a) | {a}):
+                return None
+            out |= self.graph.factors_of(a)
+        return frozenset(out)
+
+    def _flags(self, present, b):
+        loops = tuple(self.latent[b].loop_lengths)
+        if b in present:
+            return jnp.logical_not(jnp.asarray(present[b], bool))
+        return jnp.zeros(loops, bool)
+
+    def move(self, key, state: MHState, args, masks: dict, keep):
+        inputs = {b: (state.choices[b], masks[b], self._flags(state.present, b)) for b in self.names}
+        new, terms_new = C._run(self.program, _Regenerate(), args, inputs=inputs, key=key, record_terms=True)
+        choices_new = {b: new.choices[b] for b in self.names}
+        present_new = {b: new.present[b] for b in state.present}
+        back = {b: (state.choices[b], masks[b], self._flags(present_new, b)) for b in self.names}
+        old, terms_old = C._run(self.program, _Kept(), args, inputs=back, record_terms=True)
+        if keep is None:
+            log_alpha = (new.log_given + new.log_likelihood) - (old.log_given + old.log_likelihood)
+        else:
+            log_alpha = sum(jnp.sum(terms_new[s]) - jnp.sum(terms_old[s]) for s in keep if s in terms_new)
+        log_alpha = jnp.where(jnp.isnan(log_alpha) | ~new.valid, -jnp.inf, log_alpha)
+        accept_prob = jnp.minimum(1.0, jnp.exp(log_alpha))
+        accept = jax.random.uniform(jax.random.fold_in(key, 1)) < accept_prob
+        choices = jax.tree.map(lambda x, y: jnp.where(accept, x, y), choices_new, state.choices)
+        present = jax.tree.map(lambda x, y: jnp.where(accept, x, y), present_new, state.present)
+        return MHState(choices, present, state.log_density), accept_prob
+
+    def single_site_move(self, j):
+        a = self.names[j]
+        keep = self._terms_of([a])
+
+        def move(key, state, args, step):
+            masks = {b: self._mask(a, b, step) for b in self.names}
+            return self.move(key, state, args, masks, keep)
+
+        return move
+
+    def sweep(self, key, state, args):
+        units = np.asarray(self.units, dtype=np.int32)
+        u = len(units)
+        k_order, k_moves = jax.random.split(key)
+        if self.method.order == "random":
+            picks = jax.random.randint(k_order, (u,), 0, u)
+        else:
+            picks = jnp.arange(u)
+        site_of = jnp.asarray(units[:, 0])[picks]
+        step_of = jnp.asarray(units[:, 1])[picks]
+        branches = [self.single_site_move(j) for j in range(len(self.names))]
+
+        def one(state, x):
+            k, j, t = x
+            if len(branches) == 1:
+                state, p = branches[0](k, state, args, t)
+            else:
+                state, p = jax.lax.switch(j, branches, k, state, args, t)
+            return state, p
+
+        state, probs = jax.lax.scan(one, state, (jax.random.split(k_moves, u), site_of, step_of))
+        return state, jnp.mean(probs)
+
+    def block_move(self, key, state, args):
+        masks = {}
+        for b in self.names:
+            loops = tuple(self.latent[b].loop_lengths)
+            masks[b] = jnp.full(loops, b in self.block, bool)
+        return self.move(key, state, args, masks, self._terms_of(self.block))
+
+    # -- user proposals -------------------------------------------------------------------
+    def _model_args(self, leaves):
+        return self.program.in_tree(list(leaves))
+
+    def _build_proposal(self, args):
+        prop = self.method.proposal
+        init = C.simulate(self.program, jax.random.key(0), args)
+        choices = {a: init.choices[a] for a in self.names}
+        margs, mkwargs = self._model_args(args)
+        program, _ = prop.program(choices, *margs, **mkwargs)
+        if isinstance(program, Dynamic):
+            raise ModelError("the MH proposal is dynamic, but the model is static; a static model needs a "
+                             "static proposal", span=program.span,
+                             hint="Branch on random values in the proposal with ppl.cond.")
+        sites = program.sites
+        for a, info in sites.items():
+            if info.kind in ("observe", "factor"):
+                raise ModelError(f"the MH proposal observes or factors at '{a}'; a proposal may only make "
+                                 "random choices", span=info.span)
+        self.proposed = [a for a, info in sites.items() if info.kind == "sample"]
+        for a in self.proposed:
+            if a not in self.latent:
+                raise AddressError(f"the MH proposal makes the random choice '{a}', but the model has no latent "
+                                   f"site there; its latent sites are {sorted(self.names)}", span=sites[a].span)
+            if tuple(sites[a].stacked_shape) != tuple(self.latent[a].stacked_shape):
+                raise AddressError(f"the MH proposal's '{a}' has shape {sites[a].stacked_shape}, but the model's "
+                                   f"has shape {self.latent[a].stacked_shape}", span=sites[a].span)
+        self.prop_program = program
+
+    def _prop_leaves(self, choices, leaves):
+        margs, mkwargs = self._model_args(leaves)
+        dyn, _ = split_args((choices, *margs), mkwargs)
+        return dyn
+
+    def proposal_move(self, key, state, args):
+        q = C.simulate(self.prop_program, key, self._prop_leaves(state.choices, args))
+        proposed = {a: jnp.asarray(q.choices[a], self.latent[a].dtype) for a in self.proposed}
+        choices_new = {**state.choices, **proposed}
+        new = C._run(self.program, C._Given(), args, inputs=choices_new)
+        current = {a: state.choices[a] for a in self.proposed}
+        log_q_back = C.log_density(self.prop_program, current, self._prop_leaves(choices_new, args))
+        log_q_fwd = q.log_prior + q.log_likelihood
+        log_alpha = new.log_joint - state.log_density + log_q_back - log_q_fwd
+        log_alpha = jnp.where(jnp.isnan(log_alpha) | ~new.valid, -jnp.inf, log_alpha)
+        accept_prob = jnp.minimum(1.0, jnp.exp(log_alpha))
+        accept = jax.random.uniform(jax.random.fold_in(key, 1)) < accept_prob
+        choices = jax.tree.map(lambda x, y: jnp.where(accept, x, y), choices_new, state.choices)
+        present_new = {b: new.present[b] for b in state.present}
+        present = jax.tree.map(lambda x, y: jnp.where(accept, x, y), present_new, state.present)
+        log_density = jnp.where(accept, new.log_joint, state.log_density)
+        return MHState(choices, present, log_density), accept_prob
+
+    # -- iterations ---------------------------------------------------------------------
+    def step(self, key, state: MHState, args):
+        """One iteration: ``(state, info)``, the state's joint log density brought up to date."""
+        if self.method.proposal is not None:
+            state, prob = self.proposal_move(key, state, args)
+        elif self.method.selection is not None:
+            state, prob = self.block_move(key, state, args)
+        else:
+            state, prob = self.sweep(key, state, args)
+        if self.method.proposal is None:
+            tr = C._run(self.program, C._Given(), args, inputs=state.choices)
+            state = state._replace(log_density=tr.log_joint)
+        return state, MHInfo(prob)
+
+    def init(self, key, args) -> MHState:
+        """A prior draw with finite joint density (the first of ``INIT_TRIES`` draws that has one)."""
+        keys = jax.random.split(key, INIT_TRIES)
+        traces = jax.vmap(lambda k: C.simulate(self.program, k, args))(keys)
+        ok = jnp.isfinite(traces.log_joint) & traces.valid
+        i = jnp.argmax(ok)
+        pick = jax.tree.map(lambda x: x[i], traces)
+        choices = {a: pick.choices[a] for a in self.names}
+        present = {a: pick.present[a] for a in pick.present if a in self.latent}
+        log_density = jnp.where(ok[i], pick.log_joint, -jnp.inf)
+        return MHState(choices, present, log_density)
+
+    def record(self, state, args):
+        tr = C._run(self.program, C._Given(), args, inputs=state.choices)
+        return tr.choices, tr.retval
+
+
+_compiled_cache: dict = {}
+
+
+def _chains_program(method: MH, program: ir.Program, args):
+    cache_key = (program, method.num_samples, method.num_warmup, method.num_chains, method.selection,
+                 method.proposal, method.thin, method.order)
+    got = _compiled_cache.get(cache_key)
+    if got is not None:
+        return got
+    kernel = _Compiled(method, program, args)
+    n, warm, thin = int(method.num_samples), int(method.num_warmup), int(method.thin)
+
+    def chain(key, args):
+        k_init, k_warm, k_run = jax.random.split(key, 3)
+        state = kernel.init(k_init, args)
+        init_ok = jnp.isfinite(state.log_density)
+
+        def warm_step(state, k):
+            state, _ = kernel.step(k, state, args)
+            return state, None
+
+        if warm:
+            state, _ = jax.lax.scan(warm_step, state, jax.random.split(k_warm, warm))
+
+        def draw(state, k):
+            def inner(i, carry):
+                state, probs = carry
+                state, info = kernel.step(jax.random.fold_in(k, i), state, args)
+                return state, probs + info.accept_prob
+
+            state, prob = jax.lax.fori_loop(0, thin, inner, (state, jnp.zeros((), jnp.result_type(float))))
+            choices, retval = kernel.record(state, args)
+            return state, (choices, retval, prob / thin, state.log_density)
+
+        _, (choices, retval, prob, logp) = jax.lax.scan(draw, state, jax.random.split(k_run, n))
+        return choices, retval, prob, logp, init_ok
+
+    fn = jax.jit(jax.vmap(chain, in_axes=(0, None)))
+    _compiled_cache[cache_key] = (kernel, fn)
+    return kernel, fn
+
+
+def _run_compiled(method: MH, program: ir.Program, args, key) -> Result:
+    kernel, fn = _chains_program(method, program, args)
+    choices, retval, prob, logp, init_ok = fn(jax.random.split(key, int(method.num_chains)), list(args))
+    if not bool(np.all(np.asarray(init_ok))):
+        raise ModelError(f"MH found no starting point with nonzero probability in {INIT_TRIES} draws from the "
+                         "prior", hint="Check that the observations are possible under the model.")
+    logp = np.asarray(logp, dtype=np.float64)
+    if np.any(np.isnan(logp)):
+        raise ModelError("the model's log density became NaN during MH",
+                         hint="Check the model's parameters for values outside their domains.")
+    return Result(
+        samples={a: np.asarray(v) for a, v in choices.items()},
+        returns=jax.tree.map(np.asarray, retval),
+        method="MH",
+        engine="compiled",
+        chains=True,
+        sample_stats={"accept_prob": np.asarray(prob, dtype=np.float64), "log_density": logp},
+    )
+
+
+# ---------------------------------------------------------------------------
+# Eager: the traced representation of a dynamic program
+
+
+class _Replay(effects.Handler):
+    """Runs a dynamic model reusing the values of ``old`` at addresses not in ``redraw``;
+    others (redrawn or new) are drawn from the prior. Records per-address log densities."""
+
+    def __init__(self, key, old: dict, redraw):
+        super().__init__()
+        self.key = key
+        self.old = old
+        self.redraw = redraw
+        self.values: dict = {}
+        self.log_densities: dict = {}
+        self.kept: set = set()
+        self.records: dict = {}
+        self.scores = 0.0
+
+    def site(self, site):
+        if site.kind == "sample":
+            a = site.address
+            if a in self.old and not self.redraw(a):
+                x = self.old[a]
+                self.kept.add(a)
+            else:
+                self.key, sub = jax.random.split(self.key)
+                x = site.dist.sample(sub)
+            self.values[a] = x
+            self.log_densities[a] = sample_log_density(site, x)
+            return jnp.asarray(x)
+        if site.kind == "deterministic":
+            self.records[site.address] = site.value
+            return site.value
+        self.scores += site_score(site)
+        return None
+
+
+class _Traced(NamedTuple):
+    values: dict
+    log_densities: dict
+    scores: float
+    retval: Any
+    records: dict
+
+    @property
+    def log_joint(self) -> float:
+        return sum(self.log_densities.values()) + self.scores
+
+
+def _replay(program: Dynamic, key, old: dict, redraw) -> tuple[_Traced, set]:
+    h = _Replay(key, old, redraw)
+    try:
+        with h:
+            value = program.call()
+    except PPLError as err:
+        raise annotate(err) from None
+    return _Traced(h.values, h.log_densities, h.scores, value, h.records), h.kept
+
+
+def _accept(rng, log_alpha: float) -> tuple[bool, float]:
+    if math.isnan(log_alpha):
+        return False, 0.0
+    prob = 1.0 if log_alpha >= 0 else math.exp(log_alpha)
+    return bool(rng.random() < prob), prob
+
+
+def _eager_move(method: MH, program: Dynamic, key, rng, cur: _Traced):
+    """One MH move on a trace; returns (trace, acceptance probability)."""
+    if method.proposal is not None:
+        return _eager_proposal_move(method, program, key, rng, cur)
+    if method.selection is not None:
+        sel = method.selection
+
+        def redraw(a):
+            return any(a == s or a.startswith(s + "/") or a.startswith(s + "[") for s in sel)
+
+    else:
+        names = list(cur.values)
+        if not names:
+            return cur, 1.0
+        chosen = names[int(rng.integers(len(names)))]
+
+        def redraw(a):
+            return a == chosen
+
+    new, kept = _replay(program, key, cur.values, redraw)
+    w_new = sum(new.log_densities[a] for a in kept) + new.scores
+    w_old = sum(cur.log_densities[a] for a in kept) + cur.scores
+    log_alpha = w_new - w_old
+    if method.selection is None:
+        log_alpha += math.log(len(cur.values)) - math.log(len(new.values))
+    ok, prob = _accept(rng, log_alpha)
+    return (new if ok else cur), prob
+
+
+def _eager_proposal_move(method: MH, program: Dynamic, key, rng, cur: _Traced):
+    prop = method.proposal
+    k_prop, k_model = jax.random.split(key)
+    q = prop.simulate(k_prop, dict(cur.values), *program.args, **program.kwargs)
+    proposed = dict(q.choices)
+    unknown = [a for a in proposed if a not in cur.values]
+    if unknown:
+        raise AddressError(f"the MH proposal makes the random choice '{unknown[0]}', but the current trace has "
+                           f"no such address; it has {sorted(cur.values)}",
+                           hint="A proposal may only propose values for addresses of the current trace.")
+    new, kept = _replay(program, k_model, {**cur.values, **proposed}, lambda a: False)
+    lost = [a for a in proposed if a not in new.values]
+    if lost:
+        raise AddressError(f"the MH proposal set '{lost[0]}', but the model does not reach that address with "
+                           "the proposed values", hint="Propose only addresses that exist after the move.")
+    # kept: addresses of the new trace taken from the current or proposed values; the rest are fresh.
+    # The current trace's addresses missing from the new one are stale (the reverse move draws them).
+    w_new = sum(new.log_densities[a] for a in kept) + new.scores
+    w_old = sum(lp for a, lp in cur.log_densities.items() if a in new.values) + cur.scores
+    back = {a: cur.values[a] for a in proposed}
+    log_q_back = float(prop.log_density(back, dict(new.values), *program.args, **program.kwargs))
+    log_q_fwd = float(q.log_prior + q.log_likelihood)
+    log_alpha = w_new - w_old + log_q_back - log_q_fwd
+    ok, prob = _accept(rng, log_alpha)
+    return (new if ok else cur), prob
+
+
+def _eager_init(program: Dynamic, key) -> _Traced:
+    for k in jax.random.split(key, INIT_TRIES):
+        tr, _ = _replay(program, k, {}, lambda a: True)
+        if math.isfinite(tr.log_joint):
+            return tr
+    raise ModelError(f"MH found no starting point with nonzero probability in {INIT_TRIES} draws from the prior",
+                     hint="Check that the observations are possible under the model.")
+
+
+def _run_eager(method: MH, program: Dynamic, key) -> Result:
+    if method.proposal is not None and not hasattr(method.proposal, "simulate"):
+        raise ModelError("MH(proposal=...) must be a model with simulate and log_density")
+    n, warm, thin = int(method.num_samples), int(method.num_warmup), int(method.thin)
+    traces, returns, probs, logps = [], [], [], []
+    for chain_key in jax.random.split(key, int(method.num_chains)):
+        k_init, k_run = jax.random.split(chain_key)
+        rng = np.random.default_rng(np.asarray(jax.random.key_data(k_run)).ravel().tolist())
+        cur = _eager_init(program, k_init)
+        moves = 1 if (method.selection is not None or method.proposal is not None) else max(1, len(cur.values))
+        keys = jax.random.split(k_run, (warm + n * thin) * moves)
+        key_iter = iter(keys)
+        chain_traces, chain_returns, chain_probs, chain_logps = [], [], [], []
+        for it in range(warm + n * thin):
+            total = 0.0
+            for _ in range(moves):
+                cur, p = _eager_move(method, program, next(key_iter), rng, cur)
+                total += p
+            if it >= warm and (it - warm + 1) % thin == 0:
+                chain_traces.append({**cur.values, **cur.records})
+                chain_returns.append(cur.retval)
+                chain_probs.append(total / moves)
+                chain_logps.append(cur.log_joint)
+        traces += chain_traces
+        returns.append(chain_returns)
+        probs.append(chain_probs)
+        logps.append(chain_logps)
+    chains = int(method.num_chains)
+    flat = stack_draws(traces)
+    samples = {a: v.reshape((chains, n) + v.shape[1:]) for a, v in flat.items()}
+    return Result(
+        samples=samples,
+        returns=_stack_returns(returns),
+        method="MH",
+        engine="eager",
+        chains=True,
+        sample_stats={"accept_prob": np.asarray(probs, dtype=np.float64),
+                      "log_density": np.asarray(logps, dtype=np.float64)},
+    )
+
+
+def _stack_returns(returns):
+    try:
+        arr = np.asarray([[np.asarray(r) for r in chain] for chain in returns])
+        if arr.dtype != object:
+            return arr
+    except (ValueError, TypeError):
+        pass
+    return returns

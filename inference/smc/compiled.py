@@ -1,0 +1,383 @@
+"""Compiled SMC: a sequential cut run as one jitted function.
+
+The population is vectorised (``vmap`` of the cut's pieces over particles)
+and the steps are one ``lax.scan`` with resampling inside, so a run is a
+single XLA computation::
+
+    init          draw the static parameters, weight by what is observed before the loop
+    scan t:       step (propagate + weight) ; ESS ; resample if ESS < threshold * N
+                  [; move each particle with the rejuvenation kernel]
+    backtrack     the ancestral paths of the step sites, from the ancestor indices
+    final         the statements after the loop
+
+Log-evidence (unbiased, also under adaptive resampling): with ``w`` the
+weights since the last resampling, ``log Z = sum over resampling times of
+log mean w + log mean w_final``.
+
+Trajectories: each step emits the particles' choices and the ancestor indices
+of its resampling; the final particles' paths are read backwards through the
+ancestors afterwards (``O(N T)``, instead of copying ``N x T`` paths at every
+resampling). With rejuvenation the paths are part of the particle state, since
+the kernel's density reads them.
+
+Values that do not depend on a random choice (data, the model's arguments)
+are not copied per particle: the cut says which they are, and the pieces are
+vmapped with ``in_axes=None`` for them.
+
+One jitted function per (program, options); ``jit`` itself keys on shapes,
+so a second run with the same shapes does not trace again (``Filter.num_traces``).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ppl.inference.smc import kernels as K
+from ppl.inference.smc import resampling as R
+from ppl.inference.smc.cut import SequentialCut, sequential_cut
+from ppl.semantics import ir
+from ppl.stdlib.errors import ModelError
+
+__all__ = ["Options", "Output", "Filter", "get_filter"]
+
+
+class Options(NamedTuple):
+    num_particles: int
+    resampling: str
+    ess_threshold: float
+    proposal: Any = None
+    rejuvenation: Any = None
+
+
+class Output(NamedTuple):
+    """What one run computes (device arrays; see ``Filter`` for the particle axes)."""
+
+    log_weights: Any  # (N,) final weights
+    log_evidence: Any  # ()
+    samples: dict  # address -> array; its particle axis is Filter.sample_axes[address]
+    returns: list  # flat return values; particle axes in Filter.return_axes (None: shared)
+    ess: Any  # (T,) ESS after each step's weighting
+    resampled: Any  # (T,) whether the population was resampled after the step
+    ess_init: Any  # () ESS after the statements before the loop
+    resampled_init: Any
+    moved: Any  # (T,) fraction of particles the rejuvenation kernel moved (0 where none ran)
+    valid: Any  # every distribution's parameters were inside their domains, in every particle
+
+
+class _State(NamedTuple):
+    carry: list  # (N, ...) the loop carry
+    live: list  # (N, ...) the random live values (those the cut marks random)
+    init_choices: dict  # (N, ...) the sites before the loop
+    log_weights: Any  # (N,) since the last resampling
+    log_z: Any  # () sum of log mean weights at the resampling times
+    valid: Any  # ()
+    u: dict  # rejuvenation: unconstrained moved parameters (N, ...)
+    path: dict  # rejuvenation: step sites (N, T, ...)
+    ys: list  # rejuvenation: the loop's stacked outputs (N, T, ...)
+
+
+_filters: "weakref.WeakKeyDictionary[ir.Program, dict]" = weakref.WeakKeyDictionary()
+
+
+def get_filter(program: ir.Program, options: Options) -> "Filter":
+    """The compiled filter for ``program`` and ``options`` (built once, then cached)."""
+    per_program = _filters.get(program)
+    if per_program is None:
+        per_program = _filters[program] = {}
+    try:
+        key = hash(options) and options
+    except TypeError:  # an unhashable proposal or kernel: cache by identity
+        key = tuple(id(o) for o in options)
+    f = per_program.get(key)
+    if f is None:
+        f = per_program[key] = Filter(sequential_cut(program), options)
+    return f
+
+
+def _take(idx):
+    return lambda a: a[idx]
+
+
+class Filter:
+    """SMC over one sequential cut, with fixed options: ``filter(key, args) -> Output``."""
+
+    def __init__(self, cut: SequentialCut, options: Options):
+        self.cut = cut
+        self.options = options
+        self.n = int(options.num_particles)
+        self.scheme = R.SCHEMES[options.resampling]
+        self.threshold = float(options.ess_threshold)
+        loop = cut.loop
+        self.proposal = None
+        if options.proposal is not None:
+            if loop is None:
+                raise ModelError(f"SMC(proposal=...) proposes the steps of a loop, but {cut.describe()}",
+                                 hint="Write the model's time steps with ppl.scan, or leave out the proposal.")
+            self.proposal = K.Proposal(options.proposal, loop.body, loop.num_consts, cut.name)
+        self.moved_sites: tuple[str, ...] = ()
+        if options.rejuvenation is not None:
+            if loop is None:
+                raise ModelError(f"SMC(rejuvenation=...) moves particles between the steps of a loop, but "
+                                 f"{cut.describe()}")
+            self.moved_sites = tuple(a for a, s in cut.init_sites().items()
+                                     if s.kind == "sample" and not s.is_discrete and not s.in_branch
+                                     and not s.loop_lengths)
+            if not self.moved_sites:
+                raise ModelError(
+                    "SMC(rejuvenation=...) moves the static parameters (the continuous random choices before "
+                    f"the loop), but the model '{cut.name}' has none",
+                    hint="Leave out rejuvenation, or draw the model's parameters before its ppl.scan.")
+        self.random_pos = {v: i for i, v in enumerate(v for v in cut.live if cut.is_random(v))}
+        self.num_traces = 0
+        self.sample_axes: dict[str, int] = {}
+        self.return_axes: list = []
+        self._fn = jax.jit(self._run)
+
+    def __call__(self, key, args) -> Output:
+        return self._fn(key, list(args))
+
+    # -- the whole run ------------------------------------------------------------
+    def _run(self, key, args) -> Output:
+        self.num_traces += 1
+        cut, n = self.cut, self.n
+        random = [cut.is_random(v) for v in cut.live]
+        if cut.loop is None:
+            init_keys = jax.random.split(key, n)  # the keys of Importance: the same draws
+            k_loop = k_final = k_res = None
+        else:
+            k_init, k_loop, k_final, k_res = jax.random.split(key, 4)
+            init_keys = jax.random.split(k_init, n)
+
+        def init_one(k):
+            piece = K.run_init(cut.init, k, args)
+            rand = [o for o, r in zip(piece.outs, random) if r]
+            shared = [o for o, r in zip(piece.outs, random) if not r]
+            return rand, shared, piece.choices, piece.log_weight, piece.valid
+
+        rand, shared, init_choices, lw, valid = jax.vmap(init_one, out_axes=(0, None, 0, 0, 0))(init_keys)
+        zero = jnp.zeros((), lw.dtype)
+        u = {}
+        if self.moved_sites:
+            names = frozenset(self.moved_sites)
+            u = jax.vmap(lambda c: K.unconstrain(cut.init, args, c, names))(init_choices)
+        state = _State([], list(rand), dict(init_choices), lw, zero, jnp.all(valid), u, {}, [])
+        shared = dict(zip([v for v, r in zip(cut.live, random) if not r], shared))
+
+        ess_init = R.ess(state.log_weights)
+        resampled_init = jnp.asarray(False)
+        empty = jnp.zeros((0,), lw.dtype)
+        ess_t, resampled, moved = empty, jnp.zeros((0,), bool), empty
+        if cut.loop is None:
+            step_values, ys, ys_axis = {}, [], 0
+        else:
+            if cut.init_weighted:
+                state, _, resampled_init = self._maybe_resample(state, k_res, ess_init, True)
+            state, step_values, ys, ys_axis, ess_t, resampled, moved = self._loop(state, shared, k_loop, args)
+
+        # the statements after the loop
+        final_values, final_axes = self._final_inputs(state, shared, ys, ys_axis)
+        final_choices = {}
+        if cut.final.stmts:
+            def final_one(k, values):
+                return K.run_final(cut.final, k, values)
+
+            keys = jax.random.split(k_final if k_final is not None else key, n)
+            piece = jax.vmap(final_one, in_axes=(0, final_axes))(keys, final_values)
+            state = state._replace(log_weights=state.log_weights + piece.log_weight,
+                                   valid=state.valid & jnp.all(piece.valid))
+            final_choices = piece.choices
+            returns, self.return_axes = list(piece.outs), [0] * len(piece.outs)
+        else:
+            env = dict(zip(cut.final.params, zip(final_values, final_axes)))
+            resolved = [(a.value, None) if isinstance(a, ir.Lit) else env[a] for a in cut.final.returns]
+            returns = [v for v, _ in resolved]
+            self.return_axes = [ax for _, ax in resolved]
+
+        samples = {}
+        axes = {}
+        for a, v in state.init_choices.items():
+            samples[a], axes[a] = v, 0
+        for a, v in step_values.items():
+            samples[a], axes[a] = v, ys_axis
+        for a, v in final_choices.items():
+            samples[a], axes[a] = v, 0
+        self.sample_axes = axes
+        log_z = state.log_z + R.log_mean_exp(state.log_weights)
+        return Output(state.log_weights, log_z, samples, returns, ess_t, resampled, ess_init, resampled_init,
+                      moved, state.valid)
+
+    # -- values of the init's scope -------------------------------------------------
+    def _value(self, state: _State, shared: dict, atom):
+        """(value, particle axis) of an atom of the init's scope; ``shared``: the values not per particle."""
+        if isinstance(atom, ir.Lit):
+            return atom.value, None
+        if atom in self.random_pos:
+            return state.live[self.random_pos[atom]], 0
+        return shared[atom], None
+
+    def _final_inputs(self, state, shared, ys, ys_axis):
+        cut = self.cut
+        values, axes = [], []
+        for v in cut.live:
+            val, ax = self._value(state, shared, v)
+            values.append(val)
+            axes.append(ax)
+        if cut.loop is not None:
+            values += list(state.carry) + list(ys)
+            axes += [0] * len(state.carry) + [ys_axis] * len(ys)
+        return values, axes
+
+    # -- resampling -------------------------------------------------------------------
+    def _resample(self, state: _State, key):
+        idx = self.scheme(key, state.log_weights)
+        take = _take(idx)
+        gathered = jax.tree.map(take, (state.carry, state.live, state.init_choices, state.u, state.path, state.ys))
+        carry, live, init_choices, u, path, ys = gathered
+        return state._replace(carry=carry, live=live, init_choices=init_choices, u=u, path=path, ys=ys,
+                              log_weights=jnp.zeros_like(state.log_weights),
+                              log_z=state.log_z + R.log_mean_exp(state.log_weights)), idx
+
+    def _maybe_resample(self, state, key, ess, allowed):
+        """Resample when ``ess < threshold * N`` (always at threshold 1, never at 0) and ``allowed``.
+
+        Returns (state, ancestors, resampled?); ancestors are None when resampling never happens.
+        """
+        if self.threshold <= 0.0:
+            return state, None, jnp.asarray(False)
+        do = allowed if self.threshold >= 1.0 else (ess < self.threshold * self.n) & allowed
+        if do is True:
+            state, idx = self._resample(state, key)
+            return state, idx, jnp.asarray(True)
+        identity = jnp.arange(self.n, dtype=jnp.int32)
+        state, idx = jax.lax.cond(do, lambda s: self._resample(s, key), lambda s: (s, identity), state)
+        return state, idx, jnp.asarray(do)
+
+    # -- the loop -----------------------------------------------------------------------
+    def _loop(self, state: _State, shared, k_loop, args):
+        cut, n = self.cut, self.n
+        loop = cut.loop
+        c, k = loop.num_consts, loop.num_carry
+        T = loop.length
+        last = 0 if loop.reverse else T - 1
+        carry0 = []
+        for a, p in zip(loop.args[c:c + k], loop.body.params[c:c + k]):
+            val, ax = self._value(state, shared, a)
+            val = jnp.asarray(val, p.dtype)
+            carry0.append(val if ax == 0 else jnp.broadcast_to(val, (n,) + jnp.shape(val)))
+        state = state._replace(carry=carry0)
+        xs_atoms = loop.args[c + k:]
+        shared_xs = [self._value(state, shared, a)[0] for a in xs_atoms if not self.cut.is_random(a)]
+        rejuvenate = self.options.rejuvenation is not None
+        if rejuvenate:
+            path = {a: jnp.zeros((n, T) + tuple(s.stacked_shape), s.dtype)
+                    for a, s in cut.step_sites().items() if s.kind in ("sample", "deterministic")}
+            ys0 = [jnp.zeros((n,) + tuple(v.shape), v.dtype) for v in loop.outs[k:]]
+            state = state._replace(path=path, ys=ys0)
+        single_proposal = self.proposal
+
+        def body(state: _State, inp):
+            t, x_shared = inp
+            kt = jax.random.fold_in(k_loop, t)
+            k_draw, k_q, k_res, k_move = jax.random.split(kt, 4)
+            consts = [self._value(state, shared, a) for a in loop.args[:c]]
+            it = iter(x_shared)
+            xs = []
+            for a in xs_atoms:
+                if self.cut.is_random(a):
+                    full, _ = self._value(state, shared, a)
+                    xs.append((jax.lax.dynamic_index_in_dim(full, t, axis=1, keepdims=False), 0))
+                else:
+                    xs.append((next(it), None))
+            pkeys = K.particle_keys(k_draw, n)
+            qkeys = K.particle_keys(k_q, n) if single_proposal is not None else None
+
+            def one(pk, qk, cv, carry, xv):
+                return K.run_step(loop.body, c, k, pk, cv, carry, xv, single_proposal, qk)
+
+            piece = jax.vmap(one, in_axes=(0, None if qkeys is None else 0, [ax for _, ax in consts], 0,
+                                           [ax for _, ax in xs]))(
+                pkeys, qkeys, [v for v, _ in consts], state.carry, [v for v, _ in xs])
+            ys_t = list(piece.outs[k:])
+            lw = state.log_weights + piece.log_weight
+            state = state._replace(carry=list(piece.outs[:k]), log_weights=lw,
+                                   valid=state.valid & jnp.all(piece.valid))
+            if rejuvenate:
+                path = {a: state.path[a].at[:, t].set(piece.choices[a]) for a in state.path}
+                ys_path = [p.at[:, t].set(y) for p, y in zip(state.ys, ys_t)]
+                state = state._replace(path=path, ys=ys_path)
+            e = R.ess(lw)
+            allowed = True if cut.final_weighted else (t != last)
+            state, anc, did = self._maybe_resample(state, k_res, e, allowed)
+            moved = jnp.zeros((), lw.dtype)
+            if rejuvenate:
+                state, moved = jax.lax.cond(did, lambda s: self._move(s, k_move, t, args),
+                                            lambda s: (s, jnp.zeros((), lw.dtype)), state)
+                return state, (e, did, moved)
+            return state, (piece.choices, ys_t, anc, e, did, moved)
+
+        steps = jnp.arange(T, dtype=jnp.int32)
+        state, out = jax.lax.scan(body, state, (steps, shared_xs), reverse=loop.reverse)
+        if rejuvenate:
+            e, did, moved = out
+            return state, dict(state.path), list(state.ys), 0, e, did, moved
+        choices, ys, anc, e, did, moved = out
+        if anc is not None:
+            choices, ys = self._backtrack(anc, choices, ys, loop.reverse)
+        return state, choices, ys, 1, e, did, moved
+
+    def _backtrack(self, anc, choices, ys, reverse):
+        """The final particles' paths: ``idx <- anc_t[idx]; x_t = choices_t[idx]``, last step first."""
+
+        def back(idx, inp):
+            anc_t, ch_t, ys_t = inp
+            idx = anc_t[idx]
+            take = _take(idx)
+            return idx, (jax.tree.map(take, ch_t), [take(y) for y in ys_t])
+
+        _, (choices, ys) = jax.lax.scan(back, jnp.arange(self.n, dtype=jnp.int32), (anc, choices, ys),
+                                        reverse=not reverse)
+        return choices, ys
+
+    # -- rejuvenation ---------------------------------------------------------------------
+    def _loop_args(self, state_like_live):
+        """loop_args(live outs of init) -> (consts, carry0, xs) for one particle (replay)."""
+        cut = self.cut
+        loop = cut.loop
+        c, k = loop.num_consts, loop.num_carry
+        env = dict(zip(cut.live, state_like_live))
+
+        def val(a):
+            return a.value if isinstance(a, ir.Lit) else env[a]
+
+        args = [val(a) for a in loop.args]
+        return args[:c], args[c:c + k], args[c + k:]
+
+    def _move(self, state: _State, key, t, args):
+        """Apply the rejuvenation kernel to every particle; rebuild what its parameters determine."""
+        cut = self.cut
+        kernel = self.options.rejuvenation
+        moved = frozenset(self.moved_sites)
+        random = [cut.is_random(v) for v in cut.live]
+
+        init_latent = {a for a, s in cut.init_sites().items() if s.kind == "sample"}
+
+        def one(k, u, choices, path):
+            fixed = {a: v for a, v in choices.items() if a in init_latent and a not in moved}
+
+            def logdensity_fn(position):
+                return K.replay(cut, args, position, fixed, path, t, self._loop_args)[0]
+
+            new_u = kernel(k, u, logdensity_fn)
+            _, outs, new_choices, carry, ys = K.replay(cut, args, new_u, fixed, path, t, self._loop_args)
+            rand = [o for o, r in zip(outs, random) if r]
+            changed = jnp.any(jnp.stack([jnp.any(new_u[a] != u[a]) for a in u]))
+            return new_u, rand, new_choices, carry, ys, changed
+
+        keys = jax.random.split(key, self.n)
+        new_u, rand, new_choices, carry, ys, changed = jax.vmap(one)(keys, state.u, state.init_choices, state.path)
+        state = state._replace(u=new_u, live=rand, init_choices=new_choices, carry=list(carry), ys=list(ys))
+        return state, jnp.mean(changed.astype(state.log_weights.dtype))

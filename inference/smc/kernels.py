@@ -1,0 +1,230 @@
+"""The pieces of a sequential cut as pure JAX functions of one particle.
+
+Each function runs one piece of the cut (``init``, ``step``, ``final``) with
+the compiled interpreter of ``semantics.compile`` and returns the piece's
+outputs, its random choices and its log weight. They are written for one
+particle; the filter vmaps them over the population.
+
+Specifications (``p`` the program's density; ``y`` the observations of the piece):
+
+- ``init(key, args)``: draws the sites before the loop from their prior;
+  weight ``log p(y_init | x_init)``.
+- ``step(key, consts, carry, x_t)``, bootstrap: draws the step's sites from
+  their prior given the carry; weight ``log p(y_t | x_t, carry)``.
+- ``step`` with a proposal ``q``: draws the proposal's sites from ``q`` (the
+  other sites of the step from their prior); weight
+  ``log p(x_t, y_t | carry) - log q(x_t) - log p(unproposed sites)``, i.e.
+  ``p(x, y) / q(x)`` over the proposed sites.
+- ``final(key, live, outs)``: the statements after the loop, sites drawn from
+  their prior; weight ``log p(y_final | ...)``.
+- ``replay(...)``: the log density of the sites before the loop and of the
+  steps up to ``t`` at given values (what rejuvenation targets), with the
+  values (carry, live values, ``y``) that those choices determine.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ppl.semantics import compile as C
+from ppl.semantics import ir
+from ppl.stdlib.errors import AddressError, ModelError
+
+__all__ = ["Piece", "particle_keys", "run_init", "run_step", "run_final", "Proposal", "replay", "unconstrain"]
+
+
+class Piece(NamedTuple):
+    """What running one piece for one particle gives."""
+
+    outs: list  # the block's returned values
+    choices: dict  # its random choices (and recorded deterministic values)
+    log_weight: Any
+    valid: Any  # every distribution's parameters were inside their domains
+
+
+def particle_keys(key, n: int):
+    """``n`` keys for the particles of one step, derived without hashing.
+
+    They share the key's leading words and differ in the last one by the
+    particle's index: distinct keys of the counter-based generator, i.e.
+    distinct streams (the use of keys that Random123 recommends for
+    per-thread streams). One key derivation instead of ``n`` hashes.
+    """
+    data = jax.random.key_data(key)
+    offsets = jnp.zeros((n,) + data.shape, data.dtype).at[:, -1].set(jnp.arange(n, dtype=data.dtype))
+    return jax.random.wrap_key_data(data[None] + offsets, impl=jax.random.key_impl(key))
+
+
+class _Draw(C._Mode):
+    """Given values where supplied (a proposal's), otherwise a prior draw.
+
+    With one random choice in the block (``single``) the particle's key is used
+    as it is; otherwise each site's key is the key folded with its address.
+    """
+
+    needs_key = True
+
+    def __init__(self, single: bool):
+        self.single = single
+
+    def sample(self, stmt, dist, inputs, key):
+        if stmt.address in inputs:
+            return C._Given().sample(stmt, dist, inputs, key)
+        site_key = key if self.single else jax.random.fold_in(key, C._address_hash(stmt.address))
+        value = dist.sample(site_key)
+        return value, C._sum(dist.log_density(value)), False
+
+
+def _num_samples(block: ir.Block) -> int:
+    return sum(isinstance(s, ir.Sample) for s in ir.walk(block.stmts))
+
+
+def _run(block, mode, args, key=None, inputs=None):
+    interp = C._Interpreter(mode, dict(inputs or {}), key)
+    return interp.run_block(block, list(args))
+
+
+def run_init(block: ir.Block, key, args) -> Piece:
+    """The statements before the loop, drawn from the prior (the keys of ``Importance``)."""
+    outs, acc = _run(block, C._Simulate(), args, key)
+    return Piece(outs, acc.choices, acc.log_likelihood, acc.valid)
+
+
+def run_final(block: ir.Block, key, args) -> Piece:
+    outs, acc = _run(block, _Draw(_num_samples(block) == 1), args, key)
+    return Piece(outs, acc.choices, acc.log_likelihood, acc.valid)
+
+
+class Proposal:
+    """A proposal model for the steps of a loop, checked against the step it proposes for.
+
+    Convention: the proposal is a model called with the step's carry and its
+    slice of ``xs`` as flat positional arguments, ``proposal(*carry, *x_t)``
+    (for a loop ``scan(step, init, xs)`` with an array carry and array ``xs``
+    that is ``proposal(carry, x_t)``); it samples some or all of the step's
+    latent sites *by the same addresses* and observes nothing.
+    """
+
+    def __init__(self, model, body: ir.Block, num_consts: int, name: str):
+        self.model = model
+        example = [jnp.zeros(v.shape, v.dtype) for v in body.params[num_consts:]]
+        got = model.program(*example)
+        program = got[0] if isinstance(got, tuple) else got
+        label = getattr(model, "name", repr(model))
+        if not isinstance(program, ir.Program):
+            reason = program.describe() if hasattr(program, "describe") else "it could not be traced"
+            raise ModelError(f"the SMC proposal '{label}' must be a static model: {reason}",
+                             span=getattr(program, "span", None))
+        if len(program.block.params) != len(example):
+            raise ModelError(f"the SMC proposal '{label}' takes {len(example)} array arguments "
+                             f"(the step's carry and x_t), but traced with {len(program.block.params)}")
+        step_sites = {s.address: s for s in ir.sites_of(body) if s.kind == "sample"}
+        for s in program.sites.values():
+            if s.kind in ("observe", "factor"):
+                raise ModelError(f"the SMC proposal '{label}' observes or factors at '{s.address}'; a proposal "
+                                 "only draws the step's random choices", span=s.span)
+            if s.kind != "sample":
+                continue
+            want = step_sites.get(s.address)
+            if want is None:
+                raise AddressError(
+                    f"the SMC proposal '{label}' samples '{s.address}', but the step of '{name}' has no random "
+                    f"choice of that name; its random choices are {sorted(step_sites)}", span=s.span,
+                    hint="A proposal samples the step's sites by the same addresses.")
+            if tuple(s.stacked_shape) != tuple(want.stacked_shape):
+                raise AddressError(f"the SMC proposal '{label}' samples '{s.address}' with shape "
+                                   f"{tuple(s.stacked_shape)}, but the step's site has shape "
+                                   f"{tuple(want.stacked_shape)}", span=s.span)
+        if not program.latent_sites():
+            raise ModelError(f"the SMC proposal '{label}' makes no random choice")
+        self.program = program
+
+    def draw(self, key, carry, x):
+        """Proposed values and ``log q`` of them."""
+        trace = C._run(self.program, C._Simulate(), list(carry) + list(x), key=key)
+        latent = {a: v for a, v in trace.choices.items() if self.program.sites[a].kind == "sample"}
+        return latent, trace.log_prior, trace.valid
+
+
+def run_step(body: ir.Block, num_consts: int, num_carry: int, key, consts, carry, x,
+             proposal: Proposal | None = None, proposal_key=None) -> Piece:
+    """One step of the loop for one particle; ``outs`` = new carry then ``y_t``."""
+    if proposal is None:
+        outs, acc = _run(body, _Draw(_num_samples(body) == 1), list(consts) + list(carry) + list(x), key)
+        return Piece(outs, acc.choices, acc.log_likelihood, acc.valid)
+    proposed, log_q, q_ok = proposal.draw(proposal_key, carry, x)
+    mode = _Draw(_num_samples(body) - len(proposed) <= 1)
+    outs, acc = _run(body, mode, list(consts) + list(carry) + list(x), key, inputs=proposed)
+    return Piece(outs, acc.choices, acc.log_given + acc.log_likelihood - log_q, acc.valid & q_ok)
+
+
+# ---------------------------------------------------------------------------
+# Replay: the partial posterior's density at given values (for rejuvenation)
+
+
+class _Replay(C._Mode):
+    """Sites in ``moved`` take unconstrained values (with the log-Jacobian); the rest are given."""
+
+    def __init__(self, moved: frozenset):
+        self.moved = moved
+
+    def sample(self, stmt, dist, inputs, key):
+        if stmt.address in self.moved:
+            return C._Unconstrained().sample(stmt, dist, inputs, key)
+        return C._Given().sample(stmt, dist, inputs, key)
+
+
+def replay(cut, args, u: dict, fixed: dict, path: dict, t, loop_args):
+    """``log p(x_init, y_init) + sum_{s <= t} log p(x_s, y_s | ...)`` at the given values.
+
+    ``u``: unconstrained values of the moved sites before the loop; ``fixed``:
+    the other sites before the loop; ``path``: the step sites' values stacked
+    over all steps (those after ``t`` are ignored). ``loop_args(live) ->
+    (consts, carry0, xs)`` resolves the loop's inputs. Returns ``(log density,
+    live values, choices before the loop, carry after step t, ys stacked)``.
+    """
+    mode = _Replay(frozenset(u))
+    outs, acc = _run(cut.init, mode, args, inputs={**fixed, **u})
+    total = acc.log_prior + acc.log_likelihood
+    loop = cut.loop
+    consts, carry0, xs = loop_args(outs)
+    k = loop.num_carry
+    last = jnp.asarray(t)
+
+    def body(state, inp):
+        carry, lp = state
+        s, x, values = inp
+        o, a = _run(loop.body, C._Given(), list(consts) + list(carry) + list(x), inputs=values)
+        active = (s >= last) if loop.reverse else (s <= last)
+        carry = [jnp.where(active, n, c) for n, c in zip(o[:k], carry)]
+        return (carry, lp + jnp.where(active, a.log_prior + a.log_likelihood, 0.0)), o[k:]
+
+    steps = jnp.arange(loop.length)
+    (carry, lp), ys = jax.lax.scan(body, (list(carry0), total), (steps, list(xs), path), reverse=loop.reverse)
+    return lp, outs, acc.choices, carry, ys
+
+
+class _Invert(C._Mode):
+    """Given values; records the unconstrained coordinates of the sites in ``names``."""
+
+    def __init__(self, names: frozenset):
+        self.names = names
+        self.u: dict = {}
+
+    def sample(self, stmt, dist, inputs, key):
+        from ppl.stdlib.bijectors import biject_to
+
+        value, lp, given = C._Given().sample(stmt, dist, inputs, key)
+        if stmt.address in self.names:
+            self.u[stmt.address] = biject_to(dist.support).inverse(value)
+        return value, lp, given
+
+
+def unconstrain(block: ir.Block, args, choices: dict, names: frozenset) -> dict:
+    """The unconstrained coordinates of the sites ``names`` of ``block`` at ``choices``."""
+    mode = _Invert(names)
+    _run(block, mode, args, inputs=choices)
+    return dict(mode.u)

@@ -1,0 +1,162 @@
+"""``SMC``: sequential Monte Carlo as an inference method.
+
+The method is a composition: the sequential cut of the program
+(``cut.sequential_cut``), its pieces as particle kernels (``kernels``), a
+resampler (``resampling``) and, optionally, a proposal and a rejuvenation
+kernel (``rejuvenation``), run by the compiled filter (``compiled``) for
+static programs or by Population over Sequential (``eager``) for dynamic ones.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+from ppl.inference.diagnose import diagnose
+from ppl.inference.result import Result
+from ppl.inference.smc import compiled
+from ppl.inference.smc.eager import run_eager
+from ppl.inference.smc.resampling import SCHEMES
+from ppl.semantics import ir
+from ppl.semantics.program import Dynamic
+from ppl.stdlib.errors import ModelError
+
+__all__ = ["SMC"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SMC:
+    """Sequential Monte Carlo over the steps of the model's loop, with a log-evidence estimate.
+
+    A static model whose top level loops (``ppl.scan``) over observations is cut
+    into the statements before the loop, one step per iteration and the rest;
+    ``num_particles`` particles run through the steps in one compiled program,
+    resampled with ``resampling`` (``'systematic'``, ``'stratified'`` or
+    ``'multinomial'``) whenever the effective sample size falls below
+    ``ess_threshold * num_particles`` (1: after every step; 0: never). A model
+    without such a loop runs as importance sampling (one step). Dynamic models
+    run in the eager engine, one step per ``observe``/``factor``.
+
+    ``proposal``: a model that proposes the step's random choices, called with
+    the step's carry and its slice of ``xs`` (``proposal(carry, x_t)``; flat
+    array arguments for structured carries) and sampling the step's sites by
+    their addresses; particles are weighted by ``p(x_t, y_t | carry) / q(x_t)``.
+
+    ``rejuvenation``: a kernel ``kernel(key, position, logdensity_fn) ->
+    position`` (e.g. ``RandomWalk(step_size=0.2)``) applied to every particle
+    after each resampling; it moves the static parameters (the continuous
+    random choices before the loop, unconstrained) and must leave
+    ``exp(logdensity_fn)``, the current partial posterior, invariant.
+
+    ``engine``: ``'auto'`` (compiled for static models), ``'compiled'`` or ``'eager'``.
+
+    The result has the final particles (``samples``; loop sites with shape
+    ``(num_particles, steps, ...)``: each particle's ancestral path), their
+    ``log_weights``, ``log_evidence``, and ``sample_stats``: ``ess`` and
+    ``resampled`` per step (and ``moved``, the fraction of particles the
+    rejuvenation kernel moved).
+    """
+
+    num_particles: int = 1000
+    resampling: str = "systematic"
+    ess_threshold: float = 0.5
+    proposal: Any = None
+    rejuvenation: Any = None
+    engine: str = "auto"
+
+    name = "SMC"
+
+    def __post_init__(self):
+        n = self.num_particles
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ModelError(f"SMC(num_particles=...) must be a positive integer, not {n!r}")
+        if self.resampling not in SCHEMES:
+            raise ModelError(f"SMC(resampling=...) must be one of {sorted(SCHEMES)}, not {self.resampling!r}")
+        t = self.ess_threshold
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.floating, np.integer)) or not 0 <= t <= 1:
+            raise ModelError(f"SMC(ess_threshold=...) must be a number between 0 (never resample) and 1 "
+                             f"(resample after every step), not {t!r}")
+        if self.proposal is not None and not hasattr(self.proposal, "program"):
+            raise ModelError(f"SMC(proposal=...) must be a model (decorated with @ppl.model), not "
+                             f"{type(self.proposal).__name__}")
+        if self.rejuvenation is not None and not callable(self.rejuvenation):
+            raise ModelError(f"SMC(rejuvenation=...) must be a kernel(key, position, logdensity_fn) -> position, "
+                             f"not {type(self.rejuvenation).__name__}",
+                             hint="Use ppl.inference.smc.RandomWalk(step_size=0.1), or your own kernel.")
+        if self.engine not in ("auto", "compiled", "eager"):
+            raise ModelError(f"SMC(engine=...) must be 'auto', 'compiled' or 'eager', not {self.engine!r}")
+
+    @property
+    def options(self) -> compiled.Options:
+        return compiled.Options(int(self.num_particles), self.resampling, float(self.ess_threshold),
+                                self.proposal, self.rejuvenation)
+
+    def run(self, program, args, key) -> Result:
+        if not jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
+            key = jax.random.wrap_key_data(key)
+        eager = isinstance(program, Dynamic) or self.engine == "eager"
+        if eager:
+            if isinstance(program, Dynamic) and self.engine == "compiled":
+                raise ModelError(f"SMC(engine='compiled') cannot run this model: {program.describe()}",
+                                 span=program.span)
+            if self.proposal is not None or self.rejuvenation is not None:
+                what = "proposal=" if self.proposal is not None else "rejuvenation="
+                why = program.describe() if isinstance(program, Dynamic) else "engine='eager' was asked for"
+                raise ModelError(f"SMC({what}...) needs the compiled engine, but {why}",
+                                 hint="Write the model's steps with ppl.scan (and branches with ppl.cond).")
+            return run_eager(program, args, key, num_particles=int(self.num_particles),
+                             resampling=self.resampling, ess_threshold=float(self.ess_threshold))
+        return _run_compiled(program, args, key, self.options)
+
+
+def _particles_first(a, axis):
+    a = np.asarray(a)
+    return a if axis in (0, None) else np.moveaxis(a, axis, 0)
+
+
+def _run_compiled(program: ir.Program, args, key, options: compiled.Options) -> Result:
+    f = compiled.get_filter(program, options)
+    out = f(key, args)
+    n = options.num_particles
+    log_w = np.asarray(out.log_weights, dtype=np.float64)
+    log_z = float(out.log_evidence)
+    samples = {a: _particles_first(v, f.sample_axes[a]) for a, v in out.samples.items()}
+    flat = []
+    for v, axis in zip(out.returns, f.return_axes):
+        v = np.asarray(v)
+        flat.append(np.broadcast_to(v, (n,) + v.shape) if axis is None else _particles_first(v, axis))
+    returns = jax.tree.unflatten(program.out_tree, flat)
+    stats = {"ess": np.asarray(out.ess), "resampled": np.asarray(out.resampled)}
+    cut = f.cut
+    if cut.loop is not None and cut.init_weighted:
+        stats["ess_init"] = float(out.ess_init)
+        stats["resampled_init"] = bool(out.resampled_init)
+    if options.rejuvenation is not None:
+        stats["moved"] = np.asarray(out.moved)
+    _check(program, args, samples, log_w, log_z, bool(out.valid), stats)
+    notes = []
+    if cut.loop is None:
+        notes.append(f"{cut.describe()}")
+    return Result(samples=samples, returns=returns, method="SMC", engine="compiled", log_weights=log_w,
+                  log_evidence=log_z, sample_stats=stats, notes=notes)
+
+
+def _check(program, args, samples, log_w, log_z, valid, stats):
+    bad = np.isnan(log_w)
+    if not valid or math.isnan(log_z) or np.any(bad):
+        i = int(np.argmax(bad)) if np.any(bad) else 0
+        diagnose(program, args, {a: v[i] for a, v in samples.items()})
+        raise ModelError("some particles have a NaN weight or a parameter outside its domain",
+                         hint="Check the model's parameters for NaN values.")
+    if log_z == -math.inf:
+        ess = stats["ess"]
+        zero = np.flatnonzero(ess == 0)
+        where = f" after step {int(zero[0])} of the loop" if zero.size else ""
+        diagnose(program, args, {a: v[0] for a, v in samples.items()}, impossible=True)
+        raise ModelError(f"every particle has weight zero{where}: the observations are impossible under the "
+                         "particles' draws",
+                         hint="Use more particles, a proposal that looks at the data, or check the observations.")

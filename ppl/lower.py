@@ -1,0 +1,905 @@
+"""``.ppl`` AST -> a model: a Python callable that performs ppl's effects.
+
+Lowering gives every construct of the language its meaning in terms of the
+effects of ``ppl.semantics.effects`` (``sample``, ``observe``, ``factor``,
+``plate``, ``scan``, ``cond``, ``mem``, sub-model calls). The callable is then
+traced by the same tracer as a decorated Python function, so a ``.ppl`` model
+and its Python twin produce the same IR; when a program needs concrete values
+(recursion on a random condition, a ``return`` inside an ``if`` on a random
+value, a random loop bound), lowering raises ``NeedsDynamic`` at the user's
+text and the eager engine runs the same callable with concrete values.
+
+No Python from the file is ever run: the evaluator below interprets the tree,
+one rule per node kind.
+
+Loops: a ``for`` with no carried state whose body is a straight line of
+statements (no nested loops, branches, returns or calls of user functions)
+runs as one vectorised ``plate`` (the loop variable is the whole index
+vector); any other loop is a ``scan`` carrying the variables it rebinds, with
+the names first drawn in it collected, one value per iteration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppl.model import Model
+from ppl.semantics import _jax_compat as jc
+from ppl.semantics import effects
+from ppl.stdlib import constraints as cons
+from ppl.stdlib import distributions as D
+from ppl.stdlib.errors import ModelError, PPLError, ShapeError, Span
+from ppl.syntax import ast as A
+from ppl.syntax import builtins as B
+
+__all__ = ["load", "loads", "PplModule", "lower_module"]
+
+STDLIB_DIR = pathlib.Path(__file__).resolve().parents[1] / "stdlib" / "lib"
+
+
+class _Return(Exception):
+    def __init__(self, value):
+        self.value = value
+
+
+@dataclasses.dataclass
+class _Collected:
+    """Inside a scanned loop: the current iteration's value of a name drawn as ``x[i] ~ d``."""
+
+    value: Any
+    var: str
+
+
+def _float():
+    return jnp.result_type(float)
+
+
+def _concrete(x) -> bool:
+    return not jc.is_tracer(x)
+
+
+def _tracing() -> bool:
+    from ppl.trace import TraceHandler
+
+    return isinstance(effects.current_handler(), TraceHandler)
+
+
+def _dynamic(reason: str, span: Span):
+    return effects.NeedsDynamic(reason, span)
+
+
+def _site(kind: str, node: A.Node) -> str:
+    s = node.span
+    return f"_{kind}@{s.line}:{s.column}"
+
+
+# ---------------------------------------------------------------------------
+# Static facts about statements
+
+
+def _walk_stmts(block) -> list:
+    out = []
+    stack = list(block.stmts) if isinstance(block, A.Block) else [block]
+    while stack:
+        s = stack.pop()
+        out.append(s)
+        for c in A.children(s):
+            if isinstance(c, (A.Lambda,)):
+                continue
+            stack.append(c)
+    return out
+
+
+def _contains(block, kinds) -> bool:
+    return any(isinstance(n, kinds) for n in _walk_stmts(block))
+
+
+def _assigned(block) -> list[str]:
+    """Names a block (re)binds, in order, not looking inside nested functions."""
+    names: list[str] = []
+    for n in _walk_stmts(block):
+        if isinstance(n, (A.Assign, A.IndexAssign)):
+            names.append(n.name)
+        elif isinstance(n, A.Tilde) and not n.observed and n.name:
+            names.append(n.name)
+        elif isinstance(n, A.For):
+            names.extend(n.collected)
+    return list(dict.fromkeys(names))
+
+
+_RANDOM_BUILTINS = {"sample", "flip", "mem", "map", "fold"}
+
+
+def _may_sample(body) -> bool:
+    for n in _walk_stmts(body):
+        if isinstance(n, (A.Tilde, A.Observe, A.Factor, A.Condition)):
+            return True
+        if isinstance(n, A.Call):
+            f = n.func
+            if not isinstance(f, A.Name) or f.id in _RANDOM_BUILTINS:
+                return True
+            if f.id not in B.FUNCTIONS and f.id not in B.DISTRIBUTIONS and f.id not in B.SUPPORTS \
+                    and f.id != "flat":
+                return True
+    return False
+
+
+def _vectorizable(body: A.Block) -> bool:
+    for s in body.stmts:
+        if not isinstance(s, (A.Tilde, A.Assign, A.Observe, A.Factor, A.Condition)):
+            return False
+    for n in _walk_stmts(body):
+        if isinstance(n, (A.Lambda, A.IfExpr)):
+            return False
+        if isinstance(n, A.Call):
+            f = n.func
+            if not isinstance(f, A.Name):
+                return False
+            if f.id in ("map", "fold", "mem", "ode_rk45", "len", "concat", "sort", "reverse", "cumsum",
+                        "sum", "prod", "mean", "sd", "variance", "min", "max", "logsumexp", "softmax",
+                        "log_softmax", "dot", "matmul", "transpose", "cholesky", "diag", "zeros", "ones",
+                        "fill", "arange", "linspace", "iid", "eye", "add_diag", "sq_dist"):
+                return False
+            if f.id not in B.FUNCTIONS and f.id not in B.DISTRIBUTIONS and f.id not in B.SUPPORTS \
+                    and f.id != "flat":
+                return False
+        if isinstance(n, A.Index) and any(isinstance(i, A.Slice) for i in n.indices):
+            return False
+        if isinstance(n, A.BinOp) and n.op == "@":
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------
+# Values
+
+
+class Closure:
+    """A function value: a ``def``, a lambda, or a builtin wrapped for first-class use."""
+
+    def __init__(self, name: str, params, body, env: dict, lowering: "Lowering", node: A.Node):
+        self.name = name
+        self.params = tuple(p.name for p in params)
+        self.body = body
+        self.env = env
+        self.lowering = lowering
+        self.node = node
+        self.samples = _may_sample(body)
+        self.__name__ = name
+
+    def __repr__(self) -> str:
+        return f"<function {self.name}>"
+
+    def __call__(self, *args):
+        if len(args) != len(self.params):
+            raise ModelError(f"'{self.name}' takes {len(self.params)} argument(s) but was given {len(args)}",
+                             span=self.node.span)
+        low = self.lowering
+        low.depth += 1
+        try:
+            if low.depth > 400 and _tracing():
+                raise _dynamic(f"the function '{self.name}' recurses deeper than the compiler follows",
+                               self.node.span)
+            if self.samples and effects.current_handler() is not None:
+                return effects.call(self.name, self._run, *args)
+            return self._run(*args)
+        finally:
+            low.depth -= 1
+
+    def _run(self, *args):
+        env = dict(self.env)
+        env.update(zip(self.params, args))
+        if isinstance(self.body, A.Block):
+            try:
+                self.lowering.block(self.body, env)
+            except _Return as r:
+                return r.value
+            return None
+        return self.lowering.expr(self.body, env)
+
+
+# ---------------------------------------------------------------------------
+# Builtin functions
+
+
+def _sd(x):
+    return jnp.std(x, ddof=1)
+
+
+def _var(x):
+    return jnp.var(x, ddof=1)
+
+
+def _minmax(fn_all, fn_pair):
+    def f(x, y=None):
+        return fn_all(x) if y is None else fn_pair(x, y)
+
+    return f
+
+
+def _reduce(fn):
+    def f(x, axis=None):
+        return fn(jnp.asarray(x), axis=None if axis is None else int(axis))
+
+    return f
+
+
+def _sizes(*ns):
+    out = []
+    for n in ns:
+        if jc.is_tracer(n):
+            raise TypeError("size")
+        out.append(int(n))
+    return tuple(out)
+
+
+def _add_diag(m, v):
+    m = jnp.asarray(m)
+    return m + jnp.eye(m.shape[-1], dtype=m.dtype) * v
+
+
+def _sq_dist(x, y):
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    return (x[:, None] - y[None, :]) ** 2
+
+
+def _arange(a, b=None):
+    return jnp.arange(int(a)) if b is None else jnp.arange(int(a), int(b))
+
+
+def _len(x):
+    if isinstance(x, (list, tuple, str)):
+        return len(x)
+    return int(jnp.shape(x)[0])
+
+
+def _ode_rk45(f, y0, t0, ts, params, rtol=1e-6, atol=1e-6):
+    from jax.experimental.ode import odeint
+
+    y0 = jnp.asarray(y0, _float())
+    times = jnp.concatenate([jnp.atleast_1d(jnp.asarray(t0, _float())), jnp.asarray(ts, _float())])
+    sol = odeint(lambda y, t, p: jnp.asarray(f(t, y, p), _float()), y0, times, params,
+                 rtol=float(rtol), atol=float(atol))
+    return sol[1:]
+
+
+PURE: dict[str, Callable] = {
+    "exp": jnp.exp, "log": jnp.log, "sqrt": jnp.sqrt, "log1p": jnp.log1p, "expm1": jnp.expm1,
+    "sin": jnp.sin, "cos": jnp.cos, "tan": jnp.tan, "asin": jnp.arcsin, "acos": jnp.arccos,
+    "atan": jnp.arctan, "sinh": jnp.sinh, "cosh": jnp.cosh, "tanh": jnp.tanh,
+    "logistic": jax.nn.sigmoid, "logit": jax.scipy.special.logit, "log_logistic": jax.nn.log_sigmoid,
+    "lgamma": jax.scipy.special.gammaln, "digamma": jax.scipy.special.digamma, "erf": jax.scipy.special.erf,
+    "square": jnp.square, "floor": jnp.floor, "ceil": jnp.ceil, "round": jnp.round, "abs": jnp.abs,
+    "pow": jnp.power, "atan2": jnp.arctan2,
+    "sum": _reduce(jnp.sum), "prod": _reduce(jnp.prod), "mean": _reduce(jnp.mean), "sd": _sd,
+    "variance": _var, "min": _minmax(jnp.min, jnp.minimum), "max": _minmax(jnp.max, jnp.maximum),
+    "logsumexp": lambda x, axis=None: jax.scipy.special.logsumexp(x, axis=None if axis is None else int(axis)),
+    "softmax": lambda x: jax.nn.softmax(x, axis=-1), "log_softmax": lambda x: jax.nn.log_softmax(x, axis=-1),
+    "cumsum": lambda x: jnp.cumsum(x, axis=0), "reverse": lambda x: jnp.flip(x, axis=0),
+    "sort": lambda x: jnp.sort(x, axis=-1), "dot": jnp.dot, "matmul": jnp.matmul,
+    "transpose": lambda m: jnp.swapaxes(m, -1, -2), "cholesky": jnp.linalg.cholesky,
+    "diag": lambda x: jnp.diag(x), "eye": lambda n: jnp.eye(int(n)), "add_diag": _add_diag,
+    "sq_dist": _sq_dist, "len": _len,
+    "zeros": lambda *n: jnp.zeros(_sizes(*n)), "ones": lambda *n: jnp.ones(_sizes(*n)),
+    "fill": lambda x, *n: jnp.full(_sizes(*n), x), "arange": _arange,
+    "linspace": lambda a, b, n: jnp.linspace(a, b, int(n)),
+    "concat": lambda *xs: jnp.concatenate([jnp.atleast_1d(jnp.asarray(x)) for x in xs]),
+    "to_int": lambda x: jnp.asarray(x).astype(jnp.int32), "to_real": lambda x: jnp.asarray(x).astype(_float()),
+    "where": jnp.where, "clip": jnp.clip,
+    "log_density": lambda d, x: d.log_density(x),
+    "ode_rk45": _ode_rk45,
+}
+
+
+# ---------------------------------------------------------------------------
+# The evaluator
+
+
+class Lowering:
+    """Interprets a checked module's definitions; one rule per node kind."""
+
+    def __init__(self, module: A.Module):
+        self.module = module
+        self.globals: dict[str, Any] = {}
+        self.depth = 0
+        self.stmt_rules = {
+            A.Block: self.s_block, A.Assign: self.s_assign, A.IndexAssign: self.s_index_assign,
+            A.Tilde: self.s_tilde, A.Observe: self.s_observe, A.Factor: self.s_factor,
+            A.Condition: self.s_condition, A.Return: self.s_return, A.If: self.s_if, A.For: self.s_for,
+            A.ExprStmt: self.s_expr,
+        }
+        self.expr_rules = {
+            A.Num: self.e_num, A.Bool: self.e_bool, A.Str: self.e_str, A.Name: self.e_name,
+            A.Array: self.e_array, A.Index: self.e_index, A.Call: self.e_call, A.BinOp: self.e_binop,
+            A.UnaryOp: self.e_unary, A.IfExpr: self.e_ifexpr, A.Lambda: self.e_lambda,
+        }
+
+    # -- statements -------------------------------------------------------------
+    def block(self, block: A.Block, env: dict) -> None:
+        for s in block.stmts:
+            self.stmt(s, env)
+
+    def stmt(self, s, env: dict) -> None:
+        try:
+            self.stmt_rules[type(s)](s, env)
+        except (_Return, PPLError, effects.NeedsDynamic, effects.MemoOnTracedValue, RecursionError):
+            raise
+        except jc.CONCRETIZATION_ERRORS:
+            raise _dynamic("this statement needs a value that is only known when the model runs",
+                           s.span) from None
+        except (TypeError, ValueError, IndexError, ZeroDivisionError) as err:
+            raise ModelError(f"this statement could not be evaluated: {_short(err)}", span=s.span) from None
+
+    def s_block(self, s: A.Block, env):
+        self.block(s, env)
+
+    def s_assign(self, s: A.Assign, env):
+        env[s.name] = self.expr(s.value, env)
+
+    def s_index_assign(self, s: A.IndexAssign, env):
+        base = env.get(s.name)
+        if base is None:
+            raise ModelError(f"'{s.name}' must be bound before its entries are set", span=s.span)
+        idx = self.indices(s.indices, env, s)
+        env[s.name] = jnp.asarray(base).at[idx].set(self.expr(s.value, env))
+
+    def s_tilde(self, s: A.Tilde, env):
+        d = self.distribution(s.dist, env, s)
+        name = s.name
+        if s.observed:
+            effects.observe(name, d, self.expr(s.target, env), span=s.span)
+            return
+        value = effects.sample(name, d, span=s.span)
+        if isinstance(s.target, A.Index) and isinstance(env.get(name), _Collected):
+            env[name] = _Collected(value, env[name].var)
+        else:
+            env[name] = value
+
+    def s_observe(self, s: A.Observe, env):
+        d = self.distribution(s.dist, env, s)
+        root = A.root_name(s.value) if isinstance(s.value, (A.Name, A.Index)) else None
+        effects.observe(root or _site("observe", s), d, self.expr(s.value, env), span=s.span)
+
+    def s_factor(self, s: A.Factor, env):
+        effects.factor(_site("factor", s), self.expr(s.log_weight, env), span=s.span)
+
+    def s_condition(self, s: A.Condition, env):
+        pred = self.expr(s.pred, env)
+        effects.factor(_site("condition", s), jnp.where(jnp.asarray(pred), 0.0, -jnp.inf), span=s.span)
+
+    def s_return(self, s: A.Return, env):
+        raise _Return(None if s.value is None else self.expr(s.value, env))
+
+    def s_expr(self, s: A.ExprStmt, env):
+        self.expr(s.expr, env)
+
+    def s_if(self, s: A.If, env):
+        cond = self.expr(s.cond, env)
+        if _concrete(cond):
+            branch = s.then if bool(cond) else s.orelse
+            if branch is not None:
+                self.block(branch, env)
+            return
+        if _contains(s.then, A.Return) or (s.orelse is not None and _contains(s.orelse, A.Return)):
+            raise _dynamic("a `return` inside an `if` on a value known only when the model runs", s.span)
+        outs = [n for n in dict.fromkeys(_assigned(s.then) + (_assigned(s.orelse) if s.orelse else []))
+                if n in env or (n in _assigned(s.then) and s.orelse is not None and n in _assigned(s.orelse))]
+
+        def run(branch):
+            def go():
+                local = dict(env)
+                if branch is not None:
+                    self.block(branch, local)
+                missing = [n for n in outs if n not in local]
+                if missing:
+                    raise ModelError(f"'{missing[0]}' is bound in one branch of this `if` only", span=s.span)
+                return tuple(jnp.asarray(_plain(local[n])) for n in outs)
+            return go
+
+        result = self.branches(jnp.asarray(cond), run(s.then), run(s.orelse), s)
+        env.update(zip(outs, result))
+
+    def branches(self, pred, then_fn, else_fn, node):
+        """``cond`` with the two branches' results promoted to common types."""
+        shapes = self.dry_run(lambda: (then_fn(), else_fn()))
+        if shapes is not None:
+            (ta, tb) = shapes
+            types = [jnp.result_type(a.dtype, b.dtype) for a, b in zip(ta, tb)]
+            for a, b in zip(ta, tb):
+                if a.shape != b.shape:
+                    raise ShapeError(f"the branches of this `if` give values of shapes {a.shape} and {b.shape}",
+                                     span=node.span)
+        else:
+            types = None
+
+        def cast(fn):
+            def go():
+                out = fn()
+                return out if types is None else tuple(jnp.asarray(o, t) for o, t in zip(out, types))
+            return go
+
+        if pred.shape != ():
+            raise ShapeError(f"an `if` needs one boolean, but its condition has shape {pred.shape}",
+                             span=node.span)
+        return effects.cond(pred, cast(then_fn), cast(else_fn), span=node.span)
+
+    def dry_run(self, fn):
+        """The shapes and dtypes ``fn()`` would produce, without performing its effects."""
+        if not _tracing():
+            return None
+        h = effects.current_handler()
+        probe = _ShapeHandler(h)
+        with probe:
+            return jax.eval_shape(fn)
+
+    def s_for(self, s: A.For, env):
+        start, stop = self.expr(s.start, env), self.expr(s.stop, env)
+        if not (_concrete(start) and _concrete(stop)):
+            raise _dynamic("the bounds of this loop are known only when the model runs", s.span)
+        start, stop = int(start), int(stop)
+        n = max(0, stop - start)
+        if n == 0:
+            return
+        if not s.carried and _vectorizable(s.body):
+            self.plate_loop(s, env, start, n)
+        else:
+            self.scan_loop(s, env, start, n)
+
+    def plate_loop(self, s: A.For, env, start, n):
+        h = effects.current_handler()
+        depth = len(h.plates) if h is not None else 0
+        local = dict(env)
+        local[s.var] = (start + jnp.arange(n)).reshape((n,) + (1,) * depth)
+        with effects.plate(s.var, n, span=s.span):
+            self.block(s.body, local)
+        for name in s.collected:
+            if name in local:
+                env[name] = local[name]
+
+    def scan_loop(self, s: A.For, env, start, n):
+        carried = [c for c in s.carried if c in env]
+        collected = list(s.collected)
+
+        def step(carry, i):
+            local = dict(env)
+            local.update(zip(carried, carry))
+            local[s.var] = i
+            for name in collected:
+                local[name] = _Collected(None, s.var)
+            self.block(s.body, local)
+            ys = []
+            for name in collected:
+                v = local.get(name)
+                v = v.value if isinstance(v, _Collected) else v
+                if v is None:
+                    raise ModelError(f"'{name}' is not drawn in every iteration of this loop", span=s.span)
+                ys.append(jnp.asarray(v))
+            return tuple(jnp.asarray(local[c]) for c in carried), tuple(ys)
+
+        init = tuple(jnp.asarray(_plain(env[c])) for c in carried)
+        xs = start + jnp.arange(n)
+        if _tracing():
+            for _ in range(3):  # promote the carry to the types the body produces
+                shapes = self.dry_run(lambda: step(init, xs[0]))
+                out = shapes[0]
+                new = tuple(jnp.asarray(c, jnp.result_type(c.dtype, o.dtype)) for c, o in zip(init, out))
+                if all(a.dtype == b.dtype for a, b in zip(new, init)) and all(not getattr(a, "weak_type", False)
+                                                                           for a in new):
+                    break
+                init = tuple(jnp.array(c, dtype=c.dtype) for c in new)
+            for c, o in zip(init, out):
+                if c.shape != o.shape:
+                    raise ShapeError(f"a variable carried by this loop changes shape from {c.shape} to {o.shape}",
+                                     span=s.span)
+
+        def typed_step(carry, i):
+            new, ys = step(carry, i)
+            return tuple(jnp.asarray(v, c.dtype) for v, c in zip(new, carry)), ys
+
+        final, ys = effects.scan(typed_step, init, xs, span=s.span)
+        env.update(zip(carried, final))
+        env.update(zip(collected, ys if ys is not None else ()))
+
+    # -- expressions ------------------------------------------------------------
+    def expr(self, e, env):
+        return self.expr_rules[type(e)](e, env)
+
+    def e_num(self, e, env):
+        return e.value
+
+    def e_bool(self, e, env):
+        return e.value
+
+    def e_str(self, e, env):
+        return e.value
+
+    def e_name(self, e: A.Name, env):
+        if e.id in env:
+            v = env[e.id]
+        elif e.id in self.globals:
+            v = self.globals[e.id]
+        elif e.id in B.CONSTANTS:
+            return {"pi": float(np.pi), "inf": float("inf")}[e.id]
+        elif e.id in B.SUPPORTS and not B.SUPPORTS[e.id].args:
+            return getattr(cons, e.id)
+        elif e.id in PURE:
+            return PURE[e.id]
+        else:
+            raise ModelError(f"the name '{e.id}' is not defined", span=e.span)
+        if isinstance(v, _Collected):
+            if v.value is None:
+                raise ModelError(f"'{e.id}' is used before it is drawn in this iteration", span=e.span)
+            return v.value
+        return v
+
+    def e_array(self, e: A.Array, env):
+        items = [self.expr(i, env) for i in e.items]
+        if items and all(isinstance(i, str) for i in items):
+            return list(items)
+        return jnp.stack([jnp.asarray(i) for i in items]) if items else jnp.zeros((0,))
+
+    def indices(self, indices, env, node):
+        out = []
+        for i in indices:
+            if isinstance(i, A.Slice):
+                a = None if i.start is None else self.expr(i.start, env)
+                b = None if i.stop is None else self.expr(i.stop, env)
+                if (a is not None and not _concrete(a)) or (b is not None and not _concrete(b)):
+                    raise _dynamic("a slice whose ends are known only when the model runs", i.span)
+                out.append(slice(None if a is None else int(a), None if b is None else int(b)))
+            else:
+                v = self.expr(i, env)
+                out.append(v if not isinstance(v, float) else int(v))
+        return tuple(out)
+
+    def e_index(self, e: A.Index, env):
+        if isinstance(e.base, A.Name) and isinstance(env.get(e.base.id), _Collected):
+            cur = env[e.base.id]
+            if len(e.indices) == 1 and isinstance(e.indices[0], A.Name) and e.indices[0].id == cur.var:
+                if cur.value is None:
+                    raise ModelError(f"'{e.base.id}[{cur.var}]' is used before it is drawn", span=e.span)
+                return cur.value
+            raise ModelError(f"inside this loop only '{e.base.id}[{cur.var}]' (this iteration's value) is known",
+                             span=e.span)
+        base = self.expr(e.base, env)
+        idx = self.indices(e.indices, env, e)
+        if isinstance(base, (list, tuple)):
+            if len(idx) != 1 or not _concrete(idx[0]):
+                raise _dynamic("indexing a list of names with a value known only at run time", e.span)
+            return base[int(idx[0])] if not isinstance(idx[0], slice) else base[idx[0]]
+        base = jnp.asarray(base)
+        if len(idx) > base.ndim:
+            raise ShapeError(f"{len(idx)} indices for an array with {base.ndim} dimension(s)", span=e.span)
+        return base[idx]
+
+    def e_binop(self, e: A.BinOp, env):
+        a = self.expr(e.left, env)
+        if e.op in ("and", "or"):
+            if _concrete(a) and isinstance(a, (bool, np.bool_)) or (_concrete(a) and jnp.ndim(a) == 0):
+                if e.op == "and" and not bool(a):
+                    return False
+                if e.op == "or" and bool(a):
+                    return True
+                return self.expr(e.right, env)
+            b = self.expr(e.right, env)
+            return jnp.logical_and(a, b) if e.op == "and" else jnp.logical_or(a, b)
+        b = self.expr(e.right, env)
+        if isinstance(a, str) or isinstance(b, str):
+            if e.op == "==":
+                return a == b
+            if e.op == "!=":
+                return a != b
+            if e.op == "+" and isinstance(a, str) and isinstance(b, str):
+                return a + b
+            raise ModelError(f"'{e.op}' does not apply to strings", span=e.span)
+        try:
+            return _BINOPS[e.op](a, b)
+        except (TypeError, ValueError) as err:
+            raise ShapeError(f"cannot apply '{e.op}' to values of shapes {jnp.shape(a)} and {jnp.shape(b)}"
+                             f" ({_short(err)})", span=e.span) from None
+
+    def e_unary(self, e: A.UnaryOp, env):
+        v = self.expr(e.operand, env)
+        if e.op == "-":
+            return -v if not isinstance(v, bool) else -int(v)
+        if e.op == "+":
+            return v
+        return (not v) if isinstance(v, bool) else jnp.logical_not(v)
+
+    def e_ifexpr(self, e: A.IfExpr, env):
+        c = self.expr(e.cond, env)
+        if _concrete(c) and jnp.ndim(c) == 0:
+            return self.expr(e.then if bool(c) else e.orelse, env)
+        c = jnp.asarray(c)
+        if c.shape != () or not (_may_sample_expr(e.then) or _may_sample_expr(e.orelse)):
+            return jnp.where(c, self.expr(e.then, env), self.expr(e.orelse, env))
+        out = self.branches(c, lambda: (jnp.asarray(self.expr(e.then, env)),),
+                            lambda: (jnp.asarray(self.expr(e.orelse, env)),), e)
+        return out[0]
+
+    def e_lambda(self, e: A.Lambda, env):
+        return Closure("fn", e.params, e.body, dict(env), self, e)
+
+    # -- calls ------------------------------------------------------------------------
+    def e_call(self, e: A.Call, env):
+        f = e.func
+        if isinstance(f, A.Name) and f.id not in env and f.id not in self.globals:
+            name = f.id
+            if name in B.DISTRIBUTIONS:
+                return self.make_distribution(name, [self.expr(a, env) for a in e.args], e)
+            if name == "flat":
+                return self.make_flat(e, env)
+            if name in B.SUPPORTS:
+                return getattr(cons, name)(*[self.expr(a, env) for a in e.args])
+            if name == "sample":
+                d = self.distribution(e.args[0], env, e)
+                return effects.sample(_site("sample", e), d, span=e.span)
+            if name == "flip":
+                p = self.expr(e.args[0], env) if e.args else 0.5
+                return effects.sample(_site("flip", e), D.Bernoulli(probs=p), span=e.span) == 1
+            if name == "mem":
+                fn = self.expr(e.args[0], env)
+                return effects.mem(fn)
+            if name == "map":
+                fn, xs = self.expr(e.args[0], env), self.expr(e.args[1], env)
+                items = list(xs) if isinstance(xs, (list, tuple)) else [xs[i] for i in range(_len(xs))]
+                out = [fn(x) for x in items]
+                return out if out and isinstance(out[0], str) else jnp.stack([jnp.asarray(o) for o in out])
+            if name == "fold":
+                fn, acc, xs = (self.expr(a, env) for a in e.args)
+                items = list(xs) if isinstance(xs, (list, tuple)) else [xs[i] for i in range(_len(xs))]
+                for x in items:
+                    acc = fn(acc, x)
+                return acc
+            if name == "iid":
+                d = self.distribution(e.args[0], env, e)
+                sizes = _sizes(*[self.expr(a, env) for a in e.args[1:]])
+                return d.expand(sizes + tuple(d.batch_shape))
+            if name in PURE:
+                args = [self.expr(a, env) for a in e.args]
+                return PURE[name](*args)
+        fn = self.expr(f, env)
+        args = [self.expr(a, env) for a in e.args]
+        if isinstance(fn, Model):
+            return fn(*args)
+        if callable(fn):
+            return fn(*args)
+        raise ModelError(f"this is a {type(fn).__name__}, not a function, so it cannot be called", span=e.span)
+
+    def distribution(self, node, env, site):
+        d = self.expr(node, env)
+        if not isinstance(d, D.Distribution):
+            raise ModelError(f"the right side of `~` must be a distribution, but it is a {type(d).__name__}",
+                             span=node.span)
+        return d
+
+    def make_distribution(self, name: str, args, node):
+        spec = B.DISTRIBUTIONS[name]
+        if len(args) != len(spec.params):
+            raise ModelError(f"{name} takes {len(spec.params)} argument(s) ({', '.join(spec.params)}), "
+                             f"but was given {len(args)}", span=node.span)
+        cls = getattr(D, spec.cls)
+        kwargs = {p: (jnp.asarray(a, _float()) if p not in ("total_count",) else jnp.asarray(a))
+                  for p, a in zip(spec.params, args)}
+        try:
+            return cls(**kwargs)
+        except PPLError as err:
+            raise err.with_span(node.span) from None
+
+    def make_flat(self, e: A.Call, env):
+        support = self.expr(e.args[0], env)
+        if not isinstance(support, cons.Constraint):
+            raise ModelError("flat(...) needs a support such as positive or interval(0, 1) first", span=e.span)
+        sizes = _sizes(*[self.expr(a, env) for a in e.args[1:]])
+        return D.flat(support, shape=sizes)
+
+
+def _may_sample_expr(e) -> bool:
+    return _may_sample(A.Block(stmts=(A.ExprStmt(expr=e),)))
+
+
+def _plain(v):
+    return v.value if isinstance(v, _Collected) else v
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _pow(a, b):
+    return jnp.power(a, b)
+
+
+_BINOPS = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+    "/": lambda a, b: jnp.true_divide(a, b), "//": jnp.floor_divide, "%": jnp.mod, "^": _pow,
+    "@": jnp.matmul, "==": lambda a, b: jnp.equal(a, b), "!=": lambda a, b: jnp.not_equal(a, b),
+    "<": jnp.less, "<=": jnp.less_equal, ">": jnp.greater, ">=": jnp.greater_equal,
+}
+
+
+class _ShapeHandler(effects.Handler):
+    """A probe: draws zeros of the right shape and records nothing (for type inference)."""
+
+    index_loops = False
+
+    def __init__(self, outer):
+        super().__init__()
+        self.scope = list(getattr(outer, "scope", []))
+        self.plates = list(getattr(outer, "plates", []))
+
+    def site(self, site):
+        if site.kind == "sample":
+            d = site.dist
+            shape = tuple(d.batch_shape) + tuple(d.event_shape)
+            return jnp.zeros(shape, jnp.int32 if getattr(d, "is_discrete", False) else _float())
+        if site.kind == "deterministic":
+            return site.value
+        return None
+
+    def claim(self, address, span):
+        return None
+
+    def run_scan(self, step, init, xs, length, reverse, span):
+        return jax.lax.scan(step, init, xs, length=length, reverse=reverse)
+
+    def run_cond(self, pred, true_fn, false_fn, operands, span):
+        if not jc.is_tracer(pred):
+            return super().run_cond(pred, true_fn, false_fn, operands, span)
+        return jax.lax.cond(pred, true_fn, false_fn, *operands)
+
+
+# ---------------------------------------------------------------------------
+# Modules
+
+
+def _convert_param(value, ann: A.TypeAnn | None):
+    if ann is None or value is None:
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    if ann.rank == 0:
+        if ann.base == "int" and _concrete(value) and np.ndim(value) == 0:
+            return int(value)
+        if ann.base == "bool" and _concrete(value) and np.ndim(value) == 0:
+            return bool(value)
+        return jnp.asarray(value, jnp.int32 if ann.base == "int" else _float())
+    dtype = {"int": jnp.int32, "real": _float(), "bool": jnp.bool_}[ann.base]
+    return jnp.asarray(value, dtype)
+
+
+class PplModule:
+    """What ``ppl.load`` returns: the file's models, functions and constants as attributes."""
+
+    def __init__(self, file: str, models: dict, functions: dict, constants: dict, ast_module: A.Module):
+        self.file = file
+        self.models = models
+        self.functions = functions
+        self.constants = constants
+        self.ast = ast_module
+
+    def __getattr__(self, name):
+        for table in ("models", "functions", "constants"):
+            d = self.__dict__.get(table, {})
+            if name in d:
+                return d[name]
+        raise AttributeError(f"'{self.__dict__.get('file', '?')}' defines no model, function or constant "
+                             f"named '{name}'")
+
+    def __dir__(self):
+        return sorted(set(self.models) | set(self.functions) | set(self.constants))
+
+    def __repr__(self):
+        return f"<ppl module {self.file}: models {list(self.models)}>"
+
+
+def _all_items(module: A.Module, seen=None) -> list:
+    """Items of a module, imported modules' definitions first (each file once)."""
+    seen = set() if seen is None else seen
+    items = []
+    for it in module.items:
+        if isinstance(it, A.Import) and it.module is not None:
+            key = it.module.file
+            if key not in seen:
+                seen.add(key)
+                items.extend(_all_items(it.module, seen))
+        elif not isinstance(it, A.Import):
+            items.append(it)
+    return items
+
+
+def lower_module(module: A.Module) -> PplModule:
+    """Evaluate a checked module's constants and build its models and functions."""
+    low = Lowering(module)
+    models, functions, constants = {}, {}, {}
+    for item in _all_items(module):
+        if isinstance(item, A.Assign):
+            with effects_free(item):
+                value = low.expr(item.value, dict(low.globals))
+            low.globals[item.name] = value
+            constants[item.name] = value
+        elif isinstance(item, A.FunDef):
+            fn = Closure(item.name, item.params, item.body, low.globals, low, item)
+            low.globals[item.name] = fn
+            functions[item.name] = fn
+        elif isinstance(item, A.ModelDef):
+            m = _make_model(item, low)
+            low.globals[item.name] = m
+            models[item.name] = m
+    return PplModule(module.file, models, functions, constants, module)
+
+
+class effects_free:
+    """Top-level constants must not make random choices."""
+
+    def __init__(self, node):
+        self.node = node
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if isinstance(err, ModelError) and "outside a model run" in err.message:
+            raise ModelError("a top-level binding cannot make random choices; move it into a model",
+                             span=self.node.span) from None
+        return False
+
+
+def _make_model(item: A.ModelDef, low: Lowering) -> Model:
+    params = item.params
+
+    def run(*args, **kwargs):
+        if len(args) + len(kwargs) != len(params):
+            raise ModelError(f"the model '{item.name}' takes {len(params)} argument(s) "
+                             f"({', '.join(p.name for p in params)}), but was given {len(args) + len(kwargs)}",
+                             span=item.span)
+        env = dict(zip([p.name for p in params], args))
+        env.update(kwargs)
+        for p in params:
+            env[p.name] = _convert_param(env[p.name], p.annotation)
+        try:
+            low.block(item.body, env)
+        except _Return as r:
+            return r.value
+        return None
+
+    run.__name__ = item.name
+    model = Model(run, item.name, source=item)
+    model.param_names = [p.name for p in params]
+    return model
+
+
+def _check(module: A.Module, data_shapes=None) -> None:
+    from ppl.syntax.check import CheckErrors, check
+
+    errors = check(module, data_shapes)
+    if errors:
+        raise CheckErrors(errors)
+
+
+def loads(source: str, file: str = "<string>") -> PplModule:
+    """Parse, check and lower ``.ppl`` source text (imports resolve against the working folder)."""
+    from ppl.syntax import parser as P
+    from ppl.syntax.imports import resolve_imports
+
+    module = P.parse(source, file)
+    base = pathlib.Path(file).resolve().parent if file != "<string>" else pathlib.Path.cwd()
+    module = resolve_imports(module, base, STDLIB_DIR)
+    _check(module)
+    return lower_module(module)
+
+
+def load(path) -> PplModule:
+    """Load a ``.ppl`` file: its models (``ppl.Model``s), functions and constants."""
+    path = pathlib.Path(path)
+    if path.suffix != ".ppl":
+        raise ModelError(f"{path} is not a .ppl file")
+    text = path.read_text()
+    return loads(text, str(path))
