@@ -30,13 +30,15 @@ class DirectWeighted(effects.Handler):
     def __init__(self, key):
         super().__init__()
         self.key = key
+        self.count = 0
         self.trace: dict = {}
         self.log_weight = 0.0
         self.impossible = None  # the first observation outside its support, if any
 
     def site(self, site):
         if site.kind == "sample":
-            self.key, sub = jax.random.split(self.key)
+            self.count += 1
+            sub = jax.random.fold_in(self.key, self.count)
             x = site.dist.sample(sub)
             sample_log_density(site, x)  # checks for NaN densities
             self.trace[site.address] = x

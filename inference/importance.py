@@ -60,7 +60,8 @@ class Importance:
 
     def _run_eager(self, program: Dynamic, key, n) -> Result:
         values, traces, logw, reasons = [], [], [], []
-        for k in jax.random.split(key, n):
+        for i in range(n):
+            k = jax.random.fold_in(key, i)
             v, t, w, why = run_direct(program, k)
             values.append(v)
             traces.append(t)

@@ -303,15 +303,17 @@ class _Unconstrained(C._Mode):
         return x, dist.log_density(x) + bij.log_det_jacobian(u), True
 
 
-def element_log_densities(program: ir.Program, choices: dict, args, mode=None):
+def element_log_densities(program: ir.Program, choices: dict, args, mode=None, key=None):
     """Each site's log-density term per element (see :class:`ElementInterpreter`).
 
     Returns ``(terms, trace)``: ``terms[address]`` an array over the axes
     named by ``site_layout(program, args).labels[address]``, and the trace
-    of the run (choices, present flags, validity).
+    of the run (choices, present flags, validity). ``mode`` decides the
+    latent values (by default: given by ``choices``); ``key``, folded with
+    the step inside loops, is passed to it.
     """
     graph = dependency_graph(program)
-    interp = ElementInterpreter(mode or _GivenElements(), dict(choices), None, graph)
+    interp = ElementInterpreter(mode or _GivenElements(), dict(choices), key, graph)
     out, acc = interp.run_block(program.block, list(args))
     retval = jax.tree.unflatten(program.out_tree, out)
     trace = C.Trace(acc.choices, acc.log_prior, acc.log_likelihood, acc.log_given, retval, acc.present, acc.valid)

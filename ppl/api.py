@@ -19,7 +19,7 @@ def default_method(program) -> object:
     """Exact enumeration for finite discrete static models, importance sampling otherwise."""
     if isinstance(program, ir.Program):
         latent = program.latent_sites().values()
-        if all(s.is_discrete and getattr(s.dist_type, "has_enumerate_support", False) for s in latent):
+        if all(s.is_discrete and getattr(s.dist_type, "has_enumerate_support", False) is True for s in latent):
             return Enumerate()
         from ppl.inference import registry
 

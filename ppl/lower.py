@@ -616,12 +616,18 @@ class Lowering:
         c = self.expr(e.cond, env)
         if _concrete(c) and jnp.ndim(c) == 0:
             return self.expr(e.then if bool(c) else e.orelse, env)
+        # Both branches are evaluated and the result selected elementwise. Random choices in the
+        # branch not taken are then drawn from their priors and unused, which leaves the meaning
+        # unchanged (they integrate out); a weight (observe, factor) in a branch would not, so one
+        # makes the model dynamic.
         c = jnp.asarray(c)
-        if c.shape != () or not (_may_sample_expr(e.then) or _may_sample_expr(e.orelse)):
-            return jnp.where(c, self.expr(e.then, env), self.expr(e.orelse, env))
-        out = self.branches(c, lambda: (jnp.asarray(self.expr(e.then, env)),),
-                            lambda: (jnp.asarray(self.expr(e.orelse, env)),), e)
-        return out[0]
+        with _NoWeights(e):
+            a, b = self.expr(e.then, env), self.expr(e.orelse, env)
+        for v in (a, b):
+            if not isinstance(v, (int, float, bool, np.ndarray, jax.Array, np.generic)):
+                raise _dynamic("a value that is not a number (a function, a name, ...) chosen by a value "
+                               "known only when the model runs", e.span)
+        return jnp.where(c, a, b)
 
     def e_lambda(self, e: A.Lambda, env):
         return Closure("fn", e.params, e.body, dict(env), self, e)
@@ -723,6 +729,37 @@ _BINOPS = {
     "@": jnp.matmul, "==": lambda a, b: jnp.equal(a, b), "!=": lambda a, b: jnp.not_equal(a, b),
     "<": jnp.less, "<=": jnp.less_equal, ">": jnp.greater, ">=": jnp.greater_equal,
 }
+
+
+class _NoWeights:
+    """While evaluating both arms of a traced ``if`` expression, a weight must not occur."""
+
+    def __init__(self, node):
+        self.node = node
+        self.handler = None
+
+    def __enter__(self):
+        h = effects.current_handler()
+        self.handler = h
+        if h is None:
+            return self
+        inner = h.site
+        node = self.node
+
+        def site(s):
+            if s.kind in ("observe", "factor"):
+                raise _dynamic("an observation or factor inside an `if` expression on a value known only "
+                               "when the model runs", node.span)
+            return inner(s)
+
+        self.inner = inner
+        h.site = site
+        return self
+
+    def __exit__(self, *exc):
+        if self.handler is not None:
+            self.handler.site = self.inner
+        return False
 
 
 class _ShapeHandler(effects.Handler):

@@ -219,6 +219,7 @@ class _EagerRun(effects.Handler):
     def __init__(self, key, given: dict):
         super().__init__()
         self.key = key
+        self.count = 0
         self.given = given
         self.choices, self.used = {}, set()
         self.log_prior = self.log_likelihood = self.log_given = 0.0
@@ -234,7 +235,8 @@ class _EagerRun(effects.Handler):
                 if self.key is None:
                     raise AddressError(f"no value was given for the random choice '{site.address}'",
                                        span=site.span)
-                self.key, sub = jax.random.split(self.key)
+                self.count += 1
+                sub = jax.random.fold_in(self.key, self.count)
                 x = site.dist.sample(sub)
                 lp = sample_log_density(site, x)
             self.log_prior += lp

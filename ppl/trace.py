@@ -81,6 +81,7 @@ class TraceHandler(effects.Handler):
     """Handles effects by emitting ``ppl_site`` equations into the jaxpr being traced."""
 
     index_loops = False
+    branch_depth = 0  # > 0 while tracing a branch of a cond on a traced value
 
     def site(self, site: effects.Site):
         span = _Hashable(site.span)
@@ -126,7 +127,11 @@ class TraceHandler(effects.Handler):
         def branch(fn, tag):
             def run(*ops):
                 self.seen = dict(before)
-                out = fn(*ops)
+                self.branch_depth += 1
+                try:
+                    out = fn(*ops)
+                finally:
+                    self.branch_depth -= 1
                 claimed[tag] = self.seen
                 return out
 

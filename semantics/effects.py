@@ -451,6 +451,10 @@ def mem(fn: Callable) -> Callable:
         h = _require_handler("mem")
         table = h.memo.setdefault(id(memoised), {})
         key = tuple(_memo_key(a) for a in args)
+        if key not in table and getattr(h, "branch_depth", 0) > 0:
+            raise NeedsDynamic(
+                f"the memoised function '{fname}' is first called inside a branch on a random value "
+                "(its value must exist whichever branch runs)", caller_span())
         if key not in table:
             label = f"{fname}[{','.join(str(k) for k in key)}]"
             with h.enter_call(label):

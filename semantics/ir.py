@@ -213,7 +213,10 @@ class SiteInfo:
 
     @property
     def is_discrete(self) -> bool:
-        return self.dist_type is not None and bool(getattr(self.dist_type, "is_discrete", False))
+        """A discrete site: its values are integers (the tracer gives discrete draws int32)."""
+        if self.dtype is not None:
+            return bool(np.issubdtype(np.dtype(self.dtype), np.integer))
+        return getattr(self.dist_type, "is_discrete", False) is True
 
 
 @dataclass(frozen=True, eq=False)

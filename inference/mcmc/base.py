@@ -123,6 +123,7 @@ class _Plan(NamedTuple):
     adapt: adapt_mod.Adaptation
     progress: bool
     decouple_chains: bool
+    steps_per_round: int
 
 
 def _spec(tree: Any) -> Any:
@@ -259,6 +260,12 @@ def _stepwise_driver(plan: _Plan, value_and_grad: Callable, adapt_after: Callabl
         transition_keys = jax.vmap(derive_key)(keys, started)
         return start(transition_keys, state, adapt.metric, adapt.step_size)
 
+    restart = jax.vmap(machine.restart_from)
+
+    def begin_again(previous, keys, started, state, adapt):
+        transition_keys = jax.vmap(derive_key)(keys, started)
+        return restart(previous, transition_keys, state, adapt.metric, adapt.step_size)
+
     def run(state, adapt, keys, init_ok):
         dtype = state.position.dtype
         started = jnp.zeros((C,), jnp.int32)
@@ -281,6 +288,9 @@ def _stepwise_driver(plan: _Plan, value_and_grad: Callable, adapt_after: Callabl
 
         def body(c: Carry) -> Carry:
             traj = advance(c.traj, c.adapt.metric)
+            for _ in range(plan.steps_per_round - 1):
+                # Further steps of the round; a trajectory that has ended waits for the round's end.
+                traj = _select(is_done(traj), traj, advance(traj, c.adapt.metric))
             done = is_done(traj)
             new_state, info = finish(traj)
             values = dict(_standard_stats(info), step_size=traj.step_size, log_density=new_state.log_density)
@@ -296,7 +306,7 @@ def _stepwise_driver(plan: _Plan, value_and_grad: Callable, adapt_after: Callabl
             if W > 0:
                 adapt = adapt_after(adapt, c.t, finished & (c.t < W), new_state.position, values["accept_prob"])
             # Chains whose trajectory ended start the next one; the select fuses with the step's own writes.
-            traj = _select(done, begin(keys, c.started, new_state, adapt), traj)
+            traj = _select(done, begin_again(traj, keys, c.started, new_state, adapt), traj)
             t = c.t + finished.astype(jnp.int32)
             started = c.started + done.astype(jnp.int32)
             if plan.progress:
@@ -422,6 +432,7 @@ def run_chains(
     args: tuple = (),
     warn: bool = True,
     decouple_chains: bool = True,
+    steps_per_round: int = 1,
 ) -> MCMCResult:
     """Warm up and sample ``num_chains`` chains of ``kernel_builder`` on ``logdensity_fn``.
 
@@ -490,6 +501,7 @@ def run_chains(
         adapt=adapt,
         progress=show,
         decouple_chains=bool(decouple_chains),
+        steps_per_round=int(steps_per_round),
     )
     program = _program_for(logdensity_fn, plan, unravel, int(flat.size), flat.dtype)
 

@@ -88,12 +88,21 @@ class Stepwise(NamedTuple):
     ``advance(trajectory, value_and_grad, metric) -> trajectory``,
     ``is_done(trajectory) -> bool`` and ``finish(trajectory) -> (FlatState, Info)``.
     Running ``advance`` until ``is_done`` and then ``finish`` is one transition.
+    ``restart(previous, key, state, metric, step_size)`` equals ``start`` but may
+    reuse scratch buffers of the previous trajectory (a driver that restarts
+    chains in place passes the old one; the result must not depend on it).
     """
 
     start: Callable
     advance: Callable
     is_done: Callable
     finish: Callable
+    restart: Callable | None = None
+
+    def restart_from(self, previous: Any, key: Array, state: "FlatState", m: "Metric", step_size: Array) -> Any:
+        if self.restart is None:
+            return self.start(key, state, m, step_size)
+        return self.restart(previous, key, state, m, step_size)
 
 
 # --------------------------------------------------------------------------- metric

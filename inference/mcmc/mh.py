@@ -72,21 +72,19 @@ from ppl.semantics.interpret.free import sample_log_density, site_score
 from ppl.semantics.program import Dynamic, split_args
 from ppl.stdlib.errors import AddressError, ModelError, PPLError
 
-__all__ = ["MH", "MHState", "MHInfo"]
+__all__ = ["MH", "MHState", "prior_init", "compile_chains", "chains_result"]
 
 INIT_TRIES = 64
 
 
 class MHState(NamedTuple):
-    """A chain's state: latent values, branch-presence flags, and the joint log density."""
+    """A chain's state: latent values, branch-presence flags, the joint log density, and the
+    record of the current point (every site's value, deterministic ones included; the return value)."""
 
     choices: dict
     present: dict
     log_density: Any
-
-
-class MHInfo(NamedTuple):
-    accept_prob: Any
+    record: Any
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,7 +241,7 @@ class _Compiled:
         accept = jax.random.uniform(jax.random.fold_in(key, 1)) < accept_prob
         choices = jax.tree.map(lambda x, y: jnp.where(accept, x, y), choices_new, state.choices)
         present = jax.tree.map(lambda x, y: jnp.where(accept, x, y), present_new, state.present)
-        return MHState(choices, present, state.log_density), accept_prob
+        return state._replace(choices=choices, present=present), accept_prob
 
     def single_site_move(self, j):
         a = self.names[j]
@@ -335,114 +333,143 @@ class _Compiled:
         present_new = {b: new.present[b] for b in state.present}
         present = jax.tree.map(lambda x, y: jnp.where(accept, x, y), present_new, state.present)
         log_density = jnp.where(accept, new.log_joint, state.log_density)
-        return MHState(choices, present, log_density), accept_prob
+        record = jax.tree.map(lambda x, y: jnp.where(accept, x, y), (new.choices, new.retval), state.record)
+        return MHState(choices, present, log_density, record), accept_prob
 
     # -- iterations ---------------------------------------------------------------------
-    def step(self, key, state: MHState, args):
-        """One iteration: ``(state, info)``, the state's joint log density brought up to date."""
+    def step(self, key, state: MHState, args, rate=None):
+        """One iteration: ``(state, acceptance probability)``."""
         if self.method.proposal is not None:
-            state, prob = self.proposal_move(key, state, args)
-        elif self.method.selection is not None:
+            return self.proposal_move(key, state, args)
+        if self.method.selection is not None:
             state, prob = self.block_move(key, state, args)
         else:
             state, prob = self.sweep(key, state, args)
-        if self.method.proposal is None:
-            tr = C._run(self.program, C._Given(), args, inputs=state.choices)
-            state = state._replace(log_density=tr.log_joint)
-        return state, MHInfo(prob)
+        tr = C._run(self.program, C._Given(), args, inputs=state.choices)
+        return state._replace(log_density=tr.log_joint, record=(tr.choices, tr.retval)), prob
 
     def init(self, key, args) -> MHState:
-        """A prior draw with finite joint density (the first of ``INIT_TRIES`` draws that has one)."""
-        keys = jax.random.split(key, INIT_TRIES)
-        traces = jax.vmap(lambda k: C.simulate(self.program, k, args))(keys)
-        ok = jnp.isfinite(traces.log_joint) & traces.valid
-        i = jnp.argmax(ok)
-        pick = jax.tree.map(lambda x: x[i], traces)
-        choices = {a: pick.choices[a] for a in self.names}
-        present = {a: pick.present[a] for a in pick.present if a in self.latent}
-        log_density = jnp.where(ok[i], pick.log_joint, -jnp.inf)
-        return MHState(choices, present, log_density)
-
-    def record(self, state, args):
-        tr = C._run(self.program, C._Given(), args, inputs=state.choices)
-        return tr.choices, tr.retval
+        return prior_init(self.program, key, args)
 
 
-_compiled_cache: dict = {}
+def prior_init(program: ir.Program, key, args, tries: int = INIT_TRIES) -> MHState:
+    """A prior draw with finite joint density and valid parameters: the first of ``tries`` draws
+    that has one (the state's ``log_density`` is ``-inf`` when none has)."""
+    latent = program.latent_sites()
+    traces = jax.vmap(lambda k: C.simulate(program, k, args))(jax.random.split(key, tries))
+    ok = jnp.isfinite(traces.log_joint) & traces.valid
+    i = jnp.argmax(ok)
+    pick = jax.tree.map(lambda x: x[i], traces)
+    choices = {a: pick.choices[a] for a in latent}
+    present = {a: pick.present[a] for a in pick.present if a in latent}
+    return MHState(choices, present, jnp.where(ok[i], pick.log_joint, -jnp.inf), (pick.choices, pick.retval))
 
 
-def _chains_program(method: MH, program: ir.Program, args):
-    cache_key = (program, method.num_samples, method.num_warmup, method.num_chains, method.selection,
-                 method.proposal, method.thin, method.order)
-    got = _compiled_cache.get(cache_key)
-    if got is not None:
-        return got
-    kernel = _Compiled(method, program, args)
-    n, warm, thin = int(method.num_samples), int(method.num_warmup), int(method.thin)
+def compile_chains(kernel, num_samples: int, num_warmup: int, thin: int):
+    """``jit(vmap(chain))`` for a kernel with ``init(key, args) -> state`` and
+    ``step(key, state, args, rate) -> (state, accept_prob)``, whose state has ``log_density``
+    and ``record`` (the values kept per draw).
+
+    The returned function maps (per-chain keys, args) to ``(records, accept_prob, log_density,
+    init_ok)`` with leading axes (chains, draws). ``rate`` is the warm-up adaptation rate
+    ``(t + 1) ** -0.6`` at iteration ``t`` of warm-up, 0 after. The kernel is traced once: warm-up
+    runs inside the loop of the first draw.
+    """
+    n, warm, thin = int(num_samples), int(num_warmup), int(thin)
+    ftype = jnp.result_type(float)
 
     def chain(key, args):
-        k_init, k_warm, k_run = jax.random.split(key, 3)
+        k_init, k_run = jax.random.split(key)
         state = kernel.init(k_init, args)
         init_ok = jnp.isfinite(state.log_density)
 
-        def warm_step(state, k):
-            state, _ = kernel.step(k, state, args)
-            return state, None
+        def draw(carry, k):
+            state, t = carry
+            steps = jnp.where(t == 0, warm + thin, thin)
 
-        if warm:
-            state, _ = jax.lax.scan(warm_step, state, jax.random.split(k_warm, warm))
+            def body(i, c):
+                state, t, total = c
+                rate = jnp.where(t < warm, (t + 1.0) ** -0.6, 0.0).astype(ftype)
+                state, prob = kernel.step(jax.random.fold_in(k, i), state, args, rate)
+                return state, t + 1, total + jnp.where(t >= warm, prob, 0.0)
 
-        def draw(state, k):
-            def inner(i, carry):
-                state, probs = carry
-                state, info = kernel.step(jax.random.fold_in(k, i), state, args)
-                return state, probs + info.accept_prob
+            state, t, total = jax.lax.fori_loop(0, steps, body, (state, t, jnp.zeros((), ftype)))
+            return (state, t), (state.record, total / thin, state.log_density)
 
-            state, prob = jax.lax.fori_loop(0, thin, inner, (state, jnp.zeros((), jnp.result_type(float))))
-            choices, retval = kernel.record(state, args)
-            return state, (choices, retval, prob / thin, state.log_density)
+        _, (records, prob, logp) = jax.lax.scan(draw, (state, jnp.zeros((), jnp.int32)), jax.random.split(k_run, n))
+        return records, prob, logp, init_ok
 
-        _, (choices, retval, prob, logp) = jax.lax.scan(draw, state, jax.random.split(k_run, n))
-        return choices, retval, prob, logp, init_ok
-
-    fn = jax.jit(jax.vmap(chain, in_axes=(0, None)))
-    _compiled_cache[cache_key] = (kernel, fn)
-    return kernel, fn
+    return jax.jit(jax.vmap(chain, in_axes=(0, None)))
 
 
-def _run_compiled(method: MH, program: ir.Program, args, key) -> Result:
-    kernel, fn = _chains_program(method, program, args)
-    choices, retval, prob, logp, init_ok = fn(jax.random.split(key, int(method.num_chains)), list(args))
+def chains_result(method_name: str, fn, key, num_chains: int, args) -> Result:
+    """Run compiled chains and package their draws (see :func:`compile_chains`)."""
+    (choices, retval), prob, logp, init_ok = fn(jax.random.split(key, int(num_chains)), list(args))
     if not bool(np.all(np.asarray(init_ok))):
-        raise ModelError(f"MH found no starting point with nonzero probability in {INIT_TRIES} draws from the "
-                         "prior", hint="Check that the observations are possible under the model.")
+        raise ModelError(f"{method_name} found no starting point with nonzero probability in {INIT_TRIES} draws "
+                         "from the prior", hint="Check that the observations are possible under the model.")
     logp = np.asarray(logp, dtype=np.float64)
     if np.any(np.isnan(logp)):
-        raise ModelError("the model's log density became NaN during MH",
+        raise ModelError(f"the model's log density became NaN during {method_name}",
                          hint="Check the model's parameters for values outside their domains.")
     return Result(
         samples={a: np.asarray(v) for a, v in choices.items()},
         returns=jax.tree.map(np.asarray, retval),
-        method="MH",
+        method=method_name,
         engine="compiled",
         chains=True,
         sample_stats={"accept_prob": np.asarray(prob, dtype=np.float64), "log_density": logp},
     )
 
 
+_compiled_cache: dict = {}
+
+
+def _run_compiled(method: MH, program: ir.Program, args, key) -> Result:
+    cache_key = (program, method.num_samples, method.num_warmup, method.selection, method.proposal, method.thin,
+                 method.order)
+    fn = _compiled_cache.get(cache_key)
+    if fn is None:
+        kernel = _Compiled(method, program, args)
+        fn = compile_chains(kernel, method.num_samples, method.num_warmup, method.thin)
+        _compiled_cache[cache_key] = fn
+    return chains_result("MH", fn, key, method.num_chains, args)
+
+
 # ---------------------------------------------------------------------------
 # Eager: the traced representation of a dynamic program
 
 
+@jax.jit
+def _fast_log_density(dist, value, dummy):
+    ld = jnp.sum(jnp.asarray(dist.log_density(value), jnp.result_type(float)))
+    return ld, C.params_ok(dist)
+
+
+@jax.jit
+def _fast_draw(dist, key, move, count):
+    x = dist.sample(jax.random.fold_in(jax.random.fold_in(key, move), count))
+    ld = jnp.sum(jnp.asarray(dist.log_density(x), jnp.result_type(float)))
+    return x, ld, C.params_ok(dist)
+
+
 class _Replay(effects.Handler):
     """Runs a dynamic model reusing the values of ``old`` at addresses not in ``redraw``;
-    others (redrawn or new) are drawn from the prior. Records per-address log densities."""
+    others (redrawn or new) are drawn from the prior. Records per-address log densities.
 
-    def __init__(self, key, old: dict, redraw):
+    With ``checked`` the sites are scored by the reference semantics (parameter checks and
+    support errors raised as user errors, as at a chain's start); otherwise by one compiled
+    call per site, a parameter outside its domain giving weight zero (the move is rejected).
+    """
+
+    def __init__(self, key, move: int, old: dict, redraw, checked: bool = False):
         super().__init__()
         self.key = key
+        self.move = move
+        self.count = 0
         self.old = old
         self.redraw = redraw
+        self.checked = checked
         self.values: dict = {}
         self.log_densities: dict = {}
         self.kept: set = set()
@@ -453,18 +480,28 @@ class _Replay(effects.Handler):
         if site.kind == "sample":
             a = site.address
             if a in self.old and not self.redraw(a):
-                x = self.old[a]
+                x = jnp.asarray(self.old[a])
                 self.kept.add(a)
+                if self.checked:
+                    lp = sample_log_density(site, x)
+                else:
+                    ld, ok = _fast_log_density(site.dist, x, None)
+                    lp = float(ld) if bool(ok) else -math.inf
             else:
-                self.key, sub = jax.random.split(self.key)
-                x = site.dist.sample(sub)
+                self.count += 1
+                x, ld, ok = _fast_draw(site.dist, self.key, self.move, self.count)
+                lp = sample_log_density(site, x) if self.checked else (float(ld) if bool(ok) else -math.inf)
             self.values[a] = x
-            self.log_densities[a] = sample_log_density(site, x)
-            return jnp.asarray(x)
+            self.log_densities[a] = lp
+            return x
         if site.kind == "deterministic":
             self.records[site.address] = site.value
             return site.value
-        self.scores += site_score(site)
+        if self.checked or site.kind == "factor":
+            self.scores += site_score(site)
+        else:
+            ld, ok = _fast_log_density(site.dist, site.value, None)
+            self.scores += float(ld) if bool(ok) else -math.inf
         return None
 
 
@@ -480,8 +517,8 @@ class _Traced(NamedTuple):
         return sum(self.log_densities.values()) + self.scores
 
 
-def _replay(program: Dynamic, key, old: dict, redraw) -> tuple[_Traced, set]:
-    h = _Replay(key, old, redraw)
+def _replay(program: Dynamic, key, move: int, old: dict, redraw, checked=False) -> tuple[_Traced, set]:
+    h = _Replay(key, move, old, redraw, checked)
     try:
         with h:
             value = program.call()
@@ -497,10 +534,10 @@ def _accept(rng, log_alpha: float) -> tuple[bool, float]:
     return bool(rng.random() < prob), prob
 
 
-def _eager_move(method: MH, program: Dynamic, key, rng, cur: _Traced):
+def _eager_move(method: MH, program: Dynamic, key, move: int, rng, cur: _Traced):
     """One MH move on a trace; returns (trace, acceptance probability)."""
     if method.proposal is not None:
-        return _eager_proposal_move(method, program, key, rng, cur)
+        return _eager_proposal_move(method, program, jax.random.fold_in(key, move), rng, cur)
     if method.selection is not None:
         sel = method.selection
 
@@ -516,7 +553,7 @@ def _eager_move(method: MH, program: Dynamic, key, rng, cur: _Traced):
         def redraw(a):
             return a == chosen
 
-    new, kept = _replay(program, key, cur.values, redraw)
+    new, kept = _replay(program, key, move, cur.values, redraw)
     w_new = sum(new.log_densities[a] for a in kept) + new.scores
     w_old = sum(cur.log_densities[a] for a in kept) + cur.scores
     log_alpha = w_new - w_old
@@ -536,7 +573,7 @@ def _eager_proposal_move(method: MH, program: Dynamic, key, rng, cur: _Traced):
         raise AddressError(f"the MH proposal makes the random choice '{unknown[0]}', but the current trace has "
                            f"no such address; it has {sorted(cur.values)}",
                            hint="A proposal may only propose values for addresses of the current trace.")
-    new, kept = _replay(program, k_model, {**cur.values, **proposed}, lambda a: False)
+    new, kept = _replay(program, k_model, 0, {**cur.values, **proposed}, lambda a: False)
     lost = [a for a in proposed if a not in new.values]
     if lost:
         raise AddressError(f"the MH proposal set '{lost[0]}', but the model does not reach that address with "
@@ -555,7 +592,7 @@ def _eager_proposal_move(method: MH, program: Dynamic, key, rng, cur: _Traced):
 
 def _eager_init(program: Dynamic, key) -> _Traced:
     for k in jax.random.split(key, INIT_TRIES):
-        tr, _ = _replay(program, k, {}, lambda a: True)
+        tr, _ = _replay(program, k, 0, {}, lambda a: True, checked=True)
         if math.isfinite(tr.log_joint):
             return tr
     raise ModelError(f"MH found no starting point with nonzero probability in {INIT_TRIES} draws from the prior",
@@ -572,13 +609,13 @@ def _run_eager(method: MH, program: Dynamic, key) -> Result:
         rng = np.random.default_rng(np.asarray(jax.random.key_data(k_run)).ravel().tolist())
         cur = _eager_init(program, k_init)
         moves = 1 if (method.selection is not None or method.proposal is not None) else max(1, len(cur.values))
-        keys = jax.random.split(k_run, (warm + n * thin) * moves)
-        key_iter = iter(keys)
         chain_traces, chain_returns, chain_probs, chain_logps = [], [], [], []
+        count = 0
         for it in range(warm + n * thin):
             total = 0.0
             for _ in range(moves):
-                cur, p = _eager_move(method, program, next(key_iter), rng, cur)
+                count += 1
+                cur, p = _eager_move(method, program, k_run, count, rng, cur)
                 total += p
             if it >= warm and (it - warm + 1) % thin == 0:
                 chain_traces.append({**cur.values, **cur.records})

@@ -90,7 +90,7 @@ class Trajectory(NamedTuple):
     the trajectory and of the subtree being built (position, gradient), with
     ``proposal_stats`` (2, 2) (log density, energy); ``log_weights`` (2,):
     log of the summed ``exp(H0 - H)`` of trajectory and subtree; ``rho``
-    (2, d): their momentum sums; ``checkpoints`` (5, max_tree_depth, d);
+    (2, d): their momentum sums; ``checkpoints`` (5, max_tree_depth + 1, d), the last slot scratch;
     ``counters`` (depth, leaf index in the subtree, steps); ``flags``
     (diverging, turning, done).
     """
@@ -140,7 +140,7 @@ def stepwise(
             proposal_stats=jnp.broadcast_to(assemble([state.log_density, energy]), (2, 2)),
             log_weights=assemble([jnp.zeros((), dtype), jnp.full((), -jnp.inf, dtype)]),
             rho=assemble([p, jnp.zeros_like(p)]),
-            checkpoints=jnp.zeros((5, slots) + x.shape, dtype),
+            checkpoints=jnp.zeros((5, slots + 1) + x.shape, dtype),
             sum_accept=jnp.zeros((), dtype),
             counters=jnp.zeros((3,), jnp.int32),
             flags=jnp.zeros((3,), bool),
@@ -179,23 +179,25 @@ def stepwise(
         take_leaf = jnp.log(u_leaf) < log_w - sub_log_weight
         rho_sub = traj.rho[SUBTREE] + p
 
-        # Checkpoints: an even leaf n opens aligned sub-subtrees; it writes slot popcount(n).
+        # Checkpoints: an even leaf n opens aligned sub-subtrees; it writes slot popcount(n)
+        # (in place; an odd leaf writes the scratch slot at the end, which is never read).
         slot = jnp.arange(slots, dtype=jnp.int32)
         even = (n & 1) == 0
-        write = even & (slot == jax.lax.population_count(n))
         fresh = assemble([v, p, traj.rho[SUBTREE], edge[MOMENTUM], edge[VELOCITY]])
-        ck = jnp.where(write[None, :, None], fresh[:, None, :], traj.checkpoints)
+        target = jnp.where(even, jax.lax.population_count(n), slots)
+        ck = traj.checkpoints.at[:, target].set(fresh)
 
         # An odd leaf n closes k aligned sub-subtrees (k = trailing ones of n), in slots idx_min..idx_max.
         idx_max = jax.lax.population_count(n >> 1)
         k = jax.lax.population_count(((n + 1) & ~n) - 1)
         closes = ~even & (slot >= idx_max - k + 1) & (slot <= idx_max)
-        rho_blocks = rho_sub - ck[CK_RHO_BEFORE]
-        turns = (_dot(ck[CK_VELOCITY], rho_blocks) <= 0) | (_dot(v, rho_blocks) <= 0)
+        ck_used = ck[:, :slots]
+        rho_blocks = rho_sub - ck_used[CK_RHO_BEFORE]
+        turns = (_dot(ck_used[CK_VELOCITY], rho_blocks) <= 0) | (_dot(v, rho_blocks) <= 0)
         sub_turning = jnp.any(closes & turns)
         if extra_uturn_checks and slots > 1:
             # Across the halves of each block of size >= 4 in slot i (its middle leaf opened slot i + 1).
-            this, nxt = ck[:, :-1], ck[:, 1:]
+            this, nxt = ck[:, : slots - 1], ck[:, 1:slots]
             rho_a = nxt[CK_RHO_BEFORE] - this[CK_RHO_BEFORE] + nxt[CK_MOMENTUM]
             rho_b = rho_sub - nxt[CK_RHO_BEFORE] + nxt[CK_PREV_MOMENTUM]
             across = (_dot(this[CK_VELOCITY], rho_a) <= 0) | (_dot(nxt[CK_VELOCITY], rho_a) <= 0)
@@ -267,6 +269,10 @@ def stepwise(
     def is_done(traj: Trajectory) -> Array:
         return traj.flags[DONE]
 
+    def restart(previous: Trajectory, key, state: FlatState, m: Metric, step_size) -> Trajectory:
+        # Every checkpoint slot is written before it is read, so the old ones can stay.
+        return start(key, state, m, step_size)._replace(checkpoints=previous.checkpoints)
+
     def finish(traj: Trajectory) -> tuple[FlatState, Info]:
         steps = traj.counters[STEPS]
         info = Info(
@@ -283,7 +289,7 @@ def stepwise(
         )
         return new, info
 
-    return Stepwise(start, advance, is_done, finish)
+    return Stepwise(start, advance, is_done, finish, restart)
 
 
 def build_kernel(

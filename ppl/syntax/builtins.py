@@ -556,7 +556,7 @@ DISTRIBUTIONS: dict[str, Distribution] = dict([
        event_rank=1),
     _d("poisson", "Poisson", ["rate"], "int", "Poisson counts with mean rate"),
     _d("negative_binomial", "NegativeBinomial", ["total_count", "probs"], "int",
-       "number of successes before total_count failures, success probability probs"),
+       "number of failures before the total_count-th success, success probability probs"),
     _d("geometric", "Geometric", ["probs"], "int", "number of failures before the first success"),
     _d("dirichlet", "Dirichlet", ["concentration"], "real", "a random simplex (a probability vector)",
        event_rank=1),

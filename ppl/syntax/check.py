@@ -233,20 +233,19 @@ class _Checker:
                         imp.span, "Rename one of the definitions.",
                     )
                     continue
-                names[name] = Binding(self._def_kind(node), self._def_ty(node), imp.span)
+                names[name] = Binding(self._def_kind(node), self._def_ty(node), imp.span,
+                                      note=f"imported from '{imp.path}' on line {imp.span.line}")
         for item in module.items:
             if not isinstance(item, (ast.ModelDef, ast.FunDef)):
                 continue
             if item.name in names:
-                self._redefined(item.name, item.span, names[item.name])
+                self._redefined(item.name, _name_span(item), names[item.name])
                 continue
             names[item.name] = Binding(self._def_kind(item), self._def_ty(item), item.span)
 
     def _redefined(self, name: str, span: Span, other: Binding) -> None:
-        where = f"line {other.span.line}" if other.span is not None else "before"
-        if other.span is not None and other.span.file != span.file:
-            where = f"'{other.span.file}'"
-        self.error(f"'{name}' is already defined ({where})", span, "Each top-level name can be defined once.")
+        where = other.note or (f"on line {other.span.line}" if other.span is not None else "before")
+        self.error(f"'{name}' is already defined, {where}", span, "Each top-level name can be defined once.")
 
     @staticmethod
     def _def_kind(node) -> str:
@@ -265,7 +264,7 @@ class _Checker:
         if isinstance(item, ast.Assign):
             ty = self.expr(item.value)
             if item.name in self.module_names:
-                self._redefined(item.name, item.span, self.module_names[item.name])
+                self._redefined(item.name, _name_span(item), self.module_names[item.name])
                 return
             self.module_names[item.name] = Binding("data", ty, item.span, self.frame.level)
             return
@@ -651,6 +650,15 @@ class _Checker:
         if vty.base in ("string", "dist", "fun", "model"):
             self.error(f"cannot observe {describe(vty)}: a distribution gives numbers", value.span)
             return
+        if vty.rank is not None and elem.rank is not None and vty.rank < elem.rank:
+            self.error(
+                f"{_expr_text(value)} is {describe(vty)}, but the distribution describes "
+                f"{describe(Ty(elem.base, elem.rank, elem.shape))}",
+                dist.span,
+                "An argument of the distribution is an array where one value was meant: "
+                "check its indices (a row X[n] of a matrix times a vector is a vector; dot(X[n], beta) is a number).",
+            )
+            return
         if vty.shape is None or elem.shape is None or None in vty.shape or None in elem.shape:
             return
         try:
@@ -699,7 +707,7 @@ class _Checker:
         if isinstance(t, (ast.Num, ast.Str, ast.Bool, ast.Array)):
             hint = "The left of '~' names a random choice (x ~ normal(0, 1)) or data (y ~ normal(mu, 1))."
         self.error(
-            f"the left of '~' must be a variable (x) or an indexed variable (x[i]), found {_expr_words(t)}",
+            f"the left of '~' must be a variable (x) or an indexed variable (x[i]), found {_a(_expr_words(t))}",
             t.span, hint,
         )
 
@@ -714,15 +722,15 @@ class _Checker:
         return False
 
     def _require_int(self, e, ty: Ty, what: str) -> None:
-        if ty.base == "real" or (isinstance(e, ast.Num) and isinstance(e.value, float)):
+        if ty.rank not in (0, None) and ty.base not in ("dist", "fun", "model"):
+            self._not_scalar(e, ty, what, "an integer")
+        elif ty.base == "real" or (isinstance(e, ast.Num) and isinstance(e.value, float)):
             hint = "Convert with to_int(x)."
             if isinstance(e, ast.BinOp) and e.op == "/":
                 hint = "'/' always gives a real; use '//' for integer division."
             self.error(f"{what} must be an integer, found a real number", e.span, hint)
         elif ty.base in ("string", "dist", "fun", "model", "bool"):
             self.error(f"{what} must be an integer, found {describe(ty)}", e.span)
-        elif ty.rank not in (0, None):
-            self._not_scalar(e, ty, what, "an integer")
 
     def _require_condition(self, e, ty: Ty, what: str) -> None:
         if ty.base in ("real", "string", "dist", "fun", "model"):
@@ -831,7 +839,7 @@ class _Checker:
             return
         candidates = (self.scope.visible() | set(self.module_names) | set(FUNCTIONS)
                       | set(DISTRIBUTIONS) | set(CONSTANTS) | {"flat"})
-        close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
+        close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.7)
         if not close:
             lowered = {c.lower(): c for c in candidates}
             if name.lower() in lowered:
@@ -900,7 +908,8 @@ class _Checker:
         if n > base_ty.rank:
             self.error(
                 f"'{name}' has {_rank_words(base_ty.rank)} but is indexed with {n} indices", e.span,
-                f"{name} is {describe(base_ty)}.",
+                f"'{name}' is {describe(base_ty)}; give at most {base_ty.rank} "
+                f"ind{'ex' if base_ty.rank == 1 else 'ices'}.",
             )
             return UNKNOWN
         shape = base_ty.shape
@@ -1141,7 +1150,7 @@ class _Checker:
             self.error("flat() needs a support, e.g. flat(positive) or flat(simplex, 3)", e.span)
             return dist_ty(UNKNOWN, improper=True)
         support_expr, sizes = e.args[0], e.args[1:]
-        support = self._support(support_expr)
+        support, bounds = self._support(support_expr)
         size_values = []
         for s in sizes:
             t = self.expr(s)
@@ -1154,38 +1163,50 @@ class _Checker:
                 f"flat({support.name}, {example})",
                 e.span,
             )
+        if not sizes and bounds:
+            try:
+                b = broadcast(bounds)
+            except TypeProblem:
+                self.error(f"the bounds of {support.name if support else 'this support'} do not broadcast together",
+                           support_expr.span)
+                b = UNKNOWN
+            return dist_ty(Ty("real", b.rank, b.shape), improper=True)
         return dist_ty(Ty("real", len(sizes), tuple(size_values)), improper=True)
 
     def _support(self, e):
+        """The support named by ``e`` (None if unknown) and the types of its bounds."""
         if isinstance(e, ast.Name):
             s = SUPPORTS.get(e.id)
             if s is None:
                 self._unknown_support(e.id, e.span)
-                return None
+                return None, []
             if s.args:
                 self.error(f"the support {s.name} needs its bounds: {s.name}({', '.join(s.args)})", e.span)
-            return s
+            return s, []
         if isinstance(e, ast.Call) and isinstance(e.func, ast.Name):
             s = SUPPORTS.get(e.func.id)
             if s is None:
                 self._unknown_support(e.func.id, e.func.span)
                 for a in e.args:
                     self.expr(a)
-                return None
+                return None, []
             if len(e.args) != len(s.args):
                 if s.args:
                     self.error(f"{s.name}() takes {len(s.args)} bound{'s' if len(s.args) != 1 else ''} "
                                f"({', '.join(s.args)}), but {len(e.args)} were given", e.span)
                 else:
                     self.error(f"the support {s.name} takes no arguments: write flat({s.name}, ...)", e.span)
+            bounds = []
             for a in e.args:
                 t = self.expr(a)
                 if not t.is_numeric:
                     self.error(f"a bound of {s.name}() must be a number, found {describe(t)}", a.span)
-            return s
+                    t = UNKNOWN
+                bounds.append(t)
+            return s, bounds
         self.error("the first argument of flat(...) must be a support, such as positive or interval(0, 1)",
                    e.span, "The supports are: " + ", ".join(SUPPORTS) + ".")
-        return None
+        return None, []
 
     def _unknown_support(self, name: str, span: Span) -> None:
         close = difflib.get_close_matches(name, list(SUPPORTS), n=1)
@@ -1203,6 +1224,23 @@ class _Checker:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _name_span(node) -> Span:
+    """The span of the defined name in ``model NAME(...)``, ``def NAME``, ``let NAME =``, ``NAME =``."""
+    s = node.span
+    line = s.source_line(s.line) if s is not None else None
+    if line is None:
+        return s
+    start = s.column - 1
+    for keyword in ("model", "def", "let"):
+        if line.startswith(keyword, start):
+            start += len(keyword)
+            break
+    at = line.find(node.name, start)
+    if at < 0:
+        return s
+    return Span(s.file, s.line, at + 1, s.line, at + len(node.name), s.source)
 
 
 def _index_chain(target) -> list[tuple]:
@@ -1270,6 +1308,10 @@ def _expr_text(e) -> str:
 
 def _target_text(t) -> str:
     return _expr_text(t)
+
+
+def _a(words: str) -> str:
+    return ("an " if words[:1] in "aeiou" else "a ") + words
 
 
 def _expr_words(e) -> str:

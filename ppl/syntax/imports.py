@@ -133,8 +133,12 @@ class _Resolver:
             with open(disk, encoding="utf-8") as f:
                 text = f.read()
         except FileNotFoundError:
-            where = "the standard library" if imp.stdlib else f"'{os.path.dirname(disk)}'"
-            self._error(f"cannot import '{path}': there is no such file in {where}", imp)
+            if imp.stdlib:
+                self._error(f"cannot import stdlib.{path[:-4].replace('/', '.')}: the standard library has no "
+                            f"file '{path}'", imp)
+            else:
+                self._error(f"cannot import '{path}': there is no file '{display}'", imp,
+                            "Import paths are relative to the folder of the importing file.")
             return None
         except UnicodeDecodeError:
             self._error(f"cannot import '{path}': the file is not UTF-8 text", imp)

@@ -6,7 +6,8 @@ cannot end a statement, so that expressions flow over several lines:
 * inside ``( )`` and ``[ ]`` (a ``{ }`` block nested in them restores
   newlines, so a lambda with a block body works inside a call);
 * after a token that cannot end a statement (an operator, ``,``, ``{``,
-  ``=``, ``~``, ``=>``, ``..``, ``then``, ``else``, ``and``, ``or``, ``not``);
+  ``=>``, ``..``, ``then``, ``else``, ``and``, ``or``, ``not``); not after
+  ``=`` or ``~``, so that ``x =`` with nothing after it is reported as such;
 * before ``}``, ``else``, ``then`` and a binary operator: a line that starts
   with an operator continues the previous one (``}`` / ``else {`` and a
   leading ``+ beta[3] * x`` on the next line both work);
@@ -38,7 +39,7 @@ _CLOSE = {")": "(", "]": "[", "}": "{"}
 
 #: tokens after which a newline never ends a statement (by their text)
 _CONTINUE_AFTER = {
-    "(", "[", "{", ",", "=", "~", "=>", "..", ":", ".",
+    "(", "[", "{", ",", "=>", "..", ":", ".",
     "then", "else", "and", "or", "not", "in", "import", "model", "def", "fn",
     "observe", "let", "for", "if",
 }

@@ -470,6 +470,10 @@ def _bad_token(e: UnexpectedToken, source: str, file: str) -> SyntaxError_:
         hint = "A loop is written 'for i in a..b', from a up to b - 1."
     elif value == ":" and "LBRACE" in accepts:
         hint = "Blocks are written in braces: { ... }, not with ':'."
+    elif value == ".":
+        hint = "A number needs digits after its point (1.0, not 1.); a range is written a..b."
+    elif tok.type == "COMPOP":
+        hint = "Comparisons do not chain: write a < b and b < c."
     elif tok.type in ("NAME", "INT", "REAL", "STRING") and "_SEP" in accepts:
         hint = "Is an operator or a ',' missing? Two statements on one line need a ';' between them."
     elif tok.type == "_SEP" and "an expression" in words:

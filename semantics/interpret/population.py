@@ -28,8 +28,7 @@ __all__ = ["spawn", "resample_indices", "resample", "log_mean_exp"]
 
 def spawn(free_factory, n: int, key):
     """``n`` independent weighted runs of a program (a list of (value, trace, log_weight))."""
-    keys = jax.random.split(key, n)
-    return [run_weighted(free_factory(), k) for k in keys]
+    return [run_weighted(free_factory(), jax.random.fold_in(key, i)) for i in range(n)]
 
 
 def log_mean_exp(log_w) -> float:

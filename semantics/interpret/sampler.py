@@ -46,7 +46,7 @@ class Weighted:
 
     def bind(self, m, k, site=None):
         def run(key):
-            k1, k2 = jax.random.split(key)
+            k1, k2 = jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
             x, t1, w1 = m(k1)
             y, t2, w2 = k(x)(k2)
             return y, {**t1, **t2}, w1 + w2
@@ -62,9 +62,10 @@ def run_weighted(free, key):
     """Draw one weighted trace from a program tree (the Weighted fold, iteratively)."""
     from ppl.semantics.interpret.free import Pure, SampleF, ScoreF
 
-    trace, log_weight = {}, 0.0
+    trace, log_weight, count = {}, 0.0, 0
     while not isinstance(free, Pure):
-        key, sub = jax.random.split(key)
+        count += 1
+        sub = jax.random.fold_in(key, count)
         if isinstance(free, SampleF):
             x = free.site.dist.sample(sub)
             trace[free.site.address] = x

@@ -40,7 +40,7 @@ def advance(p: Particle, key) -> tuple[Particle, float]:
             trace.update(free.records)
             break
         if isinstance(free, SampleF):
-            key, sub = jax.random.split(key)
+            key, sub = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
             x = free.site.dist.sample(sub)
             trace[free.site.address] = x
             free = free.k(jnp.asarray(x))
