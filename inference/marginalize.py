@@ -62,6 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from ppl.semantics import _jax_compat as jc
 from ppl.semantics import compile as C
 from ppl.semantics import ir
 from ppl.semantics.graph import Graph, block_flow, dependency_graph
@@ -448,10 +449,25 @@ class _SupportProbe(C._Mode):
 
 
 def site_supports(program: ir.Program, args, raise_errors: bool = True) -> dict[str, np.ndarray]:
-    """The values of each finite discrete latent site (one list for all its elements)."""
+    """The values of each finite discrete latent site (one list for all its elements).
+
+    Found by an abstract run (nothing is computed) when the supports depend on shapes only,
+    as those of Bernoulli and Categorical do; otherwise by running the program on the
+    concrete ``args``.
+    """
     probe = _SupportProbe()
-    with jax.ensure_compile_time_eval():
-        C._run(program, probe, args)
+
+    def go(*a):
+        with jax.ensure_compile_time_eval():
+            C._run(program, probe, a)
+        return 0
+
+    jax.eval_shape(go, *[_abstract(x) for x in args])
+    concrete = not any(jc.is_tracer(x) for x in args)
+    if probe.errors and concrete:
+        probe = _SupportProbe()
+        with jax.ensure_compile_time_eval():
+            C._run(program, probe, args)
     if raise_errors and probe.errors:
         raise next(iter(probe.errors.values()))
     return probe.supports

@@ -32,7 +32,7 @@ from ppl.inference.enumerate import Enumerate
 from ppl.inference.importance import Importance
 from ppl.inference.mcmc.methods import NUTS, HMC
 from ppl.api import infer
-from ppl.config import config
+from ppl.config import config, enable_default_cache
 from ppl.lower import load, loads
 
 __all__ = [
@@ -70,3 +70,5 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+enable_default_cache()

@@ -14,6 +14,7 @@ import inspect
 import json
 import pathlib
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -137,6 +138,8 @@ def build_method(name: str | None, program, num_samples=None, num_warmup=None, n
     if name == "importance":
         return ppl.Importance(num_particles=num_samples or 1000)
     if name == "smc":
+        if not hasattr(ppl, "SMC"):
+            raise PPLError("the method 'smc' is not available in this version of ppl")
         return ppl.SMC(num_particles=num_samples or 1000)
     if name in ("nuts", "hmc", "mh", "gibbs"):
         cls = {"nuts": "NUTS", "hmc": "HMC", "mh": "MH", "gibbs": "Gibbs"}[name]
@@ -161,8 +164,12 @@ def _run(args) -> int:
     call_args = _arguments(model, data)
     program, _ = model.program(*call_args)
     method = build_method(args.method, program, args.num_samples, args.num_warmup, args.num_chains)
-    post = ppl.infer(model, *call_args, method=method, seed=args.seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        post = ppl.infer(model, *call_args, method=method, seed=args.seed)
     print(post.summary())
+    for w in caught:  # sampling diagnostics, said in words, not as Python source lines
+        print(f"warning: {w.message}", file=sys.stderr)
     if args.out:
         write_results(post, args.out)
         print(f"wrote {args.out}")

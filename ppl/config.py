@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 
 __all__ = ["config"]
 
 
-def config(*, x64: bool | None = None, platform: str | None = None) -> dict:
-    """Set numeric options. ``x64=True`` computes in float64 (the default is float32).
+def config(*, x64: bool | None = None, platform: str | None = None, compilation_cache=None) -> dict:
+    """Set global options; returns the settings in force.
 
-    Call it before building models: arrays made earlier keep their dtype.
-    Returns the settings in force.
+    ``x64=True`` computes in float64 (the default is float32); call it before
+    building models: arrays made earlier keep their dtype.
+    ``compilation_cache``: a folder for the persistent XLA cache (compiled
+    samplers are reused by later processes), or ``False`` to turn it off. It is
+    on by default, in ``$PPL_CACHE_DIR`` or ``~/.cache/ppl/xla``; set the
+    environment variable ``PPL_CACHE=off`` to start with it off.
     """
     if x64 is not None:
         jax.config.update("jax_enable_x64", bool(x64))
     if platform is not None:
         jax.config.update("jax_platforms", platform)
-    return {"x64": bool(jax.config.read("jax_enable_x64"))}
+    if compilation_cache is not None:
+        if compilation_cache is False:
+            jax.config.update("jax_compilation_cache_dir", None)
+        else:
+            from ppl.inference.mcmc.cache import enable_compilation_cache
+
+            enable_compilation_cache(None if compilation_cache is True else compilation_cache,
+                                     min_compile_time_secs=0.2)
+    return {"x64": bool(jax.config.jax_enable_x64),
+            "compilation_cache": jax.config.jax_compilation_cache_dir}
+
+
+def enable_default_cache() -> None:
+    """Turn the persistent compilation cache on at import, unless PPL_CACHE=off or it cannot be written."""
+    if os.environ.get("PPL_CACHE", "on").lower() in ("0", "off", "false", "no"):
+        return
+    if jax.config.jax_compilation_cache_dir:
+        return  # the user configured one already
+    try:
+        config(compilation_cache=True)
+    except OSError:
+        pass

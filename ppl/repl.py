@@ -33,6 +33,7 @@ import os
 import pathlib
 import re
 import sys
+import warnings
 from typing import Any, Callable, Iterator, TextIO
 
 import numpy as np
@@ -365,7 +366,7 @@ class Session:
                 continue
             items.pop(it.key, None)
             items[it.key] = it
-        if any(it.kind in ("model", "function", "constant", "import", "statement") for it in new) or self.module is None:
+        if len(exprs) < len(new) or self.module is None:
             loaded, table = self._load(list(items.values()))
         else:
             loaded, table = self.module, self._table
@@ -601,11 +602,14 @@ class Repl:
     def execute(self, text: str) -> bool:
         if not text.strip():
             return True
+        caught: list = []
         try:
-            if text.lstrip().startswith(":"):
-                return self._command(parse_command(text))
-            for expr, value in self.session.add(text):
-                self.write(format_value(value))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UserWarning)
+                if text.lstrip().startswith(":"):
+                    return self._command(parse_command(text))
+                for _, value in self.session.add(text):
+                    self.write(format_value(value))
         except PPLError as err:
             self.failures += 1
             self.write(self.session.relocate(err).render())
@@ -622,6 +626,9 @@ class Repl:
                 import traceback
 
                 self.write(traceback.format_exc())
+        finally:
+            for w in caught:  # sampling diagnostics, in words
+                self.write(f"warning: {w.message}")
         return True
 
     def _command(self, cmd: Command) -> bool:

@@ -270,12 +270,12 @@ def test_rejects(src, expected):
 
 DATA_ERRORS = [
     ("model m(N: int, y: real[N]) { }", {"N": 3, "y": [1.0, 2.0]},
-     "'y' is declared with size N = 3 in dimension 1, but the data has 2 there"),
+     "'y' is declared with size N = 3, but the data has 2"),
     ("model m(X: real[,]) { }", {"X": [1.0, 2.0]},
      "'X' is declared real[,] (2 dimensions) but the data has shape (2,) (1 dimension)"),
     ("model m(k: int[]) { }", {"k": [1.5, 2.0]}, "'k' is declared int[] but the data holds reals"),
     ("model m(k: int[]) { }", {"k": np.array([0.5])}, "'k' is declared int[] but the data holds reals"),
-    ("model m(y: real[3]) { }", {"y": (4,)}, "'y' is declared with size 3 = 3"),
+    ("model m(y: real[3]) { }", {"y": (4,)}, "'y' is declared with size 3, but the data has 4"),
     ("model m(y: real[]) { }", {"y": [[1.0], [2.0, 3.0]]}, "ragged"),
     ("model m(x: real[], z: real[]) { w = x + z }", {"x": [1.0, 2.0], "z": [1.0, 2.0, 3.0]},
      "their shapes do not broadcast"),

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from ppl.stdlib.errors import CheckError, Span, SyntaxError_
 from ppl.syntax import CheckErrors, ast, check, parse
+from ppl.syntax.parser import _parser
 
 DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "language.md"
 PROGRAMS = re.findall(r"```ppl\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
@@ -30,7 +31,9 @@ TOKENS = (
     "+ - * / // % ^ ** @ == != < <= > >= = += ~ => .. : , ; . ( ) [ ] { } # \\"
 ).split() + ["\n", "\n", " ", "  ", "\t", "'", '"', "\\\n"]
 
-FAST = settings(max_examples=150, deadline=None, derandomize=True,
+TERMINAL_NAMES = {t.name for t in _parser().terminals} | {"$END"}
+
+FAST = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SLOW = settings(max_examples=4000, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -59,6 +62,8 @@ def front_end(text: str) -> None:
 def _well_formed(e, text: str) -> None:
     rendered = e.render()
     assert e.message and "Token(" not in rendered and "__ANON" not in rendered
+    leaked = set(re.findall(r"\b[A-Z_$]{3,}\b", e.message)) & TERMINAL_NAMES
+    assert not leaked, (leaked, e.message)
     if e.span is not None:
         assert e.span.line >= 1 and e.span.column >= 1
 
@@ -157,22 +162,23 @@ def test_edge_cases(text):
     front_end(text)
 
 
-@pytest.mark.slow
-@SLOW
-@given(token_soup())
-def test_token_soup_slow(text):
-    front_end(text)
+def _run_slow(pytestconfig, strategy) -> None:
+    """Run ``front_end`` on many examples, only when the slow tests were asked for (-m slow)."""
+    if "slow" not in (pytestconfig.getoption("markexpr") or "") or "not slow" in pytestconfig.getoption("markexpr"):
+        pytest.skip("many examples: run with -m slow")
+    SLOW(given(strategy)(front_end))()
 
 
 @pytest.mark.slow
-@SLOW
-@given(mutated_program())
-def test_mutated_programs_slow(text):
-    front_end(text)
+def test_token_soup_slow(pytestconfig):
+    _run_slow(pytestconfig, token_soup())
 
 
 @pytest.mark.slow
-@SLOW
-@given(st.text(max_size=200))
-def test_unicode_noise_slow(text):
-    front_end(text)
+def test_mutated_programs_slow(pytestconfig):
+    _run_slow(pytestconfig, mutated_program())
+
+
+@pytest.mark.slow
+def test_unicode_noise_slow(pytestconfig):
+    _run_slow(pytestconfig, st.text(max_size=200))

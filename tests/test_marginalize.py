@@ -52,13 +52,13 @@ def test_mixture_marginal_density_and_gradient_match_the_hand_written_sum():
         y = np.random.default_rng(0).normal(size=50) * 2.0
         program, leaves = mixture.program(y)
         assert program.sites["y"].shape == (50,)
-        f = lambda u: M.marginal_log_density_unconstrained(program, u, leaves)  # noqa: E731
+        f = jax.jit(jax.value_and_grad(lambda u: M.marginal_log_density_unconstrained(program, u, leaves)))
+        hand = jax.jit(jax.value_and_grad(hand_mixture))
         for point in POINTS:
             u = {k: jnp.asarray(v, jnp.float64) for k, v in point.items()}
-            got, want = f(u), hand_mixture(u, jnp.asarray(y))
+            (got, g1), (want, g2) = f(u), hand(u, jnp.asarray(y))
             assert got.dtype == jnp.float64
             assert abs(float(got) - float(want)) < 1e-5
-            g1, g2 = jax.grad(f)(u), jax.grad(hand_mixture)(u, jnp.asarray(y))
             for k in u:
                 np.testing.assert_allclose(g1[k], g2[k], rtol=1e-6, atol=1e-5)
 
@@ -99,15 +99,15 @@ def brute_force(program, leaves, u):
     supports = {"c": [0, 1], "z": [0, 1], "h": [0, 1, 2]}
     names = [a for a in latent if latent[a].is_discrete]
     grids = [list(itertools.product(supports[a], repeat=int(np.prod(latent[a].stacked_shape)))) for a in names]
-    s = jnp.exp(u["s"])
-    base = {"m": u["m"], "s": s}
-    total = []
-    for combo in itertools.product(*grids):
-        choices = dict(base)
-        for a, vals in zip(names, combo):
-            choices[a] = jnp.asarray(vals, jnp.int32).reshape(latent[a].stacked_shape)
-        total.append(C.log_density(program, choices, leaves) + u["s"])
-    return float(logsumexp(jnp.stack(total)))
+    combos = list(itertools.product(*grids))
+    table = {a: jnp.asarray([c[j] for c in combos], jnp.int32).reshape((len(combos),) + latent[a].stacked_shape)
+             for j, a in enumerate(names)}
+
+    def one(discrete):
+        choices = {"m": u["m"], "s": jnp.exp(u["s"]), **discrete}
+        return C.log_density(program, choices, leaves) + u["s"]  # the log-Jacobian of s = exp(u)
+
+    return float(logsumexp(jax.jit(jax.vmap(one))(table)))
 
 
 def test_law_marginal_equals_enumeration_of_the_discrete_sites():
@@ -117,9 +117,10 @@ def test_law_marginal_equals_enumeration_of_the_discrete_sites():
         program, leaves = layered.program(ys, xs)
         plan = M._plan(program, leaves)
         assert set(plan.vars) == {"c", "z"} and list(plan.chains) != []
+        f = jax.jit(lambda u: M.marginal_log_density_unconstrained(program, u, leaves))
         for m, s in [(0.2, -0.3), (-1.0, 0.5)]:
             u = {"m": jnp.asarray(m), "s": jnp.asarray(s)}
-            got = float(M.marginal_log_density_unconstrained(program, u, leaves))
+            got = float(f(u))
             assert abs(got - brute_force(program, leaves, u)) < 1e-6
 
 
@@ -143,11 +144,11 @@ def test_loop_steps_that_carry_nothing_are_summed_like_a_plate():
         p1, l1 = mixture.program(y)
         p2, l2 = mixture_by_scan.program(y)
         assert M._plan(p2, l2).vars["z"].size == 2  # the loop axis is not enumerated jointly
+        f1 = jax.jit(lambda u: M.marginal_log_density_unconstrained(p1, u, l1))
+        f2 = jax.jit(lambda u: M.marginal_log_density_unconstrained(p2, u, l2))
         for point in POINTS:
             u = {k: jnp.asarray(v, jnp.float64) for k, v in point.items()}
-            a = float(M.marginal_log_density_unconstrained(p1, u, l1))
-            b = float(M.marginal_log_density_unconstrained(p2, u, l2))
-            assert abs(a - b) < 1e-8
+            assert abs(float(f1(u)) - float(f2(u))) < 1e-8
 
 
 @ppl.model
@@ -162,7 +163,8 @@ def sprinkler():
 def test_a_fully_discrete_model_marginalises_to_its_evidence():
     program, leaves = sprinkler.program()
     z = 0.3 * 0.2 * 0.1 * 0.1 + 0.3 * 0.2 * 0.9 + 0.7 * 0.4 * 0.1 + 0.7 * 0.6
-    assert abs(float(M.marginal_log_density_unconstrained(program, {}, leaves)) - math.log(z)) < 1e-6
+    got = jax.jit(lambda: M.marginal_log_density_unconstrained(program, {}, leaves))()
+    assert abs(float(got) - math.log(z)) < 1e-6
 
 
 def test_no_discrete_site_is_the_unconstrained_density():
@@ -232,7 +234,7 @@ def test_constrain_maps_back_with_the_discrete_values():
     y = np.array([0.1, 0.2], np.float32)
     program, leaves = mixture.program(y)
     u = {"w": jnp.asarray(0.0), "mu": jnp.asarray([1.0, 2.0]), "sigma": jnp.asarray(0.0)}
-    values = M.constrain(program, u, {"z": jnp.array([1, 0], jnp.int32)}, leaves)
+    values = jax.jit(lambda u, d: M.constrain(program, u, d, leaves))(u, {"z": jnp.array([1, 0], jnp.int32)})
     assert abs(float(values["w"]) - 0.5) < 1e-6 and abs(float(values["sigma"]) - 1.0) < 1e-6
     assert list(np.asarray(values["z"])) == [1, 0]
     assert M.continuous_shapes(program, leaves) == {"w": (), "mu": (2,), "sigma": ()}

@@ -21,7 +21,7 @@ them fixed, so the draws after warm-up are from a valid Markov chain.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -73,6 +73,20 @@ class Adaptation:
     t0: float = 10.0
     kappa: float = 0.75
 
+    def structure(self) -> "Adaptation":
+        """These options with the numeric ones at their defaults: what a compiled program depends on.
+
+        The numbers (``target_accept``, ``initial_step_size``, ``gamma``,
+        ``t0``, ``kappa``) reach a compiled program as run-time values
+        (``numbers()``), so changing them does not recompile.
+        """
+        return replace(self, target_accept=0.8, initial_step_size=1.0, gamma=0.05, t0=10.0, kappa=0.75)
+
+    def numbers(self) -> "DualAveragingParams":
+        return DualAveragingParams(
+            *(np.float32(x) for x in (self.target_accept, self.gamma, self.t0, self.kappa, self.initial_step_size))
+        )
+
     def __post_init__(self):
         if not 0.0 < self.target_accept < 1.0:
             raise ValueError(f"target_accept must lie in (0, 1), not {self.target_accept}")
@@ -80,6 +94,16 @@ class Adaptation:
             raise ValueError(f"metric must be 'diag', 'dense' or 'unit', not {self.metric!r}")
         if self.initial_step_size <= 0:
             raise ValueError("initial_step_size must be positive")
+
+
+class DualAveragingParams(NamedTuple):
+    """The numeric warm-up settings, as (possibly traced) scalars."""
+
+    target_accept: Array
+    gamma: Array
+    t0: Array
+    kappa: Array
+    initial_step_size: Array
 
 
 NO_ADAPTATION = Adaptation(metric="unit", adapt_step_size=False, find_initial_step_size=False)
@@ -140,9 +164,9 @@ def dual_averaging_restart(state: DualAveraging) -> DualAveraging:
 
 
 def dual_averaging_update(
-    state: DualAveraging, accept_prob: Array, config: Adaptation = Adaptation()
+    state: DualAveraging, accept_prob: Array, config: Adaptation | DualAveragingParams = Adaptation()
 ) -> DualAveraging:
-    """One step of dual averaging towards ``config.target_accept``."""
+    """One step of dual averaging towards ``config.target_accept`` (an ``Adaptation`` or its ``numbers()``)."""
     accept = jnp.where(jnp.isnan(accept_prob), 0.0, jnp.minimum(accept_prob, 1.0))
     count = state.count + 1.0
     eta = 1.0 / (count + config.t0)
@@ -249,8 +273,11 @@ def adaptation_update(
     collect: Array,
     last: Array,
     config: Adaptation,
+    params: DualAveragingParams | None = None,
 ) -> AdaptationState:
     """After warm-up transition ``t``: tune the step size, feed the estimate (when ``collect``).
+
+    ``params`` (default ``config.numbers()``) are the numeric settings, possibly traced.
 
     ``last`` marks the final warm-up transition, after which the step size is
     the dual-averaging average ``exp(log_step_size_avg)``. Window ends are
@@ -259,7 +286,7 @@ def adaptation_update(
     """
     step_size, da = state.step_size, state.dual_averaging
     if config.adapt_step_size:
-        da = dual_averaging_update(da, accept_prob, config)
+        da = dual_averaging_update(da, accept_prob, config.numbers() if params is None else params)
         step_size = jnp.where(last, jnp.exp(da.log_step_size_avg), jnp.exp(da.log_step_size))
     welford = state.welford
     if config.metric != "unit":

@@ -144,7 +144,7 @@ def _build_program(fn_ref: Callable[[], Callable], plan: _Plan, unravel: Callabl
     def ravel(tree):
         return ravel_pytree(tree)[0]
 
-    def program(key, init_data, args):
+    def program(key, init_data, args, numbers):
         logdensity_fn = fn_ref()
         if logdensity_fn is None:  # pragma: no cover - the cache entry dies with the function
             raise RuntimeError("the log density function of this compiled sampler no longer exists")
@@ -159,7 +159,7 @@ def _build_program(fn_ref: Callable[[], Callable], plan: _Plan, unravel: Callabl
         init_ok = jnp.all(start.status == init_mod.OK)
         state = FlatState(start.position.astype(dtype), start.log_density, start.log_density_grad.astype(dtype))
 
-        eps0 = jnp.full((C,), config.initial_step_size, dtype)
+        eps0 = jnp.full((C,), numbers.initial_step_size, dtype)
         adapt = jax.vmap(lambda e: adapt_mod.adaptation_init(dim, e, config, dtype))(eps0)
         if config.find_initial_step_size:
             eps = jax.vmap(
@@ -179,7 +179,9 @@ def _build_program(fn_ref: Callable[[], Callable], plan: _Plan, unravel: Callabl
             """Warm-up bookkeeping after transition ``t`` of the chains in ``in_warmup``."""
             tw = jnp.clip(t, 0, max(W - 1, 0))
             updated = jax.vmap(
-                lambda a, tt, x, acc, col, last: adapt_mod.adaptation_update(a, tt, x, acc, col, last, config)
+                lambda a, tt, x, acc, col, last: adapt_mod.adaptation_update(
+                    a, tt, x, acc, col, last, config, numbers
+                )
             )(adapt, t, position, accept_prob, collect[tw] & in_warmup, t == W - 1)
             adapt = _select(in_warmup, updated, adapt)
             if has_windows:
@@ -498,7 +500,7 @@ def run_chains(
         num_warmup=int(num_warmup),
         num_samples=int(num_samples),
         num_chains=int(num_chains),
-        adapt=adapt,
+        adapt=adapt.structure(),
         progress=show,
         decouple_chains=bool(decouple_chains),
         steps_per_round=int(steps_per_round),
@@ -508,9 +510,9 @@ def run_chains(
     if show:
         delay = 0.0 if progress else 1.0
         with progress_mod.ChainProgress(num_chains, num_warmup, num_samples, delay=delay):
-            out = jax.block_until_ready(program(key, strategy.data, args))
+            out = jax.block_until_ready(program(key, strategy.data, args, adapt.numbers()))
     else:
-        out = program(key, strategy.data, args)
+        out = program(key, strategy.data, args, adapt.numbers())
     positions, stats, adaptation, (status, tries, _) = out
     init_mod.check(np.asarray(status), int(tries), strategy)
 

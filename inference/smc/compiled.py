@@ -175,7 +175,7 @@ class Filter:
             step_values, ys, ys_axis = {}, [], 0
         else:
             if cut.init_weighted:
-                state, _, resampled_init = self._maybe_resample(state, k_res, ess_init, True)
+                state, _, resampled_init = self._maybe_resample(state, k_res, R.summarise(state.log_weights), True)
             state, step_values, ys, ys_axis, ess_t, resampled, moved = self._loop(state, shared, k_loop, args)
 
         # the statements after the loop
@@ -232,29 +232,42 @@ class Filter:
         return values, axes
 
     # -- resampling -------------------------------------------------------------------
-    def _resample(self, state: _State, key):
-        idx = self.scheme(key, state.log_weights)
+    def _gather(self, state: _State, idx):
         take = _take(idx)
-        gathered = jax.tree.map(take, (state.carry, state.live, state.init_choices, state.u, state.path, state.ys))
-        carry, live, init_choices, u, path, ys = gathered
-        return state._replace(carry=carry, live=live, init_choices=init_choices, u=u, path=path, ys=ys,
-                              log_weights=jnp.zeros_like(state.log_weights),
-                              log_z=state.log_z + R.log_mean_exp(state.log_weights)), idx
+        carry, live, init_choices, u, path, ys = jax.tree.map(
+            take, (state.carry, state.live, state.init_choices, state.u, state.path, state.ys))
+        return state._replace(carry=carry, live=live, init_choices=init_choices, u=u, path=path, ys=ys)
 
-    def _maybe_resample(self, state, key, ess, allowed):
+    def _maybe_resample(self, state, key, summary, allowed):
         """Resample when ``ess < threshold * N`` (always at threshold 1, never at 0) and ``allowed``.
 
-        Returns (state, ancestors, resampled?); ancestors are None when resampling never happens.
+        ``summary`` = (log mean weight, ESS) of the current weights. Returns (state,
+        ancestors, resampled?); ancestors are None when resampling never happens.
+        Resampling sets the weights to 1 and adds their log mean to the evidence.
         """
         if self.threshold <= 0.0:
             return state, None, jnp.asarray(False)
-        do = allowed if self.threshold >= 1.0 else (ess < self.threshold * self.n) & allowed
-        if do is True:
-            state, idx = self._resample(state, key)
-            return state, idx, jnp.asarray(True)
-        identity = jnp.arange(self.n, dtype=jnp.int32)
-        state, idx = jax.lax.cond(do, lambda s: self._resample(s, key), lambda s: (s, identity), state)
-        return state, idx, jnp.asarray(do)
+        log_mean, ess = summary
+        n = self.n
+        identity = jnp.arange(n, dtype=jnp.int32)
+
+        def resample(s):
+            idx = self.scheme(key, s.log_weights)
+            return self._gather(s, idx)._replace(log_weights=jnp.zeros_like(s.log_weights),
+                                                 log_z=s.log_z + log_mean), idx
+
+        if self.threshold >= 1.0:  # every step: no branch, so XLA shares the weights' exponentials
+            if allowed is True:
+                state, idx = resample(state)
+                return state, idx, jnp.asarray(True)
+            idx = jnp.where(allowed, self.scheme(key, state.log_weights), identity)
+            state = self._gather(state, idx)._replace(
+                log_weights=jnp.where(allowed, jnp.zeros_like(state.log_weights), state.log_weights),
+                log_z=state.log_z + jnp.where(allowed, log_mean, 0.0))
+            return state, idx, jnp.asarray(allowed)
+        do = (ess < self.threshold * n) & allowed
+        state, idx = jax.lax.cond(do, resample, lambda s: (s, identity), state)
+        return state, idx, do
 
     # -- the loop -----------------------------------------------------------------------
     def _loop(self, state: _State, shared, k_loop, args):
@@ -309,24 +322,31 @@ class Filter:
                 path = {a: state.path[a].at[:, t].set(piece.choices[a]) for a in state.path}
                 ys_path = [p.at[:, t].set(y) for p, y in zip(state.ys, ys_t)]
                 state = state._replace(path=path, ys=ys_path)
-            e = R.ess(lw)
+            summary = R.summarise(lw)
+            e = summary[1]
             allowed = True if cut.final_weighted else (t != last)
-            state, anc, did = self._maybe_resample(state, k_res, e, allowed)
+            state, anc, did = self._maybe_resample(state, k_res, summary, allowed)
             moved = jnp.zeros((), lw.dtype)
             if rejuvenate:
                 state, moved = jax.lax.cond(did, lambda s: self._move(s, k_move, t, args),
                                             lambda s: (s, jnp.zeros((), lw.dtype)), state)
                 return state, (e, did, moved)
-            return state, (piece.choices, ys_t, anc, e, did, moved)
+            own_ys = [y for j, y in enumerate(ys_t) if j not in aliases]
+            return state, (piece.choices, own_ys, anc, e, did, moved)
 
+        # a loop output that is a random choice of the step (``return x, x``) is read from the choices
+        site_of = {s.out: s.address for s in ir.walk(loop.body.stmts) if isinstance(s, (ir.Sample, ir.Deterministic))}
+        aliases = {j: site_of[a] for j, a in enumerate(loop.body.returns[k:]) if isinstance(a, ir.Var) and a in site_of}
         steps = jnp.arange(T, dtype=jnp.int32)
         state, out = jax.lax.scan(body, state, (steps, shared_xs), reverse=loop.reverse)
         if rejuvenate:
             e, did, moved = out
             return state, dict(state.path), list(state.ys), 0, e, did, moved
-        choices, ys, anc, e, did, moved = out
+        choices, own_ys, anc, e, did, moved = out
         if anc is not None:
-            choices, ys = self._backtrack(anc, choices, ys, loop.reverse)
+            choices, own_ys = self._backtrack(anc, choices, own_ys, loop.reverse)
+        it = iter(own_ys)
+        ys = [choices[aliases[j]] if j in aliases else next(it) for j in range(len(loop.outs) - k)]
         return state, choices, ys, 1, e, did, moved
 
     def _backtrack(self, anc, choices, ys, reverse):

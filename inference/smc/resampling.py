@@ -23,23 +23,39 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import logsumexp
 
-__all__ = ["multinomial", "systematic", "stratified", "SCHEMES", "normalised_cdf", "ess", "log_mean_exp"]
+__all__ = ["multinomial", "systematic", "stratified", "SCHEMES", "normalised_cdf", "ess", "log_mean_exp",
+           "summarise"]
+
+
+def _shifted(log_weights):
+    """``exp(log_weights - max)`` and the max; uniform ones (and max 0) when no weight is positive.
+
+    Every summary below starts from this, so XLA computes the exponentials once per step.
+    """
+    top = jnp.max(log_weights)
+    ok = jnp.isfinite(top)
+    w = jnp.exp(log_weights - jnp.where(ok, top, 0.0))
+    return jnp.where(ok & ~jnp.isnan(w), w, 1.0), jnp.where(ok, top, -jnp.inf)
 
 
 def log_mean_exp(log_weights):
     """``log(mean(exp(log_weights)))``, stable; ``-inf`` when every weight is zero."""
-    n = log_weights.shape[0]
-    return logsumexp(log_weights) - jnp.log(jnp.asarray(n, log_weights.dtype))
+    return summarise(log_weights)[0]
 
 
 def ess(log_weights):
     """Kish's effective sample size ``(sum w)^2 / sum w^2`` (0 when every weight is zero)."""
-    a = logsumexp(log_weights)
-    b = logsumexp(2.0 * log_weights)
-    out = jnp.exp(2.0 * a - b)
-    return jnp.where(jnp.isfinite(a), out, 0.0)
+    return summarise(log_weights)[1]
+
+
+def summarise(log_weights):
+    """``(log mean exp(log_weights), ESS)`` from one pass over the weights."""
+    n = log_weights.shape[0]
+    w, top = _shifted(log_weights)
+    s1, s2 = jnp.sum(w), jnp.sum(w * w)
+    log_mean = top + jnp.log(s1) - jnp.log(jnp.asarray(n, w.dtype))
+    return log_mean, jnp.where(jnp.isfinite(top), s1 * s1 / s2, 0.0)
 
 
 def normalised_cdf(log_weights):
@@ -49,10 +65,7 @@ def normalised_cdf(log_weights):
     resampling stays defined; the run reports the zero evidence separately.
     """
     n = log_weights.shape[0]
-    top = jnp.max(log_weights)
-    ok = jnp.isfinite(top)
-    w = jnp.exp(log_weights - jnp.where(ok, top, 0.0))
-    w = jnp.where(ok & ~jnp.isnan(w), w, 1.0)
+    w, _ = _shifted(log_weights)
     cdf = jnp.cumsum(w)
     cdf = cdf / cdf[-1]
     return cdf.at[n - 1].set(1.0)

@@ -35,7 +35,7 @@ from ppl.stdlib.errors import CheckError, PPLError, Span
 
 from . import ast
 from .builtins import (
-    BOOL, CONSTANTS, DISTRIBUTIONS, FUNCTIONS, INT, REAL, STRING, SUPPORTS, TYPE_ALIASES, TYPE_NAMES,
+    BOOL, CONSTANTS, DISTRIBUTIONS, FUNCTIONS, INT, SUPPORTS, TYPE_ALIASES, TYPE_NAMES,
     UNKNOWN, Ty, TypeProblem, broadcast, broadcast_shapes, describe, dist_ty, fun_ty, matmul_rule,
 )
 
@@ -343,9 +343,10 @@ class _Checker:
             if have is not None and want is not None and have != want:
                 dim = p.annotation.dims[i]
                 size_text = _source_text(dim) or str(want)
+                size_text = size_text if size_text == str(want) else f"{size_text} = {want}"
+                where = f" in dimension {i + 1}" if len(sizes) > 1 else ""
                 self.error(
-                    f"'{p.name}' is declared with size {size_text} = {want} in dimension {i + 1}, "
-                    f"but the data has {have} there",
+                    f"'{p.name}' is declared with size {size_text}{where}, but the data has {have}",
                     p.span,
                 )
             merged.append(have if have is not None else want)
@@ -439,7 +440,7 @@ class _Checker:
 
     def _stmt_ExprStmt(self, s: ast.ExprStmt) -> None:
         e = s.expr
-        ty = self.expr(e)
+        self.expr(e)
         if not isinstance(e, ast.Call):
             self.error(
                 f"the value of this {_expr_words(e)} is computed and thrown away",
@@ -457,7 +458,6 @@ class _Checker:
             elif name in FUNCTIONS and FUNCTIONS[name].pure:
                 self.error(f"the value of {name}(...) is computed and thrown away", s.span,
                            "Bind it to a name: x = ...")
-        del ty
 
     def _stmt_Return(self, s: ast.Return) -> None:
         if s.value is not None:
@@ -1073,8 +1073,7 @@ class _Checker:
             return f"It is written {name}({', '.join(DISTRIBUTIONS[name].params)})."
         if name in FUNCTIONS:
             return FUNCTIONS[name].doc[:1].upper() + FUNCTIONS[name].doc[1:] + "."
-        b = self.module_names.get(name)
-        return None if b is None else None
+        return None
 
     def _builtin(self, e: ast.Call, name: str) -> Ty:
         spec = FUNCTIONS[name]
@@ -1339,7 +1338,7 @@ def _data_info(value) -> tuple[tuple[int, ...], str | None, int | None] | None:
         kind = getattr(dtype, "kind", "")
         base = {"i": "int", "u": "int", "f": "real", "b": "bool"}.get(kind)
         return tuple(int(s) for s in shape), base, None
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         if not value:
             return (0,), None, None
         infos = [_data_info(v) for v in value]

@@ -178,10 +178,8 @@ def innermost_open_bracket(source: str, token: Token) -> tuple[int, int, str] | 
         else:
             col += 1
         i += 1
-    for entry in reversed(stack):
-        if entry[2] != "{":
-            return entry
-        break
+    if stack and stack[-1][2] != "{":
+        return stack[-1]
     return None
 
 

@@ -83,7 +83,7 @@ def parse_file(path: str | os.PathLike) -> ast.Module:
     """Read a .ppl file (UTF-8) and parse it; spans name the file as ``path`` was given."""
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is not part of the program
             text = f.read()
     except UnicodeDecodeError as e:
         raise SyntaxError_(f"'{path}' is not UTF-8 text ({e.reason} at byte {e.start})") from None
@@ -477,7 +477,7 @@ def _bad_token(e: UnexpectedToken, source: str, file: str) -> SyntaxError_:
     elif tok.type in ("NAME", "INT", "REAL", "STRING") and "_SEP" in accepts:
         hint = "Is an operator or a ',' missing? Two statements on one line need a ';' between them."
     elif tok.type == "_SEP" and "an expression" in words:
-        hint = "An expression continues on the next line only after an operator or inside brackets."
+        hint = "To continue an expression on the next line, end this line with an operator or open a bracket."
     if hint is None and accepts & {"RPAR", "RSQB"}:
         opener = innermost_open_bracket(source, tok)
         if opener is not None and opener[0] < span.line:

@@ -1,0 +1,285 @@
+"""The ``ppl`` command: ``ppl run`` and ``ppl check``, in-process with ``ppl.cli.main``
+(and once through the installed script)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ppl.cli import main
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+COIN = ROOT / "examples" / "coin.ppl"
+
+COIN_SOURCE = """\
+flips = [1, 1, 0, 1, 1, 1, 0, 1, 0, 1]
+
+model coin(flips: int[]) {
+  p ~ beta(1, 1)
+  for i in 0..len(flips) {
+    flips[i] ~ bernoulli(p)
+  }
+  return p
+}
+"""
+
+
+@pytest.fixture
+def coin_file(tmp_path) -> pathlib.Path:
+    """examples/coin.ppl when it exists; otherwise the same model written here."""
+    if COIN.exists():
+        return COIN
+    path = tmp_path / "coin.ppl"
+    path.write_text(COIN_SOURCE)
+    return path
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def weighted_mean_and_se(result: dict, site: str) -> tuple[float, float]:
+    """The self-normalised importance estimate of a site's mean and its Monte Carlo standard error."""
+    x = np.asarray(result["samples"][site], dtype=np.float64)
+    lw = np.asarray(result["log_weights"], dtype=np.float64)
+    w = np.exp(lw - lw.max())
+    w /= w.sum()
+    mean = float(np.sum(w * x))
+    return mean, float(math.sqrt(np.sum(w**2 * (x - mean) ** 2)))
+
+
+def beta_mean(heads: int, tails: int) -> float:
+    """Posterior mean of a Beta(1, 1)-Bernoulli coin."""
+    return (1 + heads) / (2 + heads + tails)
+
+
+# ---------------------------------------------------------------------------
+# ppl run
+
+
+def test_run_prints_a_summary_table(capsys, coin_file):
+    code, out, err = run(capsys, "run", coin_file, "--method", "importance", "--num-samples", "4000")
+    assert code == 0, err
+    assert "Importance on 'coin' (compiled engine)" in out
+    for col in ("site", "mean", "std", "5%", "50%", "95%"):
+        assert col in out
+    row = next(line for line in out.splitlines() if line.strip("│ ").startswith("p "))
+    mean = float(row.split("│")[2])
+    assert abs(mean - beta_mean(7, 3)) < 0.02        # exact 2/3; MC error ~0.003 at ESS ~4000
+    assert "log evidence:" in out and "effective sample size:" in out
+
+
+def test_json_data_replaces_the_files_constants(capsys, coin_file, tmp_path):
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps({"flips": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0]}))
+    out_file = tmp_path / "results.json"
+    code, out, err = run(capsys, "run", coin_file, "--data", data, "--method", "importance",
+                         "--num-samples", "4000", "--out", out_file)
+    assert code == 0, err
+    assert f"wrote {out_file}" in out
+    result = json.loads(out_file.read_text())
+    assert result["model"] == "coin" and result["method"] == "Importance" and result["engine"] == "compiled"
+    mean, se = weighted_mean_and_se(result, "p")
+    assert abs(mean - beta_mean(9, 1)) < 4 * se      # z < 4 at seed 0
+    assert result["summary"]["p"]["mean"] == pytest.approx(mean, rel=1e-6)
+    assert math.isfinite(result["log_evidence"])
+
+
+def test_csv_data_one_column_per_argument(capsys, coin_file, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("flips\n0\n0\n0\n1\n0\n")
+    out_file = tmp_path / "results.json"
+    code, _, err = run(capsys, "run", coin_file, "--data", data, "--method", "importance",
+                       "--num-samples", "4000", "--out", out_file)
+    assert code == 0, err
+    mean, se = weighted_mean_and_se(json.loads(out_file.read_text()), "p")
+    assert abs(mean - beta_mean(1, 4)) < 4 * se
+
+
+def test_seed_and_num_samples(capsys, coin_file, tmp_path):
+    def draws(seed):
+        out_file = tmp_path / f"r{seed}.json"
+        code, _, err = run(capsys, "run", coin_file, "--method", "importance", "--num-samples", "300",
+                           "--seed", seed, "--out", out_file)
+        assert code == 0, err
+        return json.loads(out_file.read_text())["samples"]["p"]
+
+    a, b, c = draws(1), draws(1), draws(2)
+    assert len(a) == 300
+    assert a == b and a != c
+
+
+def test_nuts_with_netcdf_output(capsys, coin_file, tmp_path):
+    xr = pytest.importorskip("xarray")
+    out_file = tmp_path / "results.nc"
+    code, out, err = run(capsys, "run", coin_file, "--method", "nuts", "--num-samples", "300",
+                         "--num-warmup", "300", "--num-chains", "2", "--out", out_file)
+    assert code == 0, err
+    assert "NUTS on 'coin'" in out and "r_hat" in out and "ess_bulk" in out
+    assert "Traceback" not in err
+    posterior = xr.open_dataset(out_file, group="posterior", engine="h5netcdf")
+    try:
+        assert posterior["p"].shape == (2, 300)          # (chain, draw)
+        assert abs(float(posterior["p"].mean()) - beta_mean(7, 3)) < 0.05   # sd 0.13, ESS > 100
+    finally:
+        posterior.close()
+
+
+def test_importance_netcdf_reads_back_with_arviz(capsys, coin_file, tmp_path):
+    az = pytest.importorskip("arviz")
+    out_file = tmp_path / "results.nc"
+    code, _, err = run(capsys, "run", coin_file, "--method", "importance", "--num-samples", "500",
+                       "--out", out_file)
+    assert code == 0, err
+    data = az.from_netcdf(out_file)
+    p = np.asarray(data["posterior"]["p"])
+    assert p.shape == (1, 500) and np.all((p > 0) & (p < 1))
+
+
+def test_enumeration_and_model_selection(capsys, tmp_path):
+    src = tmp_path / "two.ppl"
+    src.write_text(
+        "model first() {\n  a ~ bernoulli(0.5)\n  return a\n}\n\n"
+        "model second() {\n  a ~ bernoulli(0.5)\n  b ~ bernoulli(0.5)\n"
+        "  condition(a == 1 or b == 1)\n  return a\n}\n"
+    )
+    code, out, err = run(capsys, "run", src)            # default: the last model, exact enumeration
+    assert code == 0, err
+    assert "Enumerate on 'second'" in out and "0.6667" in out
+    code, out, _ = run(capsys, "run", src, "--model", "first", "--method", "enumerate")
+    assert code == 0 and "Enumerate on 'first'" in out and "0.5" in out
+    code, _, err = run(capsys, "run", src, "--model", "third")
+    assert code == 1 and "no model named 'third'" in err and "first, second" in err
+
+
+def test_dynamic_model_says_so(capsys, tmp_path):
+    src = tmp_path / "geo.ppl"
+    src.write_text(
+        "def geometric(p) {\n  if flip(p) { return 0 }\n  return 1 + geometric(p)\n}\n\n"
+        "model g() {\n  n = geometric(0.5)\n  return n\n}\n"
+    )
+    code, out, err = run(capsys, "run", src, "--method", "importance", "--num-samples", "300")
+    assert code == 0, err
+    assert "(eager engine)" in out and "is dynamic" in out
+
+
+# ---------------------------------------------------------------------------
+# ppl check
+
+
+def test_check_ok_and_ir(capsys, coin_file):
+    code, out, _ = run(capsys, "check", coin_file)
+    assert code == 0 and out.strip() == f"{coin_file}: ok (models: coin)"
+    code, out, _ = run(capsys, "check", coin_file, "--ir")
+    assert code == 0
+    assert "program coin(" in out and "sample 'p' ~ Beta" in out and "observe 'flips'" in out
+
+
+def test_check_ir_needs_data_for_parameters(capsys, tmp_path):
+    src = tmp_path / "m.ppl"
+    src.write_text("model m(y: real[]) {\n  mu ~ normal(0, 1)\n  y ~ normal(mu, 1)\n}\n")
+    code, out, _ = run(capsys, "check", src, "--ir")
+    assert code == 0 and "no IR without data" in out and "'y'" in out
+    data = tmp_path / "d.json"
+    data.write_text('{"y": [0.5, 1.5]}')
+    code, out, _ = run(capsys, "check", src, "--ir", "--data", data)
+    assert code == 0 and "program m(" in out and "observe 'y'" in out
+
+
+# ---------------------------------------------------------------------------
+# Errors: exit code 1, the rendered error on stderr, never a traceback
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_a_bad_file_renders_the_error(capsys, tmp_path, command):
+    bad = tmp_path / "bad.ppl"
+    bad.write_text("model m(y: real[]) {\n  sigma ~ half_normal(1)\n  mu ~ normal(0, 10)\n  y ~ normal(mu, sigam)\n}\n")
+    code, out, err = run(capsys, command, bad)
+    assert code == 1 and out == ""
+    assert f"Semantic error in '{bad}', line 4, column 18" in err
+    assert "  4 |   y ~ normal(mu, sigam)" in err
+    assert "\n    |                  ^^^^^\n" in err
+    assert "'sigam' is not defined" in err and "Did you mean 'sigma'?" in err
+    assert "Traceback" not in err
+
+
+def test_a_syntax_error_renders_the_caret(capsys, tmp_path):
+    bad = tmp_path / "syntax.ppl"
+    bad.write_text("model m() {\n  x ~ normal(0, 1\n}\n")
+    code, _, err = run(capsys, "check", bad)
+    assert code == 1
+    assert err.startswith(f"Syntax error in '{bad}', line")
+    assert "^" in err and "Traceback" not in err
+
+
+def test_missing_data_names_the_key(capsys, tmp_path):
+    src = tmp_path / "m.ppl"
+    src.write_text("model m(y: real[], sigma: real) {\n  mu ~ normal(0, 1)\n  y ~ normal(mu, sigma)\n}\n")
+    data = tmp_path / "d.json"
+    data.write_text('{"y": [0.1, 0.2]}')
+    code, out, err = run(capsys, "run", src, "--data", data)
+    assert code == 1 and out == ""
+    assert "the model 'm' needs data for 'sigma'" in err and "--data" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "is not valid JSON"),
+    ("[1, 2]", "must hold a JSON object"),
+])
+def test_bad_data_files(capsys, coin_file, tmp_path, content, message):
+    data = tmp_path / "d.json"
+    data.write_text(content)
+    code, _, err = run(capsys, "run", coin_file, "--data", data)
+    assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_missing_files(capsys, coin_file, tmp_path):
+    code, _, err = run(capsys, "run", tmp_path / "nope.ppl")
+    assert code == 1 and "no such file" in err and "nope.ppl" in err
+    code, _, err = run(capsys, "run", coin_file, "--data", tmp_path / "nope.json")
+    assert code == 1 and "no such file" in err and "nope.json" in err
+
+
+def test_a_model_error_at_run_time(capsys, tmp_path):
+    src = tmp_path / "neg.ppl"
+    src.write_text("model m() {\n  x ~ normal(0, -1)\n  return x\n}\n")
+    code, _, err = run(capsys, "run", src, "--method", "importance", "--num-samples", "10")
+    assert code == 1
+    assert f"'{src}', line 2" in err and "scale" in err and "Traceback" not in err
+
+
+def test_unknown_method_is_refused_by_the_parser(capsys, coin_file):
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(coin_file), "--method", "magic"])
+    assert e.value.code == 2
+    assert "invalid choice: 'magic'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# The installed script
+
+
+def test_the_installed_ppl_script(coin_file, tmp_path):
+    script = shutil.which("ppl", path=os.path.dirname(sys.executable)) or shutil.which("ppl")
+    if script is None:
+        pytest.skip("the ppl console script is not installed")
+    done = subprocess.run([script, "run", str(coin_file), "--method", "importance", "--num-samples", "1000"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Importance on 'coin'" in done.stdout and "│ p " in done.stdout
+    bad = tmp_path / "bad.ppl"
+    bad.write_text("model m() {\n  x ~ normal(0, 1)\n  y ~ normal(x, oops)\n}\n")
+    done = subprocess.run([script, "check", str(bad)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "line 3" in done.stderr and "^" in done.stderr and "Traceback" not in done.stderr
