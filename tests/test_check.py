@@ -182,13 +182,14 @@ REJECTED = [
     ("model m(N: int) { for i in 0..N / 2 { } }", ["use '//' for integer division"]),
     ("model m() { x ~ normal(0, 1); x ~ normal(1, 1) }", ["the address 'x' is used twice"]),
     ("model m(N: int) { for i in 0..N { x ~ normal(0, 1); x ~ normal(0, 1) } }",
-     ["the address ('x', i) is used twice in every iteration"]),
+     ["the address 'x[i]' is used twice in every iteration"]),
     ("model m(N: int) { for i in 0..N { x ~ normal(0, 1) }\n for j in 0..N { x ~ normal(0, 1) } }",
      ["is used twice"]),
     ("model m(y: real) { y ~ normal(0, 1); y ~ normal(1, 1) }", ["the address 'y' is used twice"]),
     ("model m() { x = 1.0; x ~ normal(0, 1) }", ["'x' is bound by '=' on line 1", "observe x ~ ..."]),
     ("model m(y: real[]) { y = log(y); y ~ normal(0, 1) }", ["'y' is bound by '='"]),
-    ("model m() { mu ~ flat(ordered, 2); mu[0] ~ normal(0, 1) }", ["'mu' is already a random choice"]),
+    ("model m() { mu ~ flat(ordered, 2); mu[0] ~ normal(0, 1) }",
+     ["'mu' is already a random choice", "factor(log_density(normal(0, 1), mu[0]))"]),
     ("model m(y: real[]) { log(y) ~ normal(0, 1) }",
      ["the left of '~' must be a variable", "observe log(y) ~ ..."]),
     ("model m() { 3 ~ normal(0, 1) }", ["found a number"]),
@@ -253,7 +254,10 @@ REJECTED = [
     ("model m() { x = if 1.5 then 1 else 2 }", ["the condition of an if-expression must be true or false"]),
     ("model m(y: real[]) { if y > 0 { } }", ["an if condition must be a single boolean"]),
     ("model m() { x ~ normal([0, 0], [[1, 0], [0, 1]]) }", []),  # broadcasting is fine
-    ("model sub() { p ~ beta(1, 1) }\nmodel m() { a = sub()\n a = sub() }", ["the address 'a' is used twice"]),
+    ("model m(y: real[]) { y[0] ~ normal(0, 1); y[1] ~ normal(0, 1) }",
+     ["the address 'y' is used twice", "named after its variable, whatever the index"]),
+    ("model m() { mu ~ flat(positive); observe mu ~ half_normal(1) }",
+     ["the address 'mu' is used twice", "factor(log_density(half_normal(1), mu))"]),
     ("model m(y: real[]) { y[0][1] ~ normal(0, 1) }", ["'y[0]' is a real number; it cannot be indexed"]),
 ]
 

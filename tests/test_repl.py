@@ -300,17 +300,11 @@ def test_history_location(monkeypatch, tmp_path):
     monkeypatch.setenv("PPL_HISTORY", str(tmp_path / "h" / "hist"))
     assert isinstance(R._history(), FileHistory)
     assert (tmp_path / "h" / "hist").exists()
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
+    home = tmp_path / "home"
+    (home / ".ppl_history").mkdir(parents=True)   # cannot be opened as a file, even by root
     monkeypatch.delenv("PPL_HISTORY")
-    monkeypatch.setenv("HOME", str(ro))
-    try:
-        if os.access(ro, os.W_OK):   # running as root: permissions do not stop us
-            pytest.skip("cannot make an unwritable home as this user")
-        assert isinstance(R._history(), InMemoryHistory)
-    finally:
-        ro.chmod(0o700)
+    monkeypatch.setenv("HOME", str(home))
+    assert isinstance(R._history(), InMemoryHistory)
 
 
 # ---------------------------------------------------------------------------
@@ -426,7 +420,8 @@ def test_a_session_at_the_terminal(terminal, tmp_path):
 
 def test_ctrl_d_leaves(terminal):
     terminal.expect(r"ppl>")
-    terminal.line("x = 4")
+    terminal.line("2 * 21")
+    terminal.expect(r"\n42\n")
     terminal.expect(r"ppl>")
     terminal.type("\x04")
     assert terminal.close() == 0

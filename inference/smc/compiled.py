@@ -89,7 +89,8 @@ def get_filter(program: ir.Program, options: Options) -> "Filter":
     if per_program is None:
         per_program = _filters[program] = {}
     try:
-        key = hash(options) and options
+        hash(options)
+        key = options
     except TypeError:  # an unhashable proposal or kernel: cache by identity
         key = tuple(id(o) for o in options)
     f = per_program.get(key)
@@ -171,8 +172,9 @@ class Filter:
         resampled_init = jnp.asarray(False)
         empty = jnp.zeros((0,), lw.dtype)
         ess_t, resampled, moved = empty, jnp.zeros((0,), bool), empty
-        if cut.loop is None:
+        if cut.loop is None:  # importance sampling: one weighting step, never resampled
             step_values, ys, ys_axis = {}, [], 0
+            ess_t, resampled = ess_init[None], jnp.zeros((1,), bool)
         else:
             if cut.init_weighted:
                 state, _, resampled_init = self._maybe_resample(state, k_res, R.summarise(state.log_weights), True)

@@ -408,7 +408,7 @@ class _Checker:
         (owner or self.scope).names[name] = binding
 
     def _stmt_Assign(self, s: ast.Assign) -> None:
-        ty = self.expr(s.value, bind_name=s.name)
+        ty = self.expr(s.value)
         b = self.scope.lookup(s.name)
         if b is not None and b.kind == "loop" and self.scope.owner(s.name) is not None:
             self.error(f"cannot assign to the loop variable '{s.name}'", s.span,
@@ -500,6 +500,21 @@ class _Checker:
                        s.dist.span, "Observe data with a proper distribution such as normal(mu, sigma).")
         if dty.base == "dist" and dty.elem is not None:
             self._check_value_vs_dist(vty, dty.elem, s.value, s.dist)
+        name = ast.root_name(s.value)
+        if name is None:
+            return  # an anonymous site, named by its position
+        key, words = self._tilde_key(name, s.value)
+        if key in self.frame.sites:
+            first_span, _ = self.frame.sites[key]
+            self.error(
+                f"the address {words} is used twice: 'observe {_expr_text(s.value)} ~ ...' is named after "
+                f"'{name}', like the random choice or observation on line {first_span.line}",
+                s.value.span,
+                f"To add a density term on a random value, write "
+                f"factor(log_density({_expr_text(s.dist)}, {_expr_text(s.value)})).",
+            )
+            return
+        self.frame.sites[key] = (s.span, words)
 
     def _stmt_If(self, s: ast.If) -> None:
         ty = self.expr(s.cond)
@@ -596,16 +611,17 @@ class _Checker:
                 "for a new random choice, use a new name.",
             )
             return
-        if key in self.frame.sites:
-            self._duplicate_site(key, s, words)
-            return
         if same_level and b.kind == "random" and isinstance(target, ast.Index):
             self.error(
                 f"'{name}' is already a random choice (line {b.span.line}); "
                 f"'{_target_text(target)} ~ ...' would draw part of it again",
                 target.span,
-                f"To add a prior term on part of it, write 'observe {_target_text(target)} ~ ...' or use factor(...).",
+                f"To add a prior term on part of it, write "
+                f"factor(log_density({_expr_text(s.dist)}, {_target_text(target)})).",
             )
+            return
+        if key in self.frame.sites:
+            self._duplicate_site(key, s, words)
             return
         self.frame.sites[key] = (s.span, words)
         if isinstance(target, ast.Index) and b is None:
@@ -671,14 +687,12 @@ class _Checker:
             )
 
     def _tilde_key(self, name: str, target) -> tuple[tuple, str]:
+        """The address of ``target ~ ...``: its variable's name, indexed by the enclosing loops."""
         depth = self.frame.depth
-        loops = self.frame.loop_vars
-        if depth > 0 or isinstance(target, ast.Name):
-            words = f"'{name}'" if depth == 0 else "(" + ", ".join([repr(name), *loops]) + ")"
-            return (name, depth), words
-        items = tuple(i for chain in _index_chain(target) for i in chain)
-        shown = ", ".join([repr(name)] + [_expr_text(i) for i in items])
-        return (name, 0, items), f"({shown})"
+        if depth == 0:
+            return (name, 0), f"'{name}'"
+        loops = ", ".join(self.frame.loop_vars)
+        return (name, depth), f"'{name}[{loops}]'"
 
     def _duplicate_site(self, key, s, words: str) -> None:
         first_span, _ = self.frame.sites[key]
@@ -686,19 +700,17 @@ class _Checker:
         self.error(
             f"the address {words} is used twice{in_loop}: it was already drawn or observed on line {first_span.line}",
             s.target.span if isinstance(s, ast.Tilde) else s.span,
-            "Each random choice needs its own name. To add another density term on the same value, "
-            "write 'observe x ~ ...' or use factor(...).",
+            self._duplicate_hint(s, words),
         )
 
-    def _site(self, key, span: Span, words: str) -> None:
-        if key in self.frame.sites:
-            first, _ = self.frame.sites[key]
-            self.error(
-                f"the address {words} is used twice: it was already used on line {first.line}",
-                span, "Bind each call of a model to its own name: a = m(...), b = m(...).",
-            )
-            return
-        self.frame.sites[key] = (span, words)
+    def _duplicate_hint(self, s, words: str) -> str:
+        if isinstance(s, ast.Tilde) and isinstance(s.target, ast.Index) and self.frame.depth == 0:
+            return ("A random choice or observation is named after its variable, whatever the index: "
+                    "draw or observe the elements in a loop, or all at once (y ~ normal(mu, sigma)).")
+        text = _expr_text(s.target) if isinstance(s, ast.Tilde) else "x"
+        dist = _expr_text(s.dist) if isinstance(s, ast.Tilde) else "d"
+        return ("Each random choice needs its own name. To add another density term on a random value, write "
+                f"factor(log_density({dist}, {text})).")
 
     def _bad_tilde_target(self, s: ast.Tilde) -> None:
         t = s.target
@@ -757,9 +769,9 @@ class _Checker:
         self.error(f"{what} must be {want}, found {describe(ty)}", e.span, hint)
 
     # ----------------------------------------------------------- expressions
-    def expr(self, e, dist_context: bool = False, bind_name: str | None = None) -> Ty:
+    def expr(self, e, dist_context: bool = False) -> Ty:
         if isinstance(e, ast.Call):
-            return self._expr_Call(e, dist_context=dist_context, bind_name=bind_name)
+            return self._expr_Call(e, dist_context=dist_context)
         rule = getattr(self, "_expr_" + type(e).__name__, None)
         if rule is None:
             return UNKNOWN
@@ -1009,7 +1021,7 @@ class _Checker:
         return self._index_item(e)
 
     # ------------------------------------------------------------------ calls
-    def _expr_Call(self, e: ast.Call, dist_context: bool = False, bind_name: str | None = None) -> Ty:
+    def _expr_Call(self, e: ast.Call, dist_context: bool = False) -> Ty:
         f = e.func
         if isinstance(f, ast.Name):
             name = f.id
@@ -1026,11 +1038,11 @@ class _Checker:
                     for a in e.args:
                         self.expr(a)
                     return UNKNOWN
-            return self._call_value(e, name, b, bind_name)
+            return self._call_value(e, name, b)
         fty = self.expr(f)
-        return self._call_value(e, _expr_text(f) or "this expression", Binding("local", fty, None), bind_name)
+        return self._call_value(e, _expr_text(f) or "this expression", Binding("local", fty, None))
 
-    def _call_value(self, e: ast.Call, name: str, b: Binding, bind_name: str | None) -> Ty:
+    def _call_value(self, e: ast.Call, name: str, b: Binding) -> Ty:
         args = [self.expr(a) for a in e.args]
         ty = b.ty
         if ty.base in ("fun", "model"):
@@ -1040,10 +1052,6 @@ class _Checker:
                 if self.frame.kind == "top":
                     self.error(f"a model cannot be called at the top level of a file ('{name}')", e.span,
                                "Call it inside another model.")
-                else:
-                    key = (bind_name or name, self.frame.depth, "call")
-                    words = f"'{bind_name or name}'"
-                    self._site(key, e.span, words)
             return UNKNOWN
         if ty.base == "unknown":
             return UNKNOWN

@@ -1,0 +1,409 @@
+"""HMC and NUTS kernels, warm-up and the chain driver (``ppl.inference.mcmc``).
+
+Statistical checks use fixed seeds and Monte Carlo error bounds: a posterior
+mean is within 4 MCSE (``sd / sqrt(ESS)``) of the truth, and so is a variance
+(the mean of ``(x - mu)^2``). The invariance tests draw exact samples, apply
+one kernel transition to each (independently, vectorised) and compare
+moments with standard errors that are exact because the draws are
+independent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import jax
+import jax.numpy as jnp
+
+from ppl.inference import diagnostics
+from ppl.inference.mcmc import adaptation, base, hmc, init, nuts, progress
+from ppl.inference.mcmc.adaptation import Adaptation
+from ppl.inference.mcmc.base import SamplingWarning, run_chains
+from ppl.stdlib.errors import DensityError, ModelError
+
+Z = 4.0  # z-score bound for Monte Carlo checks
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def gaussian_logdensity(position, mean, precision):
+    z = position["x"] - mean
+    return -0.5 * z @ precision @ z
+
+
+def correlated_2d():
+    cov = np.array([[1.0, 0.9], [0.9, 1.0]])
+    return np.array([1.0, -2.0]), cov
+
+
+def scaled_10d():
+    scales = np.logspace(-1, 1, 10)  # 0.1 .. 10
+    return np.linspace(-3.0, 3.0, 10), np.diag(scales**2)
+
+
+def dense_3d():
+    # Strong correlations and scales a thousand apart: a diagonal metric cannot fix this.
+    scales = np.array([0.01, 1.0, 10.0])
+    corr = np.array([[1.0, 0.98, -0.9], [0.98, 1.0, -0.92], [-0.9, -0.92, 1.0]])
+    return np.array([0.5, 0.0, -5.0]), corr * np.outer(scales, scales)
+
+
+def sample(target, builder, seed, *, num_warmup=500, num_samples=500, adapt=None, **kw):
+    mean, cov = target()
+    d = mean.shape[0]
+    args = (jnp.asarray(mean, jnp.float32), jnp.asarray(np.linalg.inv(cov), jnp.float32))
+    return run_chains(
+        jax.random.PRNGKey(seed),
+        gaussian_logdensity,
+        init.uniform({"x": jnp.zeros(d)}),
+        builder,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=4,
+        adapt=adapt,
+        args=args,
+        **kw,
+    )
+
+
+def assert_moments(draws, mean, cov):
+    """Means and variances within Z Monte Carlo standard errors; R-hat below 1.01."""
+    draws = np.asarray(draws, np.float64)
+    z_mean = (draws.mean(axis=(0, 1)) - mean) / diagnostics.mcse_mean(draws)
+    squares = (draws - mean) ** 2
+    z_var = (squares.mean(axis=(0, 1)) - np.diag(cov)) / diagnostics.mcse_mean(squares)
+    assert np.all(np.abs(z_mean) < Z), z_mean
+    assert np.all(np.abs(z_var) < Z), z_var
+    assert np.all(diagnostics.split_rhat(draws) < 1.01)
+
+
+# --------------------------------------------------------------------------- posterior moments
+
+NUTS = nuts.Builder()
+HMC = hmc.Builder(num_integration_steps=16, step_size_jitter=0.5)
+
+
+@pytest.mark.parametrize("builder", [NUTS, HMC], ids=["nuts", "hmc"])
+def test_correlated_gaussian(builder):
+    result = sample(correlated_2d, builder, seed=1)
+    assert_moments(result.positions["x"], *correlated_2d())
+
+
+@pytest.mark.parametrize("builder", [NUTS, HMC], ids=["nuts", "hmc"])
+def test_diagonal_adaptation_fixes_scales(builder):
+    mean, cov = scaled_10d()
+    result = sample(scaled_10d, builder, seed=2)
+    assert_moments(result.positions["x"], mean, cov)
+    # The adapted inverse mass matrix estimates the variances (factor 2 covers estimation error).
+    ratio = np.asarray(result.adaptation["inverse_mass_matrix"]) / np.diag(cov)
+    assert np.all((ratio > 0.5) & (ratio < 2.0)), ratio
+
+
+@pytest.mark.parametrize("builder", [NUTS, HMC], ids=["nuts", "hmc"])
+def test_dense_adaptation(builder):
+    mean, cov = dense_3d()
+    result = sample(dense_3d, builder, seed=3, adapt=Adaptation(metric="dense"))
+    assert_moments(result.positions["x"], mean, cov)
+    imm = np.asarray(result.adaptation["inverse_mass_matrix"])
+    assert imm.shape == (4, 3, 3)
+    # The estimate's correlations match the target's.
+    corr = imm / np.sqrt(np.einsum("cii,cjj->cij", imm, imm))
+    target = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+    assert np.max(np.abs(corr - target)) < 0.05
+
+
+def test_nuts_needs_fewer_steps_with_dense_metric():
+    diag = sample(dense_3d, NUTS, seed=4, warn=False)
+    dense = sample(dense_3d, NUTS, seed=4, adapt=Adaptation(metric="dense"), warn=False)
+    steps = lambda r: float(np.mean(r.sample_stats["num_steps"]))
+    assert steps(dense) * 3 < steps(diag)
+
+
+# --------------------------------------------------------------------------- step size
+
+
+@pytest.mark.parametrize("target_accept", [0.8, 0.95])
+def test_step_size_adaptation_reaches_target(target_accept):
+    result = sample(scaled_10d, NUTS, seed=5, adapt=Adaptation(target_accept=target_accept))
+    accept = float(np.mean(result.sample_stats["accept_prob"]))
+    assert abs(accept - target_accept) < 0.1
+    step_size = np.asarray(result.sample_stats["step_size"])
+    assert np.all(step_size == step_size[:, :1])  # fixed after warm-up
+
+
+def test_dual_averaging_finds_the_step_size_of_a_known_acceptance_curve():
+    # Acceptance exp(-eps): the target 0.8 is reached at eps = -log(0.8).
+    config = Adaptation(target_accept=0.8)
+
+    def step(state, _):
+        accept = jnp.exp(-jnp.exp(state.log_step_size))
+        return adaptation.dual_averaging_update(state, accept, config), None
+
+    state, _ = jax.lax.scan(step, adaptation.dual_averaging_init(jnp.float32(1.0)), None, length=2000)
+    assert float(jnp.exp(state.log_step_size_avg)) == pytest.approx(-np.log(0.8), rel=0.05)
+
+
+def test_stan_window_schedule():
+    collect, window_end = adaptation.schedule(1000)
+    assert np.flatnonzero(window_end).tolist() == [99, 149, 249, 449, 949]
+    assert not collect[:75].any() and collect[75:950].all() and not collect[950:].any()
+    # Too short for 75 + 25 + 50: 15% / 75% / 10%.
+    collect, window_end = adaptation.schedule(100)
+    assert np.flatnonzero(window_end).tolist() == [89]
+    assert np.flatnonzero(collect).tolist() == list(range(15, 90))
+    collect, window_end = adaptation.schedule(10)
+    assert not collect.any() and not window_end.any()
+
+
+def test_welford_regularisation_matches_stan():
+    x = np.random.default_rng(0).normal(size=(50, 3)) * np.array([1.0, 2.0, 3.0])
+    state = adaptation.welford_init(3, dense=True, dtype=jnp.float64 if jax.config.x64_enabled else jnp.float32)
+    for row in x:
+        state = adaptation.welford_update(state, jnp.asarray(row, state.mean.dtype))
+    n = len(x)
+    expected = (n / (n + 5.0)) * np.cov(x.T) + 1e-3 * (5.0 / (n + 5.0)) * np.eye(3)
+    np.testing.assert_allclose(adaptation.welford_covariance(state), expected, rtol=1e-4, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- kernel laws
+
+
+def _invariance(kernel, num=20000, seed=0, step_size=0.9):
+    """Exact draws of a correlated Gaussian, one kernel transition each: still that Gaussian."""
+    mean, cov = correlated_2d()
+    prec = np.linalg.inv(cov)
+    logdensity = lambda p: -0.5 * (p["x"] - mean) @ prec @ (p["x"] - mean)
+    key_draw, key_step = jax.random.split(jax.random.PRNGKey(seed))
+    x = jax.random.multivariate_normal(key_draw, mean, cov, (num,), dtype=jnp.float32)
+
+    @jax.jit
+    def step(keys, x):
+        def one(key, x):
+            state = nuts.init({"x": x}, logdensity)
+            state, info = kernel(key, state, logdensity, step_size, jnp.ones(2))
+            return state.position["x"], info.accept_prob
+
+        return jax.vmap(one)(keys, x)
+
+    y, accept = step(jax.random.split(key_step, num), x)
+    y = np.asarray(y, np.float64)
+    se_mean = np.sqrt(np.diag(cov) / num)
+    assert np.all(np.abs(y.mean(0) - mean) / se_mean < Z)
+    centred = (y - mean) ** 2
+    se_var = centred.std(0) / np.sqrt(num)
+    assert np.all(np.abs(centred.mean(0) - np.diag(cov)) / se_var < Z)
+    cross = (y[:, 0] - mean[0]) * (y[:, 1] - mean[1])
+    assert abs(cross.mean() - cov[0, 1]) / (cross.std() / np.sqrt(num)) < Z
+    # The transition moved the draws (it is not the identity).
+    assert np.mean(np.all(y == np.asarray(x), axis=1)) < 0.5
+    return accept
+
+
+def test_nuts_transition_leaves_the_target_invariant():
+    _invariance(nuts.build_kernel())
+
+
+def test_hmc_transition_leaves_the_target_invariant():
+    accept = _invariance(hmc.build_kernel(num_integration_steps=5), step_size=0.6)
+    assert 0.2 < float(jnp.mean(accept)) < 1.0
+
+
+def test_nuts_kernel_is_traced_once():
+    calls = []
+
+    def logdensity(p):
+        calls.append(1)
+        return -0.5 * jnp.sum(p**2)
+
+    kernel = jax.jit(nuts.build_kernel(), static_argnums=(2,))
+    state = nuts.init(jnp.zeros(3), logdensity)
+    state, _ = kernel(jax.random.PRNGKey(0), state, logdensity, 0.5, jnp.ones(3))
+    traced = len(calls)
+    state, _ = kernel(jax.random.PRNGKey(1), state, logdensity, 0.4, jnp.ones(3))
+    assert len(calls) == traced
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def test_run_chains_compiles_once_for_the_same_shapes():
+    calls = []
+
+    def logdensity(position, mu):
+        calls.append(1)
+        return -0.5 * jnp.sum((position - mu) ** 2)
+
+    kw = dict(num_warmup=50, num_samples=50, args=(jnp.zeros(2),), warn=False)
+    first = run_chains(jax.random.PRNGKey(0), logdensity, jnp.zeros((2, 2)), NUTS, **kw)
+    traced = len(calls)
+    assert traced > 0
+    kw["args"] = (jnp.ones(2),)  # new data, same shapes
+    second = run_chains(jax.random.PRNGKey(1), logdensity, jnp.full((2, 2), 0.5), NUTS, **kw)
+    assert len(calls) == traced
+    assert first.positions.shape == second.positions.shape == (2, 50, 2)
+    # A different target acceptance is a run-time number too.
+    run_chains(jax.random.PRNGKey(2), logdensity, jnp.zeros((2, 2)), NUTS, adapt=Adaptation(target_accept=0.9), **kw)
+    assert len(calls) == traced
+
+
+def test_result_layout_and_statistics():
+    template = {"a": jnp.zeros(()), "b": jnp.zeros((2, 3))}
+    logdensity = lambda p: -0.5 * (p["a"] ** 2 + jnp.sum(p["b"] ** 2))
+    result = run_chains(
+        jax.random.PRNGKey(0), logdensity, init.uniform(template), NUTS,
+        num_warmup=100, num_samples=100, num_chains=3, warn=False,
+    )
+    assert result.positions["a"].shape == (3, 100)
+    assert result.positions["b"].shape == (3, 100, 2, 3)
+    stats = result.sample_stats
+    assert set(stats) == {"diverging", "accept_prob", "num_steps", "tree_depth", "energy", "step_size", "log_density"}
+    assert all(v.shape == (3, 100) for v in stats.values())
+    assert stats["diverging"].dtype == jnp.bool_
+    assert result.adaptation["step_size"].shape == (3,)
+    assert result.adaptation["inverse_mass_matrix"].shape == (3, 7)
+    # Recorded log densities are those of the recorded positions.
+    recomputed = jax.vmap(jax.vmap(logdensity))(result.positions)
+    np.testing.assert_allclose(stats["log_density"], recomputed, rtol=1e-5, atol=1e-5)
+    # Tree depth and steps agree: a depth-k trajectory has between 2^(k-1) and 2^k - 1 steps.
+    depth, steps = np.asarray(stats["tree_depth"]), np.asarray(stats["num_steps"])
+    assert np.all(steps <= 2**depth - 1) and np.all(steps >= 2 ** (depth - 1))
+
+
+def test_funnel_divergences_are_counted_and_reported():
+    # Neal's funnel, centred: v ~ N(0, 3), x_i | v ~ N(0, exp(v / 2)).
+    def funnel(p):
+        v, x = p[0], p[1:]
+        return -0.5 * (v / 3.0) ** 2 - 0.5 * jnp.sum(x**2) * jnp.exp(-v) - 0.5 * x.shape[0] * v
+
+    with pytest.warns(SamplingWarning, match="divergent") as record:
+        result = run_chains(
+            jax.random.PRNGKey(0), funnel, init.uniform(jnp.zeros(10)), NUTS,
+            num_warmup=50, num_samples=500, num_chains=4,
+        )
+    diverging = np.asarray(result.sample_stats["diverging"])
+    assert diverging.sum() > 0
+    message = next(str(w.message) for w in record if "divergent" in str(w.message))
+    assert f"{int(diverging.sum())} of 2000" in message
+    assert "target_accept" in message and "non-centred" in message
+
+
+# --------------------------------------------------------------------------- initialisation
+
+
+def test_uniform_initialisation_retries_until_the_density_is_finite():
+    # Positive density only where x > 1.8: a uniform (-2, 2) draw lands there 5% of the time.
+    logdensity = lambda x: jnp.where(jnp.all(x > 1.8), -0.5 * jnp.sum(x**2), -jnp.inf)
+    start = init.initialize(
+        jax.random.PRNGKey(0), init.uniform(jnp.zeros(1)), jax.value_and_grad(logdensity), 8, lambda t: t
+    )
+    assert np.all(np.asarray(start.status) == init.OK)
+    assert np.all(np.asarray(start.position) > 1.8)
+    assert 1 < int(start.tries) <= init.MAX_TRIES
+
+
+def test_zero_density_everywhere_is_a_model_error():
+    logdensity = lambda x: jnp.sum(x) + jnp.log(0.0)
+    with pytest.raises(ModelError, match="zero") as error:
+        run_chains(jax.random.PRNGKey(0), logdensity, init.uniform(jnp.zeros(2)), NUTS, num_warmup=10, num_samples=10)
+    assert "100 initial points" in str(error.value)
+    assert "support" in str(error.value)  # says what to do
+
+
+def test_nan_density_at_given_values_is_a_model_error():
+    logdensity = lambda x: jnp.sum(jnp.log(x))  # NaN for negative x
+    with pytest.raises(ModelError, match="NaN"):
+        run_chains(jax.random.PRNGKey(0), logdensity, -jnp.ones((2, 2)), NUTS, num_warmup=10, num_samples=10)
+
+
+def test_nan_gradient_at_the_start_is_a_density_error():
+    logdensity = lambda x: -jnp.sum(jnp.sqrt(x))  # finite at 0, gradient infinite there
+    with pytest.raises(DensityError, match="gradient"):
+        run_chains(jax.random.PRNGKey(0), logdensity, init.at_point(jnp.zeros(2)), NUTS, num_warmup=10, num_samples=10)
+
+
+# --------------------------------------------------------------------------- randomness
+
+
+def test_threefry_matches_the_random123_known_answers():
+    cases = [
+        ((0x00000000, 0x00000000), (0x00000000, 0x00000000), (0x6B200159, 0x99BA4EFE)),
+        ((0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
+        ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0)),
+    ]
+    for key, counter, expected in cases:
+        out = hmc.threefry2x32(jnp.asarray(key, jnp.uint32), jnp.uint32(counter[0]), jnp.uint32(counter[1]))
+        assert tuple(int(v) for v in out) == expected
+
+
+def test_in_loop_normals_are_standard_normal():
+    keys = jax.vmap(hmc.derive_key, (None, 0))(jnp.asarray([1, 2], jnp.uint32), jnp.arange(4000))
+    z = np.asarray(jax.vmap(lambda k: hmc.standard_normal(k, (5,), jnp.float32))(keys), np.float64).ravel()
+    n = z.size
+    assert abs(z.mean()) < Z / np.sqrt(n)
+    assert abs(z.var() - 1.0) < Z * np.sqrt(2.0 / n)
+    assert abs(np.mean(z**3)) < Z * np.sqrt(15.0 / n)
+    # Neighbouring coordinates of one draw are uncorrelated.
+    z = z.reshape(-1, 5)
+    assert abs(np.mean(z[:, 0] * z[:, 1])) < Z / np.sqrt(len(z))
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+def test_diagnostics_agree_with_arviz():
+    az = diagnostics._arviz()
+    x = np.random.default_rng(1).normal(size=(4, 300, 2, 3)).cumsum(axis=1) * 0.1 + np.random.default_rng(2).normal(size=(4, 300, 2, 3))
+    dataset = az.convert_to_dataset({"x": x})
+    np.testing.assert_allclose(diagnostics.split_rhat(x), az.rhat(dataset, method="rank")["x"].values, rtol=1e-10)
+    np.testing.assert_allclose(diagnostics.ess_bulk(x), az.ess(dataset, method="bulk")["x"].values, rtol=1e-10)
+    np.testing.assert_allclose(diagnostics.ess_tail(x), az.ess(dataset, method="tail")["x"].values, rtol=1e-10)
+    np.testing.assert_allclose(diagnostics.mcse_mean(x), az.mcse(dataset, method="mean")["x"].values, rtol=1e-10)
+    assert isinstance(diagnostics.split_rhat(x[..., 0, 0]), float)
+    with pytest.raises(ValueError, match="chains, draws"):
+        diagnostics.ess_bulk(np.zeros(10))
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.5, 0.9])
+def test_ess_of_an_ar1_chain_is_near_theory(phi):
+    rng = np.random.default_rng(3)
+    chains, n = 4, 5000
+    noise = rng.normal(size=(chains, n))
+    x = np.empty_like(noise)
+    x[:, 0] = noise[:, 0] / np.sqrt(1 - phi**2)
+    for t in range(1, n):
+        x[:, t] = phi * x[:, t - 1] + noise[:, t]
+    theory = chains * n * (1 - phi) / (1 + phi)
+    assert diagnostics.ess_bulk(x) == pytest.approx(theory, rel=0.15)
+    assert diagnostics.mcse_mean(x) == pytest.approx(np.sqrt(1 / (1 - phi**2) / theory), rel=0.1)
+    assert diagnostics.split_rhat(x) < 1.01
+
+
+def test_rhat_flags_chains_that_disagree():
+    x = np.random.default_rng(4).normal(size=(4, 500))
+    x[0] += 1.0
+    assert diagnostics.split_rhat(x) > 1.05
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def test_progress_is_silent_under_pytest_and_on_request():
+    assert progress.enabled(None) is False
+    assert progress.enabled(True) is True
+    assert progress.interval(4, 2000) == 40
+
+
+def test_progress_callbacks_report_transitions(monkeypatch):
+    seen = []
+    monkeypatch.setattr(progress.ChainProgress, "update", lambda self, t, d: seen.append((t.copy(), d.copy())))
+    logdensity = lambda x: -0.5 * jnp.sum(x**2)
+    run_chains(
+        jax.random.PRNGKey(0), logdensity, jnp.zeros((2, 1)), NUTS,
+        num_warmup=100, num_samples=100, progress=True, warn=False,
+    )
+    assert 10 <= len(seen) <= progress.REPORTS_PER_RUN + 1
+    transitions = np.array([t for t, _ in seen])
+    assert np.all(np.diff(transitions.sum(axis=1)) >= 0)
+    assert transitions[-1].sum() >= 0.9 * 400
