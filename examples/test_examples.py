@@ -141,7 +141,7 @@ def check_linear_regression():
 
     exact = grid_posterior_means(logp, [np.linspace(-0.5, 2.5, 90), np.linspace(1.5, 2.5, 90),
                                         np.linspace(0.1, 1.5, 90)])
-    post = ppl.infer(m.regression, m.x, m.y, method=ppl.NUTS(num_warmup=400, num_samples=400, num_chains=2))
+    post = ppl.infer(m.regression, m.x, m.y, method=ppl.NUTS(num_warmup=400, num_samples=1000, num_chains=2))
     for name, e in zip(("alpha", "beta", "sigma"), exact):
         assert abs(mcmc_z(post, name, e)) < 4, name
 
@@ -198,7 +198,7 @@ def kalman_log_evidence(ys, a=0.9, q=1.0, r=0.5):
 def check_kalman():
     m = load("kalman")
     exact = kalman_log_evidence(np.asarray(m.ys, np.float64))
-    method = ppl.SMC(num_particles=2000) if hasattr(ppl, "SMC") else ppl.Importance(num_particles=200_000)
+    method = ppl.SMC(num_particles=2000)
     estimates = [ppl.infer(m.ssm, m.ys, method=method, seed=s).log_evidence for s in range(5)]
     z = np.exp(np.asarray(estimates) - exact)  # unbiased in the evidence: mean 1
     assert abs(z.mean() - 1) < 4 * max(z.std(ddof=1), 1e-3) / math.sqrt(len(z))

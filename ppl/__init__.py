@@ -31,6 +31,9 @@ from ppl.posterior import Posterior
 from ppl.inference.enumerate import Enumerate
 from ppl.inference.importance import Importance
 from ppl.inference.mcmc.methods import NUTS, HMC
+from ppl.inference.mcmc.mh import MH
+from ppl.inference.mcmc.gibbs import Gibbs
+from ppl.inference.smc import SMC
 from ppl.api import infer
 from ppl.config import config, enable_default_cache
 from ppl.lower import load, loads
@@ -55,6 +58,9 @@ __all__ = [
     "Importance",
     "NUTS",
     "HMC",
+    "MH",
+    "Gibbs",
+    "SMC",
     "config",
     "load",
     "loads",

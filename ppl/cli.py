@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(f"error: no such file: {err.filename}", file=sys.stderr)
         return 1
+    except RecursionError:
+        print("error: the model recursed deeper than Python allows. A recursive model has no bound on "
+              "its depth: use --method importance, smc or mh, or exact enumeration with a depth bound "
+              "from Python (ppl.Enumerate(max_depth=20)).", file=sys.stderr)
+        return 1
 
 
 # ---------------------------------------------------------------------------

@@ -172,14 +172,15 @@ class Posterior:
         """
         import arviz as az
 
-        draws = self.resample()
+        keep_chains = self.result.chains and self.weights is None
+        draws = self.samples if keep_chains else self.resample()
         posterior = {}
         for k, v in draws.items():
             v = np.asarray(v)
             if v.dtype == object:
                 continue
             # ArviZ names may not contain '/': a sub-model site 'sub/x' becomes 'sub.x'
-            posterior[k.replace("/", ".")] = v if self.result.chains and self.weights is None else v[None]
+            posterior[k.replace("/", ".")] = v if keep_chains else v[None]
         groups = {"posterior": posterior}
         stats = {k: np.asarray(v) for k, v in self.sample_stats.items() if not k.startswith("_")}
         if stats:

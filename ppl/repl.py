@@ -55,7 +55,7 @@ VALUE_NAME = "_"
 COMMANDS = {
     "load": ":load FILE                  add the definitions of a .ppl file to the session",
     "ir": ":ir NAME [args...]           print the IR of model NAME for these arguments",
-    "infer": ":infer NAME [args...] [method=M] [samples=N] [seed=N] [warmup=N] [chains=N]\n"
+    "infer": ":infer NAME [args...] [method=M] [samples=N] [seed=N] [warmup=N] [chains=N] [depth=N]\n"
              "                             run inference and print the posterior summary",
     "models": ":models                     list the session's models, functions and constants",
     "reset": ":reset                      forget every definition",
@@ -77,12 +77,13 @@ HELP = "\n".join([
     "Arguments are JSON values ([1, 0, 1], 2.5, true) or names of session constants;",
     "a model parameter can also be given as NAME=VALUE, and one left out is taken from",
     "the session constant of the same name. Methods: enumerate, importance, smc, nuts,",
-    "hmc, mh, gibbs (default: chosen from the model, as `ppl run` does).",
+    "hmc, mh, gibbs (default: chosen from the model, as `ppl run` does); depth=N bounds",
+    "exact enumeration of a recursive model.",
     "A definition of a name that exists replaces it. Esc-Enter inserts a newline;",
     "a blank line submits what has been typed.",
 ])
 
-_OPTIONS = {"method", "samples", "seed", "warmup", "chains"}
+_OPTIONS = {"method", "samples", "seed", "warmup", "chains", "depth"}
 
 
 # ---------------------------------------------------------------------------
@@ -529,9 +530,14 @@ class Session:
         method_name = options.get("method")
         if method_name is not None and method_name not in METHODS:
             raise PPLError(f"unknown method '{method_name}'; choose one of {', '.join(METHODS)}")
-        program, _ = model.program(*args)
-        method = build_method(method_name, program, options.get("samples"), options.get("warmup"),
-                              options.get("chains"))
+        if "depth" in options:
+            if method_name not in (None, "enumerate"):
+                raise PPLError("depth= bounds exact enumeration; it goes with method=enumerate")
+            method = ppl.Enumerate(max_depth=options["depth"])
+        else:
+            program, _ = model.program(*args)
+            method = build_method(method_name, program, options.get("samples"), options.get("warmup"),
+                                  options.get("chains"))
         return ppl.infer(model, *args, method=method, seed=options.get("seed", 0))
 
 
@@ -612,13 +618,15 @@ class Repl:
                     self.write(format_value(value))
         except PPLError as err:
             self.failures += 1
-            self.write(self.session.relocate(err).render())
+            self.write(self.session.relabel(self.session.relocate(err).render()))
         except KeyboardInterrupt:
             self.failures += 1
             self.write("interrupted")
         except RecursionError:
             self.failures += 1
-            self.write("error: the program recursed too deeply")
+            self.write("error: the model recursed deeper than Python allows. A recursive model has no bound "
+                       "on its depth: infer it with method=importance, smc or mh, or enumerate to a bound "
+                       "with method=enumerate depth=20.")
         except Exception as err:  # an internal error: report it, keep the session
             self.failures += 1
             self.write(f"internal error (a bug in ppl, please report it): {type(err).__name__}: {err}")

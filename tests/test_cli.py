@@ -148,8 +148,6 @@ def test_nuts_with_netcdf_output(nuts_netcdf):
         assert abs(float(p.mean()) - beta_mean(7, 3)) < 0.05   # sd 0.13 and ESS > 100: 4 standard errors
 
 
-@pytest.mark.xfail(strict=True, reason="Posterior.to_arviz flattens MCMC chains into one (resample() "
-                                       "returns flat draws); remove this mark when it keeps them")
 def test_netcdf_keeps_the_chains(nuts_netcdf):
     xr = pytest.importorskip("xarray")
     *_, path = nuts_netcdf

@@ -522,3 +522,27 @@ def test_impossible_observations_are_reported():
 
     with pytest.raises(ppl.SupportError, match=r"'y\[1\]' is outside the support"):
         ppl.infer(impossible, np.array([0.5, 5.0, 0.5], np.float32), method=SMC(num_particles=20))
+
+
+# --- longer statistical checks (pytest -m slow) ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", sorted(resampling.SCHEMES))
+@pytest.mark.parametrize("threshold", [0.3, 1.0])
+def test_every_scheme_and_threshold_gives_an_unbiased_evidence(scheme, threshold):
+    log_z, m_T, _ = kalman(LG_YS)
+    method = SMC(num_particles=1000, resampling=scheme, ess_threshold=threshold)
+    posts = evidence_runs(linear_gaussian, (LG_YS, A, Q, R), method, range(100, 140))
+    assert abs(z_of_mean([np.exp(p.log_evidence - log_z) for p in posts], 1.0)) < 4
+    assert abs(z_of_mean([p.mean("x")[-1] for p in posts], m_T)) < 4
+
+
+@pytest.mark.slow
+def test_eager_smc_matches_enumeration_on_a_longer_dynamic_hmm():
+    ys = HMM_YS[:8]
+    exact = ppl.infer(hmm_dynamic, ys, method=ppl.Enumerate())
+    posts = evidence_runs(hmm_dynamic, (ys,), SMC(num_particles=300, ess_threshold=0.7), range(10))
+    assert abs(z_of_mean([np.exp(p.log_evidence - exact.log_evidence) for p in posts], 1.0)) < 4
+    p_last = forward(ys)[1]
+    assert abs(z_of_mean([np.sum(p.weights * (np.asarray(p.returns) == 1)) for p in posts], p_last)) < 4

@@ -226,19 +226,21 @@ class _Compiled:
         return jnp.zeros(loops, bool)
 
     def move(self, key, state: MHState, args, masks: dict, keep):
+        k_draw, k_accept = jax.random.split(key)
         inputs = {b: (state.choices[b], masks[b], self._flags(state.present, b)) for b in self.names}
-        new, terms_new = C._run(self.program, _Regenerate(), args, inputs=inputs, key=key, record_terms=True)
+        new, terms_new = C._run(self.program, _Regenerate(), args, inputs=inputs, key=k_draw, record_terms=True)
         choices_new = {b: new.choices[b] for b in self.names}
         present_new = {b: new.present[b] for b in state.present}
         back = {b: (state.choices[b], masks[b], self._flags(present_new, b)) for b in self.names}
         old, terms_old = C._run(self.program, _Kept(), args, inputs=back, record_terms=True)
         if keep is None:
             log_alpha = (new.log_given + new.log_likelihood) - (old.log_given + old.log_likelihood)
-        else:
+            log_alpha = jnp.where(new.valid, log_alpha, -jnp.inf)
+        else:  # only these terms change; a parameter pushed outside its domain shows as NaN there
             log_alpha = sum(jnp.sum(terms_new[s]) - jnp.sum(terms_old[s]) for s in keep if s in terms_new)
-        log_alpha = jnp.where(jnp.isnan(log_alpha) | ~new.valid, -jnp.inf, log_alpha)
+        log_alpha = jnp.where(jnp.isnan(log_alpha), -jnp.inf, log_alpha)
         accept_prob = jnp.minimum(1.0, jnp.exp(log_alpha))
-        accept = jax.random.uniform(jax.random.fold_in(key, 1)) < accept_prob
+        accept = jax.random.uniform(k_accept) < accept_prob
         choices = jax.tree.map(lambda x, y: jnp.where(accept, x, y), choices_new, state.choices)
         present = jax.tree.map(lambda x, y: jnp.where(accept, x, y), present_new, state.present)
         return state._replace(choices=choices, present=present), accept_prob
@@ -318,6 +320,7 @@ class _Compiled:
         return dyn
 
     def proposal_move(self, key, state, args):
+        key, k_accept = jax.random.split(key)
         q = C.simulate(self.prop_program, key, self._prop_leaves(state.choices, args))
         proposed = {a: jnp.asarray(q.choices[a], self.latent[a].dtype) for a in self.proposed}
         choices_new = {**state.choices, **proposed}
@@ -328,7 +331,7 @@ class _Compiled:
         log_alpha = new.log_joint - state.log_density + log_q_back - log_q_fwd
         log_alpha = jnp.where(jnp.isnan(log_alpha) | ~new.valid, -jnp.inf, log_alpha)
         accept_prob = jnp.minimum(1.0, jnp.exp(log_alpha))
-        accept = jax.random.uniform(jax.random.fold_in(key, 1)) < accept_prob
+        accept = jax.random.uniform(k_accept) < accept_prob
         choices = jax.tree.map(lambda x, y: jnp.where(accept, x, y), choices_new, state.choices)
         present_new = {b: new.present[b] for b in state.present}
         present = jax.tree.map(lambda x, y: jnp.where(accept, x, y), present_new, state.present)
@@ -441,7 +444,7 @@ def _run_compiled(method: MH, program: ir.Program, args, key) -> Result:
 
 
 @jax.jit
-def _fast_log_density(dist, value, dummy):
+def _fast_log_density(dist, value):
     ld = jnp.sum(jnp.asarray(dist.log_density(value), jnp.result_type(float)))
     return ld, C.params_ok(dist)
 
@@ -485,7 +488,7 @@ class _Replay(effects.Handler):
                 if self.checked:
                     lp = sample_log_density(site, x)
                 else:
-                    ld, ok = _fast_log_density(site.dist, x, None)
+                    ld, ok = _fast_log_density(site.dist, x)
                     lp = float(ld) if bool(ok) else -math.inf
             else:
                 self.count += 1
@@ -500,7 +503,7 @@ class _Replay(effects.Handler):
         if self.checked or site.kind == "factor":
             self.scores += site_score(site)
         else:
-            ld, ok = _fast_log_density(site.dist, site.value, None)
+            ld, ok = _fast_log_density(site.dist, site.value)
             self.scores += float(ld) if bool(ok) else -math.inf
         return None
 
