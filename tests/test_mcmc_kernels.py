@@ -10,6 +10,8 @@ independent.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -44,8 +46,10 @@ def scaled_10d():
 
 
 def dense_3d():
-    # Strong correlations and scales a thousand apart: a diagonal metric cannot fix this.
-    scales = np.array([0.01, 1.0, 10.0])
+    # Strong correlations and scales a hundred apart: a diagonal metric fixes the scales, not the
+    # correlations. (The smallest variance, 0.01, dwarfs Stan's regularisation of the estimate,
+    # 1e-3 * 5 / (n + 5), so the adapted matrix should match the covariance itself.)
+    scales = np.array([0.1, 1.0, 10.0])
     corr = np.array([[1.0, 0.98, -0.9], [0.98, 1.0, -0.92], [-0.9, -0.92, 1.0]])
     return np.array([0.5, 0.0, -5.0]), corr * np.outer(scales, scales)
 
@@ -87,14 +91,16 @@ HMC = hmc.Builder(num_integration_steps=16, step_size_jitter=0.5)
 
 @pytest.mark.parametrize("builder", [NUTS, HMC], ids=["nuts", "hmc"])
 def test_correlated_gaussian(builder):
-    result = sample(correlated_2d, builder, seed=1)
+    # NUTS with a diagonal metric reaches a bulk ESS of only ~0.2 per draw here (BlackJAX's NUTS
+    # too), and split R-hat's noise shrinks like 1 / ESS: 1500 draws a chain keep it below 1.01.
+    result = sample(correlated_2d, builder, seed=1, num_samples=1500)
     assert_moments(result.positions["x"], *correlated_2d())
 
 
 @pytest.mark.parametrize("builder", [NUTS, HMC], ids=["nuts", "hmc"])
 def test_diagonal_adaptation_fixes_scales(builder):
     mean, cov = scaled_10d()
-    result = sample(scaled_10d, builder, seed=2)
+    result = sample(scaled_10d, builder, seed=2, num_samples=1000)
     assert_moments(result.positions["x"], mean, cov)
     # The adapted inverse mass matrix estimates the variances (factor 2 covers estimation error).
     ratio = np.asarray(result.adaptation["inverse_mass_matrix"]) / np.diag(cov)
@@ -170,8 +176,12 @@ def test_welford_regularisation_matches_stan():
 # --------------------------------------------------------------------------- kernel laws
 
 
-def _invariance(kernel, num=20000, seed=0, step_size=0.9):
-    """Exact draws of a correlated Gaussian, one kernel transition each: still that Gaussian."""
+def _invariance(kernel, num=20000, seed=0, step_size=0.5):
+    """Exact draws of a correlated Gaussian, one kernel transition each: still that Gaussian.
+
+    The narrowest direction of the target has standard deviation sqrt(0.1) = 0.32, so leapfrog
+    is stable only for step sizes below 2 * 0.32 = 0.63; 0.5 keeps the kernel moving.
+    """
     mean, cov = correlated_2d()
     prec = np.linalg.inv(cov)
     logdensity = lambda p: -0.5 * (p["x"] - mean) @ prec @ (p["x"] - mean)
@@ -277,11 +287,14 @@ def test_funnel_divergences_are_counted_and_reported():
         v, x = p[0], p[1:]
         return -0.5 * (v / 3.0) ** 2 - 0.5 * jnp.sum(x**2) * jnp.exp(-v) - 0.5 * x.shape[0] * v
 
-    with pytest.warns(SamplingWarning, match="divergent") as record:
+    # The funnel may also saturate the tree depth or leave R-hat high; only the divergences are asserted.
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
         result = run_chains(
             jax.random.PRNGKey(0), funnel, init.uniform(jnp.zeros(10)), NUTS,
             num_warmup=50, num_samples=500, num_chains=4,
         )
+    assert all(issubclass(w.category, SamplingWarning) for w in record), [str(w.message) for w in record]
     diverging = np.asarray(result.sample_stats["diverging"])
     assert diverging.sum() > 0
     message = next(str(w.message) for w in record if "divergent" in str(w.message))

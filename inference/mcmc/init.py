@@ -64,8 +64,17 @@ def at_point(point: Any) -> Strategy:
 
 
 def values(positions: Any) -> Strategy:
-    """Given initial positions with a leading chain axis."""
-    return Strategy("values", positions)
+    """Given initial positions with a leading chain axis.
+
+    Arrays are taken with a definite dtype: a weakly typed array (``jnp.full(shape, 0.5)``)
+    would otherwise key a second compilation of a program already compiled for the same shapes.
+    """
+    return Strategy("values", jax.tree.map(_strong, positions))
+
+
+def _strong(x: Any) -> jax.Array:
+    x = jnp.asarray(x)
+    return jnp.asarray(x, dtype=x.dtype) if getattr(x, "weak_type", False) else x
 
 
 def _classify(log_density: jax.Array, grad: jax.Array) -> jax.Array:

@@ -1,0 +1,80 @@
+"""A second ``ppl.infer`` with arguments of the same shapes compiles nothing.
+
+Compilations are counted with ``jax.monitoring``'s backend-compile event, which
+JAX records once per XLA compilation (a persistent-cache hit records none).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import ppl
+from ppl import dist
+
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+@contextlib.contextmanager
+def count_compilations():
+    seen: list[str] = []
+
+    def listener(name, _secs, **_kw):
+        if name == COMPILE_EVENT:
+            seen.append(name)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield seen
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+@ppl.model
+def regression(x, y):
+    alpha = ppl.sample("alpha", dist.Normal(0.0, 5.0))
+    beta = ppl.sample("beta", dist.Normal(0.0, 5.0))
+    sigma = ppl.sample("sigma", dist.HalfNormal(2.0))
+    with ppl.plate("data", x.shape[0]):
+        ppl.observe("y", dist.Normal(alpha + beta * x, sigma), y)
+
+
+def data(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=20).astype(np.float32)
+    return x, (1.0 + 2.0 * x + 0.5 * rng.normal(size=20)).astype(np.float32)
+
+
+def test_second_nuts_run_with_new_data_of_the_same_shapes_compiles_nothing():
+    method = ppl.NUTS(num_warmup=300, num_samples=500, num_chains=2)
+    with count_compilations() as first:
+        a = ppl.infer(regression, *data(0), method=method, seed=0)
+    with count_compilations() as second:
+        b = ppl.infer(regression, *data(1), method=method, seed=1)
+    assert len(first) > 0
+    assert len(second) == 0, f"{len(second)} compilations on the second run"
+    # and the second run really used the new data
+    assert abs(float(a.mean("beta")) - float(b.mean("beta"))) > 0.0
+
+
+def test_second_smc_run_compiles_nothing():
+    @ppl.model
+    def walk(ys):
+        def step(x, y):
+            x = ppl.sample("x", dist.Normal(0.9 * x, 1.0))
+            ppl.observe("y", dist.Normal(x, 0.5), y)
+            return x, x
+
+        return ppl.scan(step, jnp.float32(0.0), ys)
+
+    method = ppl.SMC(num_particles=200)
+    ys = np.linspace(-1.0, 1.0, 12).astype(np.float32)
+    with count_compilations() as first:
+        ppl.infer(walk, ys, method=method, seed=0)
+    with count_compilations() as second:
+        ppl.infer(walk, ys[::-1].copy(), method=method, seed=1)
+    assert len(first) > 0
+    assert len(second) == 0, f"{len(second)} compilations on the second run"
