@@ -129,7 +129,6 @@ class _GradientMCMC:
             samples.update({a: np.asarray(v) for a, v in
                             M.recover_discrete(program, rkey, result.positions, list(args)).items()})
         stats = {k: np.asarray(v) for k, v in result.sample_stats.items()}
-        stats["_summary"] = _diagnostics(samples)
         notes = []
         n_div = int(np.sum(stats.get("diverging", 0)))
         if n_div:
@@ -178,20 +177,6 @@ def _site_dists(program, values, args):
 
     C._run(program, _Capture(), args, inputs=values)
     return captured
-
-
-def _diagnostics(samples: dict) -> dict:
-    from ppl.inference import diagnostics as D
-
-    out = {"ess_bulk": {}, "ess_tail": {}, "r_hat": {}}
-    for a, v in samples.items():
-        x = np.asarray(v, dtype=np.float64)
-        if x.ndim < 2 or x.shape[1] < 4:
-            continue
-        out["ess_bulk"][a] = np.asarray(D.ess_bulk(x))
-        out["ess_tail"][a] = np.asarray(D.ess_tail(x))
-        out["r_hat"][a] = np.asarray(D.split_rhat(x))
-    return out
 
 
 @dataclass(frozen=True, kw_only=True)
