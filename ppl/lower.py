@@ -40,8 +40,6 @@ from ppl.syntax import builtins as B
 
 __all__ = ["load", "loads", "PplModule", "lower_module"]
 
-STDLIB_DIR = pathlib.Path(__file__).resolve().parents[1] / "stdlib" / "lib"
-
 
 class _Return(Exception):
     def __init__(self, value):
@@ -446,10 +444,28 @@ class Lowering:
         n = max(0, stop - start)
         if n == 0:
             return
-        if not s.carried and _vectorizable(s.body):
+        if not s.carried and _vectorizable(s.body) and self.iterations_are_scalar(s, env, start):
             self.plate_loop(s, env, start, n)
         else:
             self.scan_loop(s, env, start, n)
+
+    def iterations_are_scalar(self, s: A.For, env, start) -> bool:
+        """Whether one iteration's random choices are scalars (batch-wise), so a plate can stack them.
+
+        A plate puts the iterations on the rightmost batch axis (NumPyro's rule). An iteration
+        whose sites have batch shape of their own (``y[g] ~ normal(theta[g], sigma)`` with
+        ``y[g]`` a row of a matrix) would collide with it; such loops run as a scan, which gives
+        every iteration its own shapes. One iteration is run for its shapes only, with no effect.
+        """
+        h = effects.current_handler()
+        probe = _SiteShapes(h)
+        local = dict(env)
+        local[s.var] = jnp.int32(start)
+        for name in s.collected:  # as in a scan step: `x[i]` is this iteration's draw of x
+            local[name] = _Collected(None, s.var)
+        with probe:
+            jax.eval_shape(lambda: (self.block(s.body, dict(local)), 0)[1])
+        return all(len(shape) <= probe.depth for shape in probe.batch_shapes)
 
     def plate_loop(self, s: A.For, env, start, n):
         h = effects.current_handler()
@@ -762,6 +778,45 @@ class _NoWeights:
         return False
 
 
+class _SiteShapes(effects.Handler):
+    """A probe that records each site's batch shape (value or distribution, without event axes)."""
+
+    index_loops = False
+
+    def __init__(self, outer):
+        super().__init__()
+        self.scope = list(getattr(outer, "scope", []))
+        self.plates = list(getattr(outer, "plates", []))
+        self.depth = len(self.plates)
+        self.batch_shapes: list[tuple] = []
+
+    def site(self, site):
+        d = site.dist
+        if d is not None:
+            event = tuple(getattr(d, "event_shape", ()))
+            self.batch_shapes.append(tuple(getattr(d, "batch_shape", ())))
+            if site.kind == "observe" and site.value is not None:
+                shape = tuple(jnp.shape(site.value))
+                self.batch_shapes.append(shape[: len(shape) - len(event)] if event else shape)
+        if site.kind == "sample":
+            shape = tuple(d.batch_shape) + tuple(d.event_shape)
+            return jnp.zeros(shape, jnp.int32 if getattr(d, "is_discrete", False) else _float())
+        if site.kind == "deterministic":
+            return site.value
+        return None
+
+    def claim(self, address, span):
+        return None
+
+    def run_scan(self, step, init, xs, length, reverse, span):
+        return jax.lax.scan(step, init, xs, length=length, reverse=reverse)
+
+    def run_cond(self, pred, true_fn, false_fn, operands, span):
+        if not jc.is_tracer(pred):
+            return super().run_cond(pred, true_fn, false_fn, operands, span)
+        return jax.lax.cond(pred, true_fn, false_fn, *operands)
+
+
 class _ShapeHandler(effects.Handler):
     """A probe: draws zeros of the right shape and records nothing (for type inference)."""
 
@@ -928,7 +983,8 @@ def loads(source: str, file: str = "<string>") -> PplModule:
 
     module = P.parse(source, file)
     base = pathlib.Path(file).resolve().parent if file != "<string>" else pathlib.Path.cwd()
-    module = resolve_imports(module, base, STDLIB_DIR)
+    # the standard library is found through the package (ppl.stdlib), installed or editable
+    module = resolve_imports(module, base)
     _check(module)
     return lower_module(module)
 
