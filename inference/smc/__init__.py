@@ -5,12 +5,12 @@
 - ``resampling``: multinomial, systematic and stratified resampling (pure JAX).
 - ``compiled``: the vectorised filter, one jitted function.
 - ``eager``: Population over Sequential, for dynamic programs.
-- ``rejuvenation``: MCMC kernels for resample-move (``RandomWalk``).
+- ``rejuvenation``: MCMC kernels for resample-move (``RandomWalk``, ``HMCMove``, ``NUTSMove``).
 - ``methods``: the ``SMC`` method.
 """
 
 from ppl.inference.smc.cut import SequentialCut, sequential_cut
 from ppl.inference.smc.methods import SMC
-from ppl.inference.smc.rejuvenation import RandomWalk
+from ppl.inference.smc.rejuvenation import HMCMove, NUTSMove, RandomWalk
 
-__all__ = ["SMC", "RandomWalk", "SequentialCut", "sequential_cut"]
+__all__ = ["SMC", "RandomWalk", "HMCMove", "NUTSMove", "SequentialCut", "sequential_cut"]

@@ -47,7 +47,8 @@ class SMC:
     their addresses; particles are weighted by ``p(x_t, y_t | carry) / q(x_t)``.
 
     ``rejuvenation``: a kernel ``kernel(key, position, logdensity_fn) ->
-    position`` (e.g. ``RandomWalk(step_size=0.2)``) applied to every particle
+    position`` (``RandomWalk(step_size=0.2)``, ``HMCMove(step_size=0.1)``,
+    ``NUTSMove(step_size=0.1)`` from ``ppl.inference.smc``, or your own) applied to every particle
     after each resampling; it moves the static parameters (the continuous
     random choices before the loop, unconstrained) and must leave
     ``exp(logdensity_fn)``, the current partial posterior, invariant.
@@ -83,6 +84,14 @@ class SMC:
         if self.proposal is not None and not hasattr(self.proposal, "program"):
             raise ModelError(f"SMC(proposal=...) must be a model (decorated with @ppl.model), not "
                              f"{type(self.proposal).__name__}")
+        if type(self.rejuvenation).__name__ in ("NUTS", "HMC", "MH", "Gibbs") and \
+                type(self.rejuvenation).__module__.startswith("ppl.inference.mcmc"):
+            kind = type(self.rejuvenation).__name__
+            move = {"NUTS": "NUTSMove(step_size=0.1)", "HMC": "HMCMove(step_size=0.1, num_integration_steps=10)"}
+            raise ModelError(f"SMC(rejuvenation=ppl.{kind}(...)): rejuvenation takes one MCMC kernel, not an "
+                             "inference method with warm-up and chains",
+                             hint=f"Use ppl.inference.smc.{move.get(kind, 'RandomWalk(step_size=0.1)')}, "
+                                  "with a step size on the scale of the posterior.")
         if self.rejuvenation is not None and not callable(self.rejuvenation):
             raise ModelError(f"SMC(rejuvenation=...) must be a kernel(key, position, logdensity_fn) -> position, "
                              f"not {type(self.rejuvenation).__name__}",
