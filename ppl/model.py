@@ -14,7 +14,7 @@ from ppl.semantics import compile as C
 from ppl.semantics import effects, ir
 from ppl.semantics.interpret.free import sample_log_density, site_score
 from ppl.semantics.program import Dynamic, split_args
-from ppl.stdlib.errors import AddressError, ModelError, PPLError
+from ppl.stdlib.errors import AddressError, ModelError, PPLError, ShapeError
 
 __all__ = ["Model", "model", "Trace"]
 
@@ -68,25 +68,81 @@ class Model:
         wanted = {full(k): v for k, v in self.conditions.items()}
         cut = {full(k): v for k, v in self.interventions.items()}
         used: set = set()
-        inner_site = h.site
+        inner_site, inner_scan = h.site, h.run_scan
+        # Inside ppl.scan a site's value is stacked by step: each enclosing loop gets the slices of
+        # the given values for its step (threaded through the loop's xs), keyed by the address
+        # without step indices. Without this, every step would see the whole stack.
+        loops: list = []
+
+        def given(table_name, s):
+            """The value given for sample site ``s`` in ``wanted``/``cut``, its key, or (None, None)."""
+            table = wanted if table_name == "wanted" else cut
+            if not loops:
+                return (table[s.address], s.address) if s.address in table else (None, None)
+            if h.index_loops and s.address in table:  # eager addresses carry the step: 'y[3]'
+                return table[s.address], s.address
+            base = _strip_indices(s.address, len(loops)) if h.index_loops else s.address
+            step_values = loops[-1][table_name]
+            if base in step_values:
+                return step_values[base], base
+            if base in table or any(base in outer[table_name] for outer in loops[:-1]):
+                raise ShapeError(
+                    f"condition()/do() gives '{base}', a site inside ppl.scan, values whose leading axis "
+                    "is not the loop's steps",
+                    span=s.span,
+                    hint="Give the stacked values of a loop site: one row per step, as in its trace.",
+                )
+            return None, None
 
         def site(s):
-            if s.kind == "sample" and s.address in cut:
-                used.add(s.address)
-                value = jnp.asarray(cut[s.address])
-                return value.astype(jnp.int32) if getattr(s.dist, "is_discrete", False) else value
-            if s.kind == "sample" and s.address in wanted:
-                used.add(s.address)
-                value = wanted[s.address]
-                inner_site(effects.Site("observe", s.address, s.dist, value, s.span, s.plates))
-                return jnp.asarray(value)
+            if s.kind == "sample":
+                value, key = given("cut", s)
+                if key is not None:
+                    used.add(key)
+                    value = jnp.asarray(value)
+                    return value.astype(jnp.int32) if getattr(s.dist, "is_discrete", False) else value
+                value, key = given("wanted", s)
+                if key is not None:
+                    used.add(key)
+                    inner_site(effects.Site("observe", s.address, s.dist, value, s.span, s.plates))
+                    return jnp.asarray(value)
             return inner_site(s)
 
-        h.site = site
+        def run_scan(step, init, xs, length, reverse, span):
+            n = effects._scan_length(xs, length, span)
+            outer = loops[-1] if loops else {"wanted": wanted, "cut": cut}
+
+            def per_step(table):
+                out = {}
+                for a, v in table.items():
+                    v = jnp.asarray(v)
+                    if v.ndim >= 1 and v.shape[0] == n:
+                        out[a] = v
+                return out
+
+            sliced = {name: per_step(outer[name]) for name in ("wanted", "cut")}
+            if not sliced["wanted"] and not sliced["cut"]:
+                loops.append(sliced)
+                try:
+                    return inner_scan(step, init, xs, length, reverse, span)
+                finally:
+                    loops.pop()
+
+            def step_with_values(carry, x_and_values):
+                x, values = x_and_values
+                loops.append(values)
+                try:
+                    return step(carry, x)
+                finally:
+                    loops.pop()
+
+            return inner_scan(step_with_values, init, (xs, sliced), length, reverse, span)
+
+        h.site, h.run_scan = site, run_scan
         try:
             out = self.fn(*args, **kwargs)
         finally:
-            h.site = inner_site
+            h.site, h.run_scan = inner_site, inner_scan
         missing = (set(wanted) | set(cut)) - used
         if missing:
             raise AddressError(
@@ -184,6 +240,14 @@ class Model:
         _check_addresses(program, constraints, require_all=False)
         fn = self._fn("generate", program, lambda k, c, a: C.generate(program, k, a, c))
         return fn(key, constraints, leaves)
+
+
+def _strip_indices(address: str, count: int) -> str:
+    """``'sub/y[3][1]'`` without its last ``count`` step indices."""
+    for _ in range(count):
+        if address.endswith("]") and "[" in address:
+            address = address[: address.rindex("[")]
+    return address
 
 
 def model(fn: Callable | None = None, *, name: str | None = None):

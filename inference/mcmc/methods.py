@@ -26,7 +26,7 @@ from ppl.inference.result import Result
 from ppl.semantics import compile as C
 from ppl.semantics import ir
 from ppl.semantics.program import Dynamic
-from ppl.stdlib.errors import ModelError
+from ppl.stdlib.errors import DensityError, ModelError, PPLError
 
 __all__ = ["NUTS", "HMC"]
 
@@ -115,11 +115,19 @@ class _GradientMCMC:
         strategy = _init_strategy(self.init, program, args, template)
         adapt = adapt_mod.Adaptation(target_accept=self.target_accept,
                                      metric="dense" if self.dense_mass else "diag")
-        result = run_chains(
-            key, logdensity, strategy, self._builder(),
-            num_warmup=self.num_warmup, num_samples=self.num_samples, num_chains=self.num_chains,
-            adapt=adapt, progress=self.progress, args=tuple(args),
-        )
+        try:
+            result = run_chains(
+                key, logdensity, strategy, self._builder(),
+                num_warmup=self.num_warmup, num_samples=self.num_samples, num_chains=self.num_chains,
+                adapt=adapt, progress=self.progress, args=tuple(args),
+            )
+        except DensityError:
+            raise  # a finite density with a bad gradient: nothing for the checked re-run to find
+        except ModelError as err:
+            # no start point with a finite density: replay one point with every check on, so the
+            # error names the site (and line) that is impossible or NaN, when there is one
+            _diagnose_start(program, args, key, self.init, err)
+            raise
         choices, returns = constrain(result.positions, list(args))
         samples = {a: np.asarray(v) for a, v in choices.items()}
         if marginal:
@@ -145,6 +153,19 @@ class _GradientMCMC:
         )
 
 
+def _diagnose_start(program, args, key, init, err):
+    """Raise the checked re-run's error at a prior draw (with the given init values), if it finds one."""
+    from ppl.inference.diagnose import diagnose
+
+    choices = dict(C.simulate(program, jax.random.fold_in(key, 7), list(args)).choices)
+    if isinstance(init, dict):
+        choices.update({a: jnp.asarray(v) for a, v in init.items()})
+    try:
+        diagnose(program, list(args), choices, impossible=True)
+    except PPLError as found:
+        raise found from err
+
+
 def _init_strategy(init, program, args, template):
     if isinstance(init, str):
         if init != "uniform":
@@ -155,13 +176,28 @@ def _init_strategy(init, program, args, template):
 
         # constrained values -> unconstrained, through each site's own bijector at that point
         u = {}
+        unknown = sorted(set(init) - set(template))
+        if unknown:
+            raise ModelError(f"init names {unknown}, which are not latent sites of '{program.name}'; "
+                             f"its latent sites are {sorted(template)}")
         for a in template:
             if a not in init:
                 raise ModelError(f"init is missing a value for '{a}'")
         values = {a: jnp.asarray(init[a], jnp.result_type(float)) for a in template}
         dists = _site_dists(program, values, args)
         for a in template:
-            u[a] = biject_to(dists[a].support).inverse(values[a])
+            support = dists[a].support
+            u[a] = biject_to(support).inverse(values[a])
+            # the sampler moves in unconstrained space, where the support's boundary is infinitely far
+            inside = np.asarray(support.check_now(np.asarray(values[a]))).all() and np.isfinite(u[a]).all()
+            if not inside:
+                raise ModelError(
+                    f"init gives '{a}' the value {np.asarray(init[a]).tolist()!r}, which is not strictly inside "
+                    f"the support of its distribution ({support.describe()})",
+                    span=program.latent_sites()[a].span,
+                    hint=f"Give '{a}' an initial value inside its support and off its boundary, or leave init "
+                    "out to start at random points.",
+                )
         return init_mod.at_point(u)
     raise ModelError(f"init must be 'uniform' or a dict of values, not {type(init).__name__}")
 
