@@ -61,14 +61,15 @@ def check_coin():
 
 
 def check_medical():
-    post = ppl.infer(load("medical").diagnosis, 1)
+    m = load("medical")
+    post = ppl.infer(m.diagnosis, m.positive)
     assert post.method == "Enumerate"
     assert abs(post.mean() - 0.0095 / (0.0095 + 0.99 * 0.08)) < 1e-6
 
 
 def check_sprinkler():
     m = load("sprinkler")
-    assert abs(ppl.infer(m.garden, 1).mean() - 0.16038 / (0.16038 + 0.288)) < 1e-6
+    assert abs(ppl.infer(m.garden, m.wet).mean() - 0.16038 / (0.16038 + 0.288)) < 1e-6
     assert abs(ppl.infer(m.garden_seen).mean() - 0.002 / 0.322) < 1e-6
     assert abs(ppl.infer(m.garden_do).mean() - 0.2) < 1e-6
     # the same surgery from Python, on the model with the wet grass observed
@@ -90,7 +91,9 @@ def check_tug_of_war():
 
 
 def check_geometric():
-    post = ppl.infer(load("geometric").tails, 0.5, method=ppl.Enumerate(max_depth=20))
+    m = load("geometric")
+    assert m.p == 0.5
+    post = ppl.infer(m.tails, m.p, method=ppl.Enumerate(max_depth=20))
     assert post.engine == "eager"
     kept = 1 - 0.5**20
     for n, p in post.probs().items():
@@ -100,7 +103,7 @@ def check_geometric():
 def check_dice():
     m = load("dice")
     assert abs(ppl.infer(m.two_dice).probs()[7] - 1 / 6) < 1e-6
-    table = ppl.infer(m.first_given_sum, 9).probs()
+    table = ppl.infer(m.first_given_sum, m.total).probs()
     assert table == pytest.approx({3: 0.25, 4: 0.25, 5: 0.25, 6: 0.25}, abs=1e-6)
 
 
@@ -205,8 +208,8 @@ def check_kalman():
 
 
 def check_random_function():
-    post = ppl.infer(load("random_function").which, [2.0, -1.0], [4.0, -2.0],
-                     method=ppl.Importance(num_particles=1000), seed=1)
+    m = load("random_function")
+    post = ppl.infer(m.which, m.xs, m.ys, method=ppl.Importance(num_particles=1000), seed=1)
     assert post.engine == "eager"
     assert post.mean() > 0.99
 

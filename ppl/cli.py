@@ -1,7 +1,8 @@
 """The ``ppl`` command: run, check and explore ``.ppl`` models.
 
-    ppl run FILE [--model NAME] [--data data.json] [--method METHOD] [--seed N]
-                 [--num-samples N] [--num-chains N] [--out FILE]
+    ppl run FILE [--model NAME] [--data data.json|data.csv] [--method METHOD] [--seed N]
+                 [--num-samples N] [--num-warmup N] [--num-chains N] [--max-depth N]
+                 [--out FILE.nc|FILE.json] [--progress | --no-progress]
     ppl check FILE [--ir]
     ppl repl            (also plain ``ppl``)
 """
@@ -12,6 +13,7 @@ import argparse
 import csv
 import inspect
 import json
+import os
 import pathlib
 import sys
 import warnings
@@ -21,29 +23,39 @@ import numpy as np
 
 from ppl.stdlib.errors import PPLError
 
-__all__ = ["main", "build_method", "read_data", "model_parameters"]
+__all__ = ["main", "build_method", "read_data", "model_parameters", "return_summary", "write_results"]
 
 METHODS = ("enumerate", "importance", "smc", "nuts", "hmc", "mh", "gibbs")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ppl", description="ppl: probabilistic programs, compiled by JAX")
+    p = argparse.ArgumentParser(prog="ppl", description="ppl: probabilistic programs, compiled by JAX. "
+                                "Without a command, ppl starts the REPL.")
     sub = p.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run inference on a model in a .ppl file")
-    run.add_argument("file")
-    run.add_argument("--model", help="which model of the file (default: the only one, or the last)")
-    run.add_argument("--data", help="a JSON or CSV file whose keys are the model's argument names")
-    run.add_argument("--method", choices=METHODS, help="inference method (default: chosen from the model)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--num-samples", type=int, default=None, help="draws (or particles) to produce")
-    run.add_argument("--num-warmup", type=int, default=None, help="warm-up iterations (MCMC)")
-    run.add_argument("--num-chains", type=int, default=None, help="chains (MCMC)")
-    run.add_argument("--out", help="write results: .json, or .nc (ArviZ netCDF)")
+    run.add_argument("file", help="a .ppl file")
+    run.add_argument("--model", metavar="NAME", help="which model of the file (default: the only one, or the last)")
+    run.add_argument("--data", metavar="FILE", help="a JSON or CSV file whose keys (columns) are the model's "
+                     "parameter names; it replaces the file's constants of those names")
+    run.add_argument("--method", choices=METHODS, metavar="METHOD",
+                     help=f"one of {', '.join(METHODS)} (default: chosen from the model)")
+    run.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: 0)")
+    run.add_argument("--num-samples", type=int, default=None, metavar="N",
+                     help="draws per chain (MCMC), or particles (importance, smc)")
+    run.add_argument("--num-warmup", type=int, default=None, metavar="N", help="warm-up iterations (MCMC)")
+    run.add_argument("--num-chains", type=int, default=None, metavar="N", help="chains (MCMC)")
+    run.add_argument("--max-depth", type=int, default=None, metavar="N",
+                     help="exact enumeration of a recursive model: the most random choices on one path "
+                          "(the mass beyond is reported as dropped)")
+    run.add_argument("--out", metavar="FILE", help="write the results: FILE.nc (ArviZ netCDF) or FILE.json")
+    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="show a progress bar while MCMC (nuts, hmc) runs (default: on a terminal, for runs "
+                          "longer than a second)")
     check = sub.add_parser("check", help="parse and check a .ppl file")
-    check.add_argument("file")
+    check.add_argument("file", help="a .ppl file")
     check.add_argument("--ir", action="store_true", help="print the IR of each model")
-    check.add_argument("--data", help="data for the models' arguments (to print their IR)")
-    sub.add_parser("repl", help="an interactive session")
+    check.add_argument("--data", metavar="FILE", help="data for the models' parameters (to print their IR)")
+    sub.add_parser("repl", help="an interactive session (also plain `ppl`)")
     return p
 
 
@@ -63,11 +75,23 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(f"error: no such file: {err.filename}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (`ppl run m.ppl | head`): stop quietly
+        _silence_stdout()
+        return 1
     except RecursionError:
         print("error: the model recursed deeper than Python allows. A recursive model has no bound on "
-              "its depth: use --method importance, smc or mh, or exact enumeration with a depth bound "
-              "from Python (ppl.Enumerate(max_depth=20)).", file=sys.stderr)
+              "its depth: use --method importance, smc or mh, or exact enumeration to a depth bound "
+              "(--method enumerate --max-depth 20).", file=sys.stderr)
         return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's final flush does not fail on a closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 # ---------------------------------------------------------------------------
@@ -127,15 +151,25 @@ def _arguments(model, data: dict) -> list:
     return [data[p] for p in params]
 
 
-def build_method(name: str | None, program, num_samples=None, num_warmup=None, num_chains=None):
-    """A method object from its command-line name and options (None: the default for the model)."""
+def build_method(name: str | None, program, num_samples=None, num_warmup=None, num_chains=None,
+                 progress: bool | None = None, max_depth: int | None = None):
+    """A method object from its command-line name and options (None: the default for the model).
+
+    ``progress`` (None: the method's default) goes to the methods that show one;
+    ``max_depth`` bounds exact enumeration of a recursive model (and implies it).
+    """
     import ppl
     from ppl.api import default_method
 
+    if max_depth is not None:
+        if name not in (None, "enumerate"):
+            raise PPLError(f"--max-depth bounds exact enumeration; it does not go with --method {name}",
+                           hint="Use --method enumerate --max-depth N, or leave --max-depth out.")
+        return ppl.Enumerate(max_depth=max_depth)
     if name is None:
         method = default_method(program)
         name = type(method).__name__.lower()
-        if num_samples is None and num_chains is None and num_warmup is None:
+        if num_samples is None and num_chains is None and num_warmup is None and progress is None:
             return method
     opts = {}
     if name == "enumerate":
@@ -156,7 +190,10 @@ def build_method(name: str | None, program, num_samples=None, num_warmup=None, n
             opts["num_warmup"] = num_warmup
         if num_chains is not None:
             opts["num_chains"] = num_chains
-        return getattr(ppl, cls)(**opts)
+        method_class = getattr(ppl, cls)
+        if progress is not None and "progress" in inspect.signature(method_class).parameters:
+            opts["progress"] = progress
+        return method_class(**opts)
     raise PPLError(f"unknown method '{name}'; choose one of {', '.join(METHODS)}")
 
 
@@ -168,17 +205,57 @@ def _run(args) -> int:
     data = {**module.constants, **read_data(args.data)}
     call_args = _arguments(model, data)
     program, _ = model.program(*call_args)
-    method = build_method(args.method, program, args.num_samples, args.num_warmup, args.num_chains)
+    method = build_method(args.method, program, args.num_samples, args.num_warmup, args.num_chains,
+                          args.progress, args.max_depth)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         post = ppl.infer(model, *call_args, method=method, seed=args.seed)
     print(post.summary())
+    returned = return_summary(post)
+    if returned:
+        print(returned)
     for w in caught:  # sampling diagnostics, said in words, not as Python source lines
         print(f"warning: {w.message}", file=sys.stderr)
     if args.out:
         write_results(post, args.out)
         print(f"wrote {args.out}")
     return 0
+
+
+#: the most distinct return values shown as a table of probabilities
+MAX_RETURN_VALUES = 25
+
+
+def return_summary(post) -> str | None:
+    """What the model returns, when it returns one number: a table of probabilities for
+    a few whole-number values (``return value:`` then ``  value  probability`` lines),
+    else its mean, standard deviation and quantiles (unless a site of the summary
+    table is the return value)."""
+    from ppl.repl import format_value
+
+    returns = post.returns
+    if returns is None or (isinstance(returns, tuple) and not returns):
+        return None
+    try:
+        values = np.asarray(returns, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None  # strings, structures: see posterior.probs()
+    if post.result.chains:
+        values = values.reshape((-1,) + values.shape[2:])
+    if values.ndim != 1 or values.size == 0:
+        return None
+    finite = values[np.isfinite(values)]
+    if finite.size and np.all(finite == np.round(finite)) and len(np.unique(finite)) <= MAX_RETURN_VALUES:
+        probs = post.probs()
+        width = max(len(format_value(v)) for v in probs)
+        return "\n".join(["return value:", *(f"  {format_value(v):>{width}}  {p:.4f}" for v, p in probs.items())])
+    for draws in post.samples.values():
+        site = np.asarray(draws)
+        if site.dtype != object and site.shape == np.shape(returns) and np.array_equal(site, np.asarray(returns)):
+            return None  # the return value is a site of the table above
+    q05, q50, q95 = np.asarray(post.quantile([0.05, 0.5, 0.95]), dtype=np.float64)
+    return (f"return value: mean {float(post.mean()):.4g}, std {float(post.std()):.4g}, "
+            f"5% {q05:.4g}, 50% {q50:.4g}, 95% {q95:.4g}")
 
 
 def _check(args) -> int:

@@ -661,26 +661,12 @@ class Repl:
         elif cmd.name == "infer":
             post = s.infer(cmd.args)
             self.write(s.relabel(post.summary()))
-            table = _return_table(post)
+            from ppl.cli import return_summary
+
+            table = return_summary(post)
             if table:
                 self.write(table)
         return True
-
-
-def _return_table(post) -> str | None:
-    """For exact enumeration: the distribution of the model's return value, when small."""
-    if post.method != "Enumerate" or post.returns is None:
-        return None
-    try:
-        probs = post.probs()
-    except (PPLError, TypeError, ValueError):
-        return None
-    if not probs or len(probs) > 12:
-        return None
-    width = max(len(format_value(v)) for v in probs)
-    lines = ["return value:"]
-    lines += [f"  {format_value(v):>{width}}  {p:.4f}" for v, p in probs.items()]
-    return "\n".join(lines)
 
 
 def _submissions(lines: Iterator[str]) -> Iterator[str]:

@@ -193,6 +193,127 @@ def test_dynamic_model_says_so(capsys, tmp_path):
     assert "(eager engine)" in out and "is dynamic" in out
 
 
+def mcmc_mean_and_se(result: dict, site: str) -> tuple[float, float]:
+    """The mean of MCMC draws (chains, draws) and its standard error from the bulk effective sample size."""
+    from ppl.inference.diagnostics import ess_bulk
+
+    x = np.asarray(result["samples"][site], dtype=np.float64)
+    ess = float(np.min(ess_bulk(x)))
+    return float(x.mean()), float(x.std() / math.sqrt(ess))
+
+
+@pytest.mark.parametrize("method", ["enumerate", "importance", "smc", "nuts", "hmc", "mh", "gibbs"])
+def test_every_method_runs_end_to_end(capsys, tmp_path, method):
+    """`ppl run --method M` for each method: the table names the method, and the answer is right."""
+    from ppl.cli import METHODS
+
+    assert method in METHODS
+    out_file = tmp_path / "r.json"
+    if method == "enumerate":   # exact: P(disease | positive test) by Bayes' rule
+        data = tmp_path / "d.json"
+        data.write_text('{"positive": 1}')
+        code, out, err = run(capsys, "run", ROOT / "examples" / "medical.ppl", "--data", data,
+                             "--method", method, "--out", out_file)
+        assert code == 0, err
+        assert "Enumerate on 'diagnosis'" in out
+        result = json.loads(out_file.read_text())
+        mean, _ = weighted_mean_and_se(result, "disease")
+        assert abs(mean - 0.0095 / (0.0095 + 0.99 * 0.08)) < 1e-6
+        return
+    code, out, err = run(capsys, "run", COIN, "--method", method, "--num-samples", "400", "--num-warmup", "200",
+                         "--num-chains", "2", "--seed", "1", "--out", out_file)
+    assert code == 0, err
+    assert "Traceback" not in err
+    result = json.loads(out_file.read_text())
+    name = {"nuts": "NUTS", "hmc": "HMC", "mh": "MH", "smc": "SMC"}.get(method, method.capitalize())
+    assert f"{name} on 'coin'" in out and result["method"] == name
+    if method in ("importance", "smc"):
+        mean, se = weighted_mean_and_se(result, "p")
+    else:
+        assert np.asarray(result["samples"]["p"]).shape == (2, 400)
+        mean, se = mcmc_mean_and_se(result, "p")
+    assert abs(mean - beta_mean(7, 3)) < 4 * se          # z < 4 at seed 1
+
+
+def test_help_lists_every_method(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    for method in ("enumerate", "importance", "smc", "nuts", "hmc", "mh", "gibbs"):
+        assert method in out
+    assert "--progress" in out and "--num-warmup" in out
+
+
+def test_progress_bar_on_request(capsys):
+    code, out, err = run(capsys, "run", COIN, "--method", "hmc", "--num-samples", "50", "--num-warmup", "50",
+                         "--num-chains", "2", "--progress")
+    assert code == 0, err
+    assert "chain 0" in out and "chain 1" in out and "100/100" in out   # one bar per chain, run to the end
+    code, out, err = run(capsys, "run", COIN, "--method", "hmc", "--num-samples", "50", "--num-warmup", "50",
+                         "--num-chains", "2", "--no-progress")
+    assert code == 0, err
+    assert "chain 0" not in out
+
+
+def test_max_depth_enumerates_a_recursive_model(capsys, tmp_path):
+    src = tmp_path / "geo.ppl"
+    src.write_text("p = 0.5\n\ndef geometric(p) {\n  if flip(p) { return 0 }\n  return 1 + geometric(p)\n}\n\n"
+                   "model tails(p: real) {\n  return geometric(p)\n}\n")
+    code, out, err = run(capsys, "run", src, "--max-depth", "12")
+    assert code == 0, err
+    assert "Enumerate on 'tails' (eager engine)" in out and "enumeration was truncated" in out
+    table = out[out.index("return value:"):].splitlines()[1:]
+    probs = {int(v): float(p) for v, p in (line.split() for line in table)}
+    assert sorted(probs) == list(range(12))
+    for n, p in probs.items():                       # P(n) = 2^-(n+1), renormalised over the 12 kept
+        assert abs(p - 0.5 ** (n + 1) / (1 - 0.5**12)) < 1e-4
+    code, _, err = run(capsys, "run", src, "--max-depth", "12", "--method", "mh")
+    assert code == 1 and "--max-depth bounds exact enumeration" in err
+
+
+def test_the_return_value_is_summarised(capsys, tmp_path):
+    src = tmp_path / "r.ppl"
+    src.write_text("model sum_of_two() {\n  a ~ bernoulli(0.5)\n  b ~ bernoulli(0.5)\n  return a + b\n}\n\n"
+                   "model shifted() {\n  x ~ normal(0, 1)\n  return x + 10\n}\n\n"
+                   "model same() {\n  x ~ normal(0, 1)\n  return x\n}\n")
+    code, out, err = run(capsys, "run", src, "--model", "sum_of_two")
+    assert code == 0, err
+    assert out.endswith("return value:\n  0  0.2500\n  1  0.5000\n  2  0.2500\n")
+    code, out, err = run(capsys, "run", src, "--model", "shifted", "--method", "importance", "--num-samples", "2000")
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("return value:"))
+    assert abs(float(line.split("mean ")[1].split(",")[0]) - 10) < 0.15      # sd 1, ESS 2000: 4.5 se
+    code, out, err = run(capsys, "run", src, "--model", "same", "--method", "importance", "--num-samples", "100")
+    assert code == 0 and "return value" not in out      # the same as the site 'x' in the table
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.ppl")), ids=lambda p: p.stem)
+def test_every_example_runs_with_its_own_data(path):
+    """`ppl run examples/NAME.ppl` needs no --data: each file carries data for its default model,
+    and the model builds with them (the examples' answers are checked in examples/test_examples.py)."""
+    from ppl.cli import _arguments, _select_model, build_method
+
+    import ppl
+
+    module = ppl.load(path)
+    model = _select_model(module, None, str(path))
+    args = _arguments(model, dict(module.constants))
+    program, _ = model.program(*args)
+    assert hasattr(build_method(None, program), "run")
+
+
+def test_a_closed_pipe_ends_quietly(monkeypatch, coin_file):
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["check", str(coin_file)]) == 1
+
+
 # ---------------------------------------------------------------------------
 # ppl check
 

@@ -16,6 +16,7 @@ import sys
 import termios
 import time
 
+import numpy as np
 import pytest
 
 from ppl import repl as R
@@ -234,6 +235,39 @@ def test_infer_by_enumeration_is_exact():
     post = s.infer(["two", "method=enumerate"])
     assert post.method == "Enumerate"
     assert abs(post.mean() - 2 / 3) < 1e-6
+
+
+@pytest.mark.parametrize("method, name", [("importance", "Importance"), ("smc", "SMC"), ("mh", "MH"),
+                                           ("gibbs", "Gibbs")])
+def test_infer_takes_the_sampling_methods_and_their_options(method, name):
+    """:infer with method=, samples=, warmup=, chains= and seed= (the options ppl run has), on a
+    conjugate coin whose posterior mean is (1 + 3) / (2 + 4) = 2/3."""
+    s = R.Session()
+    s.add("model coin(flips: int[]) {\n  p ~ beta(1, 1)\n  flips ~ bernoulli(p)\n  return p\n}")
+    opts = ["samples=400", "seed=3"] + (["warmup=200", "chains=2"] if method in ("mh", "gibbs") else [])
+    post = s.infer(["coin", "[1, 1, 0, 1]", f"method={method}", *opts])
+    assert post.method == name
+    x = np.asarray(post.samples["p"], dtype=np.float64)
+    if post.weights is None:
+        from ppl.inference.diagnostics import ess_bulk
+
+        assert x.shape == (2, 400)
+        mean, se = x.mean(), x.std() / np.sqrt(float(ess_bulk(x)))
+    else:
+        assert x.shape == (400,)
+        w = post.weights
+        mean = float(np.sum(w * x))
+        se = float(np.sqrt(np.sum(w**2 * (x - mean) ** 2)))
+    assert abs(mean - 2 / 3) < 4 * se                   # z < 4 at seed 3
+
+
+def test_infer_refuses_an_unknown_method_and_lists_them():
+    s = R.Session()
+    s.add(TWO_COINS)
+    with pytest.raises(PPLError) as info:
+        s.infer(["two", "method=magic"])
+    for m in ("enumerate", "importance", "smc", "nuts", "hmc", "mh", "gibbs"):
+        assert m in info.value.message
 
 
 # ---------------------------------------------------------------------------
