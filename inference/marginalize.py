@@ -69,9 +69,12 @@ from ppl.semantics.graph import Graph, block_flow, dependency_graph
 from ppl.stdlib.errors import ModelError
 
 __all__ = [
+    "can_marginalize",
+    "check_marginalizable",
     "marginal_log_density_unconstrained",
     "recover_discrete",
     "constrain",
+    "constrained_trace",
     "has_discrete_latents",
     "continuous_shapes",
     "ElementInterpreter",
@@ -846,6 +849,20 @@ def _label_order(factors) -> list:
 # Public functions
 
 
+def check_marginalizable(program: ir.Program, args) -> None:
+    """Raise the ``ModelError`` that says why the discrete latent sites cannot be summed out, if they cannot."""
+    _plan(program, args)
+
+
+def can_marginalize(program: ir.Program, args) -> bool:
+    """Whether every discrete latent site of the program can be summed out exactly."""
+    try:
+        _plan(program, args)
+    except ModelError:
+        return False
+    return True
+
+
 def has_discrete_latents(program: ir.Program) -> bool:
     """Whether any latent site of the program is discrete (and so needs summing out for NUTS)."""
     return any(info.is_discrete for info in program.latent_sites().values())
@@ -940,9 +957,14 @@ def recover_discrete(program: ir.Program, key, u_draws: dict, args) -> dict:
 
 def constrain(program: ir.Program, u: dict, discrete: dict, args) -> dict:
     """Every latent and deterministic site's value, from unconstrained ``u`` and discrete values."""
+    return constrained_trace(program, u, discrete, args)[0]
+
+
+def constrained_trace(program: ir.Program, u: dict, discrete: dict, args) -> tuple:
+    """``(choices, retval)`` of one run with the continuous sites at ``T(u)`` and the discrete ones given."""
     mode = _Unconstrained(set(discrete))
     trace = C._run(program, _SummedMode(mode), args, inputs={**u, **discrete})
-    return trace.choices
+    return trace.choices, trace.retval
 
 
 class _SummedMode(C._Mode):

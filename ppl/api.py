@@ -15,8 +15,15 @@ from ppl.stdlib.errors import ModelError
 __all__ = ["infer", "default_method"]
 
 
-def default_method(program) -> object:
-    """Exact enumeration for finite discrete static models, importance sampling otherwise."""
+def default_method(program, args=None) -> object:
+    """The method ``ppl.infer`` and ``ppl run`` use when none is given.
+
+    Exact enumeration for finite discrete static models; NUTS for static models
+    whose latent sites are continuous, or whose discrete sites can be summed out
+    exactly (given ``args``, the model's array arguments); SMC for other static
+    models that observe inside a loop (the sequential cut gives it steps);
+    importance sampling otherwise, and for dynamic models.
+    """
     if isinstance(program, ir.Program):
         latent = program.latent_sites().values()
         if all(s.is_discrete and getattr(s.dist_type, "has_enumerate_support", False) is True for s in latent):
@@ -24,9 +31,22 @@ def default_method(program) -> object:
         from ppl.inference import registry
 
         continuous = registry.default_continuous()
-        if continuous is not None and not any(s.is_discrete for s in latent):
+        discrete = any(s.is_discrete for s in latent)
+        if continuous is not None and (not discrete or _can_marginalize(program, args)):
             return continuous
+        from ppl.inference.smc import SMC, sequential_cut
+
+        if sequential_cut(program).loop is not None:
+            return SMC(num_particles=1000)
     return Importance(num_particles=1000)
+
+
+def _can_marginalize(program, args) -> bool:
+    if args is None:
+        return False
+    from ppl.inference import marginalize
+
+    return bool(marginalize.can_marginalize(program, args))
 
 
 def infer(model: Model, *args, method=None, seed: int = 0, key=None, **kwargs) -> Posterior:
@@ -44,7 +64,7 @@ def infer(model: Model, *args, method=None, seed: int = 0, key=None, **kwargs) -
         raise ModelError(f"ppl.infer needs a model, but got {type(model).__name__}")
     program, leaves = model.program(*args, **kwargs)
     if method is None:
-        method = default_method(program)
+        method = default_method(program, leaves)
     if not hasattr(method, "run"):
         raise ModelError(f"method={method!r} is not an inference method",
                          hint="Use ppl.Enumerate(), ppl.Importance(num_particles=1000), ...")

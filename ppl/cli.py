@@ -152,7 +152,7 @@ def _arguments(model, data: dict) -> list:
 
 
 def build_method(name: str | None, program, num_samples=None, num_warmup=None, num_chains=None,
-                 progress: bool | None = None, max_depth: int | None = None):
+                 progress: bool | None = None, max_depth: int | None = None, leaves=None):
     """A method object from its command-line name and options (None: the default for the model).
 
     ``progress`` (None: the method's default) goes to the methods that show one;
@@ -167,7 +167,7 @@ def build_method(name: str | None, program, num_samples=None, num_warmup=None, n
                            hint="Use --method enumerate --max-depth N, or leave --max-depth out.")
         return ppl.Enumerate(max_depth=max_depth)
     if name is None:
-        method = default_method(program)
+        method = default_method(program, leaves)
         name = type(method).__name__.lower()
         if num_samples is None and num_chains is None and num_warmup is None and progress is None:
             return method
@@ -204,9 +204,9 @@ def _run(args) -> int:
     model = _select_model(module, args.model, args.file)
     data = {**module.constants, **read_data(args.data)}
     call_args = _arguments(model, data)
-    program, _ = model.program(*call_args)
+    program, leaves = model.program(*call_args)
     method = build_method(args.method, program, args.num_samples, args.num_warmup, args.num_chains,
-                          args.progress, args.max_depth)
+                          args.progress, args.max_depth, leaves)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         post = ppl.infer(model, *call_args, method=method, seed=args.seed)

@@ -535,9 +535,9 @@ class Session:
                 raise PPLError("depth= bounds exact enumeration; it goes with method=enumerate")
             method = ppl.Enumerate(max_depth=options["depth"])
         else:
-            program, _ = model.program(*args)
+            program, leaves = model.program(*args)
             method = build_method(method_name, program, options.get("samples"), options.get("warmup"),
-                                  options.get("chains"))
+                                  options.get("chains"), leaves=leaves)
         return ppl.infer(model, *args, method=method, seed=options.get("seed", 0))
 
 

@@ -47,20 +47,22 @@ def _functions(program: ir.Program, marginal: bool):
             def logdensity(u, *args):
                 return C.log_density_unconstrained(program, u, list(args))
 
-        def constrain_one(u, args):
-            trace = C.run_unconstrained(program, u, args) if not marginal else _run_marginal(program, u, args)
-            return trace.choices, trace.retval
+        if marginal:
+            from ppl.inference import marginalize as M
 
-        constrain = jax.jit(jax.vmap(jax.vmap(constrain_one, in_axes=(0, None)), in_axes=(0, None)))
+            def constrain_one(u, d, args):
+                return M.constrained_trace(program, u, d, args)
+
+            constrain = jax.jit(jax.vmap(jax.vmap(constrain_one, in_axes=(0, 0, None)), in_axes=(0, 0, None)))
+        else:
+            def constrain_one(u, args):
+                trace = C.run_unconstrained(program, u, args)
+                return trace.choices, trace.retval
+
+            constrain = jax.jit(jax.vmap(jax.vmap(constrain_one, in_axes=(0, None)), in_axes=(0, None)))
         got = (logdensity, constrain)
         _FUNCTIONS[key] = got
     return got
-
-
-def _run_marginal(program, u, args):
-    from ppl.inference import marginalize as M
-
-    return M.constrain_continuous(program, u, args)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,17 +100,17 @@ class _GradientMCMC:
         discrete = [a for a, s in latent.items() if s.is_discrete]
         marginal = bool(discrete)
         if marginal:
+            from ppl.inference import marginalize as M
+
             try:
-                from ppl.inference import marginalize as M
-            except ImportError:
-                M = None
-            if M is None or not M.can_marginalize(program, args):
+                M.check_marginalizable(program, args)
+            except ModelError as err:
                 raise ModelError(
                     f"{name} needs continuous latent sites, but '{discrete[0]}' is discrete and cannot be "
-                    "summed out exactly here",
-                    span=latent[discrete[0]].span,
-                    hint="Use ppl.Gibbs, ppl.MH or ppl.SMC, or marginalise the site by hand.",
-                )
+                    f"summed out exactly here: {err.message}",
+                    span=err.span or latent[discrete[0]].span,
+                    hint=err.hint or "Use ppl.Gibbs, ppl.MH or ppl.SMC, or marginalise the site by hand.",
+                ) from None
         ushapes = C.unconstrained_shapes(program, args)
         template = {a: jnp.zeros(ushapes[a], jnp.result_type(float)) for a in latent if ushapes[a] is not None}
         logdensity, constrain = _functions(program, marginal)
@@ -128,14 +130,14 @@ class _GradientMCMC:
             # error names the site (and line) that is impossible or NaN, when there is one
             _diagnose_start(program, args, key, self.init, err)
             raise
-        choices, returns = constrain(result.positions, list(args))
-        samples = {a: np.asarray(v) for a, v in choices.items()}
-        if marginal:
+        if marginal:  # each draw's discrete sites from their exact conditional, then every site's value
             from ppl.inference import marginalize as M
 
-            rkey = jax.random.fold_in(key, 1)
-            samples.update({a: np.asarray(v) for a, v in
-                            M.recover_discrete(program, rkey, result.positions, list(args)).items()})
+            discrete_draws = M.recover_discrete(program, jax.random.fold_in(key, 1), result.positions, list(args))
+            choices, returns = constrain(result.positions, discrete_draws, list(args))
+        else:
+            choices, returns = constrain(result.positions, list(args))
+        samples = {a: np.asarray(v) for a, v in choices.items()}
         stats = {k: np.asarray(v) for k, v in result.sample_stats.items()}
         notes = []
         n_div = int(np.sum(stats.get("diverging", 0)))
