@@ -191,10 +191,14 @@ class Posterior:
 
 
 def _wmean(x, w):
+    """Weighted mean over the draws where the site exists (not NaN); NaN where those weigh nothing."""
     w = w.reshape((-1,) + (1,) * (x.ndim - 1))
     mask = ~np.isnan(x)
     ww = np.where(mask, w, 0.0)
-    return np.sum(np.where(mask, x, 0.0) * ww, axis=0) / np.sum(ww, axis=0)
+    total = np.sum(ww, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, np.sum(np.where(mask, x, 0.0) * ww, axis=0) / np.where(total > 0, total, 1.0),
+                        np.nan)
 
 
 def _wquantile(x, w, q):
@@ -205,6 +209,9 @@ def _wquantile(x, w, q):
         ok = ~np.isnan(col)
         order = np.argsort(col[ok])
         cw = np.cumsum(w[ok][order])
+        if cw.size == 0 or not cw[-1] > 0:  # the site exists only in draws of weight zero
+            out[j] = np.nan
+            continue
         cw /= cw[-1]
         out[j] = col[ok][order][min(np.searchsorted(cw, q), len(cw) - 1)]
     return out.reshape(x.shape[1:])

@@ -70,7 +70,7 @@ def _footer(post) -> list[str]:
 
 def summary_table(post, names=None) -> str:
     title = f"{post.method} on '{post.model_name}' ({post.engine} engine)"
-    table = Table(title=title, title_justify="left")
+    table = Table()
     chains = bool(post.result.chains) and post.weights is None
     columns = ["site", "mean", "std", "5%", "50%", "95%"] + (list(CHAIN_COLUMNS) if chains else [])
     for col in columns:
@@ -95,4 +95,4 @@ def summary_table(post, names=None) -> str:
             table.add_row(*row)
     buf = io.StringIO()
     Console(file=buf, width=120, force_terminal=False, color_system=None).print(table)
-    return "\n".join([buf.getvalue().rstrip(), *_footer(post)])
+    return "\n".join([title, buf.getvalue().rstrip(), *_footer(post)])

@@ -248,11 +248,13 @@ def test_progress_bar_on_request(capsys):
     code, out, err = run(capsys, "run", COIN, "--method", "hmc", "--num-samples", "50", "--num-warmup", "50",
                          "--num-chains", "2", "--progress")
     assert code == 0, err
-    assert "chain 0" in out and "chain 1" in out and "100/100" in out   # one bar per chain, run to the end
+    # one bar per chain, run to the end, on stderr (stdout keeps only the results, for pipes)
+    assert "chain 0" in err and "chain 1" in err and "100/100" in err
+    assert "chain 0" not in out
     code, out, err = run(capsys, "run", COIN, "--method", "hmc", "--num-samples", "50", "--num-warmup", "50",
                          "--num-chains", "2", "--no-progress")
     assert code == 0, err
-    assert "chain 0" not in out
+    assert "chain 0" not in out and "chain 0" not in err
 
 
 def test_max_depth_enumerates_a_recursive_model(capsys, tmp_path):

@@ -35,7 +35,7 @@ def enabled(progress: bool | None) -> bool:
         return bool(progress)
     if "PYTEST_CURRENT_TEST" in os.environ:
         return False
-    stream = sys.stdout
+    stream = sys.stderr  # the display goes to stderr, so results on stdout can be piped
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
@@ -86,6 +86,7 @@ class ChainProgress:
             self._progress = None
 
     def _open(self) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -104,6 +105,7 @@ class ChainProgress:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             transient=False,
+            console=Console(stderr=True),
         )
         total = self.num_warmup + self.num_samples
         self._tasks = [
