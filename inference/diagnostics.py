@@ -16,6 +16,8 @@ For a stationary AR(1) chain with coefficient ``phi`` the ESS of the mean is
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
 from typing import Any
 
@@ -33,6 +35,23 @@ def _arviz():
     return arviz
 
 
+@contextlib.contextmanager
+def _quiet_arviz():
+    """Silence ArviZ's log lines (one chain is 'Shape validation failed' to it; it is fine for us)."""
+    loggers = [logging.getLogger(n) for n in ("arviz", "arviz_base", "arviz_stats")]
+    own = getattr(_arviz(), "_log", None)  # ArviZ 0.x logs through a logger of its own, outside logging's tree
+    if isinstance(own, logging.Logger):
+        loggers.append(own)
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def _apply(name: str, draws: Any, **options) -> Any:
     x = np.asarray(draws, dtype=np.float64)
     if x.ndim < 2:
@@ -41,8 +60,8 @@ def _apply(name: str, draws: Any, **options) -> Any:
         )
     event = x.shape[2:]
     az = _arviz()
-    dataset = az.convert_to_dataset({"x": x.reshape(x.shape[:2] + (-1,))})
-    with warnings.catch_warnings():
+    with _quiet_arviz(), warnings.catch_warnings():
+        dataset = az.convert_to_dataset({"x": x.reshape(x.shape[:2] + (-1,))})
         warnings.simplefilter("ignore", (FutureWarning, DeprecationWarning, RuntimeWarning))
         values = getattr(az, name)(dataset, **options)["x"].values
     values = np.asarray(values, dtype=np.float64).reshape(event)
