@@ -324,6 +324,8 @@ def _format_params(params: dict) -> str:
     for k, v in params.items():
         if hasattr(v, "eqns") or hasattr(v, "jaxpr"):
             continue
+        if v is None or k == "sharding":  # placement details, not arithmetic
+            continue
         text = repr(v)
         if len(text) > 30:
             continue
@@ -353,7 +355,10 @@ def _format_stmt(s: Stmt, indent: int, lines: list[str]) -> None:
     elif isinstance(s, Prim):
         outs = ", ".join(_typed(v) for v in s.outs) or "_"
         name = getattr(s.op, "name", str(s.op))
-        lines.append(f"{pad}{outs} = {name}{_format_params(s.params)}({_args(s.args)})")
+        params = _format_params(s.params)
+        if "jaxpr" in s.params and isinstance(s.params.get("name"), str):  # a jitted call: shown by its name
+            name, params = s.params["name"].lstrip("_") or name, ""
+        lines.append(f"{pad}{outs} = {name}{params}({_args(s.args)})")
     elif isinstance(s, If):
         outs = ", ".join(_typed(v) for v in s.outs) or "_"
         lines.append(f"{pad}{outs} = if {s.index!r} ({_args(s.args)}):{_where(s.span)}")
