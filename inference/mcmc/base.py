@@ -12,11 +12,16 @@ compiles, once per (log density, shapes, options), a single XLA program that
 
 Two drivers share the bookkeeping. Kernels that come as a ``Stepwise``
 machine (ours: ``nuts.Builder``, ``hmc.Builder``) are advanced *one
-leapfrog step at a time* for every chain; a chain whose trajectory ends
-records its draw, adapts and starts its next transition while the others go
-on. So vectorised chains never wait for the longest trajectory among them,
-and the cost is the longest chain's total work rather than the sum over
-iterations of the longest trajectory. Any other kernel with ``init`` and
+leapfrog step at a time* for every chain, in an inner loop that carries only
+the trajectories; when trajectories have ended, the outer loop records their
+draws, adapts and starts their next transitions while the others go on. A
+chain that has ended waits a little for others to end too (a few steps in
+all, ``WAIT_STEPS_PER_CHAIN``), so that one round of bookkeeping serves
+several chains: for a small model that bookkeeping costs as much as a step
+or two, while the inner step is all the cost of a large one. So vectorised
+chains never wait for the longest trajectory among them, and the cost is
+about the longest chain's total work rather than the sum over iterations of
+the longest trajectory. Any other kernel with ``init`` and
 ``build_kernel`` (BlackJAX's ``blackjax.mcmc.nuts`` module, say) runs one
 transition per iteration of a loop over draws.
 
@@ -235,8 +240,26 @@ class _StatTable(NamedTuple):
         return {name: buffer[..., i].astype(dt) for i, (name, dt) in enumerate(zip(self.names, self.dtypes))}
 
 
+# How long chains whose trajectory has ended wait for the others before the driver records,
+# adapts and restarts them: until the steps they have waited, summed over chains, reach this many
+# per chain (ski rental: waiting costs integration steps of idle chains, not waiting costs a round
+# of bookkeeping). A round of bookkeeping is worth a step or two of a small model, where both are
+# dominated by the fixed cost of each compiled kernel, and little against a step of a large one:
+# chains wait only when a step's work (elements computed by the log density and its gradient) is
+# at most SMALL_STEP_WORK.
+WAIT_STEPS_PER_CHAIN = 1
+SMALL_STEP_WORK = 4096
+
+
+def _step_work(value_and_grad: Callable, position: Array) -> int:
+    """Elements computed by one evaluation of ``value_and_grad`` (a static proxy of its cost)."""
+    jaxpr = jax.make_jaxpr(value_and_grad)(position)
+    return sum(int(np.prod(v.aval.shape)) for eqn in jaxpr.jaxpr.eqns for v in eqn.outvars)
+
+
 def _stepwise_driver(plan: _Plan, value_and_grad: Callable, adapt_after: Callable) -> Callable:
-    """All chains advance one integration step per loop iteration; each transition ends on its own."""
+    """Chains advance one integration step at a time, in an inner loop that stops when trajectories
+    have ended; each chain's transitions end on their own (see ``WAIT_STEPS_PER_CHAIN``)."""
     C, W, S = plan.num_chains, plan.num_warmup, plan.num_samples
     total = W + S
     machine = plan.kernel_builder.stepwise()
@@ -270,6 +293,8 @@ def _stepwise_driver(plan: _Plan, value_and_grad: Callable, adapt_after: Callabl
 
     def run(state, adapt, keys, init_ok):
         dtype = state.position.dtype
+        small = _step_work(value_and_grad, state.position[0]) <= SMALL_STEP_WORK
+        wait_budget = WAIT_STEPS_PER_CHAIN * C if small else 0
         started = jnp.zeros((C,), jnp.int32)
         traj = begin(keys, started, state, adapt)
         _, info0 = finish(traj)
@@ -288,11 +313,31 @@ def _stepwise_driver(plan: _Plan, value_and_grad: Callable, adapt_after: Callabl
             zeros,
         )
 
+        def round_of_steps(traj, m, frozen):
+            for _ in range(plan.steps_per_round):
+                # A trajectory that has ended (or a chain with nothing left to do) waits.
+                frozen = frozen | is_done(traj)
+                traj = _select(frozen, traj, advance(traj, m))
+            return traj
+
         def body(c: Carry) -> Carry:
-            traj = advance(c.traj, c.adapt.metric)
-            for _ in range(plan.steps_per_round - 1):
-                # Further steps of the round; a trajectory that has ended waits for the round's end.
-                traj = _select(is_done(traj), traj, advance(traj, c.adapt.metric))
+            # The inner loop carries only the trajectories, so an iteration is the integration step
+            # alone; the draws, statistics and adaptation (the larger buffers) are touched once per
+            # round of ended trajectories, below.
+            m = c.adapt.metric
+            active = c.t < total
+
+            def go_on(inner):
+                traj, waited = inner
+                done = is_done(traj)
+                return ~jnp.all(done | ~active) & ~(jnp.any(done & active) & (waited >= wait_budget))
+
+            def step_all(inner):
+                traj, waited = inner
+                traj = round_of_steps(traj, m, ~active)
+                return traj, waited + jnp.sum(is_done(traj) & active).astype(jnp.int32)
+
+            traj, _ = jax.lax.while_loop(go_on, step_all, (c.traj, jnp.int32(0)))
             done = is_done(traj)
             new_state, info = finish(traj)
             values = dict(_standard_stats(info), step_size=traj.step_size, log_density=new_state.log_density)
