@@ -268,7 +268,8 @@ def test_result_layout_and_statistics():
     assert result.positions["a"].shape == (3, 100)
     assert result.positions["b"].shape == (3, 100, 2, 3)
     stats = result.sample_stats
-    assert set(stats) == {"diverging", "accept_prob", "num_steps", "tree_depth", "energy", "step_size", "log_density"}
+    assert set(stats) == {"diverging", "accept_prob", "num_steps", "tree_depth", "energy", "step_size", "log_density",
+                          "nonfinite"}
     assert all(v.shape == (3, 100) for v in stats.values())
     assert stats["diverging"].dtype == jnp.bool_
     assert result.adaptation["step_size"].shape == (3,)

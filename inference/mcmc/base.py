@@ -85,6 +85,7 @@ _STAT_FIELDS = {
     "num_steps": ("num_steps", "num_integration_steps"),
     "tree_depth": ("tree_depth", "num_trajectory_expansions"),
     "energy": ("energy",),
+    "nonfinite": ("nonfinite",),
 }
 
 
@@ -617,6 +618,19 @@ def check_sampling(result: MCMCResult, *, max_tree_depth: int | None = None, sta
     stacklevel += 1
 
     n_div = int(diverging.sum())
+    nonfinite = np.asarray(stats["nonfinite"]) if "nonfinite" in stats else np.zeros_like(diverging)
+    n_nan = int((nonfinite & diverging).sum())
+    if n_nan:
+        warnings.warn(
+            f"{n_nan} of {C * S} transitions after warm-up stopped at a NaN log density or a NaN or infinite "
+            "gradient: the model's density is undefined in part of the region the sampler explores, and the "
+            "draws miss that region. Look for a log or sqrt of a value that can be negative, a division by "
+            "zero, or a parameter that leaves its domain (a smaller step size will not fix it).",
+            SamplingWarning,
+            stacklevel=stacklevel,
+        )
+        diverging = diverging & ~nonfinite
+        n_div = int(diverging.sum())
     if n_div:
         per_chain = ", ".join(str(int(n)) for n in diverging.sum(axis=1))
         warnings.warn(

@@ -71,7 +71,8 @@ class Info(NamedTuple):
 
     ``accept_prob`` is the Metropolis acceptance probability, ``energy`` the
     Hamiltonian at the returned state (with the momentum it ended with) and
-    ``num_steps`` the number of leapfrog steps taken.
+    ``num_steps`` the number of leapfrog steps taken; ``nonfinite`` whether a
+    step met a NaN log density or a non-finite gradient.
     """
 
     diverging: Array
@@ -79,6 +80,7 @@ class Info(NamedTuple):
     num_steps: Array
     energy: Array
     accepted: Array
+    nonfinite: Array
 
 
 class Stepwise(NamedTuple):
@@ -288,6 +290,7 @@ class Trajectory(NamedTuple):
     num_steps: Array
     diverging: Array
     key: Array
+    nonfinite: Array = False
 
 
 def stepwise(
@@ -315,13 +318,14 @@ def stepwise(
         if step_size_jitter > 0:
             u = 2.0 * _unit(other_words(key)[0], dtype) - 1.0
             step_size = step_size * (1.0 + step_size_jitter * u)
-        return Trajectory(state, energy, leaf, step_size, jnp.int32(0), jnp.bool_(False), key)
+        return Trajectory(state, energy, leaf, step_size, jnp.int32(0), jnp.bool_(False), key, jnp.bool_(False))
 
     def advance(traj: Trajectory, value_and_grad: ValueAndGrad, m: Metric) -> Trajectory:
         leaf = leapfrog(traj.current, traj.step_size, m, value_and_grad)
         delta = -leaf.log_density + kinetic_energy(leaf) - traj.initial_energy
         diverging = ~(delta <= divergence_threshold)  # NaN counts as divergent
-        return traj._replace(current=leaf, num_steps=traj.num_steps + 1, diverging=diverging)
+        nonfinite = traj.nonfinite | jnp.isnan(leaf.log_density) | ~jnp.all(jnp.isfinite(leaf.log_density_grad))
+        return traj._replace(current=leaf, num_steps=traj.num_steps + 1, diverging=diverging, nonfinite=nonfinite)
 
     def is_done(traj: Trajectory) -> Array:
         return (traj.num_steps >= num_integration_steps) | traj.diverging
@@ -342,6 +346,7 @@ def stepwise(
             num_steps=traj.num_steps,
             energy=jnp.where(accepted, energy, traj.initial_energy),
             accepted=accepted,
+            nonfinite=traj.nonfinite,
         )
 
     return Stepwise(start, advance, is_done, finish)

@@ -140,7 +140,12 @@ class _GradientMCMC:
         samples = {a: np.asarray(v) for a, v in choices.items()}
         stats = {k: np.asarray(v) for k, v in result.sample_stats.items()}
         notes = []
-        n_div = int(np.sum(stats.get("diverging", 0)))
+        nonfinite = np.asarray(stats.get("nonfinite", False)) & np.asarray(stats.get("diverging", False))
+        n_nan = int(np.sum(nonfinite))
+        if n_nan:
+            notes.append(f"{n_nan} transitions after warm-up met a NaN log density or gradient: the model's "
+                         "density is undefined where the sampler went (a log or sqrt of a negative value?)")
+        n_div = int(np.sum(stats.get("diverging", 0))) - n_nan
         if n_div:
             notes.append(f"{n_div} divergent transitions after warm-up: raise target_accept or reparameterise "
                          "(e.g. non-centred)")

@@ -62,7 +62,7 @@ PROPOSAL_POSITION, PROPOSAL_GRAD = 0, 1  # rows of a proposal
 LOG_DENSITY, ENERGY = 0, 1  # proposal statistics
 CK_VELOCITY, CK_MOMENTUM, CK_RHO_BEFORE, CK_PREV_MOMENTUM, CK_PREV_VELOCITY = range(5)
 DEPTH, LEAF, STEPS = 0, 1, 2  # counters
-DIVERGING, TURNING, DONE = 0, 1, 2  # flags
+DIVERGING, TURNING, DONE, NONFINITE = 0, 1, 2, 3  # flags
 
 
 class Info(NamedTuple):
@@ -71,7 +71,9 @@ class Info(NamedTuple):
     ``accept_prob`` is Stan's ``accept_stat``: the mean over every leapfrog
     step of ``min(1, exp(H0 - H))``; ``num_steps`` the leapfrog steps taken;
     ``tree_depth`` the number of doublings begun; ``energy`` the Hamiltonian
-    at the returned state; ``turning`` whether it stopped at a U-turn.
+    at the returned state; ``turning`` whether it stopped at a U-turn;
+    ``nonfinite`` whether a leapfrog step met a NaN log density or a
+    non-finite gradient (a divergence then has that cause, not the geometry).
     """
 
     diverging: Array
@@ -80,6 +82,7 @@ class Info(NamedTuple):
     tree_depth: Array
     energy: Array
     turning: Array
+    nonfinite: Array
 
 
 class Trajectory(NamedTuple):
@@ -143,7 +146,7 @@ def stepwise(
             checkpoints=jnp.zeros((5, slots + 1) + x.shape, dtype),
             sum_accept=jnp.zeros((), dtype),
             counters=jnp.zeros((3,), jnp.int32),
-            flags=jnp.zeros((3,), bool),
+            flags=jnp.zeros((4,), bool),
             initial_energy=energy,
             step_size=jnp.asarray(step_size, dtype),
             directions=other_words(key)[0],
@@ -252,7 +255,8 @@ def stepwise(
         counters = assemble(
             [jnp.where(complete | done, depth_next, depth), jnp.where(complete, 0, n + 1), steps]
         )
-        flags = assemble([diverging, sub_turning | (complete & top_turning), done])
+        nonfinite = traj.flags[NONFINITE] | jnp.isnan(log_density) | ~jnp.all(jnp.isfinite(g))
+        flags = assemble([diverging, sub_turning | (complete & top_turning), done, nonfinite])
         return traj._replace(
             edges=edges,
             edge_log_density=edge_log_density,
@@ -282,6 +286,7 @@ def stepwise(
             tree_depth=traj.counters[DEPTH],
             energy=traj.proposal_stats[TREE, ENERGY],
             turning=traj.flags[TURNING],
+            nonfinite=traj.flags[NONFINITE],
         )
         proposal = traj.proposals[TREE]
         new = FlatState(
