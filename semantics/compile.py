@@ -22,6 +22,7 @@ Specifications (``p`` the joint density of a trace, ``x`` latents, ``y`` data):
 from __future__ import annotations
 
 import abc
+import weakref
 import zlib
 from typing import Any, NamedTuple
 
@@ -393,8 +394,28 @@ def site_log_densities(program: ir.Program, choices: dict, args) -> dict:
     return terms
 
 
+_SHAPES: "weakref.WeakKeyDictionary[ir.Program, dict]" = weakref.WeakKeyDictionary()
+
+
+def _arg_spec(args) -> tuple:
+    leaves, tree = jax.tree.flatten(list(args))
+    return (tree, tuple((jnp.shape(x), str(jnp.result_type(x))) for x in leaves))
+
+
 def unconstrained_shapes(program: ir.Program, args) -> dict:
-    """Each latent site's unconstrained shape (None for discrete sites), stacked in loops."""
+    """Each latent site's unconstrained shape (None for discrete sites), stacked in loops.
+
+    Remembered per program and argument shapes (the shapes cannot depend on argument values).
+    """
+    table = _SHAPES.setdefault(program, {})
+    spec = _arg_spec(args)
+    got = table.get(spec)
+    if got is None:
+        got = table[spec] = _unconstrained_shapes(program, args)
+    return dict(got)
+
+
+def _unconstrained_shapes(program: ir.Program, args) -> dict:
     probe = _Probe()
     loop_of = {a: s.loop_lengths for a, s in program.sites.items()}
 
