@@ -13,36 +13,10 @@ import pytest
 
 import ppl
 from ppl import dist
-from ppl.inference.diagnostics import mcse_mean
 from ppl.inference.mcmc.gibbs import Gibbs
 
-Z_MAX = 4.0
+from chain_checks import Z_MAX, check_against_enumeration, exact_cells, z_score  # noqa: F401
 
-
-def z_score(draws, exact):
-    draws = np.asarray(draws, dtype=np.float64)
-    n = draws.size
-    se = max(float(mcse_mean(draws)), math.sqrt(max(np.var(draws), 1e-12) / n), 1e-3 / math.sqrt(n))
-    return (draws.mean() - exact) / se
-
-
-def check_against_enumeration(post, model, *args, min_prob=0.01):
-    exact = ppl.infer(model, *args, method=ppl.Enumerate())
-    names = sorted(exact.samples)
-    cells = {}
-    for i, w in enumerate(exact.weights):
-        key = tuple(tuple(np.ravel(exact.samples[a][i]).tolist()) for a in names)
-        cells[key] = cells.get(key, 0.0) + float(w)
-    chains, draws = post.samples[names[0]].shape[:2]
-    flat = [np.asarray(post.samples[a]).reshape(chains, draws, -1) for a in names]
-    for cell, p in cells.items():
-        if p < min_prob:
-            continue
-        hit = np.ones((chains, draws), bool)
-        for values, want in zip(flat, cell):
-            hit &= np.all(values == np.asarray(want), axis=-1)
-        z = z_score(hit, p)
-        assert abs(z) < Z_MAX, f"cell {dict(zip(names, cell))}: frequency {hit.mean():.4f}, exact {p:.4f}, z {z:.2f}"
 
 
 @ppl.model
