@@ -33,7 +33,7 @@ from ppl.inference.importance import Importance
 from ppl.inference.mcmc.methods import NUTS, HMC
 from ppl.inference.mcmc.mh import MH
 from ppl.inference.mcmc.gibbs import Gibbs
-from ppl.inference.smc import SMC
+from ppl.inference.smc import SMC, PMMH
 from ppl.api import infer
 from ppl.config import config, enable_default_cache
 from ppl.lower import load, loads
@@ -61,6 +61,7 @@ __all__ = [
     "MH",
     "Gibbs",
     "SMC",
+    "PMMH",
     "config",
     "load",
     "loads",

@@ -25,7 +25,7 @@ from ppl.stdlib.errors import PPLError
 
 __all__ = ["main", "build_method", "read_data", "model_parameters", "return_summary", "write_results"]
 
-METHODS = ("enumerate", "importance", "smc", "nuts", "hmc", "mh", "gibbs")
+METHODS = ("enumerate", "importance", "smc", "nuts", "hmc", "mh", "gibbs", "pmmh")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -180,8 +180,8 @@ def build_method(name: str | None, program, num_samples=None, num_warmup=None, n
         if not hasattr(ppl, "SMC"):
             raise PPLError("the method 'smc' is not available in this version of ppl")
         return ppl.SMC(num_particles=num_samples or 1000)
-    if name in ("nuts", "hmc", "mh", "gibbs"):
-        cls = {"nuts": "NUTS", "hmc": "HMC", "mh": "MH", "gibbs": "Gibbs"}[name]
+    if name in ("nuts", "hmc", "mh", "gibbs", "pmmh"):
+        cls = {"nuts": "NUTS", "hmc": "HMC", "mh": "MH", "gibbs": "Gibbs", "pmmh": "PMMH"}[name]
         if not hasattr(ppl, cls):
             raise PPLError(f"the method '{name}' is not available in this version of ppl")
         if num_samples is not None:

@@ -235,11 +235,27 @@ def test_every_method_runs_end_to_end(capsys, tmp_path, method):
     assert abs(mean - beta_mean(7, 3)) < 4 * se          # z < 4 at seed 1
 
 
+def test_pmmh_from_the_command_line(capsys, tmp_path):
+    src = tmp_path / "walk.ppl"
+    src.write_text("ys = [0.3, 1.1, 0.4, -0.6, -1.5, -0.2, 0.9, 1.7]\n\n"
+                   "model noisy_walk(ys: real[]) {\n  q ~ half_normal(1)\n  x = 0.0\n"
+                   "  for t in 0..len(ys) {\n    x ~ normal(0.9 * x, q)\n    ys[t] ~ normal(x, 0.5)\n  }\n"
+                   "  return q\n}\n")
+    out_file = tmp_path / "r.json"
+    code, out, err = run(capsys, "run", src, "--method", "pmmh", "--num-samples", "300", "--num-warmup", "100",
+                         "--num-chains", "2", "--out", out_file)
+    assert code == 0, err
+    assert "PMMH on 'noisy_walk'" in out and "mean acceptance" in out
+    result = json.loads(out_file.read_text())
+    assert np.asarray(result["samples"]["q"]).shape == (2, 300)
+    assert np.asarray(result["samples"]["x"]).shape == (2, 300, 8)
+
+
 def test_help_lists_every_method(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     out = capsys.readouterr().out
-    for method in ("enumerate", "importance", "smc", "nuts", "hmc", "mh", "gibbs"):
+    for method in ("enumerate", "importance", "smc", "nuts", "hmc", "mh", "gibbs", "pmmh"):
         assert method in out
     assert "--progress" in out and "--num-warmup" in out
 

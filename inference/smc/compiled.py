@@ -141,8 +141,16 @@ class Filter:
     def __call__(self, key, args) -> Output:
         return self._fn(key, list(args))
 
+    def at(self, key, args, u: dict) -> Output:
+        """The filter with the parameters ``u`` (unconstrained, by address) fixed instead of drawn.
+
+        Its ``log_evidence`` estimates ``log p(T(u)) + log|J(u)| + log p(y | T(u))`` without bias in
+        ``exp``: the target of particle marginal Metropolis-Hastings. Pure; trace it inside ``jit``.
+        """
+        return self._run(key, list(args), u)
+
     # -- the whole run ------------------------------------------------------------
-    def _run(self, key, args) -> Output:
+    def _run(self, key, args, fixed: dict | None = None) -> Output:
         self.num_traces += 1
         cut, n = self.cut, self.n
         random = [cut.is_random(v) for v in cut.live]
@@ -154,7 +162,7 @@ class Filter:
             init_keys = jax.random.split(k_init, n)
 
         def init_one(k):
-            piece = K.run_init(cut.init, k, args)
+            piece = K.run_init(cut.init, k, args) if fixed is None else K.run_init_at(cut.init, k, args, fixed)
             rand = [o for o, r in zip(piece.outs, random) if r]
             shared = [o for o, r in zip(piece.outs, random) if not r]
             return rand, shared, piece.choices, piece.log_weight, piece.valid

@@ -93,6 +93,26 @@ def run_init(block: ir.Block, key, args) -> Piece:
     return Piece(outs, acc.choices, acc.log_likelihood, acc.valid)
 
 
+class _AtParameters(C._Mode):
+    """The sites in ``fixed`` at given unconstrained values (prior and log-Jacobian weighted); the rest drawn."""
+
+    needs_key = True
+
+    def __init__(self, fixed: frozenset):
+        self.fixed = fixed
+
+    def sample(self, stmt, dist, inputs, key):
+        if stmt.address in self.fixed:
+            return C._Unconstrained().sample(stmt, dist, inputs, key)
+        return C._Simulate().sample(stmt, dist, inputs, key)
+
+
+def run_init_at(block: ir.Block, key, args, u: dict) -> Piece:
+    """The statements before the loop with the sites of ``u`` at ``T(u)``: weight ``log p(T(u)) |J| + log p(y_init | ...)``."""
+    outs, acc = _run(block, _AtParameters(frozenset(u)), args, key, inputs=u)
+    return Piece(outs, acc.choices, acc.log_given + acc.log_likelihood, acc.valid)
+
+
 def run_final(block: ir.Block, key, args) -> Piece:
     outs, acc = _run(block, _Draw(_num_samples(block) == 1), args, key)
     return Piece(outs, acc.choices, acc.log_likelihood, acc.valid)
