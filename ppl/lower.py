@@ -258,13 +258,9 @@ def _len(x):
 
 
 def _ode_rk45(f, y0, t0, ts, params, rtol=1e-6, atol=1e-6):
-    from jax.experimental.ode import odeint
+    from ppl.ode import ode_rk45
 
-    y0 = jnp.asarray(y0, _float())
-    times = jnp.concatenate([jnp.atleast_1d(jnp.asarray(t0, _float())), jnp.asarray(ts, _float())])
-    sol = odeint(lambda y, t, p: jnp.asarray(f(t, y, p), _float()), y0, times, params,
-                 rtol=float(rtol), atol=float(atol))
-    return sol[1:]
+    return ode_rk45(f, y0, t0, ts, params, rtol, atol)
 
 
 PURE: dict[str, Callable] = {
@@ -778,45 +774,6 @@ class _NoWeights:
         return False
 
 
-class _SiteShapes(effects.Handler):
-    """A probe that records each site's batch shape (value or distribution, without event axes)."""
-
-    index_loops = False
-
-    def __init__(self, outer):
-        super().__init__()
-        self.scope = list(getattr(outer, "scope", []))
-        self.plates = list(getattr(outer, "plates", []))
-        self.depth = len(self.plates)
-        self.batch_shapes: list[tuple] = []
-
-    def site(self, site):
-        d = site.dist
-        if d is not None:
-            event = tuple(getattr(d, "event_shape", ()))
-            self.batch_shapes.append(tuple(getattr(d, "batch_shape", ())))
-            if site.kind == "observe" and site.value is not None:
-                shape = tuple(jnp.shape(site.value))
-                self.batch_shapes.append(shape[: len(shape) - len(event)] if event else shape)
-        if site.kind == "sample":
-            shape = tuple(d.batch_shape) + tuple(d.event_shape)
-            return jnp.zeros(shape, jnp.int32 if getattr(d, "is_discrete", False) else _float())
-        if site.kind == "deterministic":
-            return site.value
-        return None
-
-    def claim(self, address, span):
-        return None
-
-    def run_scan(self, step, init, xs, length, reverse, span):
-        return jax.lax.scan(step, init, xs, length=length, reverse=reverse)
-
-    def run_cond(self, pred, true_fn, false_fn, operands, span):
-        if not jc.is_tracer(pred):
-            return super().run_cond(pred, true_fn, false_fn, operands, span)
-        return jax.lax.cond(pred, true_fn, false_fn, *operands)
-
-
 class _ShapeHandler(effects.Handler):
     """A probe: draws zeros of the right shape and records nothing (for type inference)."""
 
@@ -846,6 +803,25 @@ class _ShapeHandler(effects.Handler):
         if not jc.is_tracer(pred):
             return super().run_cond(pred, true_fn, false_fn, operands, span)
         return jax.lax.cond(pred, true_fn, false_fn, *operands)
+
+
+class _SiteShapes(_ShapeHandler):
+    """A probe that also records each site's batch shape (value or distribution, without event axes)."""
+
+    def __init__(self, outer):
+        super().__init__(outer)
+        self.depth = len(self.plates)
+        self.batch_shapes: list[tuple] = []
+
+    def site(self, site):
+        d = site.dist
+        if d is not None:
+            event = tuple(getattr(d, "event_shape", ()))
+            self.batch_shapes.append(tuple(getattr(d, "batch_shape", ())))
+            if site.kind == "observe" and site.value is not None:
+                shape = tuple(jnp.shape(site.value))
+                self.batch_shapes.append(shape[: len(shape) - len(event)] if event else shape)
+        return super().site(site)
 
 
 # ---------------------------------------------------------------------------

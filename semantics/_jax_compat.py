@@ -102,8 +102,20 @@ def aval_of(atom) -> tuple[tuple[int, ...], np.dtype]:
 
 
 def bind(op, args, params):
-    """Apply a primitive to values (concrete arrays or tracers)."""
-    out = op.bind(*args, **params)
+    """Apply a primitive to values (concrete arrays or tracers).
+
+    ``params`` are an equation's parameters as a jaxpr stores them; primitives
+    such as ``custom_jvp_call`` take some of them as functions at bind time,
+    which ``get_bind_params`` recovers (as ``jax.core.eval_jaxpr`` does; in
+    jax 0.10 it returns the parameters, the functions among them, and in
+    older versions a pair (functions, parameters)).
+    """
+    got = op.get_bind_params(params)
+    if isinstance(got, tuple):  # jax < 0.10: (functions, parameters)
+        subfuns, bind_params = got
+        out = op.bind(*subfuns, *args, **bind_params)
+    else:
+        out = op.bind(*args, **got)
     return list(out) if op.multiple_results else [out]
 
 
