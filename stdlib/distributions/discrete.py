@@ -72,8 +72,9 @@ class Bernoulli(_Binary):
             p = self._params["probs"]
             k = as_float(k)
             return xlogy(k, p) + xlog1py(1 - k, -p)
-        log_p, log_q = self._log_p_and_q()
-        return jnp.where(k == 1, log_p, log_q)
+        # log sigmoid(+-logits) = -softplus(-+logits): one softplus of the selected sign, not two
+        logits = self._params["logits"]
+        return -jax.nn.softplus(jnp.where(k == 1, -logits, logits))
 
     def enumerate_support(self, bound=None):
         """The values 0 and 1 (``bound`` is not needed and is ignored)."""
