@@ -11,8 +11,8 @@ CPU in float32, 4 chains x (1000 warm-up + 1000 draws), chains vectorised:
 - **second process** (ppl only): a new process that finds the first one's
   persistent cache; the issue's target is under 1 s on eight schools.
 - **second call**: the same call again in the same process with new data of
-  the same shapes (ppl must compile nothing; NumPyro's plain second
-  ``MCMC.run`` re-traces).
+  the same shapes (ppl must compile nothing; for NumPyro, a new ``MCMC``
+  object's ``run``, which traces again).
 
 Problems: eight schools non-centred (posteriordb data), and a hierarchical
 normal model with 50 groups x 20 observations (NumPyro compiles many small
@@ -137,11 +137,10 @@ def child_numpyro(problem: str, chains: int, warmup: int, samples: int) -> dict:
 
         args = (jnp.asarray(data["y"], jnp.float32),)
         other = (args[0] + 1.0,)
-    mcmc = MCMC(NUTS(model), num_warmup=warmup, num_samples=samples, num_chains=chains,
-                chain_method="vectorized", progress_bar=False)
-
     def run(a, seed):
         start = time.perf_counter()
+        mcmc = MCMC(NUTS(model), num_warmup=warmup, num_samples=samples, num_chains=chains,
+                    chain_method="vectorized", progress_bar=False)
         mcmc.run(jax.random.PRNGKey(seed), *a)
         jax.tree.map(np.asarray, mcmc.get_samples(group_by_chain=True))
         return time.perf_counter() - start

@@ -22,6 +22,7 @@ the names first drawn in it collected, one value per iteration.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 from typing import Any, Callable
 
@@ -941,7 +942,31 @@ def _make_model(item: A.ModelDef, low: Lowering) -> Model:
     run.__name__ = item.name
     model = Model(run, item.name, source=item)
     model.param_names = [p.name for p in params]
+    model.coerce = functools.partial(_coerce_data, params)
     return model
+
+
+def _coerce_data(params, args, kwargs):
+    """Array data as the declared element type, before tracing (``real[]`` given ``[28, 8]`` is float)."""
+    def one(value, ann):
+        if ann is None or ann.rank == 0 or value is None or _is_tracer_like(value):
+            return value
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+            return value
+        dtype = {"int": np.int32, "real": np.dtype(_float()), "bool": np.bool_}[ann.base]
+        try:
+            return np.asarray(value, dtype)
+        except (TypeError, ValueError):
+            return value  # left for the checks inside the model, which name the argument
+    names = [p.name for p in params]
+    anns = {p.name: p.annotation for p in params}
+    args = tuple(one(v, anns[n]) for v, n in zip(args, names)) + tuple(args[len(names):])
+    kwargs = {k: one(v, anns.get(k)) for k, v in kwargs.items()}
+    return args, kwargs
+
+
+def _is_tracer_like(value) -> bool:
+    return jc.is_tracer(value)
 
 
 def _check(module: A.Module, data_shapes=None) -> None:

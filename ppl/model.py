@@ -37,6 +37,10 @@ class Model:
         self.source = source  # the .ppl definition, for models loaded from the language
         self._programs: dict = {}
         self._compiled: dict = {}
+        #: optional ``(args, kwargs) -> (args, kwargs)`` applied before tracing (the .ppl front end
+        #: gives its models one that gives data the declared element types, so ``[1, 2]`` and
+        #: ``[1.0, 2.0]`` for a ``real[]`` argument are the same program, compiled once)
+        self.coerce: Callable | None = None
         functools.update_wrapper(self, fn, updated=())
 
     def __repr__(self) -> str:
@@ -155,18 +159,28 @@ class Model:
     # -- derived models ---------------------------------------------------------
     def condition(self, data: dict) -> "Model":
         """The model with the random choices named in ``data`` observed at those values."""
-        return Model(self.fn, self.name, {**self.conditions, **dict(data)}, self.source, self.interventions)
+        return self._derived(Model(self.fn, self.name, {**self.conditions, **dict(data)}, self.source,
+                                   self.interventions))
 
     def do(self, interventions: dict) -> "Model":
         """The model after the intervention ``do(site = value)`` for each entry: the mechanism
         that produced the site is cut out and the value fed in its place (graph surgery), so
         nothing upstream learns from it — unlike :meth:`condition`."""
-        return Model(self.fn, self.name, self.conditions, self.source,
-                     {**self.interventions, **dict(interventions)})
+        return self._derived(Model(self.fn, self.name, self.conditions, self.source,
+                                   {**self.interventions, **dict(interventions)}))
+
+    def _derived(self, other: "Model") -> "Model":
+        """``other`` (a conditioned or intervened copy) with this model's argument handling."""
+        other.coerce = self.coerce
+        if hasattr(self, "param_names"):
+            other.param_names = self.param_names
+        return other
 
     # -- the IR ---------------------------------------------------------------------
     def program(self, *args, **kwargs):
         """The static IR program for these arguments, or a ``Dynamic`` description."""
+        if self.coerce is not None:
+            args, kwargs = self.coerce(args, kwargs)
         leaves, rebuild = split_args(args, kwargs)
         key = rebuild.key
         got = self._programs.get(key)

@@ -11,11 +11,15 @@ import contextlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import ppl
 from ppl import dist
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+# these tests count compilations; how well short chains mix is checked elsewhere
+pytestmark = pytest.mark.filterwarnings("ignore::ppl.inference.mcmc.base.SamplingWarning")
 
 
 @contextlib.contextmanager
@@ -78,3 +82,14 @@ def test_second_smc_run_compiles_nothing():
         ppl.infer(walk, ys[::-1].copy(), method=method, seed=1)
     assert len(first) > 0
     assert len(second) == 0, f"{len(second)} compilations on the second run"
+
+
+def test_ppl_data_declared_real_is_one_program_whether_given_ints_or_floats():
+    m = ppl.loads("model mean(y: real[]) {\n  mu ~ normal(0, 10)\n  y ~ normal(mu, 1)\n  return mu\n}\n").mean
+    method = ppl.NUTS(num_warmup=300, num_samples=500, num_chains=2)
+    with count_compilations() as first:
+        a = ppl.infer(m, [1, 2, 3, 4], method=method, seed=0)       # ints, as JSON data often are
+    with count_compilations() as second:
+        b = ppl.infer(m, [1.5, 2.5, 3.5, 4.5], method=method, seed=0)
+    assert len(first) > 0 and len(second) == 0, f"{len(second)} compilations on the second run"
+    assert abs(float(b.mean("mu")) - float(a.mean("mu")) - 0.5) < 0.2  # the new data were used
