@@ -30,7 +30,7 @@ def config(*, x64: bool | None = None, platform: str | None = None, compilation_
             from ppl.inference.mcmc.cache import enable_compilation_cache
 
             enable_compilation_cache(None if compilation_cache is True else compilation_cache,
-                                     min_compile_time_secs=0.2)
+                                     min_compile_time_secs=0.0)
     return {"x64": bool(jax.config.jax_enable_x64),
             "compilation_cache": jax.config.jax_compilation_cache_dir}
 
