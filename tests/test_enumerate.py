@@ -9,6 +9,8 @@ import pytest
 import ppl
 from ppl import dist
 
+from shared_models import hmm
+
 # --- the soft-evidence sprinkler -------------------------------------------------
 # rain ~ Bernoulli(0.3); factor log 0.2 when it rains;
 # sprinkler ~ Bernoulli(0.1 if rain else 0.4); factor log 0.1 when the sprinkler is on.
@@ -125,17 +127,6 @@ def test_dice_conditioned_on_their_sum():
 
 
 # --- plates and scans are enumerated too -----------------------------------------------------
-
-
-@ppl.model
-def hmm(ys):
-    def step(z, y):
-        z = ppl.sample("z", dist.Bernoulli(probs=jnp.where(z == 1, 0.8, 0.3)))
-        ppl.observe("y", dist.Normal(jnp.where(z == 1, 1.0, -1.0), 1.0), y)
-        return z, z
-
-    _, zs = ppl.scan(step, jnp.asarray(0, jnp.int32), ys)
-    return zs
 
 
 def forward_algorithm(ys):

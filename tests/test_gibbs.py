@@ -15,17 +15,8 @@ import ppl
 from ppl import dist
 from ppl.inference.mcmc.gibbs import Gibbs
 
-from chain_checks import Z_MAX, check_against_enumeration, exact_cells, z_score  # noqa: F401
-
-
-
-@ppl.model
-def sprinkler():
-    rain = ppl.sample("rain", dist.Bernoulli(probs=0.3))
-    ppl.factor("rain_evidence", jnp.where(rain == 1, jnp.log(0.2), 0.0))
-    on = ppl.sample("sprinkler", dist.Bernoulli(probs=jnp.where(rain == 1, 0.1, 0.4)))
-    ppl.factor("sprinkler_evidence", jnp.where(on == 1, jnp.log(0.1), 0.0))
-    return rain
+from chain_checks import Z_MAX, check_against_enumeration, z_score
+from shared_models import hmm, sprinkler
 
 
 def test_gibbs_on_the_sprinkler():
@@ -34,17 +25,6 @@ def test_gibbs_on_the_sprinkler():
     assert post.samples["rain"].shape == (4, 3000)
     assert np.all(post.sample_stats["accept_prob"] == 1.0)  # every update is an exact conditional draw
     check_against_enumeration(post, sprinkler)
-
-
-@ppl.model
-def hmm(ys):
-    def step(z, y):
-        z = ppl.sample("z", dist.Bernoulli(probs=jnp.where(z == 1, 0.8, 0.3)))
-        ppl.observe("y", dist.Normal(jnp.where(z == 1, 1.0, -1.0), 1.0), y)
-        return z, z
-
-    _, zs = ppl.scan(step, jnp.asarray(0, jnp.int32), ys)
-    return zs
 
 
 YS = jnp.array([0.5, -1.2, 1.4, 0.1])

@@ -16,6 +16,8 @@ from ppl import dist
 from ppl.inference import marginalize as M
 from ppl.semantics import compile as C
 
+from shared_models import sprinkler
+
 
 @ppl.model
 def mixture(y):
@@ -149,15 +151,6 @@ def test_loop_steps_that_carry_nothing_are_summed_like_a_plate():
         for point in POINTS:
             u = {k: jnp.asarray(v, jnp.float64) for k, v in point.items()}
             assert abs(float(f1(u)) - float(f2(u))) < 1e-8
-
-
-@ppl.model
-def sprinkler():
-    rain = ppl.sample("rain", dist.Bernoulli(probs=0.3))
-    ppl.factor("rain_evidence", jnp.where(rain == 1, jnp.log(0.2), 0.0))
-    on = ppl.sample("sprinkler", dist.Bernoulli(probs=jnp.where(rain == 1, 0.1, 0.4)))
-    ppl.factor("sprinkler_evidence", jnp.where(on == 1, jnp.log(0.1), 0.0))
-    return rain
 
 
 def test_a_fully_discrete_model_marginalises_to_its_evidence():

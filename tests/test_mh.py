@@ -14,20 +14,12 @@ import ppl
 from ppl import dist
 from ppl.inference.mcmc.mh import MH
 
-from chain_checks import Z_MAX, check_against_enumeration, exact_cells, z_score  # noqa: F401
-
+from chain_checks import Z_MAX, check_against_enumeration, z_score
+from shared_models import hmm
+from shared_models import sprinkler as sprinkler_static
 
 
 # --- the soft-evidence sprinkler ----------------------------------------------------------------
-
-
-@ppl.model
-def sprinkler_static():
-    rain = ppl.sample("rain", dist.Bernoulli(probs=0.3))
-    ppl.factor("rain_evidence", jnp.where(rain == 1, jnp.log(0.2), 0.0))
-    on = ppl.sample("sprinkler", dist.Bernoulli(probs=jnp.where(rain == 1, 0.1, 0.4)))
-    ppl.factor("sprinkler_evidence", jnp.where(on == 1, jnp.log(0.1), 0.0))
-    return rain
 
 
 @ppl.model
@@ -54,17 +46,6 @@ def test_single_site_mh_on_the_sprinkler_eager():
 
 
 # --- a two-state hidden Markov model with 4 steps --------------------------------------------------
-
-
-@ppl.model
-def hmm(ys):
-    def step(z, y):
-        z = ppl.sample("z", dist.Bernoulli(probs=jnp.where(z == 1, 0.8, 0.3)))
-        ppl.observe("y", dist.Normal(jnp.where(z == 1, 1.0, -1.0), 1.0), y)
-        return z, z
-
-    _, zs = ppl.scan(step, jnp.asarray(0, jnp.int32), ys)
-    return zs
 
 
 @ppl.model

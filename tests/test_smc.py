@@ -16,6 +16,8 @@ from ppl import dist
 from ppl.inference.smc import SMC, RandomWalk, compiled, resampling, sequential_cut
 from ppl.semantics import ir
 
+from shared_models import hmm
+
 # --- reference answers ---------------------------------------------------------------------
 
 A, Q, R = 0.9, 1.0, 0.5
@@ -75,17 +77,6 @@ def linear_gaussian(ys, a, q, r):
 
     _, xs = ppl.scan(step, 0.0, ys)
     return xs
-
-
-@ppl.model
-def hmm(ys):
-    def step(z, y):
-        z = ppl.sample("z", dist.Bernoulli(probs=jnp.where(z == 1, 0.8, 0.3)))
-        ppl.observe("y", dist.Normal(jnp.where(z == 1, 1.0, -1.0), 1.0), y)
-        return z, z
-
-    _, zs = ppl.scan(step, jnp.asarray(0, jnp.int32), ys)
-    return zs
 
 
 @ppl.model
