@@ -10,21 +10,13 @@ import ppl
 from ppl import dist
 
 from shared_models import hmm
+from shared_models import sprinkler as sprinkler_static
 
 # --- the soft-evidence sprinkler -------------------------------------------------
 # rain ~ Bernoulli(0.3); factor log 0.2 when it rains;
 # sprinkler ~ Bernoulli(0.1 if rain else 0.4); factor log 0.1 when the sprinkler is on.
 JOINT = {(1, 1): 0.3 * 0.2 * 0.1 * 0.1, (1, 0): 0.3 * 0.2 * 0.9, (0, 1): 0.7 * 0.4 * 0.1, (0, 0): 0.7 * 0.6}
 Z = sum(JOINT.values())
-
-
-@ppl.model
-def sprinkler_static():
-    rain = ppl.sample("rain", dist.Bernoulli(probs=0.3))
-    ppl.factor("rain_evidence", jnp.where(rain == 1, jnp.log(0.2), 0.0))
-    on = ppl.sample("sprinkler", dist.Bernoulli(probs=jnp.where(rain == 1, 0.1, 0.4)))
-    ppl.factor("sprinkler_evidence", jnp.where(on == 1, jnp.log(0.1), 0.0))
-    return rain
 
 
 @ppl.model
