@@ -64,8 +64,13 @@ def test_pmmh_needs_a_loop_and_parameters():
 
 
 def test_pmmh_chains_compile_once_per_shape():
+    from test_recompile import count_compilations
+
     method = ppl.PMMH(num_samples=50, num_warmup=10, num_chains=2, num_particles=16, step_size=0.4)
     a = ppl.infer(unknown_noise, LG_YS[:10], method=method, seed=1)
-    b = ppl.infer(unknown_noise, LG_YS[10:20], method=method, seed=2)
+    with count_compilations() as seen:  # new data and a new step size: the same compiled chains
+        b = ppl.infer(unknown_noise, LG_YS[10:20], method=ppl.PMMH(num_samples=50, num_warmup=10, num_chains=2,
+                                                                     num_particles=16, step_size=0.3), seed=2)
+    assert len(seen) == 0, f"{len(seen)} compilations on the second run"
     assert not np.allclose(a.samples["q"], b.samples["q"])
     assert math.isfinite(float(np.mean(b.sample_stats["log_likelihood_estimate"])))

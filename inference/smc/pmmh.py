@@ -21,6 +21,7 @@ invariant whatever the number of particles (more particles only mix better).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import jax
@@ -85,9 +86,9 @@ class PMMH:
         params = _parameters(f.cut, program)
         shapes = C.unconstrained_shapes(program, args)
         template = {a: jnp.zeros(shapes[a], jnp.result_type(float)) for a in params}
-        run = _chains(f, template, int(self.num_chains), int(self.num_warmup), int(self.num_samples),
-                      float(self.step_size))
-        (draws, returns), accept, log_z = jax.device_get(run(key, list(args)))
+        run = _chains(f, template, int(self.num_chains), int(self.num_warmup), int(self.num_samples))
+        step_size = jnp.asarray(self.step_size, jnp.result_type(float))
+        (draws, returns), accept, log_z = jax.device_get(run(key, list(args), step_size))
         samples = {a: np.asarray(v) for a, v in draws.items()}  # (chains, draws, ...): one particle per draw
         returns = jax.tree.unflatten(program.out_tree, [np.asarray(v) for v in returns])
         if not np.all(np.isfinite(log_z)):
@@ -116,8 +117,20 @@ def _parameters(cut, program: ir.Program) -> tuple[str, ...]:
     return params
 
 
-def _chains(f: compiled.Filter, template: dict, num_chains: int, num_warmup: int, num_samples: int,
-            step_size: float):
+_RUNS: "weakref.WeakKeyDictionary[compiled.Filter, dict]" = weakref.WeakKeyDictionary()
+
+
+def _chains(f: compiled.Filter, template: dict, num_chains: int, num_warmup: int, num_samples: int):
+    """The jitted chains for this filter and these sizes, built once (so a second run compiles nothing)."""
+    table = _RUNS.setdefault(f, {})
+    spec = (tuple((a, tuple(np.shape(v)), str(v.dtype)) for a, v in sorted(template.items())),
+            num_chains, num_warmup, num_samples)
+    if spec not in table:
+        table[spec] = _build_chains(f, template, num_chains, num_warmup, num_samples)
+    return table[spec]
+
+
+def _build_chains(f: compiled.Filter, template: dict, num_chains: int, num_warmup: int, num_samples: int):
     flat0, unravel = ravel_pytree(template)
     dim = flat0.size
     total = num_warmup + num_samples
@@ -132,7 +145,7 @@ def _chains(f: compiled.Filter, template: dict, num_chains: int, num_warmup: int
         returns = [v if ax is None else jnp.take(v, j, axis=ax) for v, ax in zip(out.returns, f.return_axes)]
         return log_z, (picked, returns)
 
-    def chain(key, args):
+    def chain(key, args, step_size):
         k_init, k_first, k_run = jax.random.split(key, 3)
         flat = jax.random.uniform(k_init, (dim,), flat0.dtype, -2.0, 2.0)
         log_z, picked = target(k_first, args, flat)
@@ -155,8 +168,8 @@ def _chains(f: compiled.Filter, template: dict, num_chains: int, num_warmup: int
         return jax.tree.map(keep, draws), keep(accept), keep(log_zs)
 
     @jax.jit
-    def run(key, args):
-        return jax.vmap(chain, in_axes=(0, None))(jax.random.split(key, num_chains), args)
+    def run(key, args, step_size):
+        return jax.vmap(chain, in_axes=(0, None, None))(jax.random.split(key, num_chains), args, step_size)
 
     return run
 
