@@ -11,7 +11,7 @@ supports), so both engines compute the same table.
 from __future__ import annotations
 
 import itertools
-import math
+import weakref
 from dataclasses import dataclass
 
 import jax
@@ -24,7 +24,6 @@ from ppl.semantics import compile as C
 from ppl.semantics import ir
 from ppl.semantics.interpret.enumeration import Enumeration
 from ppl.semantics.interpret.free import run
-from ppl.semantics.program import Dynamic
 from ppl.stdlib.errors import ModelError, PPLError
 
 __all__ = ["Enumerate"]
@@ -155,6 +154,29 @@ def _grid(program: ir.Program, args, bound):
     return grid
 
 
+_WEIGHTS: "weakref.WeakKeyDictionary[ir.Program, dict]" = weakref.WeakKeyDictionary()
+
+
+def _weights_fn(program: ir.Program, canonical: dict, size: int):
+    """``(choices, args) -> (log weights, returns, choices, valid)`` over a grid of ``size`` outcomes, jitted once
+    per program and grid (the data are arguments, so new data of the same shapes reuse it)."""
+    table = _WEIGHTS.setdefault(program, {})
+    key = (size, tuple((a, np.asarray(v).item()) for a, v in canonical.items()))
+    fn = table.get(key)
+    if fn is None:
+        def weight(c, args):
+            trace = C._run(program, C._Given(), args, inputs=c)
+            lw = trace.log_joint
+            for a, present in trace.present.items():
+                if a in c:  # a site in a branch that did not run counts once, at a canonical value
+                    absent_ok = jnp.all(c[a] == canonical[a])
+                    lw = jnp.where(jnp.all(present) | absent_ok, lw, -jnp.inf)
+            return lw, trace.retval, trace.choices, trace.valid
+
+        fn = table[key] = jax.jit(jax.vmap(weight, in_axes=(0, None), axis_size=size))
+    return fn
+
+
 def _run_compiled(program, args, grid) -> Result:
     names = list(grid)
     per_site = []
@@ -169,16 +191,7 @@ def _run_compiled(program, args, grid) -> Result:
     choices = {a: jnp.asarray(per_site[j][idx[:, j]]) for j, a in enumerate(names)}
     canonical = {a: jnp.asarray(grid[a][0][0]) for a in names}
 
-    def weight(c):
-        trace = C._run(program, C._Given(), args, inputs=c)
-        lw = trace.log_joint
-        for a, present in trace.present.items():
-            if a in c:  # a site in a branch that did not run counts once, at a canonical value
-                absent_ok = jnp.all(c[a] == canonical[a])
-                lw = jnp.where(jnp.all(present) | absent_ok, lw, -jnp.inf)
-        return lw, trace.retval, trace.choices, trace.valid
-
-    logw, returns, recorded, valid = jax.jit(jax.vmap(weight, axis_size=len(mesh)))(choices)
+    logw, returns, recorded, valid = _weights_fn(program, canonical, len(mesh))(choices, list(args))
     logw = np.asarray(logw, dtype=np.float64)
     valid = np.asarray(valid)
     if not np.all(valid):

@@ -93,3 +93,15 @@ def test_ppl_data_declared_real_is_one_program_whether_given_ints_or_floats():
         b = ppl.infer(m, [1.5, 2.5, 3.5, 4.5], method=method, seed=0)
     assert len(first) > 0 and len(second) == 0, f"{len(second)} compilations on the second run"
     assert abs(float(b.mean("mu")) - float(a.mean("mu")) - 0.5) < 0.2  # the new data were used
+
+
+def test_second_exact_enumeration_with_new_data_compiles_at_most_the_support_probe():
+    from shared_models import hmm
+
+    ppl.infer(hmm, np.array([0.1, 1.2, -0.3, 0.8], np.float32), method=ppl.Enumerate())
+    with count_compilations() as second:
+        post = ppl.infer(hmm, np.array([1.1, 0.2, -1.3, 0.5], np.float32), method=ppl.Enumerate())
+    # the grid's log weights run in the program compiled the first time; only the (eager)
+    # probe that finds each site's support may compile a tiny program
+    assert len(second) <= 1, f"{len(second)} compilations on the second run"
+    assert post.engine == "compiled" and abs(sum(post.probs("z").values()) - 1) < 1e-6
