@@ -335,7 +335,7 @@ def test_mutual_recursion_is_recursive():
         ("let if = 2", "'if' is a reserved word"),
         ("f(x) = 1", "the left of '=' must be a variable"),
         ("x[i][j] = 1", "cannot assign to a chain of indices"),
-        ("import os.path", "expected a file path in quotes or stdlib.NAME"),
+        ("import os.path", "expected a file path in quotes or a library module such as stdlib.mixtures"),
         ("x = 99999999999999999999", "too large"),
         ("x = 1e999", "too large"),
         ("x = 'a\\q'", "unknown escape"),

@@ -195,10 +195,10 @@ class _Build(Transformer_NonRecursive):
         parts = [str(n) for n in names]
         if parts[0] != "stdlib" or len(parts) < 2:
             raise _error(
-                f"cannot import '{'.'.join(parts)}': expected a file path in quotes or stdlib.NAME",
+                f"cannot import '{'.'.join(parts)}': expected a file path in quotes or a library module such as stdlib.mixtures",
                 _span(meta),
                 f"Write import \"{parts[-1]}.ppl\" for a file next to this one, "
-                "or import stdlib.NAME for the standard library.",
+                "or import stdlib.<module> for the standard library (stdlib.discrete, stdlib.mixtures).",
             )
         return ast.Import("/".join(parts[1:]) + ".ppl", True, span=_span(meta))
 
