@@ -93,23 +93,24 @@ def run_init(block: ir.Block, key, args) -> Piece:
     return Piece(outs, acc.choices, acc.log_likelihood, acc.valid)
 
 
-class _AtParameters(C._Mode):
-    """The sites in ``fixed`` at given unconstrained values (prior and log-Jacobian weighted); the rest drawn."""
+class _Unconstrained(C._Mode):
+    """The sites in ``names`` at given unconstrained values (prior and log-Jacobian, counted as given);
+    every other site as the mode ``rest`` decides (drawn, or given)."""
 
-    needs_key = True
-
-    def __init__(self, fixed: frozenset):
-        self.fixed = fixed
+    def __init__(self, names: frozenset, rest: C._Mode):
+        self.names = names
+        self.rest = rest
+        self.needs_key = getattr(rest, "needs_key", False)
 
     def sample(self, stmt, dist, inputs, key):
-        if stmt.address in self.fixed:
+        if stmt.address in self.names:
             return C._Unconstrained().sample(stmt, dist, inputs, key)
-        return C._Simulate().sample(stmt, dist, inputs, key)
+        return self.rest.sample(stmt, dist, inputs, key)
 
 
 def run_init_at(block: ir.Block, key, args, u: dict) -> Piece:
     """The statements before the loop with the sites of ``u`` at ``T(u)``: weight ``log p(T(u)) |J| + log p(y_init | ...)``."""
-    outs, acc = _run(block, _AtParameters(frozenset(u)), args, key, inputs=u)
+    outs, acc = _run(block, _Unconstrained(frozenset(u), C._Simulate()), args, key, inputs=u)
     return Piece(outs, acc.choices, acc.log_given + acc.log_likelihood, acc.valid)
 
 
@@ -185,18 +186,6 @@ def run_step(body: ir.Block, num_consts: int, num_carry: int, key, consts, carry
 # Replay: the partial posterior's density at given values (for rejuvenation)
 
 
-class _Replay(C._Mode):
-    """Sites in ``moved`` take unconstrained values (with the log-Jacobian); the rest are given."""
-
-    def __init__(self, moved: frozenset):
-        self.moved = moved
-
-    def sample(self, stmt, dist, inputs, key):
-        if stmt.address in self.moved:
-            return C._Unconstrained().sample(stmt, dist, inputs, key)
-        return C._Given().sample(stmt, dist, inputs, key)
-
-
 def replay(cut, args, u: dict, fixed: dict, path: dict, t, loop_args):
     """``log p(x_init, y_init) + sum_{s <= t} log p(x_s, y_s | ...)`` at the given values.
 
@@ -206,7 +195,7 @@ def replay(cut, args, u: dict, fixed: dict, path: dict, t, loop_args):
     (consts, carry0, xs)`` resolves the loop's inputs. Returns ``(log density,
     live values, choices before the loop, carry after step t, ys stacked)``.
     """
-    mode = _Replay(frozenset(u))
+    mode = _Unconstrained(frozenset(u), C._Given())
     outs, acc = _run(cut.init, mode, args, inputs={**fixed, **u})
     total = acc.log_prior + acc.log_likelihood
     loop = cut.loop

@@ -53,10 +53,8 @@ class RandomWalk:
     num_steps: int = 1
 
     def __post_init__(self):
-        if not isinstance(self.step_size, (int, float)) or isinstance(self.step_size, bool) or not self.step_size > 0:
-            raise ModelError(f"RandomWalk(step_size=...) must be a positive number, not {self.step_size!r}")
-        if not isinstance(self.num_steps, int) or isinstance(self.num_steps, bool) or self.num_steps < 1:
-            raise ModelError(f"RandomWalk(num_steps=...) must be a positive integer, not {self.num_steps!r}")
+        _positive_number("RandomWalk", "step_size", self.step_size)
+        _positive_int("RandomWalk", "num_steps", self.num_steps)
 
     def __call__(self, key, position, logdensity_fn):
         flat, unravel = ravel_pytree(position)
