@@ -151,7 +151,7 @@ def check_linear_regression():
 
 def check_eight_schools():
     m = load("eight_schools")
-    ref = json.loads((HERE.parents[1] / "shared" / "posteriordb" /
+    ref = json.loads((HERE.parent / "tests" / "data" / "posteriordb" /
                       "eight_schools-eight_schools_noncentered.reference.json").read_text())["parameters"]
     post = ppl.infer(m.schools, m.y, m.sigma, method=ppl.NUTS(num_warmup=500, num_samples=500, num_chains=2,
                                                                target_accept=0.95))

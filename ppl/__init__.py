@@ -26,17 +26,22 @@ from ppl.stdlib.errors import (
     SyntaxError_ as SyntaxError,
 )
 from ppl.semantics.effects import sample, observe, factor, deterministic, plate, scan, cond, mem
+from ppl.semantics.index_check import IndexRangeError
+from ppl.syntax.data_check import DataError
 from ppl.model import Model, model, Trace
 from ppl.posterior import Posterior
 from ppl.inference.enumerate import Enumerate
 from ppl.inference.importance import Importance
 from ppl.inference.mcmc.methods import NUTS, HMC
+from ppl.inference.mcmc.checks import SamplingWarning
 from ppl.inference.mcmc.mh import MH
 from ppl.inference.mcmc.gibbs import Gibbs
 from ppl.inference.smc import SMC, PMMH
 from ppl.api import infer
+from ppl.inference.causal import identify, NotIdentifiable, diagram
 from ppl.config import config, enable_default_cache
 from ppl.lower import load, loads
+from ppl.vi import expectation, param, VI, ELBO, IWELBO, AutoNormal, AutoDelta
 
 __all__ = [
     "dist",
@@ -52,7 +57,17 @@ __all__ = [
     "scan",
     "cond",
     "mem",
+    "param",
+    "expectation",
+    "VI",
+    "ELBO",
+    "IWELBO",
+    "AutoNormal",
+    "AutoDelta",
     "infer",
+    "identify",
+    "NotIdentifiable",
+    "diagram",
     "Posterior",
     "Enumerate",
     "Importance",
@@ -62,6 +77,7 @@ __all__ = [
     "Gibbs",
     "SMC",
     "PMMH",
+    "SamplingWarning",
     "config",
     "load",
     "loads",
@@ -74,6 +90,8 @@ __all__ = [
     "DensityError",
     "CheckError",
     "SyntaxError",
+    "IndexRangeError",
+    "DataError",
 ]
 
 __version__ = "0.1.0"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import jax
 
-from ppl.inference.enumerate import Enumerate
-from ppl.inference.importance import Importance
+from ppl.errors_at_user import user_error
 from ppl.model import Model
 from ppl.posterior import Posterior
-from ppl.semantics import ir
 from ppl.semantics.program import Dynamic
-from ppl.stdlib.errors import ModelError
+from ppl.stdlib.errors import ModelError, PPLError
 
 __all__ = ["infer", "default_method"]
 
@@ -18,35 +16,15 @@ __all__ = ["infer", "default_method"]
 def default_method(program, args=None) -> object:
     """The method ``ppl.infer`` and ``ppl run`` use when none is given.
 
-    Exact enumeration for finite discrete static models; NUTS for static models
-    whose latent sites are continuous, or whose discrete sites can be summed out
-    exactly (given ``args``, the model's array arguments); SMC for other static
-    models that observe inside a loop (the sequential cut gives it steps);
-    importance sampling otherwise, and for dynamic models.
+    The rule is ``ppl.inference.registry.default_method`` (documented in docs/api.md, "The
+    default method"): exact enumeration for finite discrete static models; importance sampling
+    or SMC for models with a hard ``condition`` on a continuous value; NUTS for other continuous
+    static models (discrete sites summed out where possible, given ``args``); SMC for other models
+    that observe inside a loop; importance sampling otherwise, and for dynamic models.
     """
-    if isinstance(program, ir.Program):
-        latent = program.latent_sites().values()
-        if all(s.is_discrete and getattr(s.dist_type, "has_enumerate_support", False) is True for s in latent):
-            return Enumerate()
-        from ppl.inference import registry
+    from ppl.inference import registry
 
-        continuous = registry.default_continuous()
-        discrete = any(s.is_discrete for s in latent)
-        if continuous is not None and (not discrete or _can_marginalize(program, args)):
-            return continuous
-        from ppl.inference.smc import SMC, sequential_cut
-
-        if sequential_cut(program).loop is not None:
-            return SMC(num_particles=1000)
-    return Importance(num_particles=1000)
-
-
-def _can_marginalize(program, args) -> bool:
-    if args is None:
-        return False
-    from ppl.inference import marginalize
-
-    return bool(marginalize.can_marginalize(program, args))
+    return registry.default_method(program, args)
 
 
 def infer(model: Model, *args, method=None, seed: int = 0, key=None, **kwargs) -> Posterior:
@@ -62,7 +40,10 @@ def infer(model: Model, *args, method=None, seed: int = 0, key=None, **kwargs) -
             raise ModelError(f"ppl.infer needs a model, but got the plain function {getattr(model, '__name__', model)!r}",
                              hint="Decorate it with @ppl.model.")
         raise ModelError(f"ppl.infer needs a model, but got {type(model).__name__}")
-    program, leaves = model.program(*args, **kwargs)
+    try:
+        program, leaves = model.program(*args, **kwargs)
+    except PPLError as err:  # a mistake found while reading the model: one error, at the user's line
+        raise user_error(err) from None
     if method is None:
         method = default_method(program, leaves)
     if not hasattr(method, "run"):
@@ -71,5 +52,18 @@ def infer(model: Model, *args, method=None, seed: int = 0, key=None, **kwargs) -
     if key is None:
         key = jax.random.key(seed)
     reason = program.describe() if isinstance(program, Dynamic) else None
-    result = method.run(program, None if isinstance(program, Dynamic) else leaves, key)
+    if not isinstance(program, Dynamic):  # refuse a run whose draws cannot fit in memory, before it starts
+        from ppl import memory
+
+        memory.check(program, leaves, method)
+    try:
+        result = method.run(program, None if isinstance(program, Dynamic) else leaves, key)
+    except PPLError as err:  # a mistake in the user's model or data: one error, at the user's line
+        raise user_error(err) from None
+    except jax.errors.JaxRuntimeError as err:  # the device ran out of memory after all: say so, in words
+        from ppl import memory
+
+        if not memory.is_exhausted(err):
+            raise
+        raise memory.exhausted_error(program, leaves, method, err) from None
     return Posterior(result, model.name, reason)

@@ -1,53 +1,162 @@
 """The ``ppl`` command: run, check and explore ``.ppl`` models.
 
     ppl run FILE [--model NAME] [--data data.json|data.csv] [--method METHOD] [--seed N]
-                 [--num-samples N] [--num-warmup N] [--num-chains N] [--max-depth N]
-                 [--out FILE.nc|FILE.json] [--progress | --no-progress]
-    ppl check FILE [--ir]
+                 [--num-samples N] [--num-warmup N] [--num-chains N] [--thin K] [--max-depth N]
+                 [--target-accept P] [--max-tree-depth N] [--dense-mass] [--init FILE.json|NAME=VALUE]
+                 [--out FILE.nc|FILE.json|FILE.csv] [--plot FILE.png] [--plot-kind KIND]
+                 [--progress | --no-progress]
+    ppl check FILE [--ir] [--data FILE]
     ppl repl            (also plain ``ppl``)
+    ppl --version
+
+The command's own errors (bad options, missing files) are printed as
+``error: ...`` (argparse's too); errors in the user's model or data are
+rendered with their kind and source excerpt (``Semantic error in 'm.ppl',
+line 3, ...``, ``Data error: ...``). Either way the exit status is 1 (2 for
+a bad option) and there is no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import dataclasses
+import difflib
 import inspect
 import json
 import os
 import pathlib
 import sys
 import warnings
-from typing import Any
 
 import numpy as np
 
+from ppl.data import read_data
+from ppl.output import write_results
 from ppl.stdlib.errors import PPLError
 
-__all__ = ["main", "build_method", "read_data", "model_parameters", "return_summary", "write_results"]
+__all__ = ["main", "build_method", "read_data", "model_parameters", "return_summary", "write_results",
+           "method_name", "init_values", "CommandLineError"]
 
-METHODS = ("enumerate", "importance", "smc", "nuts", "hmc", "mh", "gibbs", "pmmh")
+METHODS = ("enumerate", "importance", "smc", "nuts", "hmc", "mh", "gibbs", "pmmh", "vi")
+#: the methods each method-specific option goes with
+_OPTION_METHODS = {
+    "target_accept": ("nuts", "hmc"),
+    "max_tree_depth": ("nuts",),
+    "dense_mass": ("nuts", "hmc"),
+    "init": ("nuts", "hmc"),
+    "thin": ("mh", "gibbs"),
+}
+
+
+class CommandLineError(PPLError):
+    """A bad option or combination of options (rendered ``error: ...``, like argparse's own)."""
+
+    kind = "error"
+
+
+def method_name(text: str) -> str:
+    """A method's canonical name from what a user typed (any case); a PPLError with "did you mean" otherwise."""
+    name = str(text).strip().lower()
+    if name in METHODS:
+        return name
+    close = difflib.get_close_matches(name, METHODS, n=1, cutoff=0.6)
+    raise CommandLineError(f"unknown method '{text}'; the methods are {', '.join(METHODS)}",
+                   hint=f"Did you mean '{close[0]}'?" if close else None)
+
+
+def _method_arg(text: str) -> str:
+    try:
+        return method_name(text)
+    except PPLError as err:
+        raise argparse.ArgumentTypeError(err.message + (f" ({err.hint})" if err.hint else "")) from None
+
+
+def _whole_number(text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"needs a whole number, not '{text}'") from None
+    if value < least:
+        wanted = "a positive whole number" if least == 1 else f"a whole number of {least} or more"
+        raise argparse.ArgumentTypeError(f"needs {wanted}, not {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _count_arg(text: str) -> int:
+    return _whole_number(text, 0)
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"needs a number between 0 and 1, not '{text}'") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"needs a number strictly between 0 and 1, not {text}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with ppl's error style: ``error: ...`` and where to find help (exit status 2)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        self.exit(2, f"error: {message}\nSee `{self.prog} --help` for the options.\n")
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("ppl")
+    except Exception:  # noqa: BLE001 - not installed as a distribution (a bare checkout)
+        return "unknown"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ppl", description="ppl: probabilistic programs, compiled by JAX. "
-                                "Without a command, ppl starts the REPL.")
+    p = _Parser(prog="ppl", description="ppl: probabilistic programs, compiled by JAX. "
+                "Without a command, ppl starts the REPL.")
+    p.add_argument("--version", action="version", version=f"ppl {_version()}")
     sub = p.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run inference on a model in a .ppl file")
     run.add_argument("file", help="a .ppl file")
     run.add_argument("--model", metavar="NAME", help="which model of the file (default: the only one, or the last)")
     run.add_argument("--data", metavar="FILE", help="a JSON or CSV file whose keys (columns) are the model's "
                      "parameter names; it replaces the file's constants of those names")
-    run.add_argument("--method", choices=METHODS, metavar="METHOD",
-                     help=f"one of {', '.join(METHODS)} (default: chosen from the model)")
+    run.add_argument("--method", type=_method_arg, metavar="METHOD",
+                     help=f"one of {', '.join(METHODS)}, in any case (default: chosen from the model)")
     run.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: 0)")
-    run.add_argument("--num-samples", type=int, default=None, metavar="N",
+    run.add_argument("--num-samples", type=_positive_int, default=None, metavar="N",
                      help="draws per chain (MCMC), or particles (importance, smc)")
-    run.add_argument("--num-warmup", type=int, default=None, metavar="N", help="warm-up iterations (MCMC)")
-    run.add_argument("--num-chains", type=int, default=None, metavar="N", help="chains (MCMC)")
-    run.add_argument("--max-depth", type=int, default=None, metavar="N",
+    run.add_argument("--num-warmup", type=_count_arg, default=None, metavar="N", help="warm-up iterations (MCMC)")
+    run.add_argument("--num-chains", type=_positive_int, default=None, metavar="N", help="chains (MCMC)")
+    run.add_argument("--thin", type=_positive_int, default=None, metavar="K",
+                     help="mh, gibbs: run K x num-samples iterations and keep every K-th (less correlated "
+                          "draws, the memory of num-samples)")
+    run.add_argument("--max-depth", type=_positive_int, default=None, metavar="N",
                      help="exact enumeration of a recursive model: the most random choices on one path "
-                          "(the mass beyond is reported as dropped)")
-    run.add_argument("--out", metavar="FILE", help="write the results: FILE.nc (ArviZ netCDF) or FILE.json")
+                          "(the mass beyond is reported as dropped); NUTS's tree depth is --max-tree-depth")
+    run.add_argument("--target-accept", type=_probability, default=None, metavar="P",
+                     help="target acceptance of the step-size adaptation (nuts, hmc; default 0.8): "
+                          "raise it (0.9, 0.95) against divergences")
+    run.add_argument("--max-tree-depth", type=_positive_int, default=None, metavar="N",
+                     help="NUTS: the most doublings of a trajectory (default 10)")
+    run.add_argument("--dense-mass", action="store_true", default=None,
+                     help="adapt a dense mass matrix (nuts, hmc) instead of a diagonal one")
+    run.add_argument("--init", action="append", default=None, metavar="FILE.json|NAME=VALUE",
+                     help="initial values of the latent sites (nuts, hmc): a JSON file of them, or "
+                          "NAME=VALUE (a JSON value), repeated for each site")
+    run.add_argument("--out", metavar="FILE",
+                     help="write the results: FILE.nc (ArviZ netCDF), FILE.json, or FILE.csv (one column "
+                          "per coordinate, one row per draw); the path is checked before sampling")
+    run.add_argument("--plot", metavar="FILE",
+                     help="save a plot of the draws (FILE.png, .pdf, .svg or .jpg); its kind is --plot-kind, "
+                          "else read from the file name (pair.png, posterior.png), else a trace plot")
+    run.add_argument("--plot-kind", choices=("trace", "posterior", "pair"), default=None, metavar="KIND",
+                     help="trace, posterior or pair (default: from the --plot file name, else trace)")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="show a progress bar while MCMC (nuts, hmc) runs (default: on a terminal, for runs "
                           "longer than a second)")
@@ -61,6 +170,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    return _dispatch(args)
+
+
+def _dispatch(args) -> int:
     try:
         if args.command in (None, "repl"):
             from ppl.repl import run_repl
@@ -73,15 +186,23 @@ def main(argv: list[str] | None = None) -> int:
         print(err.render(), file=sys.stderr)
         return 1
     except FileNotFoundError as err:
-        print(f"error: no such file: {err.filename}", file=sys.stderr)
+        print(f"error: no such file: {err.filename or err}", file=sys.stderr)
+        return 1
+    except IsADirectoryError as err:
+        print(f"error: {err.filename} is a folder, not a file", file=sys.stderr)
+        return 1
+    except PermissionError as err:
+        print(f"error: no permission to read {err.filename or err}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader went away (`ppl run m.ppl | head`): stop quietly
         _silence_stdout()
         return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except RecursionError:
-        print("error: the model recursed deeper than Python allows. A recursive model has no bound on "
-              "its depth: use --method importance, smc or mh, or exact enumeration to a depth bound "
-              "(--method enumerate --max-depth 20).", file=sys.stderr)
+        print("error: the model recursed deeper than Python allows: a recursive function needs a base "
+              "case that stops it (a branch that returns without calling it again).", file=sys.stderr)
         return 1
 
 
@@ -105,111 +226,204 @@ def model_parameters(model) -> list[str]:
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
-def read_data(path: str | None) -> dict[str, Any]:
-    """Model arguments from JSON (an object) or CSV (one column per argument)."""
-    if path is None:
-        return {}
-    file = pathlib.Path(path)
-    text = file.read_text()
-    if file.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
-        if not rows:
-            return {}
-        out = {}
-        for name in rows[0]:
-            col = [float(r[name]) for r in rows]
-            out[name] = [int(v) for v in col] if all(v.is_integer() for v in col) else col
-        return out
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise PPLError(f"the data file {path} is not valid JSON: {err.msg} (line {err.lineno})") from None
-    if not isinstance(data, dict):
-        raise PPLError(f"the data file {path} must hold a JSON object whose keys are the model's argument names")
-    return data
-
-
-def _select_model(module, name: str | None, path: str):
+def _select_model(module, name: str | None, path: str, announce: bool = False):
+    """The model ``name`` of the file (default: the only one, or the last, said on stderr when ``announce``)."""
     models = module.models
     if not models:
-        raise PPLError(f"{path} defines no model", hint="Define one with `model name(args) { ... }`.")
+        raise CommandLineError(f"{path} defines no model", hint="Define one with `model name(args) { ... }`.")
     if name is None:
-        return list(models.values())[-1]
+        chosen = list(models.values())[-1]
+        if announce and len(models) > 1:
+            print(f"note: {path} has {len(models)} models ({', '.join(models)}); running the last, "
+                  f"'{chosen.name}'. Choose another with --model NAME.", file=sys.stderr)
+        return chosen
     if name not in models:
-        raise PPLError(f"{path} has no model named '{name}'; it has: {', '.join(models)}")
+        close = difflib.get_close_matches(name, list(models), n=1)
+        raise CommandLineError(f"{path} has no model named '{name}'; it has: {', '.join(models)}",
+                       hint=f"Did you mean '{close[0]}'?" if close else None)
     return models[name]
 
 
-def _arguments(model, data: dict) -> list:
+def _arguments(model, data: dict, file_keys=(), data_path: str | None = None) -> list:
+    """The model's arguments from ``data`` (the file's constants and the data file's keys ``file_keys``)."""
+    from ppl.data import check_names
+
     params = model_parameters(model)
-    missing = [p for p in params if p not in data]
-    if missing:
-        raise PPLError(
-            f"the model '{model.name}' needs data for {', '.join(repr(m) for m in missing)}",
-            hint="Pass --data FILE.json with those keys (the Stan data convention).",
-        )
+    check_names(file_keys, params, data, model.name, data_path)
     return [data[p] for p in params]
 
 
 def build_method(name: str | None, program, num_samples=None, num_warmup=None, num_chains=None,
-                 progress: bool | None = None, max_depth: int | None = None, leaves=None):
+                 progress: bool | None = None, max_depth: int | None = None, leaves=None, **options):
     """A method object from its command-line name and options (None: the default for the model).
 
     ``progress`` (None: the method's default) goes to the methods that show one;
     ``max_depth`` bounds exact enumeration of a recursive model (and implies it).
+    ``options`` (``target_accept``, ``max_tree_depth``, ``dense_mass``, ``init``,
+    ``thin``; None: not given) go to the methods that take them, and are refused
+    with a clear error by the others.
     """
     import ppl
     from ppl.api import default_method
 
+    options = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(options) - set(_OPTION_METHODS))
+    if unknown:
+        raise TypeError(f"build_method() got unknown options {unknown}")
+    if name is not None:
+        name = method_name(name)
     if max_depth is not None:
         if name not in (None, "enumerate"):
-            raise PPLError(f"--max-depth bounds exact enumeration; it does not go with --method {name}",
-                           hint="Use --method enumerate --max-depth N, or leave --max-depth out.")
+            raise CommandLineError(f"--max-depth bounds exact enumeration; it does not go with --method {name}",
+                           hint="Use --method enumerate --max-depth N, or leave --max-depth out"
+                                + (" (NUTS's tree depth is --max-tree-depth)." if name == "nuts" else "."))
+        _refuse_options(options, "enumerate")
         return ppl.Enumerate(max_depth=max_depth)
+    default = None
     if name is None:
-        method = default_method(program, leaves)
-        name = type(method).__name__.lower()
-        if num_samples is None and num_chains is None and num_warmup is None and progress is None:
-            return method
+        default = default_method(program, leaves)
+        name = type(default).__name__.lower()
+        if name not in METHODS:  # a registered method the command line has no name for
+            if num_samples is None and num_chains is None and num_warmup is None and progress is None \
+                    and not options:
+                return default
+            raise CommandLineError(f"the default method for this model is {type(default).__name__}, which takes no "
+                           "command-line options", hint=f"Choose one with --method ({', '.join(METHODS)}).")
+    _refuse_options(options, name, chosen_by_default=default is not None)
     opts = {}
-    if name == "enumerate":
-        return ppl.Enumerate()
-    if name == "importance":
-        return ppl.Importance(num_particles=num_samples or 1000)
-    if name == "smc":
-        if not hasattr(ppl, "SMC"):
-            raise PPLError("the method 'smc' is not available in this version of ppl")
-        return ppl.SMC(num_particles=num_samples or 1000)
-    if name in ("nuts", "hmc", "mh", "gibbs", "pmmh"):
-        cls = {"nuts": "NUTS", "hmc": "HMC", "mh": "MH", "gibbs": "Gibbs", "pmmh": "PMMH"}[name]
-        if not hasattr(ppl, cls):
-            raise PPLError(f"the method '{name}' is not available in this version of ppl")
+    if name == "enumerate":  # exact: nothing to draw, so the sampling options do not apply
+        return default if default is not None else ppl.Enumerate()
+    if name in ("importance", "smc"):
+        if num_samples is not None:
+            opts["num_particles"] = num_samples
+    elif name in ("nuts", "hmc", "mh", "gibbs", "pmmh"):
+        for key, value in (("num_samples", num_samples), ("num_warmup", num_warmup), ("num_chains", num_chains)):
+            if value is not None:
+                opts[key] = value
+        opts.update(options)
+    elif name == "vi":  # variational inference (AutoNormal, ELBO): --num-samples draws from the fitted guide
+        if num_warmup is not None or num_chains is not None:
+            raise CommandLineError("--num-warmup and --num-chains do not go with --method vi (it fits a guide, "
+                                   "then draws --num-samples from it)", hint="Leave them out.")
         if num_samples is not None:
             opts["num_samples"] = num_samples
-        if num_warmup is not None:
-            opts["num_warmup"] = num_warmup
-        if num_chains is not None:
-            opts["num_chains"] = num_chains
-        method_class = getattr(ppl, cls)
-        if progress is not None and "progress" in inspect.signature(method_class).parameters:
-            opts["progress"] = progress
-        return method_class(**opts)
-    raise PPLError(f"unknown method '{name}'; choose one of {', '.join(METHODS)}")
+    cls = {"importance": "Importance", "smc": "SMC", "nuts": "NUTS", "hmc": "HMC", "mh": "MH",
+           "gibbs": "Gibbs", "pmmh": "PMMH", "vi": "VI"}[name]
+    if not hasattr(ppl, cls):
+        raise CommandLineError(f"the method '{name}' is not available in this version of ppl")
+    method_class = getattr(ppl, cls)
+    if progress is not None and "progress" in inspect.signature(method_class).parameters:
+        opts["progress"] = progress
+    if default is not None and dataclasses.is_dataclass(default):
+        return dataclasses.replace(default, **opts)  # keep the default's own settings
+    if default is not None and not opts:
+        return default
+    return method_class(**opts)
+
+
+def _refuse_options(options: dict, name: str, chosen_by_default: bool = False) -> None:
+    for key in options:
+        if name not in _OPTION_METHODS[key]:
+            flag = "--" + key.replace("_", "-")
+            goes = ", ".join(_OPTION_METHODS[key])
+            why = f"the method chosen for this model is {name}" if chosen_by_default else f"--method {name}"
+            raise CommandLineError(f"{flag} goes with --method {goes}, not with {name} ({why})",
+                           hint=f"Leave {flag} out, or choose --method {_OPTION_METHODS[key][0]}.")
+
+
+def init_values(items: list[str] | None) -> dict | None:
+    """``--init`` values: JSON files (objects of site values) and ``NAME=VALUE`` items, merged in order."""
+    if not items:
+        return None
+    values: dict = {}
+    for item in items:
+        if "=" in item and not pathlib.Path(item).exists():
+            name, _, raw = item.partition("=")
+            name = name.strip()
+            if not name.replace("_", "a").replace("/", "a").isalnum():
+                raise CommandLineError(f"--init {item}: '{name}' is not a site name",
+                               hint="Write --init NAME=VALUE (e.g. --init mu=0.5) or --init FILE.json.")
+            try:
+                values[name] = json.loads(raw)
+            except json.JSONDecodeError:
+                raise CommandLineError(f"--init {item}: the value {raw!r} is not a number or a JSON array",
+                               hint="Write e.g. --init mu=0.5 or --init theta=[0.1,0.2].") from None
+        elif not pathlib.Path(item).exists():
+            raise CommandLineError(f"--init {item}: no such file, and not NAME=VALUE",
+                                   hint="Write --init NAME=VALUE (e.g. --init mu=0.5) or --init FILE.json.")
+        else:
+            values.update(read_data(item))
+    for name, value in values.items():
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None or not np.all(np.isfinite(arr)):
+            raise CommandLineError(f"--init gives '{name}' the value {value!r}, which is not a finite number or array")
+    return values
+
+
+def _check_init(init: dict | None, program) -> None:
+    """``--init`` names latent sites of the model, with values of their shapes."""
+    latent = program.latent_sites() if init and hasattr(program, "latent_sites") else None
+    if not latent:
+        return
+    for name, value in init.items():
+        if name not in latent:
+            close = difflib.get_close_matches(name, list(latent), n=1)
+            raise CommandLineError(f"--init {name}=...: the model '{program.name}' has no latent site '{name}'; "
+                                   f"its latent sites are {', '.join(latent)}",
+                                   hint=f"Did you mean '{close[0]}'?" if close else None)
+        want, got = tuple(latent[name].stacked_shape), np.shape(value)
+        if got != want:
+            def shape(s):
+                return "a single number" if s == () else f"shape {s}"
+
+            raise CommandLineError(f"--init gives '{name}' {shape(got)}, but the site '{name}' has {shape(want)}",
+                                   hint=f"Give '{name}' a value of {shape(want)}.")
 
 
 def _run(args) -> int:
     import ppl
+    from ppl import memory
+    from ppl.output import check_path
+    from ppl.plot import IMAGE_FORMATS, kind_from_path
 
+    # everything that can be checked before sampling is: a typo must not cost a long run's results
+    if args.out:
+        check_path(args.out)
+    if args.plot:
+        check_path(args.plot, IMAGE_FORMATS, option="--plot")
+    elif args.plot_kind:
+        raise CommandLineError("--plot-kind says which plot --plot FILE draws; give --plot FILE.png too")
+    inputs = [("the model file", args.file), ("the data file", args.data),
+              *(("the --init file", item) for item in args.init or [])]
+    for option, target in (("--out", args.out), ("--plot", args.plot)):
+        for what, source in inputs:
+            if target and source and pathlib.Path(target).resolve() == pathlib.Path(source).resolve():
+                raise CommandLineError(f"{option} {target} is {what}: writing there would overwrite it",
+                                       hint=f"Give {option} another file name.")
     module = ppl.load(args.file)
-    model = _select_model(module, args.model, args.file)
-    data = {**module.constants, **read_data(args.data)}
-    call_args = _arguments(model, data)
+    model = _select_model(module, args.model, args.file, announce=True)
+    file_data = read_data(args.data)
+    data = {**module.constants, **file_data}
+    call_args = _arguments(model, data, list(file_data), args.data)
+    init = init_values(args.init)
     program, leaves = model.program(*call_args)
+    _check_init(init, program)
     method = build_method(args.method, program, args.num_samples, args.num_warmup, args.num_chains,
-                          args.progress, args.max_depth, leaves)
+                          args.progress, args.max_depth, leaves, target_accept=args.target_accept,
+                          max_tree_depth=args.max_tree_depth, dense_mass=args.dense_mass, init=init,
+                          thin=args.thin)
+    memory.check(program, leaves, method, command_line=True)  # before ppl.infer, with the flags to lower it
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        post = ppl.infer(model, *call_args, method=method, seed=args.seed)
+        try:
+            post = ppl.infer(model, *call_args, method=method, seed=args.seed)
+        except memory.MemoryLimitError as err:
+            if getattr(err, "device_error", None) is None:
+                raise
+            raise memory.exhausted_error(program, leaves, method, err.device_error, command_line=True) from None
     print(post.summary())
     returned = return_summary(post)
     if returned:
@@ -219,6 +433,18 @@ def _run(args) -> int:
     if args.out:
         write_results(post, args.out)
         print(f"wrote {args.out}")
+    if args.plot:
+        kind = args.plot_kind or kind_from_path(args.plot)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("ignore")  # library deprecations are not the user's business
+            warnings.simplefilter("always", UserWarning)
+            figure = post.plot(kind, path=args.plot)
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+        print(f"wrote {args.plot} ({kind} plot)")
+        for w in caught:  # ArviZ's remarks on the draws (a constant site has no density to draw, ...)
+            print(f"warning: {w.message}", file=sys.stderr)
     return 0
 
 
@@ -227,10 +453,11 @@ MAX_RETURN_VALUES = 25
 
 
 def return_summary(post) -> str | None:
-    """What the model returns, when it returns one number: a table of probabilities for
-    a few whole-number values (``return value:`` then ``  value  probability`` lines),
-    else its mean, standard deviation and quantiles (unless a site of the summary
-    table is the return value)."""
+    """What the model returns: a table of probabilities for a few whole-number values
+    (``return value:`` then ``  value  probability`` lines), else the mean, standard
+    deviation and quantiles of each coordinate (``return value:`` for one number,
+    ``return value[i]:`` lines for arrays and structures), unless a site of the
+    summary table is the return value."""
     from ppl.repl import format_value
 
     returns = post.returns
@@ -239,13 +466,16 @@ def return_summary(post) -> str | None:
     try:
         values = np.asarray(returns, dtype=np.float64)
     except (TypeError, ValueError):
-        return None  # strings, structures: see posterior.probs()
+        values = None
+    if values is None:
+        return _structure_summary(post)
     if post.result.chains:
         values = values.reshape((-1,) + values.shape[2:])
-    if values.ndim != 1 or values.size == 0:
+    if values.size == 0 or values.ndim == 0:
         return None
     finite = values[np.isfinite(values)]
-    if finite.size and np.all(finite == np.round(finite)) and len(np.unique(finite)) <= MAX_RETURN_VALUES:
+    if values.ndim == 1 and finite.size and np.all(finite == np.round(finite)) \
+            and len(np.unique(finite)) <= MAX_RETURN_VALUES:
         probs = post.probs()
         width = max(len(format_value(v)) for v in probs)
         return "\n".join(["return value:", *(f"  {format_value(v):>{width}}  {p:.4f}" for v, p in probs.items())])
@@ -253,22 +483,75 @@ def return_summary(post) -> str | None:
         site = np.asarray(draws)
         if site.dtype != object and site.shape == np.shape(returns) and np.array_equal(site, np.asarray(returns)):
             return None  # the return value is a site of the table above
-    q05, q50, q95 = np.asarray(post.quantile([0.05, 0.5, 0.95]), dtype=np.float64)
-    return (f"return value: mean {float(post.mean()):.4g}, std {float(post.std()):.4g}, "
-            f"5% {q05:.4g}, 50% {q50:.4g}, 95% {q95:.4g}")
+    return _coordinate_lines("return value", values, post.weights)
+
+
+def _structure_summary(post) -> str | None:
+    """Each numeric leaf of a structured return value (a tuple of arrays, ...), one block per leaf."""
+    import jax
+
+    if isinstance(post.returns, list):
+        return None  # eager engine: Python values per draw; see posterior.probs()
+    leaves = jax.tree.leaves(post.returns)
+    blocks = []
+    for k, leaf in enumerate(leaves):
+        try:
+            values = np.asarray(leaf, dtype=np.float64)
+        except (TypeError, ValueError):
+            continue
+        if post.result.chains:
+            values = values.reshape((-1,) + values.shape[2:])
+        if values.ndim >= 1 and values.size:
+            blocks.append(_coordinate_lines(f"return value.{k}", values, post.weights))
+    return "\n".join(blocks) or None
+
+
+#: the most coordinates of a returned array shown, then "..."
+MAX_RETURN_COORDINATES = 20
+
+
+def _coordinate_lines(label: str, values: np.ndarray, weights) -> str:
+    """``label: mean ..., std ..., 5% ...`` for one number per draw, else one line per coordinate."""
+    from ppl.posterior import _wmean, _wquantile
+
+    x = values.reshape(values.shape[0], -1)
+    if weights is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, std = np.nanmean(x, axis=0), np.nanstd(x, axis=0, ddof=1) if len(x) > 1 else np.zeros(x.shape[1])
+            qs = np.nanquantile(x, [0.05, 0.5, 0.95], axis=0)
+    else:
+        mean = _wmean(x, weights)
+        std = np.sqrt(_wmean((x - mean) ** 2, weights))
+        qs = np.stack([_wquantile(x, weights, q) for q in (0.05, 0.5, 0.95)])
+    event = values.shape[1:]
+    lines = []
+    for j, idx in enumerate(np.ndindex(*event) if event else [()]):
+        if j == MAX_RETURN_COORDINATES:
+            lines.append(f"{label}[...]: {x.shape[1] - j} more coordinates")
+            break
+        name = label + (f"[{','.join(map(str, idx))}]" if event else "")
+        lines.append(f"{name}: mean {mean[j]:.4g}, std {std[j]:.4g}, 5% {qs[0, j]:.4g}, 50% {qs[1, j]:.4g}, "
+                     f"95% {qs[2, j]:.4g}")
+    return "\n".join(lines)
 
 
 def _check(args) -> int:
     import ppl
 
     module = ppl.load(args.file)
+    if args.data:  # the data against the models' declared types, sizes and indices
+        from ppl.syntax.data_check import check_module_data
+
+        check_module_data(module, {**module.constants, **read_data(args.data)})
     names = ", ".join(module.models) or "none"
     print(f"{args.file}: ok (models: {names})")
     if args.ir:
-        data = {**module.constants, **read_data(args.data)}
+        file_data = read_data(args.data)
+        data = {**module.constants, **file_data}
         for model in module.models.values():
             try:
-                call_args = _arguments(model, data)
+                call_args = _arguments(model, data, list(file_data), args.data)
             except PPLError as err:
                 print(f"\n# {model.name}: no IR without data ({err.message})")
                 continue
@@ -276,24 +559,6 @@ def _check(args) -> int:
             print()
             print(program.describe() if hasattr(program, "describe") else program)
     return 0
-
-
-def write_results(post, path: str) -> None:
-    """Write a posterior: ``.nc`` as ArviZ netCDF, anything else as JSON."""
-    if path.endswith(".nc"):
-        post.to_arviz().to_netcdf(path)
-        return
-    out = {
-        "model": post.model_name,
-        "method": post.method,
-        "engine": post.engine,
-        "log_evidence": post.log_evidence,
-        "samples": {k: np.asarray(v).tolist() for k, v in post.samples.items() if np.asarray(v).dtype != object},
-        "log_weights": None if post.log_weights is None else np.asarray(post.log_weights).tolist(),
-        "summary": {k: {"mean": np.asarray(post.mean(k)).tolist(), "std": np.asarray(post.std(k)).tolist()}
-                    for k, v in post.samples.items() if np.asarray(v).dtype != object},
-    }
-    pathlib.Path(path).write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":  # pragma: no cover

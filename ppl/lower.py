@@ -21,6 +21,7 @@ the names first drawn in it collected, one value per iteration.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import pathlib
@@ -32,12 +33,14 @@ import numpy as np
 
 from ppl.model import Model
 from ppl.semantics import _jax_compat as jc
-from ppl.semantics import effects
+from ppl.semantics import effects, index_check
 from ppl.stdlib import constraints as cons
 from ppl.stdlib import distributions as D
 from ppl.stdlib.errors import ModelError, PPLError, ShapeError, Span
 from ppl.syntax import ast as A
 from ppl.syntax import builtins as B
+from ppl.syntax.builtins_stan import REDUCTIONS as _STAN_REDUCTIONS
+from ppl.syntax.builtins_dist import DIST_FUNCTIONS as _DIST_FUNCTIONS
 
 __all__ = ["load", "loads", "PplModule", "lower_module"]
 
@@ -61,6 +64,17 @@ def _float():
 
 def _concrete(x) -> bool:
     return not jc.is_tracer(x)
+
+
+def _endless_recursion(fn: "Closure", call: A.Call, depth: int) -> ModelError:
+    """The error for a recursion that reached Python's limit, at the recursive call ``call``."""
+    from ppl.semantics.recursion import BASE_CASE_HINT_PPL
+
+    return ModelError(
+        f"the function '{fn.name}' calls itself without end: {depth} nested calls deep when Python's "
+        "recursion limit was reached",
+        span=call.span, hint=BASE_CASE_HINT_PPL,
+    )
 
 
 def _tracing() -> bool:
@@ -143,7 +157,8 @@ def _vectorizable(body: A.Block) -> bool:
             if f.id in ("map", "fold", "mem", "ode_rk45", "len", "concat", "sort", "reverse", "cumsum",
                         "sum", "prod", "mean", "sd", "variance", "min", "max", "logsumexp", "softmax",
                         "log_softmax", "dot", "matmul", "transpose", "cholesky", "diag", "zeros", "ones",
-                        "fill", "arange", "linspace", "iid", "eye", "add_diag", "sq_dist"):
+                        "fill", "arange", "linspace", "iid", "eye", "add_diag", "sq_dist") \
+                    or f.id in _STAN_REDUCTIONS or f.id == "ode_bdf":
                 return False
             if f.id not in B.FUNCTIONS and f.id not in B.DISTRIBUTIONS and f.id not in B.SUPPORTS \
                     and f.id != "flat":
@@ -170,6 +185,7 @@ class Closure:
         self.lowering = lowering
         self.node = node
         self.samples = _may_sample(body)
+        self.nested = True  # whether a call nests its addresses under the function's name
         self.__name__ = name
 
     def __repr__(self) -> str:
@@ -185,8 +201,10 @@ class Closure:
             if low.depth > 400 and _tracing():
                 raise _dynamic(f"the function '{self.name}' recurses deeper than the compiler follows",
                                self.node.span)
-            if self.samples and effects.current_handler() is not None:
+            if self.samples and self.nested and effects.current_handler() is not None:
                 return effects.call(self.name, self._run, *args)
+            if effects.current_handler() is None:
+                return run_deterministic(self._run, *args)
             return self._run(*args)
         finally:
             low.depth -= 1
@@ -201,6 +219,35 @@ class Closure:
                 return r.value
             return None
         return self.lowering.expr(self.body, env)
+
+
+class _MemoDraw:
+    """``mem(fn(x) => sample(d))`` (or ``flip(p)``) bound to ``name``: the draw at arguments ``args``
+    is the random choice ``name[args]`` itself (``strength[alice]``), not a site nested under it."""
+
+    def __init__(self, name: str, lam: A.Lambda, env: dict, lowering: "Lowering"):
+        self.name = self.__name__ = name
+        self.params = tuple(p.name for p in lam.params)
+        self.call = lam.body
+        self.env = env
+        self.lowering = lowering
+        self.node = lam
+
+    def __repr__(self) -> str:
+        return f"<function {self.name}>"
+
+    def __call__(self, *args):
+        if len(args) != len(self.params):
+            raise ModelError(f"'{self.name}' takes {len(self.params)} argument(s) but was given {len(args)}",
+                             span=self.node.span)
+        env = dict(self.env)
+        env.update(zip(self.params, args))
+        low, e = self.lowering, self.call
+        address = effects.memo_label(self.name, args)
+        if e.func.id == "sample":
+            return effects.sample(address, low.distribution(e.args[0], env, e), span=e.span)
+        p = low.expr(e.args[0], env) if e.args else 0.5
+        return effects.sample(address, D.Bernoulli(probs=p), span=e.span) == 1
 
 
 # ---------------------------------------------------------------------------
@@ -261,7 +308,23 @@ def _len(x):
 def _ode_rk45(f, y0, t0, ts, params, rtol=1e-6, atol=1e-6):
     from ppl.ode import ode_rk45
 
-    return ode_rk45(f, y0, t0, ts, params, rtol, atol)
+    return ode_rk45(_deterministic_fn(f), y0, t0, ts, params, rtol, atol)
+
+
+def _ode_bdf(f, y0, t0, ts, params, rtol=1e-6, atol=1e-6):
+    from ppl.ode_stiff import ode_bdf
+
+    return ode_bdf(_deterministic_fn(f), y0, t0, ts, params, rtol, atol)
+
+
+def _deterministic_fn(f):
+    """``f`` called as a plain JAX function (an ODE right-hand side runs inside the solver's loops,
+    outside the model run): its ``if``s become ``lax.cond`` and its loops ``lax.scan``."""
+
+    def pure(*args):
+        return run_deterministic(f, *args)
+
+    return pure
 
 
 PURE: dict[str, Callable] = {
@@ -289,7 +352,14 @@ PURE: dict[str, Callable] = {
     "where": jnp.where, "clip": jnp.clip,
     "log_density": lambda d, x: d.log_density(x),
     "ode_rk45": _ode_rk45,
+    "ode_bdf": _ode_bdf,
 }
+
+
+# the functions of Stan's math library, by their Stan names (ppl/syntax/builtins_stan.py)
+from ppl.stan_math import PURE as _STAN_PURE  # noqa: E402
+
+PURE.update(_STAN_PURE)
 
 
 # ---------------------------------------------------------------------------
@@ -303,6 +373,7 @@ class Lowering:
         self.module = module
         self.globals: dict[str, Any] = {}
         self.depth = 0
+        self.unchecked = 0  # inside both branches of an if-expression on a vector or run-time value
         self.stmt_rules = {
             A.Block: self.s_block, A.Assign: self.s_assign, A.IndexAssign: self.s_index_assign,
             A.Tilde: self.s_tilde, A.Observe: self.s_observe, A.Factor: self.s_factor,
@@ -335,14 +406,40 @@ class Lowering:
         self.block(s, env)
 
     def s_assign(self, s: A.Assign, env):
-        env[s.name] = self.expr(s.value, env)
+        env[s.name] = self.named_value(s.value, s.name, env)
+
+    def named_value(self, node, name: str, env):
+        """The value of ``node``, bound to ``name``: a lambda takes the name (``pulling = fn(...) => ...``
+        is the function 'pulling'), and so does a memoised lambda (``strength = mem(fn(p) => ...)``), so
+        that the addresses of their random choices read ``pulling/...`` and ``strength[alice]/...``."""
+        if isinstance(node, A.Lambda):
+            return Closure(name, node.params, node.body, dict(env), self, node)
+        if (isinstance(node, A.Call) and isinstance(node.func, A.Name) and node.func.id == "mem"
+                and node.func.id not in env and node.func.id not in self.globals
+                and len(node.args) == 1 and isinstance(node.args[0], A.Lambda)):
+            lam = node.args[0]
+            body = lam.body
+            if (isinstance(body, A.Call) and isinstance(body.func, A.Name) and body.func.id in ("sample", "flip")
+                    and body.func.id not in env and body.func.id not in self.globals
+                    and not ({p.name for p in lam.params} & {body.func.id})):
+                # one anonymous draw: the draw itself is named strength[alice]
+                return effects.mem(_MemoDraw(name, lam, dict(env), self), name=name, nest=False)
+            fn = Closure(name, lam.params, lam.body, dict(env), self, lam)
+            fn.nested = False  # its draws are nested under strength[alice] by mem itself
+            return effects.mem(fn, name=name)
+        return self.expr(node, env)
 
     def s_index_assign(self, s: A.IndexAssign, env):
         base = env.get(s.name)
         if base is None:
             raise ModelError(f"'{s.name}' must be bound before its entries are set", span=s.span)
         idx = self.indices(s.indices, env, s)
-        env[s.name] = jnp.asarray(base).at[idx].set(self.expr(s.value, env))
+        base = jnp.asarray(base)
+        if not self.unchecked:
+            _check_indices(base, idx, s.indices, f"'{s.name}'")
+        value = self.expr(s.value, env)
+        with _index_scope(s.span, idx):
+            env[s.name] = base.at[idx].set(value)
 
     def s_tilde(self, s: A.Tilde, env):
         d = self.distribution(s.dist, env, s)
@@ -585,11 +682,16 @@ class Lowering:
         if isinstance(base, (list, tuple)):
             if len(idx) != 1 or not _concrete(idx[0]):
                 raise _dynamic("indexing a list of names with a value known only at run time", e.span)
+            if not isinstance(idx[0], slice):
+                _check_indices(np.empty((len(base), 0)), idx, e.indices, _node_text(e.base))
             return base[int(idx[0])] if not isinstance(idx[0], slice) else base[idx[0]]
         base = jnp.asarray(base)
         if len(idx) > base.ndim:
             raise ShapeError(f"{len(idx)} indices for an array with {base.ndim} dimension(s)", span=e.span)
-        return base[idx]
+        if not self.unchecked:
+            _check_indices(base, idx, e.indices, _node_text(e.base))
+        with _index_scope(e.span, idx):
+            return base[idx]
 
     def e_binop(self, e: A.BinOp, env):
         a = self.expr(e.left, env)
@@ -634,8 +736,13 @@ class Lowering:
         # unchanged (they integrate out); a weight (observe, factor) in a branch would not, so one
         # makes the model dynamic.
         c = jnp.asarray(c)
-        with _NoWeights(e):
-            a, b = self.expr(e.then, env), self.expr(e.orelse, env)
+        # an index guarded by the condition is evaluated in both branches: not checked there
+        self.unchecked += 1
+        try:
+            with _NoWeights(e), jax.named_scope(index_check.UNCHECKED_SCOPE):
+                a, b = self.expr(e.then, env), self.expr(e.orelse, env)
+        finally:
+            self.unchecked -= 1
         for v in (a, b):
             if not isinstance(v, (int, float, bool, np.ndarray, jax.Array, np.generic)):
                 raise _dynamic("a value that is not a number (a function, a name, ...) chosen by a value "
@@ -680,6 +787,10 @@ class Lowering:
                 d = self.distribution(e.args[0], env, e)
                 sizes = _sizes(*[self.expr(a, env) for a in e.args[1:]])
                 return d.expand(sizes + tuple(d.batch_shape))
+            if name == "truncated":
+                return self.make_truncated(e, env)
+            if name in _DIST_FUNCTIONS:
+                return self.dist_function(name, e, env)
             if name in PURE:
                 args = [self.expr(a, env) for a in e.args]
                 return PURE[name](*args)
@@ -687,6 +798,13 @@ class Lowering:
         args = [self.expr(a, env) for a in e.args]
         if isinstance(fn, Model):
             return fn(*args)
+        if isinstance(fn, Closure):
+            try:
+                return fn(*args)
+            except RecursionError:
+                if _tracing():  # the tracer gives up on the static form and the eager engine runs it
+                    raise
+                raise _endless_recursion(fn, e, self.depth) from None
         if callable(fn):
             return fn(*args)
         raise ModelError(f"this is a {type(fn).__name__}, not a function, so it cannot be called", span=e.span)
@@ -710,6 +828,26 @@ class Lowering:
             return cls(**kwargs)
         except PPLError as err:
             raise err.with_span(node.span) from None
+
+    def make_truncated(self, e: A.Call, env):
+        """``truncated(d, low, high)``, which is what ``d T[low, high]`` parses to."""
+        d = self.distribution(e.args[0], env, e)
+        low, high = self.expr(e.args[1], env), self.expr(e.args[2], env)
+        try:
+            return D.Truncated(d, low, high)
+        except PPLError as err:
+            raise err.with_span(e.span) from None
+
+    def dist_function(self, name: str, e: A.Call, env):
+        """Stan's ``normal_lcdf(x | mu, sigma)``: the distribution's cdf, log_cdf or log_ccdf at x."""
+        dist_name, method = _DIST_FUNCTIONS[name]
+        args = [self.expr(a, env) for a in e.args]
+        d = self.make_distribution(dist_name, args[1:], e)
+        try:
+            d.validate_params()
+        except PPLError as err:
+            raise err.with_span(e.span) from None
+        return getattr(d, method)(args[0])
 
     def make_flat(self, e: A.Call, env):
         support = self.expr(e.args[0], env)
@@ -806,6 +944,30 @@ class _ShapeHandler(effects.Handler):
         return jax.lax.cond(pred, true_fn, false_fn, *operands)
 
 
+class _Deterministic(_ShapeHandler):
+    """Runs a deterministic function outside a model run (an ODE right-hand side, a ``def`` called
+    from Python): control flow becomes ``lax.cond``/``lax.scan``; a random choice is an error."""
+
+    def __init__(self):
+        super().__init__(None)
+
+    def site(self, site):
+        if site.kind == "deterministic":
+            return site.value
+        raise ModelError(
+            f"a {site.kind} statement ran inside a function called outside the model "
+            "(an ODE right-hand side must be deterministic)",
+            span=site.span,
+            hint="Draw the random values in the model and pass them to the function as arguments.",
+        )
+
+
+def run_deterministic(fn, *args):
+    """``fn(*args)`` under a handler that gives ``if`` and ``for`` their plain JAX meaning."""
+    with _Deterministic():
+        return fn(*args)
+
+
 class _SiteShapes(_ShapeHandler):
     """A probe that also records each site's batch shape (value or distribution, without event axes)."""
 
@@ -823,6 +985,45 @@ class _SiteShapes(_ShapeHandler):
                 shape = tuple(jnp.shape(site.value))
                 self.batch_shapes.append(shape[: len(shape) - len(event)] if event else shape)
         return super().site(site)
+
+
+# ---------------------------------------------------------------------------
+# Checked indexing (see ppl.semantics.index_check)
+
+
+def _node_text(node) -> str:
+    """The source text of ``node`` when it lies on one line (else a neutral word)."""
+    sp = node.span
+    line = sp.source_line(sp.line) if sp is not None else None
+    if line is None or sp.end_line not in (None, sp.line) or sp.end_column is None:
+        return "the array"
+    return f"'{line[sp.column - 1: sp.end_column]}'"
+
+
+def _check_indices(base, idx, nodes, what: str) -> None:
+    """An index known now (a number, a plate's index vector) must lie inside its axis."""
+    shape = jnp.shape(base)
+    for k, (i, node) in enumerate(zip(idx, nodes)):
+        if isinstance(i, slice) or i is None or not _concrete(i) or k >= len(shape):
+            continue
+        v = np.asarray(i)
+        if v.dtype == np.bool_ or not np.issubdtype(v.dtype, np.integer) or v.size == 0:
+            continue
+        n = int(shape[k])
+        bad = (v < -n) | (v >= n)
+        if bad.any():
+            first = int(v.reshape(-1)[int(np.argmax(bad.reshape(-1)))])
+            viol = index_check.Violation(first, k, n, 1, tuple(shape))
+            where = "" if v.ndim == 0 else " (one of the values this index takes)"
+            raise index_check.IndexRangeError(index_check.violation_message(viol, what) + where,
+                                              span=node.span, hint=index_check.HINT)
+
+
+def _index_scope(span, idx):
+    """Carries the user's span into the jaxpr of an index known only when the model runs."""
+    if span is None or not _tracing() or all(isinstance(i, slice) or _concrete(i) for i in idx):
+        return contextlib.nullcontext()
+    return jax.named_scope(index_check.span_scope(span))
 
 
 # ---------------------------------------------------------------------------
@@ -902,7 +1103,31 @@ def lower_module(module: A.Module) -> PplModule:
             m = _make_model(item, low)
             low.globals[item.name] = m
             models[item.name] = m
+        elif isinstance(item, A.ModelDo):
+            m = _make_intervened(item, low)
+            low.globals[item.name] = m
+            models[item.name] = m
     return PplModule(module.file, models, functions, constants, module)
+
+
+def _make_intervened(item: A.ModelDo, low: "Lowering") -> Model:
+    """``model m_on = m.do(site = value, site ~ dist)``: ``m.do({...})`` under the new name."""
+    from ppl.stdlib.distributions.base import Distribution
+
+    base = low.globals.get(item.base)
+    if not isinstance(base, Model):
+        raise ModelError(f"'{item.base}' is not a model: .do(...) intervenes on a model", span=item.span)
+    table = {}
+    for it in item.items:
+        with effects_free(it):
+            value = low.expr(it.value, dict(low.globals))
+        if it.draw and not isinstance(value, Distribution):
+            raise ModelError(f"'{it.site} ~ ...' in .do(...) needs a distribution", span=it.span)
+        table[it.site] = value
+    m = base.do(table)
+    m.name = item.name
+    m.source = item
+    return m
 
 
 class effects_free:
@@ -947,7 +1172,16 @@ def _make_model(item: A.ModelDef, low: Lowering) -> Model:
 
 
 def _coerce_data(params, args, kwargs):
-    """Array data as the declared element type, before tracing (``real[]`` given ``[28, 8]`` is float)."""
+    """Array data as the declared element type, before tracing (``real[]`` given ``[28, 8]`` is float).
+
+    The data are checked against the annotations first (``ppl.syntax.data_check``): ``0.5`` for an
+    ``int[]`` is an error at the parameter, never truncated to 0."""
+    from ppl.syntax import data_check
+
+    given = dict(zip([p.name for p in params], args))
+    given.update({k: v for k, v in kwargs.items() if k in {p.name for p in params}})
+    data_check.raise_for_data(params, given)
+
     def one(value, ann):
         if ann is None or ann.rank == 0 or value is None or _is_tracer_like(value):
             return value

@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl import trace as tracing
+from ppl.inference.causal import surgery
+from ppl.inference.causal.transform import do_program
 from ppl.semantics import compile as C
 from ppl.semantics import effects, ir
 from ppl.semantics.interpret.free import sample_log_density, site_score
@@ -86,6 +88,8 @@ class Model:
             if h.index_loops and s.address in table:  # eager addresses carry the step: 'y[3]'
                 return table[s.address], s.address
             base = _strip_indices(s.address, len(loops)) if h.index_loops else s.address
+            if base in table and not _is_array_like(table[base]):  # a new mechanism: the same at every step
+                return table[base], base
             step_values = loops[-1][table_name]
             if base in step_values:
                 return step_values[base], base
@@ -98,19 +102,30 @@ class Model:
                 )
             return None, None
 
+        seen: dict = {}  # values of the sites made so far, for interventions that are functions of them
+        made: set = set()
+
         def site(s):
-            if s.kind == "sample":
+            made.add(s.address)
+            if s.kind in ("sample", "observe", "deterministic"):
                 value, key = given("cut", s)
-                if key is not None:
+                if key is None and loops and not h.index_loops and surgery.index_target(s.address, cut):
+                    raise effects.NeedsDynamic(f"do() intervenes on one step ('{surgery.index_target(s.address, cut)}')"
+                                               f" of the loop site '{s.address}'", s.span)
+                if key is not None:  # surgery: the site's mechanism is replaced (inference/causal/surgery.py)
                     used.add(key)
-                    value = jnp.asarray(value)
-                    return value.astype(jnp.int32) if getattr(s.dist, "is_discrete", False) else value
+                    out = seen[s.address] = surgery.apply(s, surgery.parse(key, value), seen, prefix, inner_site)
+                    return out
+            if s.kind == "sample":
                 value, key = given("wanted", s)
                 if key is not None:
                     used.add(key)
                     inner_site(effects.Site("observe", s.address, s.dist, value, s.span, s.plates))
                     return jnp.asarray(value)
-            return inner_site(s)
+            out = inner_site(s)
+            if s.kind in ("sample", "deterministic"):
+                seen[s.address] = out
+            return out
 
         def run_scan(step, init, xs, length, reverse, span):
             n = effects._scan_length(xs, length, span)
@@ -119,6 +134,8 @@ class Model:
             def per_step(table):
                 out = {}
                 for a, v in table.items():
+                    if not _is_array_like(v):  # a distribution or function: not sliced by step
+                        continue
                     v = jnp.asarray(v)
                     if v.ndim >= 1 and v.shape[0] == n:
                         out[a] = v
@@ -149,11 +166,7 @@ class Model:
             h.site, h.run_scan = inner_site, inner_scan
         missing = (set(wanted) | set(cut)) - used
         if missing:
-            raise AddressError(
-                f"condition()/do() names {sorted(missing)}, but the model '{self.name}' makes no random choice "
-                "there",
-                hint="Check the spelling; addresses of sub-models are 'sub/name', loop sites 'x[3]'.",
-            )
+            raise surgery.unknown_site_error(self.name, missing, made)
         return out
 
     # -- derived models ---------------------------------------------------------
@@ -165,9 +178,18 @@ class Model:
     def do(self, interventions: dict) -> "Model":
         """The model after the intervention ``do(site = value)`` for each entry: the mechanism
         that produced the site is cut out and the value fed in its place (graph surgery), so
-        nothing upstream learns from it — unlike :meth:`condition`."""
+        nothing upstream learns from it — unlike :meth:`condition`.
+
+        A value may also be a distribution or a function of named sites (a soft intervention);
+        sites may be observed, deterministic, in loops (``"x[3]"`` for one step), plates or
+        sub-models (``"sub/x"``). See ``inference/causal/surgery.py`` for the meaning and
+        ``inference/causal/transform.py`` for the IR -> IR form static programs get."""
         return self._derived(Model(self.fn, self.name, self.conditions, self.source,
                                    {**self.interventions, **dict(interventions)}))
+
+    def undo(self) -> "Model":
+        """The model without its interventions (its conditions kept)."""
+        return self._derived(Model(self.fn, self.name, self.conditions, self.source))
 
     def _derived(self, other: "Model") -> "Model":
         """``other`` (a conditioned or intervened copy) with this model's argument handling."""
@@ -185,12 +207,23 @@ class Model:
         key = rebuild.key
         got = self._programs.get(key)
         if got is None:
-            got = tracing.trace(self.body, args, kwargs, self.name)
+            got = self._surgery(args, kwargs) if self.interventions else None
+            if got is None:
+                got = tracing.trace(self.body, args, kwargs, self.name)
             self._programs[key] = got
         if isinstance(got, Dynamic):
             a, k = rebuild(leaves)
             return Dynamic(self.body, a, k, self.name, got.reason, got.span), leaves
         return got, leaves
+
+    def _surgery(self, args, kwargs):
+        """The interventions as an IR -> IR transformation of the program without them
+        (``inference/causal/transform.py``); None where they need the traced path."""
+        base = Model(self.fn, self.name, self.conditions, self.source)
+        program = tracing.trace(base.body, args, kwargs, self.name)
+        if not isinstance(program, ir.Program):
+            return None
+        return do_program(program, self.interventions)
 
     def ir(self, *args, **kwargs):
         """The IR of the model for these arguments (print it to read it)."""
@@ -254,6 +287,11 @@ class Model:
         _check_addresses(program, constraints, require_all=False)
         fn = self._fn("generate", program, lambda k, c, a: C.generate(program, k, a, c))
         return fn(key, constraints, leaves)
+
+
+def _is_array_like(v) -> bool:
+    """A value (number, list, array) rather than a new mechanism (a distribution or a function)."""
+    return not (callable(v) and not hasattr(v, "__array__")) and not hasattr(v, "log_density")
 
 
 def _strip_indices(address: str, count: int) -> str:

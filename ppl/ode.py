@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-__all__ = ["ode_rk45", "DEFAULT_MAX_STEPS"]
+__all__ = ["ode_rk45", "ode_bdf", "DEFAULT_MAX_STEPS"]
 
 DEFAULT_MAX_STEPS = 100_000
 
@@ -160,3 +160,7 @@ def ode_rk45(f: Callable, y0, t0, ts, params, rtol=1e-6, atol=1e-6, max_steps: i
         return ys, dys
 
     return solve(y0, t0, ts, p_flat)
+
+
+# the stiff solver (diffrax's Kvaerno5), with the same signature
+from ppl.ode_stiff import ode_bdf  # noqa: E402

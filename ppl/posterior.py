@@ -40,6 +40,9 @@ class Posterior:
         self.engine = result.engine
         self.sample_stats = result.sample_stats
         self.notes = list(result.notes)
+        #: variational inference: the fitted guide's parameters (constrained) and the objective per step
+        self.params = getattr(result, "params", None)
+        self.history = getattr(result, "history", None)
         if dynamic_reason:
             self.notes.insert(0, dynamic_reason)
 
@@ -163,6 +166,13 @@ class Posterior:
 
     def __repr__(self) -> str:
         return self.summary()
+
+    def plot(self, kind: str = "trace", var_names=None, path: str | None = None):
+        """A trace, posterior or pair plot through ArviZ (``kind``), saved to ``path`` if given;
+        returns the matplotlib figure (see ``ppl.plot``)."""
+        from ppl.plot import plot
+
+        return plot(self, kind=kind, var_names=var_names, path=path)
 
     def to_arviz(self):
         """ArviZ data (``InferenceData``, or a ``DataTree`` with ArviZ >= 1.0).

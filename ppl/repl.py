@@ -16,8 +16,9 @@ the session as it was. Errors point at what the user typed (or at the file a
 definition came from), not at the session's combined text.
 
 Interactively (a terminal on both ends) input is read with prompt_toolkit:
-multi-line editing (Enter submits once brackets balance; a blank line always
-submits; Esc-Enter inserts a newline), history in ``~/.ppl_history``
+multi-line editing (Enter submits once brackets balance; a blank line submits
+what has no open bracket, two blank lines submit anything; Ctrl-C discards the
+input; Esc-Enter inserts a newline), history in ``~/.ppl_history``
 (``PPL_HISTORY=off`` keeps it in memory, ``PPL_HISTORY=PATH`` moves it),
 highlighting with ``ppl.syntax.highlight.PplLexer`` and Tab completion of
 commands and names. Otherwise lines are read from the input stream with the
@@ -28,6 +29,7 @@ failed, so a piped script can be checked.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import pathlib
@@ -41,7 +43,8 @@ import numpy as np
 from ppl.stdlib.errors import CheckError, PPLError, Span
 
 __all__ = [
-    "run_repl", "Session", "Item", "Command", "parse_command", "split_arguments", "needs_more", "format_value",
+    "run_repl", "Session", "Item", "Command", "parse_command", "split_arguments", "needs_more", "brackets_open",
+    "format_value",
     "COMMANDS", "HELP",
 ]
 
@@ -57,6 +60,7 @@ COMMANDS = {
     "ir": ":ir NAME [args...]           print the IR of model NAME for these arguments",
     "infer": ":infer NAME [args...] [method=M] [samples=N] [seed=N] [warmup=N] [chains=N] [depth=N]\n"
              "                             run inference and print the posterior summary",
+    "diagram": ":diagram NAME [args...]      print the string diagram of model NAME (its sites and their parents)",
     "models": ":models                     list the session's models, functions and constants",
     "reset": ":reset                      forget every definition",
     "help": ":help                       this text",
@@ -80,7 +84,8 @@ HELP = "\n".join([
     "hmc, mh, gibbs (default: chosen from the model, as `ppl run` does); depth=N bounds",
     "exact enumeration of a recursive model.",
     "A definition of a name that exists replaces it. Esc-Enter inserts a newline;",
-    "a blank line submits what has been typed.",
+    "a blank line submits what has been typed once its brackets balance (two blank",
+    "lines submit it anyway); Ctrl-C discards it.",
 ])
 
 _OPTIONS = {"method", "samples", "seed", "warmup", "chains", "depth"}
@@ -95,6 +100,16 @@ _CONTINUE_SYMBOLS = ("=>", "..", "+", "-", "*", "/", "%", "^", "@", "<", ">", "=
                      "*=", "/=", ",", "\\")
 
 
+def brackets_open(text: str) -> bool:
+    """Whether ``text`` has a bracket that is not closed yet (strings and comments aside): then
+    a blank line is part of what is being typed, not its end.
+
+    >>> brackets_open("model m() {\n  x ~ normal(0, 1)\n"), brackets_open("x = [1, 2]")
+    (True, False)
+    """
+    return _scan(text)[0] > 0
+
+
 def needs_more(text: str) -> bool:
     """Whether ``text`` is visibly unfinished: an open bracket, or a last line ending in an
     operator, ``,`` or a keyword that must be followed by more (strings and comments aside).
@@ -103,6 +118,19 @@ def needs_more(text: str) -> bool:
     >>> needs_more("model m() {"), needs_more("model m() { x ~ normal(0, 1) }"), needs_more("x = 1 +")
     (True, False, True)
     """
+    depth, last = _scan(text)
+    if depth > 0:
+        return True
+    if depth < 0 or not last:
+        return False
+    if last.endswith(_CONTINUE_SYMBOLS):
+        return True
+    word = re.search(r"([A-Za-z_][A-Za-z0-9_]*)$", last)
+    return bool(word and word.group(1) in _CONTINUE_WORDS)
+
+
+def _scan(text: str) -> tuple[int, str]:
+    """The bracket depth at the end of ``text`` and its last line of code (strings as ``s``)."""
     depth = 0
     last = ""
     for line in text.splitlines() or [""]:
@@ -128,14 +156,7 @@ def needs_more(text: str) -> bool:
         stripped = "".join(code).rstrip()
         if stripped:
             last = stripped
-    if depth > 0:
-        return True
-    if depth < 0 or not last:
-        return False
-    if last.endswith(_CONTINUE_SYMBOLS):
-        return True
-    word = re.search(r"([A-Za-z_][A-Za-z0-9_]*)$", last)
-    return bool(word and word.group(1) in _CONTINUE_WORDS)
+    return depth, last
 
 
 # ---------------------------------------------------------------------------
@@ -187,9 +208,21 @@ def parse_command(line: str) -> Command:
     name = _ALIASES.get(word.strip(), word.strip())
     if name not in COMMANDS:
         close = [c for c in COMMANDS if c.startswith(name[:2])] if name else []
+        if not close and name:
+            close = [_ALIASES.get(c, c) for c in difflib.get_close_matches(name, [*COMMANDS, *_ALIASES], n=1)]
         hint = f"Did you mean :{close[0]}?" if close else "Type :help for the list of commands."
         raise PPLError(f"unknown command ':{word.strip()}'", hint=hint)
     return Command(name, tuple(split_arguments(rest)))
+
+
+def did_you_mean(word: str, choices) -> str | None:
+    """The closest of ``choices`` to a mistyped ``word`` (``'nutz'`` -> ``'nuts'``), or None."""
+    close = difflib.get_close_matches(word.lower(), [str(c) for c in choices], n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+#: bare words a Python user types to leave or to ask for help, and what they mean here
+_BARE_WORDS = {"help": "help", "quit": "quit", "exit": "quit"}
 
 
 def _json_value(token: str, constants: dict) -> Any:
@@ -322,7 +355,7 @@ class Session:
         for node in module.items:
             span = node.span
             text = _slice(source, span)
-            if isinstance(node, A.ModelDef):
+            if isinstance(node, (A.ModelDef, A.ModelDo)):
                 key, kind = node.name, "model"
             elif isinstance(node, A.FunDef):
                 key, kind = node.name, "function"
@@ -486,8 +519,10 @@ class Session:
             elif m and m.group(1) in params:
                 named[m.group(1)] = _json_value(m.group(2), constants)
             elif m:
+                guess = did_you_mean(m.group(1), [*params, *sorted(_OPTIONS)])
                 raise PPLError(f"'{m.group(1)}' is neither a parameter of '{model.name}' "
-                               f"({', '.join(params) or 'none'}) nor an option ({', '.join(sorted(_OPTIONS))})")
+                               f"({', '.join(params) or 'none'}) nor an option ({', '.join(sorted(_OPTIONS))})",
+                               hint=f"Did you mean {guess}=...?" if guess else None)
             else:
                 positional.append(_json_value(tok, constants))
         if len(positional) > len(params):
@@ -519,6 +554,16 @@ class Session:
             raise PPLError(f":ir takes no options ({', '.join(options)})")
         return self.relabel(str(model.ir(*args)))
 
+    def diagram(self, tokens) -> str:
+        from ppl.inference.causal import diagram
+
+        name, *rest = tokens or [None]
+        model = self.model(name)
+        args, options = self.arguments(model, rest)
+        if options:
+            raise PPLError(f":diagram takes no options ({', '.join(options)})")
+        return self.relabel(str(diagram(model, *args)))
+
     def infer(self, tokens):
         """Run ``ppl.infer`` as ``:infer`` asks; returns the Posterior."""
         import ppl
@@ -529,7 +574,9 @@ class Session:
         args, options = self.arguments(model, rest)
         method_name = options.get("method")
         if method_name is not None and method_name not in METHODS:
-            raise PPLError(f"unknown method '{method_name}'; choose one of {', '.join(METHODS)}")
+            guess = did_you_mean(method_name, METHODS)
+            raise PPLError(f"unknown method '{method_name}'; choose one of {', '.join(METHODS)}",
+                           hint=f"Did you mean method={guess}?" if guess else None)
         if "depth" in options:
             if method_name not in (None, "enumerate"):
                 raise PPLError("depth= bounds exact enumeration; it goes with method=enumerate")
@@ -614,6 +661,14 @@ class Repl:
                 warnings.simplefilter("always", UserWarning)
                 if text.lstrip().startswith(":"):
                     return self._command(parse_command(text))
+                word = text.strip()
+                if word in _BARE_WORDS and word not in self.session.items:
+                    # as Python answers `quit` and `help` typed without the call: do what was meant
+                    if _BARE_WORDS[word] == "quit":
+                        return False
+                    self.write("Type :help for help (commands start with ':'), :quit or Ctrl-D to leave.")
+                    self.write(HELP)
+                    return True
                 for _, value in self.session.add(text):
                     self.write(format_value(value))
         except PPLError as err:
@@ -624,9 +679,8 @@ class Repl:
             self.write("interrupted")
         except RecursionError:
             self.failures += 1
-            self.write("error: the model recursed deeper than Python allows. A recursive model has no bound "
-                       "on its depth: infer it with method=importance, smc or mh, or enumerate to a bound "
-                       "with method=enumerate depth=20.")
+            self.write("error: the model recursed deeper than Python allows: a recursive function needs a "
+                       "base case that stops it (a branch that returns without calling it again).")
         except Exception as err:  # an internal error: report it, keep the session
             self.failures += 1
             self.write(f"internal error (a bug in ppl, please report it): {type(err).__name__}: {err}")
@@ -658,6 +712,8 @@ class Repl:
             self.write(f"loaded {path}: " + (", ".join(added) if added else "no definitions"))
         elif cmd.name == "ir":
             self.write(s.ir(cmd.args))
+        elif cmd.name == "diagram":
+            self.write(s.diagram(cmd.args))
         elif cmd.name == "infer":
             post = s.infer(cmd.args)
             self.write(s.relabel(post.summary()))
@@ -671,20 +727,24 @@ class Repl:
 
 def _submissions(lines: Iterator[str]) -> Iterator[str]:
     """Group input lines into submissions: a command line alone; definitions until they are
-    complete (brackets balanced, no trailing operator) or a blank line."""
+    complete (brackets balanced, no trailing operator), or a blank line when no bracket is
+    open, or two blank lines in a row."""
     buf: list[str] = []
     for line in lines:
         line = line.rstrip("\r\n")
         if line.lstrip().startswith(":"):  # a command is never part of .ppl text
             if buf:
-                yield "\n".join(buf)
+                yield "\n".join(buf).rstrip()
                 buf = []
             yield line
             continue
         if not buf and not line.strip():
             continue
         if buf and not line.strip():
-            yield "\n".join(buf)
+            if brackets_open("\n".join(buf)) and buf[-1].strip():
+                buf.append(line)  # a blank line inside a model's braces: still typing
+                continue
+            yield "\n".join(buf).rstrip()
             buf = []
             continue
         buf.append(line)
@@ -740,9 +800,11 @@ def _prompt_session(repl: Repl):
         buf = event.current_buffer
         text = buf.document.text
         last_line = text.split("\n")[-1]
+        lines = text.split("\n")
+        blank_end = "\n" in text and not last_line.strip()
         if (not text.strip() or text.lstrip().startswith(":") or not needs_more(text)
-                or ("\n" in text and not last_line.strip())):
-            buf.validate_and_handle()
+                or (blank_end and (not brackets_open(text) or not lines[-2].strip()))):
+            buf.validate_and_handle()  # a blank line ends the input unless a bracket is open; two always do
             return
         indent = re.match(r"[ \t]*", buf.document.current_line).group(0)
         if buf.document.current_line_before_cursor.rstrip().endswith(("{", "(", "[")):

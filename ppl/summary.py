@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["summary_table", "chain_diagnostics"]
 
@@ -31,6 +32,15 @@ def _fmt(x) -> str:
     return f"{x:.4g}"
 
 
+def _fmt_diag(column: str, x) -> str:
+    """A diagnostic; an R-hat above the warning threshold never reads as the threshold (1.0104, not 1.01)."""
+    from ppl.inference.mcmc.checks import RHAT_THRESHOLD, format_above
+
+    if column == "r_hat" and np.isfinite(x) and x > RHAT_THRESHOLD:
+        return format_above(float(x), RHAT_THRESHOLD)
+    return _fmt(x)
+
+
 def chain_diagnostics(draws) -> dict[str, np.ndarray] | None:
     """MCSE, bulk/tail ESS and split R-hat of draws shaped (chains, draws, *event), or None if too short."""
     from ppl.inference import diagnostics as D
@@ -38,13 +48,20 @@ def chain_diagnostics(draws) -> dict[str, np.ndarray] | None:
     x = np.asarray(draws, dtype=np.float64)
     if x.ndim < 2 or x.shape[1] < 4 or x.dtype == object:
         return None
+    from ppl.inference.mcmc.checks import stuck
+
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # constant draws give NaN diagnostics, shown as nan
+        rhat = np.asarray(D.split_rhat(x))
+        # every chain at one value, the chains at different ones: R-hat is infinite (the SamplingWarning
+        # says why), whatever huge number floating point makes of it
+        flat = x.reshape(x.shape[0], x.shape[1], -1)
+        rhat = np.where(stuck(flat).reshape(x.shape[2:]), np.inf, rhat)
         return {
             "mcse": np.asarray(D.mcse_mean(x)),
             "ess_bulk": np.asarray(D.ess_bulk(x)),
             "ess_tail": np.asarray(D.ess_tail(x)),
-            "r_hat": np.asarray(D.split_rhat(x)),
+            "r_hat": rhat,
         }
 
 
@@ -86,12 +103,13 @@ def summary_table(post, names=None) -> str:
         flat_mean, flat_std = mean.ravel(), std.ravel()
         for j in range(flat_mean.size):
             if j == MAX_ROWS_PER_SITE:
-                table.add_row(f"{name}[...]", *([""] * (len(columns) - 1)))
+                table.add_row(Text(f"{name}[...]"), *([""] * (len(columns) - 1)))
                 break
-            label = name if flat_mean.size == 1 else f"{name}[{j}]"
+            # a Text, not a str: rich would read '[red]' in a site name as markup and drop it
+            label = Text(name if flat_mean.size == 1 else f"{name}[{j}]")
             row = [label, _fmt(flat_mean[j]), _fmt(flat_std[j]), *(_fmt(qs[i, j]) for i in range(3))]
             if chains:
-                row += [("" if diag is None else _fmt(np.ravel(diag[c])[j])) for c in CHAIN_COLUMNS]
+                row += [("" if diag is None else _fmt_diag(c, np.ravel(diag[c])[j])) for c in CHAIN_COLUMNS]
             table.add_row(*row)
     buf = io.StringIO()
     Console(file=buf, width=120, force_terminal=False, color_system=None).print(table)

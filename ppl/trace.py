@@ -24,9 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl import checked_index
 from ppl.semantics import _jax_compat as jc
 from ppl.semantics import effects, ir
 from ppl.semantics.check import check_or_raise
+from ppl.semantics.params import ParamOp
 from ppl.semantics.program import Dynamic, split_args
 from ppl.stdlib.errors import ModelError, PPLError, ShapeError, Span
 
@@ -40,7 +42,7 @@ site_p.multiple_results = True
 
 
 def _site_abstract_eval(*args, kind, shape, dtype, **_):
-    if kind in ("sample", "deterministic"):
+    if kind in ("sample", "deterministic", "param"):
         return [jc.abstract(shape, dtype)]
     return []
 
@@ -90,7 +92,8 @@ class TraceHandler(effects.Handler):
             leaves, treedef = jax.tree.flatten(site.dist)
             shape, dtype = _value_shape_dtype(site.dist)
             (out,) = site_p.bind(*leaves, kind="sample", address=site.address, treedef=treedef, span=span,
-                                 plates=plates, shape=shape, dtype=dtype, dist_type=type(site.dist))
+                                 plates=plates, shape=shape, dtype=dtype, dist_type=type(site.dist),
+                                 estimator=site.estimator)
             return out
         if site.kind == "observe":
             leaves, treedef = jax.tree.flatten(site.dist)
@@ -111,6 +114,14 @@ class TraceHandler(effects.Handler):
                                  plates=plates, shape=value.shape, dtype=value.dtype, dist_type=None)
             return out
         raise ModelError(f"unknown site kind {site.kind}")  # pragma: no cover
+
+    def param_site(self, address, init, constraint, span):
+        """``ppl.param``: one ``ppl_site`` equation of kind "param" (a ``ParamOp`` in the IR)."""
+        init = jnp.asarray(init)
+        (out,) = site_p.bind(init, kind="param", address=address, treedef=None, span=_Hashable(span), plates=(),
+                             shape=init.shape, dtype=init.dtype, dist_type=None, estimator=None,
+                             constraint=_Hashable(constraint))
+        return out
 
     def run_scan(self, step, init, xs, length, reverse, span):
         return jax.lax.scan(step, init, xs, length=length, reverse=reverse)
@@ -252,6 +263,7 @@ def _ppl_path(eqn) -> tuple[str, ...]:
 class _Converter:
     def __init__(self):
         self.env: dict[Any, ir.Atom] = {}
+        self.indices = checked_index.IndexTracker()
 
     def read(self, atom) -> ir.Atom:
         if jc.is_literal(atom):
@@ -309,7 +321,12 @@ class _Converter:
             return self.site(eqn)
         name = prim.name
         subs = list(jc.eqn_subjaxprs(eqn))
-        if subs and any(_has_sites(s) for s in subs):
+        if name == jc.SCAN:  # indices known at every step: checked now, not when the model runs
+            self.indices.scan(eqn, tuple(self.read(a) for a in eqn.invars))
+        verified = self.indices.verified
+        if subs and (any(_has_sites(s) for s in subs)
+                     or (name in (jc.SCAN, jc.COND)
+                         and any(checked_index.contains_checked_index(s, verified) for s in subs))):
             if name == jc.SCAN:
                 return self.scan(eqn, path)
             if name == jc.COND:
@@ -322,7 +339,7 @@ class _Converter:
             )
         args = tuple(self.read(a) for a in eqn.invars)
         outs = tuple(self.new_var(v) for v in eqn.outvars)
-        return ir.Prim(None, outs, prim, dict(eqn.params), args)
+        return self.indices.prim(eqn, outs, args)
 
     def site(self, eqn) -> ir.Stmt:
         p = eqn.params
@@ -331,7 +348,11 @@ class _Converter:
         kind = p["kind"]
         if kind == "sample":
             out = self.new_var(eqn.outvars[0])
-            return ir.Sample(span, out, p["address"], p["dist_type"], p["treedef"], args, p["plates"])
+            return ir.Sample(span, out, p["address"], p["dist_type"], p["treedef"], args, p["plates"],
+                             p.get("estimator"))
+        if kind == "param":
+            out = self.new_var(eqn.outvars[0])
+            return ir.Prim(span, (out,), ParamOp(p["address"], p["constraint"].value), {}, args)
         if kind == "observe":
             return ir.Observe(span, p["address"], p["dist_type"], p["treedef"], args[:-1], args[-1], p["plates"])
         if kind == "factor":

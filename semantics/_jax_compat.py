@@ -29,6 +29,7 @@ __all__ = [
     "SCAN",
     "COND",
     "JIT_NAMES",
+    "threefry_2x32",
 ]
 
 Primitive = jcore.Primitive
@@ -66,6 +67,13 @@ def eqn_name_stack(eqn) -> tuple[str, ...]:
         return ()
     text = str(stack)
     return tuple(part for part in text.split("/") if part)
+
+
+def eqn_frames(eqn) -> list[tuple[str, int]]:
+    """The Python stack (file, line) where an equation was traced, innermost first."""
+    tb = getattr(eqn.source_info, "traceback", None)
+    frames = getattr(tb, "frames", None) or ()
+    return [(f.file_name, int(f.line_num)) for f in frames]
 
 
 def closed_to_parts(closed) -> tuple[Any, list[Any]]:
@@ -149,3 +157,12 @@ def jit_body(eqn):
 
 def abstract(shape, dtype) -> ShapedArray:
     return ShapedArray(tuple(shape), jnp.dtype(dtype))
+
+
+def threefry_2x32(key_words: Any, counts: Any) -> Any:
+    """JAX's own Threefry-2x32 hash (``jax.extend.random``): ``counts`` (even length) hashed
+    as the pair (first half, second half) under the uint32 pair ``key_words``. Used by the
+    tests to check the samplers' unrolled copy bit for bit."""
+    from jax.extend import random as jrandom
+
+    return jrandom.threefry_2x32(key_words, counts)

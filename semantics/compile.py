@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from ppl.semantics import _jax_compat as jc
-from ppl.semantics import ir
+from ppl.semantics import index_check, ir
 from ppl.stdlib.errors import AddressError, ModelError
 
 __all__ = [
@@ -71,6 +71,9 @@ def _sum(x):
 
 def params_ok(dist):
     """Whether every parameter of ``dist`` lies in its domain (a traced boolean)."""
+    own = getattr(dist, "params_ok", None)  # a distribution built of others (Truncated, Mixture) says itself
+    if callable(own):
+        return jnp.asarray(own())
     ok = jnp.asarray(True)
     for name, constraint in getattr(type(dist), "arg_constraints", {}).items():
         try:
@@ -231,7 +234,16 @@ class _Interpreter:
 
     # -- rules, one per node kind ---------------------------------------------
     def prim(self, s: ir.Prim, env, acc):
-        outs = jc.bind(s.op, [self.read(env, a) for a in s.args], s.params)
+        args = [self.read(env, a) for a in s.args]
+        if s.check_index:
+            # an index outside its array: JAX would clamp it; the run's density is NaN instead
+            # (and the trace invalid), which the methods report by replaying the draw eagerly
+            ok = index_check.in_range(jnp, s.op.name, s.params, args)
+            acc.valid = acc.valid & ok
+            nan = jnp.asarray(jnp.nan, jnp.result_type(float))
+            acc.log_prior = jnp.where(ok, acc.log_prior, nan)
+            acc.log_likelihood = jnp.where(ok, acc.log_likelihood, nan)
+        outs = jc.bind(s.op, args, s.params)
         for v, o in zip(s.outs, outs):
             env[v] = o
 

@@ -43,6 +43,8 @@ __all__ = [
     "observe",
     "factor",
     "deterministic",
+    "param",
+    "ESTIMATORS",
     "plate",
     "scan",
     "cond",
@@ -77,6 +79,7 @@ class Site:
     value: Any = None
     span: Span | None = None
     plates: tuple[PlateFrame, ...] = ()
+    estimator: str | None = None  # sample sites: the gradient estimator a VI objective uses here
 
 
 _current: ContextVar["Handler | None"] = ContextVar("ppl_handler", default=None)
@@ -194,6 +197,7 @@ class Handler:
         self.indices: list[int] = []
         self.seen: dict[str, Span | None] = {}
         self.memo: dict[int, dict] = {}
+        self._memo_counts: dict[tuple, dict] = {}  # per scope that memoised values are drawn in: name -> count
         self._token = None
 
     # -- installation ------------------------------------------------------
@@ -255,6 +259,21 @@ class Handler:
     def run_cond(self, pred, true_fn, false_fn, operands, span):
         """Eager meaning of ``cond``: evaluate the predicate, run one branch."""
         return true_fn(*operands) if bool(pred) else false_fn(*operands)
+
+    @contextlib.contextmanager
+    def enter_scope(self, scope: list[str] | None):
+        """Run with the addresses nested under ``scope`` instead of the current one (None: unchanged),
+        outside any ``scan`` step (a memoised value belongs to no step)."""
+        if scope is None:
+            yield
+            return
+        saved = self.scope, self._call_counts, self.indices
+        counts = self.__dict__.setdefault("_memo_counts", {}).setdefault(tuple(scope), {})
+        self.scope, self._call_counts, self.indices = list(scope), [counts], []
+        try:
+            yield
+        finally:
+            self.scope, self._call_counts, self.indices = saved
 
     @contextlib.contextmanager
     def enter_call(self, name: str):
@@ -354,15 +373,34 @@ def _check_dist(dist, what, address, span):
             raise err.with_span(span) from None
 
 
-def sample(name: Any, dist, *, span: Span | None = None):
-    """A random choice named ``name`` drawn from ``dist``; returns its value."""
+#: the gradient estimators a random choice may ask for (``ppl.sample(..., estimator=...)``); what each
+#: means is in ``inference/vi/estimators.py``. Outside variational inference the choice has no effect.
+ESTIMATORS = ("reparam", "implicit", "reinforce", "enum", "mvd")
+
+
+def sample(name: Any, dist, *, obs=None, estimator: str | None = None, span: Span | None = None):
+    """A random choice named ``name`` drawn from ``dist``; returns its value.
+
+    ``obs=value`` (NumPyro's spelling) makes it an observation instead:
+    ``sample(name, dist, obs=y)`` is ``observe(name, dist, y)``.
+    ``estimator=`` names the gradient estimator variational inference uses at this
+    choice (one of :data:`ESTIMATORS`; None: the distribution's default).
+    """
+    if obs is not None:
+        return observe(name, dist, obs, span=span or caller_span())
     h = _require_handler("sample")
     span = span or caller_span()
     address = h.address(name)
+    if estimator is not None and estimator not in ESTIMATORS:
+        raise ModelError(
+            f"ppl.sample('{address}', ...) was given estimator={estimator!r}, which is not a gradient estimator",
+            span=span,
+            hint="Use one of " + ", ".join(repr(e) for e in ESTIMATORS) + ", or leave it out for the default.",
+        )
     _check_dist(dist, "sample", address, span)
     dist = _in_plates(dist, h.plates, address, span)
     h.claim(address, span)
-    return h.site(Site("sample", address, dist, None, span, tuple(h.plates)))
+    return h.site(Site("sample", address, dist, None, span, tuple(h.plates), estimator))
 
 
 def observe(name: Any, dist, value, *, span: Span | None = None):
@@ -395,11 +433,46 @@ def deterministic(name: Any, value, *, span: Span | None = None):
     return h.site(Site("deterministic", address, None, value, span, tuple(h.plates)))
 
 
+def param(name: Any, init, *, constraint=None, span: Span | None = None):
+    """A learnable value named ``name``, starting at ``init`` (a value inside ``constraint``'s set;
+    real numbers by default). Variational inference optimises it, in unconstrained coordinates
+    through the constraint's bijector; everywhere else (simulate, MCMC, ...) it is ``init``.
+    Returns the value."""
+    h = _require_handler("param")
+    span = span or caller_span()
+    address = h.address(name)
+    h.claim(address, span)
+    init = jnp.asarray(init, dtype=jnp.result_type(float))
+    handle = getattr(h, "param_site", None)  # the tracer records it in the IR; other handlers use init
+    if handle is None:
+        return init
+    return handle(address, init, constraint, span)
+
+
 @contextlib.contextmanager
-def plate(name: str, size: int, *, span: Span | None = None):
-    """Independent, vectorised iterations: sites inside get a batch dimension of ``size``."""
+def plate(name: str, size: int, *, dim: int | None = None, subsample_size: int | None = None,
+          span: Span | None = None):
+    """Independent, vectorised iterations: sites inside get a batch dimension of ``size``.
+
+    The outermost plate owns batch dimension -1, a plate inside it -2, and so
+    on; ``dim=`` (NumPyro's argument) may say so, and must agree.
+    """
     h = _require_handler("plate")
     span = span or caller_span()
+    own = -1 - len(h.plates)
+    if dim is not None and dim != own:
+        raise ShapeError(
+            f"plate '{name}' was given dim={dim}, but it is nested {len(h.plates)} plate(s) deep, "
+            f"so it owns dimension {own}",
+            span=span,
+            hint="ppl gives plates their dimensions in nesting order: the outermost owns -1, the next -2. "
+                 "Leave out dim=, or nest the plates so that the one with dim=-1 is outermost.",
+        )
+    if subsample_size is not None and subsample_size != size:
+        raise ModelError(
+            f"plate '{name}' was given subsample_size={subsample_size}: ppl does not subsample data",
+            span=span, hint="Leave out subsample_size= to use all the data.",
+        )
     try:
         size = int(size)
     except Exception:
@@ -438,14 +511,22 @@ def call(name: str, fn: Callable, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def mem(fn: Callable) -> Callable:
+def mem(fn: Callable, name: str | None = None, *, nest: bool = True) -> Callable:
     """Stochastic memoisation: a random function whose value at each argument is drawn once.
 
     The memo table belongs to the current run of the model (it is created afresh
     by each run), so ``mem`` is a pure transformation of the program's meaning.
-    Random choices made inside ``fn(*args)`` are nested under ``name[args]``.
+    Random choices made inside ``fn(*args)`` are nested under ``name[args]``
+    (``strength[alice]/...``), where ``name`` is given or the function's name
+    (``mem`` for a Python lambda), in the scope where ``mem`` was called: the
+    address of a memoised value does not depend on where it is first asked for.
+    ``nest=False``: ``fn`` names its own random choice (``memo_label(name, args)``).
     """
-    fname = getattr(fn, "__name__", "mem")
+    fname = name or getattr(fn, "__name__", None) or "mem"
+    if fname == "<lambda>":
+        fname = "mem"
+    creator = _current.get()
+    home = list(creator.scope) if creator is not None else None
 
     def memoised(*args):
         h = _require_handler("mem")
@@ -456,13 +537,21 @@ def mem(fn: Callable) -> Callable:
                 f"the memoised function '{fname}' is first called inside a branch on a random value "
                 "(its value must exist whichever branch runs)", caller_span())
         if key not in table:
-            label = f"{fname}[{','.join(str(k) for k in key)}]"
-            with h.enter_call(label):
-                table[key] = fn(*args)
+            with h.enter_scope(home if h is creator else None):
+                if nest:
+                    with h.enter_call(memo_label(fname, args)):
+                        table[key] = fn(*args)
+                else:
+                    table[key] = fn(*args)
         return table[key]
 
     memoised.__name__ = f"mem({fname})"
     return memoised
+
+
+def memo_label(name: str, args: tuple) -> str:
+    """``strength[alice]``: the name of a memoised function at these arguments."""
+    return f"{name}[{','.join(str(_memo_key(a)) for a in args)}]"
 
 
 def _memo_key(a):

@@ -174,7 +174,8 @@ class BlockFlow:
 class _Flow:
     """Propagates sets of sources (site addresses, and carry markers of loops being analysed)."""
 
-    def __init__(self):
+    def __init__(self, through_deterministic: bool = True):
+        self.through = through_deterministic
         self.sites: dict[str, dict] = {}  # address -> {kind, parents, carried, loops, plates, in_branch}
         self.loops: dict[str, Loop] = {}
         self._count = 0
@@ -230,7 +231,7 @@ class _Flow:
         elif isinstance(s, ir.Deterministic):
             deps = self.read(env, s.value)
             self.add_site(s, "deterministic", deps, ctx)
-            env[s.out] = deps
+            env[s.out] = deps if self.through else frozenset({s.address})
         elif isinstance(s, (ir.Plate, ir.Call)):
             self.stmts(s.stmts, env, ctx)
         elif isinstance(s, ir.If):
@@ -315,12 +316,17 @@ def block_flow(block: ir.Block, param_deps: Iterable[frozenset] | None = None) -
     return BlockFlow(ret, flow.sites)
 
 
-def dependency_graph(program: ir.Program) -> Graph:
-    """The dependency graph of a static program (computed once per program)."""
-    cached = program.__dict__.get("_graph")
+def dependency_graph(program: ir.Program, through_deterministic: bool = True) -> Graph:
+    """The dependency graph of a static program (computed once per program).
+
+    With ``through_deterministic=False`` a deterministic site is a node of its own that feeds
+    the sites reading its value (as a string diagram draws it), instead of being transparent.
+    """
+    cache = "_graph" if through_deterministic else "_graph_opaque"
+    cached = program.__dict__.get(cache)
     if cached is not None:
         return cached
-    flow = _Flow()
+    flow = _Flow(through_deterministic)
     flow.block(program.block, [frozenset()] * len(program.block.params), (frozenset(), (), False))
     nodes = {}
     for a, info in flow.sites.items():
@@ -328,5 +334,5 @@ def dependency_graph(program: ir.Program) -> Graph:
         nodes[a] = Node(a, info["kind"], parents, frozenset(info["carried"]) & parents, info["loops"],
                         info["plates"], info["in_branch"])
     graph = Graph(nodes, dict(flow.loops))
-    object.__setattr__(program, "_graph", graph)
+    object.__setattr__(program, cache, graph)
     return graph

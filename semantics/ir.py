@@ -104,6 +104,7 @@ class Sample(Stmt):
     treedef: Any  # rebuilds the distribution from the argument values
     args: tuple[Atom, ...]
     plates: tuple = ()
+    estimator: str | None = None  # the gradient estimator VI uses here (None: the distribution's default)
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,6 +137,9 @@ class Prim(Stmt):
     op: Any  # a JAX primitive (or any object with ``bind`` and ``name``)
     params: dict
     args: tuple[Atom, ...]
+    #: an index operation whose indices are known only at run time: the engines check them
+    #: (``semantics.index_check``) and ``span`` is the user's indexing expression
+    check_index: bool = False
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,6 +17,8 @@ import numpy as np
 
 from ppl.stdlib.errors import Span
 
+from .recursion import recursion_error
+
 __all__ = ["Dynamic", "split_args", "as_data"]
 
 
@@ -39,7 +41,10 @@ class Dynamic:
         )
 
     def call(self):
-        return self.fn(*self.args, **self.kwargs)
+        try:
+            return self.fn(*self.args, **self.kwargs)
+        except RecursionError as err:  # a recursion without a base case: one error at the user's line
+            raise recursion_error(err) from None
 
 
 def as_data(x):

@@ -1,9 +1,13 @@
 import os
 
-import jax
-import pytest
-
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+# The suite runs without the persistent XLA cache (subprocesses inherit this): a test checks
+# behaviour, not the cache, and a warm or half-written user cache must neither hide a compilation
+# that a test counts nor break a run. tests/test_persistent_cache.py checks the cache itself.
+os.environ["PPL_CACHE"] = "off"
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 
 @pytest.fixture

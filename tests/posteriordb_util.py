@@ -1,7 +1,9 @@
 """Helpers for checking ppl's posteriors against posteriordb's reference posteriors.
 
-The reference set (17 posteriors: data, reference statistics, some full draws)
-lives in ``<repo>/../shared/posteriordb`` (see its README.md and MODELS.md);
+The reference set (17 posteriors: data and reference statistics) is copied
+under ``tests/data/posteriordb`` (see its README.md for the source: posteriordb
+at a named commit, and MODELS.md for the models in words), so that a clone
+with no ``../shared`` beside it runs these tests too;
 the models, written in the .ppl language, in ``examples/posteriordb``, one
 file per posterior named after posteriordb's model name (``garch11.ppl``
 defines ``model garch11``). Data follow Stan's convention: a model's argument
@@ -41,7 +43,7 @@ import pytest
 from ppl.inference import diagnostics
 
 __all__ = [
-    "REPO", "EXAMPLES", "posteriordb_dir", "require_posteriordb", "load_data", "load_reference",
+    "REPO", "EXAMPLES", "POSTERIORDB", "posteriordb_dir", "require_posteriordb", "load_data", "load_reference",
     "load_index", "model_args", "split_name", "reported_draws", "ParamCheck", "check_parameter",
     "check_posterior", "format_checks", "Z_LIMIT", "BANDS",
 ]
@@ -53,24 +55,26 @@ Z_LIMIT = 4.0
 BANDS = {"q05": (0.05, 0.0, 0.15), "q50": (0.5, 0.35, 0.65), "q95": (0.95, 0.85, 1.0)}
 
 
+POSTERIORDB = REPO / "tests" / "data" / "posteriordb"
+
+
 def posteriordb_dir() -> pathlib.Path | None:
-    """``<repo>/../shared/posteriordb`` if it exists (holding ``index.json``), else None."""
-    path = REPO.parent / "shared" / "posteriordb"
-    return path if (path / "index.json").is_file() else None
+    """``tests/data/posteriordb`` if it holds ``index.json``, else None."""
+    return POSTERIORDB if (POSTERIORDB / "index.json").is_file() else None
 
 
 def require_posteriordb() -> pathlib.Path:
-    """The reference folder, or skip the calling test with the reason."""
+    """The reference folder; a missing copy fails the calling test (it ships with the repository)."""
     path = posteriordb_dir()
     if path is None:
-        pytest.skip(f"the posteriordb reference set is not at {REPO.parent / 'shared' / 'posteriordb'}")
+        pytest.fail(f"the posteriordb reference set is not at {POSTERIORDB}")
     return path
 
 
 def _read(name: str, kind: str) -> dict:
     path = require_posteriordb() / f"{name}.{kind}.json"
     if not path.is_file():
-        pytest.skip(f"{path.name} is missing from the posteriordb reference set")
+        pytest.fail(f"{path.name} is missing from the posteriordb reference set at {path.parent}")
     return json.loads(path.read_text())
 
 

@@ -47,8 +47,8 @@ def test_zero_density_at_every_start_names_the_observation(init):
     assert "'y'" in message and "outside the support" in message and "10.0" in message
     assert "Check the data" in message  # what to do
     assert info.value.span.line == line_of(impossible, 'ppl.observe("y"')
-    # the sampler's own finding is kept as the cause
-    assert "density zero" in str(info.value.__cause__)
+    # one error at the user's line: the sampler's internal finding is not chained on (issue 8)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
 @ppl.model
@@ -64,7 +64,7 @@ def test_nan_density_at_every_start_names_the_site():
         ppl.infer(nan_factor, 0.5, method=ppl.NUTS(**QUICK))
     assert "'bad'" in str(info.value) and "NaN" in str(info.value)
     assert info.value.span.line == line_of(nan_factor, 'ppl.factor("bad"')
-    assert "density NaN" in str(info.value.__cause__) and "100 initial points" in str(info.value.__cause__)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
 @ppl.model
@@ -141,7 +141,8 @@ def test_nan_gradient_inside_the_posterior_is_not_silent():
     nan = [str(w.message) for w in record if "NaN" in str(w.message)]
     assert nan and "the draws miss that region" in nan[0]
     assert np.mean(post.samples["x"] < 0) < 0.05  # the garbage the warning is about
-    assert any("NaN" in n for n in post.notes)
+    assert sum("NaN" in str(w.message) for w in record) == 1  # said once, as the warning
+    assert not post.notes
 
 
 def test_nan_gradient_inside_the_posterior_is_named_as_such():
@@ -169,7 +170,7 @@ def test_centred_eight_schools_warns_about_divergences_and_says_what_to_do():
     message = next(str(w.message) for w in record if "divergent" in str(w.message))
     assert f"{diverging} of 1200 transitions after warm-up were divergent" in message
     assert "target_accept=0.95" in message and "non-centred parameterisation" in message  # what to do
-    assert any(f"{diverging} divergent transitions" in n for n in post.notes)
+    assert sum("divergent" in str(w.message) for w in record) == 1 and not post.notes  # said once
     # the posterior still has its shape and no NaN: warned, not garbage
     assert post.samples["theta"].shape == (4, 300, 8) and np.all(np.isfinite(post.samples["tau"]))
 

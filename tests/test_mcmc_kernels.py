@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from ppl.inference import diagnostics
-from ppl.inference.mcmc import adaptation, base, hmc, init, nuts, progress
+from ppl.inference.mcmc import adaptation, base, counter_rng, hmc, init, nuts, progress
 from ppl.inference.mcmc.adaptation import Adaptation
 from ppl.inference.mcmc.base import SamplingWarning, run_chains
 from ppl.stdlib.errors import DensityError, ModelError
@@ -347,13 +347,13 @@ def test_threefry_matches_the_random123_known_answers():
         ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0)),
     ]
     for key, counter, expected in cases:
-        out = hmc.threefry2x32(jnp.asarray(key, jnp.uint32), jnp.uint32(counter[0]), jnp.uint32(counter[1]))
+        out = counter_rng.threefry2x32(jnp.asarray(key, jnp.uint32), jnp.uint32(counter[0]), jnp.uint32(counter[1]))
         assert tuple(int(v) for v in out) == expected
 
 
 def test_in_loop_normals_are_standard_normal():
-    keys = jax.vmap(hmc.derive_key, (None, 0))(jnp.asarray([1, 2], jnp.uint32), jnp.arange(4000))
-    z = np.asarray(jax.vmap(lambda k: hmc.standard_normal(k, (5,), jnp.float32))(keys), np.float64).ravel()
+    keys = jax.vmap(counter_rng.derive_key, (None, 0))(jnp.asarray([1, 2], jnp.uint32), jnp.arange(4000))
+    z = np.asarray(jax.vmap(lambda k: counter_rng.standard_normal(k, (5,), jnp.float32))(keys), np.float64).ravel()
     n = z.size
     assert abs(z.mean()) < Z / np.sqrt(n)
     assert abs(z.var() - 1.0) < Z * np.sqrt(2.0 / n)

@@ -111,7 +111,7 @@ def test_mem_draws_once_per_argument():
 
     trace = tug.simulate(jax.random.key(0))
     assert abs(float(trace.retval)) < 1e-6
-    assert set(trace.choices) == {"<lambda>[alice]/s", "<lambda>[bob]/s"}
+    assert set(trace.choices) == {"mem[alice]/s", "mem[bob]/s"}
 
 
 def test_higher_order_random_function_in_the_eager_engine():

@@ -248,7 +248,7 @@ def test_centred_eight_schools_warns_and_gets_what_it_can():
     print(report)
     # the funnel: ppl must say that the draws are not trustworthy
     assert any("divergent" in str(w.message) for w in sampling), report
-    assert any("divergent" in n for n in post.notes), post.notes
+    assert not any("divergent" in n for n in post.notes), post.notes  # said once, by the warning
     # mu and theta are estimated well enough despite the funnel; tau (the neck) is not asserted
     bad = [c.name for c in checks if c.name != "tau" and not c.mean_ok]
     assert not bad, report

@@ -60,7 +60,9 @@ def test_needs_more(text, more):
 
 
 def test_submissions_group_lines_until_complete():
-    lines = ["", "x = 1", "model m() {", "  y ~ normal(0, 1)", "}", ":models", "model bad( {", "", "2 * x", "def f(a) {"]
+    # a blank line inside open brackets is still typing; two blank lines submit anyway
+    lines = ["", "x = 1", "model m() {", "  y ~ normal(0, 1)", "}", ":models", "model bad( {", "", "", "2 * x",
+             "def f(a) {"]
     got = list(R._submissions(iter(lines)))
     assert got == ["x = 1", "model m() {\n  y ~ normal(0, 1)\n}", ":models", "model bad( {", "2 * x", "def f(a) {"]
 
@@ -237,6 +239,7 @@ def test_infer_by_enumeration_is_exact():
     assert abs(post.mean() - 2 / 3) < 1e-6
 
 
+@pytest.mark.filterwarnings("ignore::ppl.inference.mcmc.checks.SamplingWarning")  # 400 draws: R-hat, ESS
 @pytest.mark.parametrize("method, name", [("importance", "Importance"), ("smc", "SMC"), ("mh", "MH"),
                                            ("gibbs", "Gibbs")])
 def test_infer_takes_the_sampling_methods_and_their_options(method, name):
@@ -434,8 +437,9 @@ def test_a_session_at_the_terminal(terminal, tmp_path):
     t.expect(r"\ba\s+│\s+0\.6667")
     t.expect(r"return value:\s*\n\s*0\s+0\.3333\s*\n\s*1\s+0\.6667")
     t.expect(r"ppl>")
-    # a syntax error: an open brace continues the input, a blank line submits it
+    # a syntax error: an open brace continues the input, even over a blank line; two blank lines submit it
     t.line("model bad( {")
+    t.line("")
     t.line("")
     t.expect(r"Syntax error in '<repl>', line 1, column 12")
     m = t.expect(r"1 \| model bad\( \{\n(.*)\n")

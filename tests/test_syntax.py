@@ -16,7 +16,7 @@ from ppl.syntax.highlight import PplLexer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "language.md"
-POSTERIORDB = pathlib.Path("/work/shared/posteriordb")
+POSTERIORDB = pathlib.Path(__file__).resolve().parent / "data" / "posteriordb"
 
 
 def doc_programs() -> list[str]:
@@ -507,8 +507,7 @@ _POSTERIORS = {
 @pytest.mark.parametrize("name", sorted(_POSTERIORS))
 def test_posteriordb_models_check_against_their_data(name):
     path = POSTERIORDB / f"{_POSTERIORS[name]}.data.json"
-    if not path.exists():
-        pytest.skip("posteriordb data are not in this checkout")
+    assert path.is_file(), f"{path} ships with the repository (tests/data/posteriordb)"
     import dataclasses
 
     m = parse(doc_programs()[-1], "appendix.ppl")

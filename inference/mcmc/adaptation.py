@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppl.inference.mcmc.hmc import FlatState, Metric, _start_leaf, derive_key, kinetic_energy, leapfrog, metric
+from ppl.inference.mcmc.counter_rng import derive_key
+from ppl.inference.mcmc.hmc import FlatState, Metric, _start_leaf, kinetic_energy, leapfrog, metric
 
 __all__ = [
     "Adaptation",
@@ -320,7 +321,7 @@ def find_reasonable_step_size(
     """Stan's ``init_stepsize``: double (or halve) the step size while one leapfrog step's
     acceptance ``exp(H0 - H)`` stays above (or below) 0.8, each try with a fresh momentum.
 
-    ``key`` is a key-word pair (``hmc.key_words``).
+    ``key`` is a key-word pair (``counter_rng.key_words``).
     """
     log_threshold = jnp.log(0.8)
 

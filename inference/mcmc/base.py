@@ -36,7 +36,6 @@ size.
 
 from __future__ import annotations
 
-import warnings
 import weakref
 from collections import OrderedDict
 from typing import Any, Callable, NamedTuple
@@ -47,18 +46,17 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ppl.inference.mcmc import adaptation as adapt_mod
+from ppl.inference.mcmc import checks
 from ppl.inference.mcmc import init as init_mod
 from ppl.inference.mcmc import nuts
 from ppl.inference.mcmc import progress as progress_mod
-from ppl.inference.mcmc.hmc import FlatState, derive_key
+from ppl.inference.mcmc.checks import SamplingWarning
+from ppl.inference.mcmc.counter_rng import derive_key
+from ppl.inference.mcmc.hmc import FlatState
 
 __all__ = ["MCMCResult", "SamplingWarning", "run_chains", "check_sampling", "clear_compiled_programs"]
 
 Array = Any
-
-
-class SamplingWarning(UserWarning):
-    """The sampler ran, but its draws may not represent the posterior faithfully."""
 
 
 class MCMCResult(NamedTuple):
@@ -175,7 +173,7 @@ def _build_program(fn_ref: Callable[[], Callable], plan: _Plan, unravel: Callabl
             adapt = jax.vmap(lambda e: adapt_mod.adaptation_init(dim, e, config, dtype))(eps)
 
         if plan.decouple_chains and hasattr(plan.kernel_builder, "stepwise"):
-            chain_keys = jax.random.bits(key_run, (C, 2), jnp.uint32)  # key words, see hmc.key_words
+            chain_keys = jax.random.bits(key_run, (C, 2), jnp.uint32)  # key words, see counter_rng.key_words
         else:
             chain_keys = jax.random.split(key_run, C)
         collect = jnp.asarray(collect_np if W else np.zeros(1, bool))
@@ -567,16 +565,15 @@ def run_chains(
         check_sampling(
             result,
             max_tree_depth=getattr(kernel_builder, "max_tree_depth", None),
-            stacklevel=3,
         )
     return result
 
 
 # --------------------------------------------------------------------------- warnings
 
-RHAT_THRESHOLD = 1.01
-ESS_PER_CHAIN = 100
-EBFMI_THRESHOLD = 0.3
+RHAT_THRESHOLD = checks.RHAT_THRESHOLD
+ESS_PER_CHAIN = checks.ESS_PER_CHAIN
+EBFMI_THRESHOLD = checks.EBFMI_THRESHOLD
 
 
 def _flat_names(positions: Any) -> list[str]:
@@ -597,102 +594,16 @@ def _flat_draws(positions: Any) -> np.ndarray:
     return np.concatenate([x.reshape(C, S, -1) for x in leaves], axis=-1)
 
 
-def _worst(names: list[str], values: np.ndarray, largest: bool, count: int = 5) -> str:
-    order = np.argsort(-values if largest else values)[:count]
-    return ", ".join(f"{names[i]} ({values[i]:.3g})" for i in order)
-
-
-def check_sampling(result: MCMCResult, *, max_tree_depth: int | None = None, stacklevel: int = 2) -> None:
-    """Issue ``SamplingWarning``s about a finished run.
-
-    Divergent transitions after warm-up; trajectories stopped by
-    ``max_tree_depth``; E-BFMI below 0.3 (warm-up did not adapt to the
-    energy distribution); R-hat above 1.01; bulk or tail ESS below 100 per
-    chain.
+def check_sampling(result: MCMCResult, *, max_tree_depth: int | None = None, stacklevel: int | None = None,
+                   method: str = "NUTS") -> None:
+    """Issue ``SamplingWarning``s about a finished run (``checks.check_draws``, the checks every
+    MCMC method runs): divergent transitions after warm-up; trajectories stopped by
+    ``max_tree_depth``; E-BFMI below 0.3; R-hat above 1.01; bulk or tail ESS below 100 per chain.
+    The warnings point at the first frame outside ppl (``stacklevel`` is accepted and ignored).
     """
-    from ppl.inference import diagnostics
-
-    stats = result.sample_stats
-    diverging = np.asarray(stats["diverging"])
-    C, S = diverging.shape
-    stacklevel += 1
-
-    n_div = int(diverging.sum())
-    nonfinite = np.asarray(stats["nonfinite"]) if "nonfinite" in stats else np.zeros_like(diverging)
-    n_nan = int((nonfinite & diverging).sum())
-    if n_nan:
-        warnings.warn(
-            f"{n_nan} of {C * S} transitions after warm-up stopped at a NaN log density or a NaN or infinite "
-            "gradient: the model's density is undefined in part of the region the sampler explores, and the "
-            "draws miss that region. Look for a log or sqrt of a value that can be negative, a division by "
-            "zero, or a parameter that leaves its domain (a smaller step size will not fix it).",
-            SamplingWarning,
-            stacklevel=stacklevel,
-        )
-        diverging = diverging & ~nonfinite
-        n_div = int(diverging.sum())
-    if n_div:
-        per_chain = ", ".join(str(int(n)) for n in diverging.sum(axis=1))
-        warnings.warn(
-            f"{n_div} of {C * S} transitions after warm-up were divergent (per chain: {per_chain}); "
-            "the draws may miss parts of the posterior. Raise the target acceptance rate "
-            "(e.g. target_accept=0.95) or reparameterise the model — for a hierarchical scale, "
-            "a non-centred parameterisation.",
-            SamplingWarning,
-            stacklevel=stacklevel,
-        )
-    if max_tree_depth is not None and "tree_depth" in stats:
-        saturated = int((np.asarray(stats["tree_depth"]) >= max_tree_depth).sum())
-        if saturated:
-            warnings.warn(
-                f"{saturated} of {C * S} transitions after warm-up stopped at the maximum tree depth "
-                f"({max_tree_depth}); sampling is inefficient. Raise max_tree_depth or reparameterise.",
-                SamplingWarning,
-                stacklevel=stacklevel,
-            )
-    if "energy" in stats and S > 2:
-        energy = np.asarray(stats["energy"], dtype=np.float64)
-        numerator = np.mean(np.diff(energy, axis=1) ** 2, axis=1)
-        denominator = np.var(energy, axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ebfmi = numerator / denominator
-        low = np.flatnonzero(ebfmi < EBFMI_THRESHOLD)
-        if low.size:
-            warnings.warn(
-                f"E-BFMI below {EBFMI_THRESHOLD} in chain(s) {', '.join(map(str, low))} "
-                f"({', '.join(f'{ebfmi[c]:.2f}' for c in low)}): the momentum resampling explores the "
-                "energy distribution poorly. Reparameterise the model, or lengthen warm-up.",
-                SamplingWarning,
-                stacklevel=stacklevel,
-            )
-
-    if S < 4:
-        return
     draws = _flat_draws(result.positions)
     names = _flat_names(result.positions)
-    rhat = np.atleast_1d(diagnostics.split_rhat(draws))
-    bad = np.isfinite(rhat) & (rhat > RHAT_THRESHOLD)
-    if bad.any():
-        warnings.warn(
-            f"R-hat above {RHAT_THRESHOLD} for {int(bad.sum())} of {rhat.size} coordinates "
-            f"(worst: {_worst(names, np.where(np.isfinite(rhat), rhat, -np.inf), largest=True)}); "
-            "the chains have not mixed. Run longer warm-up and sampling, or reparameterise.",
-            SamplingWarning,
-            stacklevel=stacklevel,
-        )
-    bulk = np.atleast_1d(diagnostics.ess_bulk(draws))
-    tail = np.atleast_1d(diagnostics.ess_tail(draws))
-    ess = np.fmin(bulk, tail)
-    floor = ESS_PER_CHAIN * C
-    low = np.isfinite(ess) & (ess < floor)
-    if low.any():
-        warnings.warn(
-            f"effective sample size below {floor} ({ESS_PER_CHAIN} per chain) for {int(low.sum())} "
-            f"of {ess.size} coordinates (lowest bulk/tail ESS: {_worst(names, np.where(np.isfinite(ess), ess, np.inf), largest=False)}); "
-            "posterior summaries are imprecise. Draw more samples or reparameterise.",
-            SamplingWarning,
-            stacklevel=stacklevel,
-        )
+    checks.check_draws(method, result.sample_stats, names, draws, max_tree_depth=max_tree_depth)
 
 
 def clear_compiled_programs() -> None:

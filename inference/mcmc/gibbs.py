@@ -56,7 +56,7 @@ from ppl.inference.marginalize import (
     site_layout,
     site_supports,
 )
-from ppl.inference.mcmc.mh import chains_result, compile_chains, prior_init
+from ppl.inference.mcmc.mh import chains_result, checked_start, compile_chains, prior_init
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
 from ppl.semantics import ir
@@ -329,4 +329,5 @@ def _run(method: Gibbs, program: ir.Program, args, key) -> Result:
     if fn is None:
         fn = compile_chains(_Kernel(program, args), method.num_samples, method.num_warmup, method.thin)
         _compiled_cache[cache_key] = fn
-    return chains_result("Gibbs", fn, key, method.num_chains, args)
+    return checked_start(program, args, key, lambda: chains_result("Gibbs", fn, key, method.num_chains, args,
+                                                                   latent=list(program.latent_sites())))

@@ -153,6 +153,20 @@ def initialize(
     return jax.lax.while_loop(more, again, (first, key))[0]
 
 
+def _init_advice() -> str:
+    """How to give initial values from where the user is (Python, ``ppl run``, the REPL)."""
+    from ppl.inference.mcmc.checks import frontend
+
+    python = 'ppl.NUTS(init={"site": value, ...})'
+    flag = "--init NAME=VALUE or --init FILE.json"
+    where = frontend()
+    if where == "cli":
+        return flag
+    if where == "repl":
+        return f"{python} in Python, or `ppl run FILE {flag}`"
+    return python
+
+
 def check(status: np.ndarray, tries: int, strategy: Strategy) -> None:
     """Raise a ``ModelError`` (``DensityError`` for gradients) when some chain has no usable initial point."""
     status = np.asarray(status)
@@ -171,7 +185,7 @@ def check(status: np.ndarray, tries: int, strategy: Strategy) -> None:
             f"the log density is finite but its gradient is NaN or infinite {where}, "
             f"for chain{plural} {chains}; gradient-based samplers (HMC, NUTS) cannot start.",
             hint="Look for operations with undefined derivatives at the start point (sqrt or log of 0, "
-            "abs at 0, a division by zero) or give initial values away from them.",
+            f"abs at 0, a division by zero) or give initial values away from them ({_init_advice()}).",
         )
     kinds = set(status[bad].tolist())
     if kinds == {ZERO_DENSITY}:
@@ -184,5 +198,5 @@ def check(status: np.ndarray, tries: int, strategy: Strategy) -> None:
         f"the model has density {what} {where}, for chain{plural} {chains}.",
         hint="Check that the observed data lie in the support of their distributions and that "
         "parameter constraints agree with the priors, or give initial values where the model "
-        "has positive density.",
+        f"has positive density ({_init_advice()}).",
     )

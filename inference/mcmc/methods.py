@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.inference.mcmc import adaptation as adapt_mod
+from ppl.inference.mcmc import checks
 from ppl.inference.mcmc import hmc, nuts
 from ppl.inference.mcmc import init as init_mod
 from ppl.inference.mcmc.base import run_chains
@@ -121,7 +122,7 @@ class _GradientMCMC:
             result = run_chains(
                 key, logdensity, strategy, self._builder(),
                 num_warmup=self.num_warmup, num_samples=self.num_samples, num_chains=self.num_chains,
-                adapt=adapt, progress=self.progress, args=tuple(args),
+                adapt=adapt, progress=self.progress, args=tuple(args), warn=False,
             )
         except DensityError:
             raise  # a finite density with a bad gradient: nothing for the checked re-run to find
@@ -139,25 +140,19 @@ class _GradientMCMC:
             choices, returns = constrain(result.positions, list(args))
         samples = {a: np.asarray(v) for a, v in choices.items()}
         stats = {k: np.asarray(v) for k, v in result.sample_stats.items()}
-        notes = []
-        nonfinite = np.asarray(stats.get("nonfinite", False)) & np.asarray(stats.get("diverging", False))
-        n_nan = int(np.sum(nonfinite))
-        if n_nan:
-            notes.append(f"{n_nan} transitions after warm-up met a NaN log density or gradient: the model's "
-                         "density is undefined where the sampler went (a log or sqrt of a negative value?)")
-        n_div = int(np.sum(stats.get("diverging", 0))) - n_nan
-        if n_div:
-            notes.append(f"{n_div} divergent transitions after warm-up: raise target_accept or reparameterise "
-                         "(e.g. non-centred)")
-        return Result(
+        out = Result(
             samples=samples,
             returns=jax.tree.map(np.asarray, returns),
             method=name,
             engine="compiled",
             chains=True,
             sample_stats=stats,
-            notes=notes,
         )
+        # the checks every MCMC method runs (divergences, tree depth, E-BFMI, R-hat, ESS), on the
+        # latent sites in the model's own coordinates; reported once, as SamplingWarnings
+        checks.check_result(out, max_tree_depth=getattr(self, "max_tree_depth", None),
+                            sites=[a for a, s in latent.items() if not s.is_discrete])
+        return out
 
 
 def _diagnose_start(program, args, key, init, err):
@@ -170,7 +165,9 @@ def _diagnose_start(program, args, key, init, err):
     try:
         diagnose(program, list(args), choices, impossible=True)
     except PPLError as found:
-        raise found from err
+        # the site and line found replace the sampler's "no start point" (a chain of two errors, the
+        # first internal, would make one mistake read as two)
+        raise found from None
 
 
 def _init_strategy(init, program, args, template):

@@ -64,6 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.inference._common import annotate, stack_draws
+from ppl.inference.mcmc import checks
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
 from ppl.semantics import effects, ir
@@ -72,7 +73,7 @@ from ppl.semantics.interpret.free import sample_log_density, site_score
 from ppl.semantics.program import Dynamic, split_args
 from ppl.stdlib.errors import AddressError, ModelError, PPLError
 
-__all__ = ["MH", "MHState", "prior_init", "compile_chains", "chains_result"]
+__all__ = ["MH", "MHState", "prior_init", "compile_chains", "chains_result", "checked_start"]
 
 INIT_TRIES = 64
 
@@ -405,8 +406,9 @@ def compile_chains(kernel, num_samples: int, num_warmup: int, thin: int):
     return jax.jit(jax.vmap(chain, in_axes=(0, None)))
 
 
-def chains_result(method_name: str, fn, key, num_chains: int, args) -> Result:
-    """Run compiled chains and package their draws (see :func:`compile_chains`)."""
+def chains_result(method_name: str, fn, key, num_chains: int, args, latent=None) -> Result:
+    """Run compiled chains and package their draws (see :func:`compile_chains`), then run the
+    checks every MCMC method runs (``checks.check_result``) on the ``latent`` sites (default: all)."""
     (choices, retval), prob, logp, init_ok = fn(jax.random.split(key, int(num_chains)), list(args))
     if not bool(np.all(np.asarray(init_ok))):
         raise ModelError(f"{method_name} found no starting point with nonzero probability in {INIT_TRIES} draws "
@@ -415,7 +417,7 @@ def chains_result(method_name: str, fn, key, num_chains: int, args) -> Result:
     if np.any(np.isnan(logp)):
         raise ModelError(f"the model's log density became NaN during {method_name}",
                          hint="Check the model's parameters for values outside their domains.")
-    return Result(
+    result = Result(
         samples={a: np.asarray(v) for a, v in choices.items()},
         returns=jax.tree.map(np.asarray, retval),
         method=method_name,
@@ -423,6 +425,9 @@ def chains_result(method_name: str, fn, key, num_chains: int, args) -> Result:
         chains=True,
         sample_stats={"accept_prob": np.asarray(prob, dtype=np.float64), "log_density": logp},
     )
+    checks.check_result(result, sites=latent,
+                        min_acceptance=checks.MIN_ACCEPTANCE if method_name == "MH" else None)
+    return result
 
 
 _compiled_cache: dict = {}
@@ -436,7 +441,22 @@ def _run_compiled(method: MH, program: ir.Program, args, key) -> Result:
         kernel = _Compiled(method, program, args)
         fn = compile_chains(kernel, method.num_samples, method.num_warmup, method.thin)
         _compiled_cache[cache_key] = fn
-    return chains_result("MH", fn, key, method.num_chains, args)
+    return checked_start(program, args, key, lambda: chains_result("MH", fn, key, method.num_chains, args,
+                                                                   latent=list(program.latent_sites())))
+
+
+def checked_start(program: ir.Program, args, key, run):
+    """``run()``; when it finds no starting point, the checked re-run of a prior draw names the site
+    (and the user's line) that makes every start impossible, where there is one."""
+    try:
+        return run()
+    except ModelError as err:
+        if "no starting point" not in err.message:
+            raise
+        from ppl.inference.mcmc.methods import _diagnose_start
+
+        _diagnose_start(program, list(args), key, None, err)
+        raise
 
 
 # ---------------------------------------------------------------------------
@@ -607,6 +627,7 @@ def _run_eager(method: MH, program: Dynamic, key) -> Result:
         raise ModelError("MH(proposal=...) must be a model with simulate and log_density")
     n, warm, thin = int(method.num_samples), int(method.num_warmup), int(method.thin)
     traces, returns, probs, logps = [], [], [], []
+    sampled: set = set()  # the random choices (not the deterministic records) of the kept draws
     for chain_key in jax.random.split(key, int(method.num_chains)):
         k_init, k_run = jax.random.split(chain_key)
         rng = np.random.default_rng(np.asarray(jax.random.key_data(k_run)).ravel().tolist())
@@ -622,6 +643,7 @@ def _run_eager(method: MH, program: Dynamic, key) -> Result:
                 total += p
             if it >= warm and (it - warm + 1) % thin == 0:
                 chain_traces.append({**cur.values, **cur.records})
+                sampled.update(cur.values)
                 chain_returns.append(cur.retval)
                 chain_probs.append(total / moves)
                 chain_logps.append(cur.log_joint)
@@ -632,7 +654,7 @@ def _run_eager(method: MH, program: Dynamic, key) -> Result:
     chains = int(method.num_chains)
     flat = stack_draws(traces)
     samples = {a: v.reshape((chains, n) + v.shape[1:]) for a, v in flat.items()}
-    return Result(
+    result = Result(
         samples=samples,
         returns=_stack_returns(returns),
         method="MH",
@@ -641,6 +663,8 @@ def _run_eager(method: MH, program: Dynamic, key) -> Result:
         sample_stats={"accept_prob": np.asarray(probs, dtype=np.float64),
                       "log_density": np.asarray(logps, dtype=np.float64)},
     )
+    checks.check_result(result, min_acceptance=checks.MIN_ACCEPTANCE, sites=sorted(sampled))
+    return result
 
 
 def _stack_returns(returns):

@@ -45,10 +45,9 @@ from ppl.inference.mcmc.hmc import (
     assemble,
     init,
     kernel_from_stepwise,
-    other_words,
     sample_momentum,
-    uniforms,
 )
+from ppl.inference.mcmc.counter_rng import other_words, uniforms
 
 __all__ = ["State", "Info", "Trajectory", "Builder", "init", "stepwise", "build_kernel"]
 

@@ -101,8 +101,12 @@ class PMMH:
         if rate < 0.05 or rate > 0.6:
             notes.append(f"PMMH acceptance rate {rate:.2f}: aim for 0.1-0.4 by changing step_size "
                          "(smaller raises it) or num_particles (more lowers the estimate's noise)")
-        return Result(samples=samples, returns=returns, method="PMMH", engine="compiled", chains=True,
-                      sample_stats=stats, notes=notes)
+        result = Result(samples=samples, returns=returns, method="PMMH", engine="compiled", chains=True,
+                        sample_stats=stats, notes=notes)
+        from ppl.inference.mcmc import checks  # the checks every MCMC method runs (R-hat, ESS)
+
+        checks.check_result(result, sites=params)
+        return result
 
 
 def _parameters(cut, program: ir.Program) -> tuple[str, ...]:

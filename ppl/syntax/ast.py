@@ -22,6 +22,7 @@ Nodes, by kind::
     Module(items)                          a file
       Import(path, stdlib)                 import "f.ppl" / import stdlib.name
       ModelDef(name, params, body)         model m(x: real[]) { ... }
+      ModelDo(name, base, items)           model m_on = m.do(x = 1, y ~ normal(0, 1))
       FunDef(name, params, body)           def f(x) { ... }
       Param(name, annotation)              x: real[N]
       TypeAnn(base, dims)                  int | real | bool, dims None for a scalar
@@ -62,7 +63,7 @@ from typing import Iterator, Union
 from ppl.stdlib.errors import Span
 
 __all__ = [
-    "Node", "Module", "Import", "ModelDef", "FunDef", "Param", "TypeAnn",
+    "Node", "Module", "Import", "ModelDef", "ModelDo", "DoItem", "FunDef", "Param", "TypeAnn",
     "Block", "Assign", "IndexAssign", "Tilde", "Observe", "Factor", "Condition",
     "Return", "If", "For", "ExprStmt",
     "Num", "Bool", "Str", "Name", "Array", "Index", "Slice", "Call", "BinOp",
@@ -346,6 +347,24 @@ class ModelDef(Node):
 
 
 @dataclass(frozen=True)
+class DoItem(Node):
+    """One intervention of a :class:`ModelDo`: ``site = value`` (``draw`` False) or ``site ~ dist``."""
+
+    site: str
+    value: "Expr"
+    draw: bool = False
+
+
+@dataclass(frozen=True)
+class ModelDo(Node):
+    """``model name = base.do(site = value, site ~ dist, ...)``: ``base`` after the interventions."""
+
+    name: str
+    base: str
+    items: tuple[DoItem, ...]
+
+
+@dataclass(frozen=True)
 class Import(Node):
     """``import "path.ppl"`` (``stdlib`` False) or ``import stdlib.a.b`` (``path`` "a/b.ppl").
 
@@ -386,7 +405,7 @@ class Module(Node):
         """Every name this file defines at top level (models, functions, constants)."""
         out: dict[str, Node] = {}
         for item in self.items:
-            if isinstance(item, (ModelDef, FunDef, Assign)):
+            if isinstance(item, (ModelDef, ModelDo, FunDef, Assign)):
                 out.setdefault(item.name, item)
         return out
 

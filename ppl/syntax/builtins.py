@@ -613,3 +613,14 @@ TYPE_ALIASES = {
     "float": "real", "double": "real", "number": "real", "integer": "int", "long": "int",
     "boolean": "bool", "vector": "real[]", "matrix": "real[,]", "array": "real[]",
 }
+
+
+# the functions of Stan's math library, by their Stan names (one hook; see builtins_stan.py)
+from .builtins_stan import register as _register_stan  # noqa: E402
+
+_register_stan(FUNCTIONS)
+
+# distribution functions (normal_lcdf, ...), truncated, ode_bdf (one hook; see builtins_dist.py)
+from .builtins_dist import register as _register_dist  # noqa: E402
+
+_register_dist(FUNCTIONS)

@@ -34,6 +34,8 @@ from typing import Any
 from ppl.stdlib.errors import CheckError, PPLError, Span
 
 from . import ast
+from .habits import stan_unbound_name
+from .builtins_dist import truncation_problem
 from .builtins import (
     BOOL, CONSTANTS, DISTRIBUTIONS, FUNCTIONS, INT, SUPPORTS, TYPE_ALIASES, TYPE_NAMES,
     UNKNOWN, Ty, TypeProblem, broadcast, broadcast_shapes, describe, dist_ty, fun_ty, matmul_rule,
@@ -212,6 +214,7 @@ class _Checker:
                 sub.module(imp.module)
                 self.errors.extend(sub.errors)
         self._collect_definitions(module)
+        self.definitions = {i.name: i for i in module.items if isinstance(i, (ast.ModelDef, ast.ModelDo))}
         top = self.scope
         for item in module.items:
             self._top_item(item)
@@ -236,12 +239,15 @@ class _Checker:
                 names[name] = Binding(self._def_kind(node), self._def_ty(node), imp.span,
                                       note=f"imported from '{imp.path}' on line {imp.span.line}")
         for item in module.items:
-            if not isinstance(item, (ast.ModelDef, ast.FunDef)):
+            if not isinstance(item, (ast.ModelDef, ast.FunDef, ast.ModelDo)):
                 continue
             if item.name in names:
                 self._redefined(item.name, _name_span(item), names[item.name])
                 continue
-            names[item.name] = Binding(self._def_kind(item), self._def_ty(item), item.span)
+            ty = self._def_ty(item)
+            if isinstance(item, ast.ModelDo) and item.base in names:  # takes the data its base model takes
+                ty = names[item.base].ty
+            names[item.name] = Binding(self._def_kind(item), ty, item.span)
 
     def _redefined(self, name: str, span: Span, other: Binding) -> None:
         where = other.note or (f"on line {other.span.line}" if other.span is not None else "before")
@@ -249,7 +255,7 @@ class _Checker:
 
     @staticmethod
     def _def_kind(node) -> str:
-        return {ast.ModelDef: "model", ast.FunDef: "def"}.get(type(node), "data")
+        return {ast.ModelDef: "model", ast.ModelDo: "model", ast.FunDef: "def"}.get(type(node), "data")
 
     @staticmethod
     def _def_ty(node) -> Ty:
@@ -260,6 +266,9 @@ class _Checker:
 
     def _top_item(self, item) -> None:
         if isinstance(item, (ast.Import, ast.ModelDef, ast.FunDef)):
+            return
+        if isinstance(item, ast.ModelDo):
+            self._model_do(item)
             return
         if isinstance(item, ast.Assign):
             ty = self.expr(item.value)
@@ -282,6 +291,49 @@ class _Checker:
             "only definitions (model, def, import) and constants (x = ...) can appear at the top level of a file",
             item.span, "Move this statement into a model or a def.",
         )
+
+    def _model_do(self, item: ast.ModelDo) -> None:
+        """``model m_on = m.do(site = value, site ~ dist)``: a model, sites it makes, constant values."""
+        base = self.module_names.get(item.base)
+        if base is None or base.kind != "model":
+            models = [n for n, b in self.module_names.items() if b.kind == "model" and n != item.name]
+            close = difflib.get_close_matches(item.base, models, n=1, cutoff=0.6)
+            what = "is not defined" if base is None else f"is {base.kind}, not a model"
+            self.error(f"'{item.base}' {what}: .do(...) intervenes on a model", item.span,
+                       f"Did you mean '{close[0]}'?" if close else "Define the model first: model NAME(...) { ... }.")
+            return
+        sites = self._site_names(item.base)
+        seen: set = set()
+        for it in item.items:
+            if it.site in seen:
+                self.error(f"the site '{it.site}' is intervened on twice", it.span, "Give each site once.")
+            seen.add(it.site)
+            if sites is not None and "/" not in it.site and "[" not in it.site and it.site not in sites:
+                close = difflib.get_close_matches(it.site, sorted(sites), n=1, cutoff=0.6)
+                self.error(f"the model '{item.base}' makes no random choice named '{it.site}'", it.span,
+                           (f"Did you mean '{close[0]}'? " if close else "")
+                           + f"Its random choices: {', '.join(sorted(sites)) or 'none'}.")
+            ty = self.expr(it.value)
+            if it.draw and ty.base not in ("dist", "unknown"):
+                self.error(f"'{it.site} ~ ...' in .do(...) needs a distribution (a new mechanism for the site)",
+                           it.span, f"To set the site to a value, write {it.site} = value.")
+            if not it.draw and ty.base == "dist":
+                self.error(f"'{it.site} = ...' in .do(...) sets a value, but this is a distribution", it.span,
+                           f"To give the site a new distribution, write {it.site} ~ dist(...).")
+
+    def _site_names(self, model: str) -> set | None:
+        """The names the model draws with '~' (None when not known here: an import, an intervened model)."""
+        node = self.definitions.get(model) if hasattr(self, "definitions") else None
+        if not isinstance(node, ast.ModelDef):
+            return None
+        out = set()
+        for n in ast.walk(node.body):
+            if isinstance(n, (ast.Tilde, ast.Observe)):
+                target = n.target if isinstance(n, ast.Tilde) else None
+                name = ast.root_name(target) if target is not None else None
+                if name is not None:
+                    out.add(name)
+        return out
 
     # --------------------------------------------------------------- functions
     def _function(self, node, kind: str) -> None:
@@ -358,6 +410,16 @@ class _Checker:
             self.error(f"the data for '{p.name}' is a ragged list (rows of different lengths)", p.span)
             return ty
         shape, base, scalar = info
+        if p.annotation is not None and not _is_shape(value):
+            # a value (not a shape tuple): the same check as when the model is called with it
+            from .data_check import check_value
+
+            found = check_value(p, value)
+            for err in found:
+                self.error(err.message, err.span, err.hint)
+            if found:
+                return ty
+            base = None if base == "real" and ty.base == "int" else base
         if ty.rank is not None and p.annotation is not None and len(shape) != ty.rank:
             declared = _annotation_text(p.annotation)
             self.error(
@@ -603,12 +665,15 @@ class _Checker:
         same_level = b is not None and owner is not None and b.level is self.frame.level
         key, words = self._tilde_key(name, target)
         if same_level and b.kind == "local":
+            text = _target_text(target)
             self.error(
-                f"'{name}' is bound by '=' on line {b.span.line}, so '{_target_text(target)} ~ ...' "
-                "cannot make it a random choice",
+                f"'{name}' is bound by '=' on line {b.span.line} to a value that is not computed from data "
+                f"alone, so '{text} ~ ...' is neither an observation nor a new random choice",
                 target.span,
-                f"To condition on the computed value, write 'observe {_target_text(target)} ~ ...'; "
-                "for a new random choice, use a new name.",
+                "If the value depends on random choices, a density on it would need the Jacobian of that "
+                "computation: put the prior on the random choice itself, or write "
+                f"factor(log_density({_expr_text(s.dist)}, {text})) to add the term as written. "
+                "For a new random choice, use a new name.",
             )
             return
         if same_level and b.kind == "random" and isinstance(target, ast.Index):
@@ -718,6 +783,18 @@ class _Checker:
         hint = f"To condition on a computed value, write 'observe {text} ~ ...'."
         if isinstance(t, (ast.Num, ast.Str, ast.Bool, ast.Array)):
             hint = "The left of '~' names a random choice (x ~ normal(0, 1)) or data (y ~ normal(mu, 1))."
+        random = [n.id for n in ast.walk(t) if isinstance(n, ast.Name)
+                  and (self.scope.lookup(n.id) or Binding("none", UNKNOWN, None)).kind in ("random", "local", "maybe")]
+        if random and not isinstance(t, (ast.Num, ast.Str, ast.Bool, ast.Array)):
+            self.error(
+                f"the left of '~' is {text}, which depends on '{random[0]}', a value that is not data: '~' "
+                "draws a variable or observes data (or an expression of data only)",
+                t.span,
+                "A density on a transformed random value would need the Jacobian of the transformation: "
+                f"draw the random value itself and compute {text} from it, or write "
+                f"factor(log_density({_expr_text(s.dist)}, {text})) to add the term as written.",
+            )
+            return
         self.error(
             f"the left of '~' must be a variable (x) or an indexed variable (x[i]), found {_a(_expr_words(t))}",
             t.span, hint,
@@ -827,6 +904,10 @@ class _Checker:
             s = s.parent
 
     def _unbound(self, name: str, span: Span, dist_context: bool) -> None:
+        habit = stan_unbound_name(name)
+        if habit is not None:
+            self.error(habit[0], span, habit[1])
+            return
         if dist_context:
             if name.lower() in DISTRIBUTIONS:
                 self.error(f"unknown distribution '{name}'", span,
@@ -1031,6 +1112,8 @@ class _Checker:
                     return self._flat(e, dist_context)
                 if name in DISTRIBUTIONS:
                     return self._distribution(e, DISTRIBUTIONS[name])
+                if name == "truncated":
+                    self._check_truncation(e)
                 if name in FUNCTIONS:
                     return self._builtin(e, name)
                 b = self._lookup(name, f.span, dist_context=dist_context)
@@ -1057,6 +1140,18 @@ class _Checker:
             return UNKNOWN
         self.error(f"'{name}' is {describe(ty)}, not a function; it cannot be called", e.span)
         return UNKNOWN
+
+    def _check_truncation(self, e: ast.Call) -> None:
+        """truncated(d, low, high) / d T[low, high]: a family without a cdf, or low >= high."""
+        if len(e.args) != 3:
+            return
+        d, low, high = e.args
+        dist_name = d.func.id if isinstance(d, ast.Call) and isinstance(d.func, ast.Name) \
+            and self.scope.lookup(d.func.id) is None else None
+        lit = lambda a: a.value if isinstance(a, ast.Num) else None  # noqa: E731
+        problem = truncation_problem(dist_name, lit(low), lit(high))
+        if problem is not None:
+            self.error(problem[0], e.span, problem[1])
 
     def _arity(self, e: ast.Call, name: str, arity: tuple[int, int | None], n: int, b: Binding | None = None) -> bool:
         lo, hi = arity
@@ -1328,6 +1423,11 @@ def _expr_words(e) -> str:
         ast.IfExpr: "if-expression", ast.Lambda: "function (fn)", ast.Index: "indexed value",
         ast.Name: "name",
     }.get(type(e), "expression")
+
+
+def _is_shape(value) -> bool:
+    """A shape tuple such as ``(62,)`` (the other form of ``data_shapes``), not a value."""
+    return isinstance(value, tuple) and all(isinstance(v, numbers.Integral) for v in value)
 
 
 def _data_info(value) -> tuple[tuple[int, ...], str | None, int | None] | None:

@@ -89,6 +89,16 @@ def describe_token(token: Token) -> str:
     return f"'{token.value}'"
 
 
+def _truncation_follows(tok: Token, prev: Token | None, source: str) -> bool:
+    """Whether this 'T' is Stan's truncation ``d T[a, b]``: right after an expression (a name
+    cannot follow one anywhere else) and before '['. It becomes the token TRUNC, so that
+    the grammar's other states keep their lookaheads (and their error messages)."""
+    if prev is None or not (prev.type in ("NAME", "INT", "REAL") or prev.value in (")", "]")):
+        return False
+    rest = source[tok.end_pos:tok.end_pos + 64] if tok.end_pos is not None else ""
+    return rest.lstrip(" \t").startswith("[")
+
+
 class PplLexer(Lexer):
     """lark's BasicLexer, followed by the newline and bracket rules above."""
 
@@ -118,11 +128,15 @@ class PplLexer(Lexer):
                 if pending is None:
                     pending = tok
                 continue
+            separated = False  # a statement ended just before this token
             if pending is not None:
                 if tok.type not in self._continue_before and tok.value not in ("then", ".."):
                     yield pending
+                    separated = True
                 pending = None
             text = tok.value
+            if tok.type == "NAME" and text == "T" and not separated and _truncation_follows(tok, prev, source):
+                tok = Token.new_borrow_pos("TRUNC", text, tok)
             if tok.type != "STRING":
                 if text in _OPEN:
                     if len(stack) >= MAX_NESTING:

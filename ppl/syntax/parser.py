@@ -26,6 +26,7 @@ from ppl.stdlib.errors import PPLError, Span, SyntaxError_
 
 from . import ast
 from .annotate import annotate
+from .habits import stan_syntax_error
 from .lexer import CURRENT_FILE, PplLexer, describe_token, end_of_file_span, innermost_open_bracket, token_span
 
 __all__ = ["parse", "parse_file", "KEYWORDS"]
@@ -61,14 +62,17 @@ def parse(source: str, file: str = "<string>") -> ast.Module:
         try:
             tree = _parser().parse(source)
         except UnexpectedInput as e:
-            raise _translate(e, source, file) from None
+            habit = stan_syntax_error(source, file, getattr(e, "line", None))
+            raise (habit or _translate(e, source, file)) from None
         except LarkError as e:  # any other lark failure is still the user's text
             raise SyntaxError_(f"cannot parse this text ({type(e).__name__})", end_of_file_span(file, source)) from None
         try:
             module = _Build().transform(tree)
         except VisitError as e:
             if isinstance(e.orig_exc, PPLError):
-                raise e.orig_exc from None
+                span = getattr(e.orig_exc, "span", None)
+                habit = stan_syntax_error(source, file, getattr(span, "line", None))
+                raise (habit or e.orig_exc) from None
             raise
         try:
             return annotate(module)
@@ -206,6 +210,24 @@ class _Build(Transformer_NonRecursive):
         name, params, body = items
         return ast.ModelDef(str(name), params or (), body, span=_span(meta))
 
+    def model_do(self, meta, items):
+        name, base, method, *rest = items
+        if str(method) != "do":
+            raise _error(f"expected '{base}.do(...)' after 'model {name} =', not '{base}.{method}(...)'",
+                         _tok_span(method),
+                         f"An intervened model is written model {name} = {base}.do(site = value, ...).")
+        return ast.ModelDo(str(name), str(base), tuple(i for i in rest if i is not None), span=_span(meta))
+
+    def do_set(self, meta, items):
+        return ast.DoItem(items[0], items[1], False, span=_span(meta))
+
+    def do_draw(self, meta, items):
+        return ast.DoItem(items[0], items[1], True, span=_span(meta))
+
+    def do_site(self, meta, items):
+        tok = items[0]
+        return _decode_string(tok) if tok.type == "STRING" else str(tok)
+
     def fun_def(self, meta, items):
         name, params, body = items
         return ast.FunDef(str(name), params or (), body, span=_span(meta))
@@ -229,10 +251,16 @@ class _Build(Transformer_NonRecursive):
         return ast.Block(_present(items), span=_span(meta))
 
     def tilde(self, meta, items):
-        return ast.Tilde(items[0], items[1], span=_span(meta))
+        return ast.Tilde(items[0], _truncate(items[1], items[2]), span=_span(meta))
 
     def observe(self, meta, items):
-        return ast.Observe(items[0], items[1], span=_span(meta))
+        return ast.Observe(items[0], _truncate(items[1], items[2]), span=_span(meta))
+
+    def truncation(self, meta, items):
+        _, low, high = items
+        span = _span(meta)
+        inf = lambda sign: ast.Num(sign * math.inf, span=span)  # noqa: E731
+        return (low if low is not None else inf(-1), high if high is not None else inf(1), span)
 
     def assign(self, meta, items):
         target, value = items
@@ -298,6 +326,14 @@ class _Build(Transformer_NonRecursive):
         func, args = items
         return ast.Call(func, args or (), span=_span(meta))
 
+    def call_given(self, meta, items):
+        func, first, rest = items
+        if not (isinstance(func, ast.Name) and func.id in _GIVEN_FUNCTIONS):
+            raise _error("'|' separates the value from the parameters only in a distribution function "
+                         "such as normal_lcdf(x | mu, sigma)", _span(meta),
+                         "Write 'or' for logical or.")
+        return ast.Call(func, (first,) + tuple(rest or ()), span=_span(meta))
+
     def index(self, meta, items):
         base, indices = items
         return ast.Index(base, indices, span=_span(meta))
@@ -338,6 +374,19 @@ class _Build(Transformer_NonRecursive):
     def array(self, meta, items):
         return ast.Array(items[0] or (), span=_span(meta))
 
+
+
+def _truncate(dist, truncation):
+    """``d T[low, high]`` as the call ``truncated(d, low, high)`` (a missing bound is infinite)."""
+    if truncation is None:
+        return dist
+    low, high, span = truncation
+    whole = Span(span.file, dist.span.line, dist.span.column, span.end_line, span.end_column, span.source)
+    return ast.Call(ast.Name("truncated", span=span), (dist, low, high), span=whole)
+
+
+# the names that take Stan's f(x | params): the distribution functions (normal_lcdf, ...)
+from .builtins_dist import DIST_FUNCTIONS as _GIVEN_FUNCTIONS  # noqa: E402
 
 
 # ------------------------------------------------------------ error translation
@@ -401,6 +450,7 @@ def _terminal_words(name: str, value_of: dict[str, str]) -> str:
         "NAME": "a name", "INT": "a number", "REAL": "a number", "STRING": "a string",
         "_SEP": "a new line", "$END": "the end of the file", "COMPOP": "a comparison",
         "ADDOP": "'+' or '-'", "MULOP": "'*' or '/'", "POWOP": "'^'", "AUGOP": "'+='",
+        "TRUNC": "a truncation T[low, high]",
     }
     if name in words:
         return words[name]
@@ -410,7 +460,7 @@ def _terminal_words(name: str, value_of: dict[str, str]) -> str:
 
 
 def _expected_words(accepts: set[str], value_of: dict[str, str]) -> list[str]:
-    accepts = set(accepts)
+    accepts = set(accepts) - {"VBAR"}  # '|' only in normal_lcdf(x | ...): not worth offering
     out: list[str] = []
     if {"NAME", "INT", "LPAR"} <= accepts:
         out.append("an expression")
@@ -472,6 +522,8 @@ def _bad_token(e: UnexpectedToken, source: str, file: str) -> SyntaxError_:
         hint = "Blocks are written in braces: { ... }, not with ':'."
     elif value == ".":
         hint = "A number needs digits after its point (1.0, not 1.); a range is written a..b."
+    elif value in ("|", "||"):
+        hint = "Write 'or' for logical or ('|' only separates the value in normal_lcdf(x | mu, sigma))."
     elif tok.type == "COMPOP":
         hint = "Comparisons do not chain: write a < b and b < c."
     elif tok.type in ("NAME", "INT", "REAL", "STRING") and "_SEP" in accepts:

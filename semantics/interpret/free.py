@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.semantics import _jax_compat as jc
-from ppl.semantics import effects, ir
+from ppl.semantics import effects, index_check, ir
 from ppl.stdlib.errors import DensityError, ModelError, PPLError, SupportError
 
 __all__ = ["Pure", "SampleF", "ScoreF", "run", "reify_ir", "reify_python", "site_score"]
@@ -244,7 +244,10 @@ def _stmts(stmts, i, env, indices, records, k):
     while i < len(stmts):
         s = stmts[i]
         if isinstance(s, ir.Prim):
-            outs = jc.bind(s.op, [_read(env, a) for a in s.args], s.params)
+            args = [_read(env, a) for a in s.args]
+            if s.check_index:
+                index_check.raise_if_out_of_range(s.op.name, s.params, args, s.span)
+            outs = jc.bind(s.op, args, s.params)
             env = {**env, **dict(zip(s.outs, outs))}
             i += 1
             continue

@@ -33,6 +33,8 @@ from .delta import Delta
 from .discrete import Bernoulli, Binomial, Categorical, Geometric, NegativeBinomial, Poisson
 from .improper import Flat, flat
 from .multivariate import Dirichlet, MultivariateNormal
+from .truncated import Truncated
+from .mixture import Mixture, MixtureSameFamily
 
 __all__ = [
     "Distribution",
@@ -59,4 +61,7 @@ __all__ = [
     "Delta",
     "Flat",
     "flat",
+    "Truncated",
+    "Mixture",
+    "MixtureSameFamily",
 ]

@@ -24,7 +24,7 @@ import numpy as np
 from .. import constraints as C
 from ..errors import ModelError, ParameterError, ShapeError
 
-__all__ = ["is_concrete", "Distribution", "as_float", "check_param", "format_param", "probs_or_logits"]
+__all__ = ["is_concrete", "Distribution", "as_float", "check_param", "format_param", "probs_or_logits", "params_ok"]
 
 
 _DEFERRED: ContextVar[bool] = ContextVar("ppl_defer_validation", default=False)
@@ -89,6 +89,35 @@ def probs_or_logits(dist: str, probs, logits) -> tuple[str, Any]:
         given = "both" if probs is not None else "neither"
         raise ParameterError(f"{dist} takes exactly one of probs= or logits=, but got {given}")
     return ("probs", as_float(probs)) if probs is not None else ("logits", as_float(logits))
+
+
+def params_ok(d):
+    """Whether every parameter of ``d`` lies in its domain, as a traced boolean (a composite
+    distribution, such as Truncated or Mixture, answers through its own ``params_ok``)."""
+    own = getattr(d, "params_ok", None)
+    if callable(own):
+        return own()
+    ok = jnp.asarray(True)
+    for name, constraint in type(d).arg_constraints.items():
+        if name in d._params:
+            ok = ok & jnp.all(constraint.check(d._params[name]))
+    return ok
+
+
+def _quantile_coordinate(d):
+    """(map v -> x, low v, high v): an increasing map from a bracket of v onto the support of d,
+    wide enough for quantiles down to about 1e-35 in float32, for the bisection of ``icdf``."""
+    support = d.support
+    if isinstance(support, C.interval):
+        low, high = jnp.asarray(support.low), jnp.asarray(support.high)
+        return (lambda v: low + (high - low) * jax.nn.sigmoid(v)), -80.0, 80.0
+    if support in (C.positive, C.nonnegative):
+        return jnp.exp, -80.0, 80.0
+    if support == C.unit_interval:
+        return jax.nn.sigmoid, -80.0, 80.0
+    loc = jnp.asarray(getattr(d, "loc", 0.0)) if "loc" in d._params else 0.0
+    scale = jnp.asarray(getattr(d, "scale", 1.0)) if "scale" in d._params else 1.0
+    return (lambda v: loc + scale * jnp.sinh(v)), -45.0, 45.0
 
 
 class Distribution:
@@ -241,6 +270,86 @@ class Distribution:
         """Whether each value lies in the support (shape as for log_density)."""
         value = self._as_value(value)
         return jnp.broadcast_to(self.support.check(value), self._value_batch_shape(value))
+
+    # -- distribution functions -----------------------------------------------
+
+    @property
+    def has_cdf(self) -> bool:
+        """Whether ``cdf``/``log_cdf``/``log_ccdf``/``icdf`` are defined for this family."""
+        from .cdf import family_of
+
+        return family_of(self) is not None
+
+    def _family(self, what: str):
+        from .cdf import family_of
+
+        fam = family_of(self)
+        if fam is None:
+            raise ModelError(
+                f"{type(self).__name__} has no {what} here",
+                hint="Distribution functions (cdf, log_cdf, log_ccdf, icdf) exist for the univariate "
+                "families: Normal, StudentT, Gamma, Beta, Poisson, Binomial, ...",
+            )
+        return fam
+
+    def _cdf_value(self, value):
+        value = as_float(jnp.asarray(value))
+        return jnp.broadcast_to(value, jnp.broadcast_shapes(jnp.shape(value), self.batch_shape))
+
+    def _or_nan(self, out):
+        """``out``, or NaN where the parameters are outside their domains (traced, so not raised)."""
+        return jnp.where(params_ok(self), out, jnp.nan)
+
+    def cdf(self, value):
+        """P(X <= value), elementwise over a batch (for a discrete family, of floor(value))."""
+        return self._or_nan(self._family("cdf").cdf(self, self._cdf_value(value)))
+
+    def log_cdf(self, value):
+        """log P(X <= value), computed stably in the lower tail (Stan's ``_lcdf``)."""
+        return self._or_nan(self._family("log_cdf").log_cdf(self, self._cdf_value(value)))
+
+    def log_ccdf(self, value):
+        """log P(X > value), computed stably in the upper tail (Stan's ``_lccdf``)."""
+        return self._or_nan(self._family("log_ccdf").log_ccdf(self, self._cdf_value(value)))
+
+    def icdf(self, p):
+        """The quantile function: the x with P(X <= x) = p (for a discrete family, the smallest
+        integer with P(X <= k) >= p). Closed form where one exists, else solved by bisection
+        (differentiable through the implicit function theorem)."""
+        self._family("icdf")
+        p = self._cdf_value(p)
+        upper = p > 0.5
+        log_p = jnp.where(upper, jnp.log1p(-p), jnp.log(p))
+        q = self._quantile(log_p, upper)
+        return q if self.is_discrete else self._or_nan(q)
+
+    def _quantile(self, log_p, upper):
+        """The x with log F(x) = log_p, or log S(x) = log_p where ``upper`` (broadcast arrays)."""
+        from .cdf import bisect_quantile
+
+        fam = self._family("icdf")
+        log_p, upper = jnp.broadcast_arrays(jnp.asarray(log_p), jnp.asarray(upper))
+        if fam.icdf is not None and fam.isf is not None and not self.is_discrete:
+            q = jnp.exp(log_p)
+            return jnp.where(upper, fam.isf(self, q), fam.icdf(self, q))
+        if self.is_discrete:
+            lo = jnp.full(log_p.shape, -1.0, log_p.dtype)
+            hi = jnp.full(log_p.shape, 2.0**30, log_p.dtype)
+            k = bisect_quantile(lambda x: fam.log_cdf(self, x), lambda x: fam.log_ccdf(self, x),
+                                log_p, lo, hi, upper, integer=True)
+            return k.astype(jnp.int32)
+        to_x, v_lo, v_hi = _quantile_coordinate(self)
+        lcdf = lambda v: fam.log_cdf(self, to_x(v))  # noqa: E731
+        lccdf = lambda v: fam.log_ccdf(self, to_x(v))  # noqa: E731
+        lo = jnp.full(log_p.shape, v_lo, log_p.dtype)
+        hi = jnp.full(log_p.shape, v_hi, log_p.dtype)
+        x = jax.lax.stop_gradient(to_x(bisect_quantile(lcdf, lccdf, jax.lax.stop_gradient(log_p), lo, hi, upper)))
+        # implicit differentiation: G(x, params) = log_p with G = log F (or log S)
+        g = jnp.where(upper, fam.log_ccdf(self, x), fam.log_cdf(self, x)) - log_p
+        slope = jnp.exp(self.log_density(x) - jnp.where(upper, fam.log_ccdf(self, x), fam.log_cdf(self, x)))
+        slope = jnp.where(upper, -slope, slope)
+        slope = jax.lax.stop_gradient(jnp.where(slope == 0, 1.0, slope))
+        return x - (g - jax.lax.stop_gradient(g)) / slope
 
     # -- enumeration --------------------------------------------------------
 

@@ -1,0 +1,25 @@
+"""The front end of variational inference: ``ppl.expectation``, ``ppl.param`` and the VI names.
+
+The machinery is in ``ppl.inference.vi``; this module only turns a plain Python function
+into a model where an API accepts one.
+"""
+
+from __future__ import annotations
+
+from ppl.inference.vi import ELBO, IWELBO, VI, AutoDelta, AutoNormal, Expectation
+from ppl.model import Model
+from ppl.model import model as _as_model
+from ppl.semantics.effects import param
+
+__all__ = ["expectation", "param", "VI", "ELBO", "IWELBO", "AutoNormal", "AutoDelta"]
+
+
+def expectation(fn) -> Expectation:
+    """``E = ppl.expectation(fn)``: the expectation of the scalar a ppl program returns.
+
+    ``E.estimate(key, *args)`` is an unbiased estimate of ``E_x[fn(*args)]`` over the program's
+    random choices; ``E.grad(key, *args)`` an unbiased estimate of its gradient with respect to
+    ``args`` (same structure); ``E.value_and_grad`` both. Each random choice uses its
+    ``estimator=`` (``ppl.sample(name, d, estimator="reinforce")``). They jit and vmap.
+    """
+    return Expectation(fn if isinstance(fn, Model) else _as_model(fn))

@@ -1,0 +1,365 @@
+"""model.do: surgery on every kind of site, and the laws of intervention, against exact enumeration."""
+
+import itertools
+import re
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ppl
+from ppl import dist
+
+from causal_models import exact_joint, make_model, random_cpts, random_dag
+
+
+def table(model, sites, engine="eager"):
+    """Exact joint of ``sites`` under ``model``: {tuple of values: probability}."""
+    post = ppl.infer(model, method=ppl.Enumerate(engine=engine))
+    out: dict = {}
+    cols = [np.asarray(post.samples[s]).tolist() for s in sites]
+    for row, w in zip(zip(*cols), post.weights):
+        out[row] = out.get(row, 0.0) + float(w)
+    return out
+
+
+def assert_tables_equal(a, b, tol=1e-6):
+    for k in set(a) | set(b):
+        assert abs(a.get(k, 0.0) - b.get(k, 0.0)) < tol, (k, a.get(k), b.get(k))
+
+
+def truncated_factorisation(names, parents, cards, cpts, fixed):
+    """P(v | do(fixed)) = Π_{v not fixed} P(v | pa(v)), computed in numpy from the tables."""
+    free = [v for v in names if v not in fixed]
+    out = {}
+    for idx in itertools.product(*[range(cards[v]) for v in free]):
+        val = {**dict(zip(free, idx)), **fixed}
+        p = 1.0
+        for v in free:
+            p *= cpts[v][tuple(val[q] for q in parents[v]) + (val[v],)]
+        out[idx] = p
+    return free, out
+
+
+def descendants(parents, x):
+    out, changed = set(), True
+    while changed:
+        changed = False
+        for v, ps in parents.items():
+            if v not in out and (x in ps or out & set(ps)):
+                out.add(v)
+                changed = True
+    return out
+
+
+@st.composite
+def interventions(draw):
+    names, parents, cards = draw(random_dag(max_nodes=5))
+    x = draw(st.sampled_from(names))
+    a = draw(st.integers(0, cards[x] - 1))
+    return names, parents, cards, x, a, draw(st.integers(0, 2**31 - 1))
+
+
+# -- the laws ----------------------------------------------------------------------
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(interventions())
+def test_do_is_the_truncated_factorisation_and_leaves_non_descendants_alone(problem):
+    names, parents, cards, x, a, seed = problem
+    cpts = random_cpts(names, parents, cards, seed)
+    model = make_model(names, parents, cards, cpts)
+    done = model.do({x: a})
+    free, want = truncated_factorisation(names, parents, cards, cpts, {x: a})
+    got = table(done, free)
+    assert_tables_equal(got, want)
+    # the intervened site is no random choice: no latent, no density
+    assert x not in done.ir().latent_sites()
+    assert set(done.ir().latent_sites()) == set(free)
+    # non-descendants keep their marginals
+    joint = exact_joint(names, parents, cards, cpts)
+    for v in set(names) - descendants(parents, x) - {x}:
+        i = names.index(v)
+        before = joint.sum(axis=tuple(j for j in range(len(names)) if j != i))
+        after = table(done, [v])
+        for k in range(cards[v]):
+            assert abs(after.get((k,), 0.0) - before[k]) < 1e-6
+
+
+def test_hard_intervention_has_no_density_term():
+    names, parents = ["a", "b", "c"], {"a": (), "b": ("a",), "c": ("a", "b")}
+    cards = {v: 2 for v in names}
+    cpts = random_cpts(names, parents, cards, 3)
+    model = make_model(names, parents, cards, cpts)
+    done = model.do({"b": 1})
+    for va, vc in itertools.product((0, 1), (0, 1)):
+        lp = float(done.log_density({"a": jnp.int32(va), "c": jnp.int32(vc)}))
+        want = np.log(cpts["a"][va]) + np.log(cpts["c"][va, 1, vc])  # no P(b | a) term
+        assert lp == pytest.approx(want, abs=1e-5)
+
+
+def test_do_on_a_root_is_conditioning_on_it():
+    names, parents = ["r", "s", "t"], {"r": (), "s": ("r",), "t": ("r", "s")}
+    cards = {"r": 3, "s": 2, "t": 2}
+    model = make_model(names, parents, cards, random_cpts(names, parents, cards, 11))
+    for a in range(3):
+        assert_tables_equal(table(model.do({"r": a}), ["s", "t"]), table(model.condition({"r": a}), ["s", "t"]))
+    # and not for a non-root: conditioning on s is evidence about r
+    cond = table(model.condition({"s": 1}), ["r"])
+    done = table(model.do({"s": 1}), ["r"])
+    assert max(abs(cond[k] - done[k]) for k in done) > 1e-3
+
+
+def test_do_is_idempotent_and_commutes():
+    names, parents = ["a", "b", "c", "d"], {"a": (), "b": ("a",), "c": ("a", "b"), "d": ("b", "c")}
+    cards = {v: 2 for v in names}
+    model = make_model(names, parents, cards, random_cpts(names, parents, cards, 5))
+    once = table(model.do({"b": 1}), ["a", "c", "d"])
+    assert_tables_equal(table(model.do({"b": 1}).do({"b": 1}), ["a", "c", "d"]), once)
+    one_way = table(model.do({"b": 1}).do({"c": 0}), ["a", "d"])
+    other_way = table(model.do({"c": 0}).do({"b": 1}), ["a", "d"])
+    together = table(model.do({"b": 1, "c": 0}), ["a", "d"])
+    assert_tables_equal(one_way, other_way)
+    assert_tables_equal(one_way, together)
+
+
+# -- every kind of site -----------------------------------------------------------------
+
+
+def test_do_on_an_observed_site_drops_its_evidence():
+    @ppl.model
+    def coin():
+        p = ppl.sample("p", dist.Categorical(probs=jnp.array([0.5, 0.5])))
+        ppl.observe("y", dist.Bernoulli(probs=jnp.where(p == 1, 0.9, 0.2)), jnp.int32(1))
+        return p
+
+    seen = ppl.infer(coin, method=ppl.Enumerate()).mean("p")
+    assert seen == pytest.approx(0.9 / 1.1, abs=1e-6)
+    done = coin.do({"y": 1})
+    assert ppl.infer(done, method=ppl.Enumerate()).mean("p") == pytest.approx(0.5, abs=1e-6)
+    assert "y" not in done.ir().sites
+
+
+@ppl.model
+def with_deterministic():
+    a = ppl.sample("a", dist.Bernoulli(probs=0.3))
+    b = ppl.sample("b", dist.Bernoulli(probs=0.6))
+    s = ppl.deterministic("s", a + b)
+    ppl.sample("y", dist.Bernoulli(probs=jnp.array([0.1, 0.5, 0.9])[s]))
+
+
+def test_do_on_a_deterministic_site_replaces_it():
+    post = ppl.infer(with_deterministic.do({"s": 2}), method=ppl.Enumerate())
+    assert post.mean("y") == pytest.approx(0.9, abs=1e-6)
+    assert post.mean("a") == pytest.approx(0.3, abs=1e-6)  # nothing upstream moves
+    assert np.all(np.asarray(post.samples["s"]) == 2)
+
+
+@ppl.model
+def chain():
+    def step(c, _):
+        z = ppl.sample("z", dist.Bernoulli(probs=jnp.where(c == 1, 0.9, 0.2)))
+        return z, z
+
+    last, _ = ppl.scan(step, jnp.int32(0), None, length=3)
+    ppl.sample("out", dist.Bernoulli(probs=jnp.where(last == 1, 0.8, 0.1)))
+
+
+def test_do_on_a_whole_loop_site():
+    post = ppl.infer(chain.do({"z": jnp.array([0, 1, 1])}), method=ppl.Enumerate())
+    assert post.mean("out") == pytest.approx(0.8, abs=1e-6)
+    assert "z" not in post.samples
+
+
+def test_do_on_one_step_of_a_loop_site():
+    done = chain.do({"z[1]": 1})
+    assert not done.is_static()  # one step cut out: the model runs in the eager engine
+    t = table(done, ["z[0]", "z[2]"])
+    # z[0] keeps its marginal (a non-descendant); z[2] ~ Bernoulli(0.9) since z[1] = 1
+    assert sum(p for (z0, _), p in t.items() if z0 == 1) == pytest.approx(0.2, abs=1e-6)
+    assert sum(p for (_, z2), p in t.items() if z2 == 1) == pytest.approx(0.9, abs=1e-6)
+
+
+@ppl.model
+def plated():
+    with ppl.plate("n", 3):
+        x = ppl.sample("x", dist.Bernoulli(probs=0.5))
+        ppl.sample("y", dist.Bernoulli(probs=jnp.where(x == 1, 0.7, 0.2)))
+
+
+def test_do_on_a_whole_plate_site():
+    post = ppl.infer(plated.do({"x": jnp.array([1, 0, 1])}), method=ppl.Enumerate())
+    np.testing.assert_allclose(post.mean("y"), [0.7, 0.2, 0.7], atol=1e-6)
+    post = ppl.infer(plated.do({"x": 1}), method=ppl.Enumerate())  # one value for every element
+    np.testing.assert_allclose(post.mean("y"), [0.7, 0.7, 0.7], atol=1e-6)
+
+
+def test_do_on_one_element_of_a_plate_site_says_what_to_do():
+    with pytest.raises(ppl.AddressError, match="plate .vectorised. site") as info:
+        ppl.infer(plated.do({"x[1]": 1}), method=ppl.Enumerate())
+    assert "give 'x' an array of values" in str(info.value)
+
+
+@ppl.model
+def inner():
+    x = ppl.sample("x", dist.Bernoulli(probs=0.3))
+    return ppl.sample("y", dist.Bernoulli(probs=jnp.where(x == 1, 0.9, 0.1)))
+
+
+@ppl.model
+def outer():
+    y = inner()
+    ppl.sample("z", dist.Bernoulli(probs=jnp.where(y == 1, 0.75, 0.25)))
+
+
+def test_do_on_a_site_of_a_sub_model():
+    post = ppl.infer(outer.do({"inner/x": 1}), method=ppl.Enumerate())
+    assert post.mean("inner/y") == pytest.approx(0.9, abs=1e-6)
+    assert post.mean("z") == pytest.approx(0.9 * 0.75 + 0.1 * 0.25, abs=1e-6)
+    assert "inner/x" not in post.samples
+
+
+# -- soft interventions ------------------------------------------------------------------------
+
+
+@ppl.model
+def soft():
+    z = ppl.sample("z", dist.Bernoulli(probs=0.3))
+    x = ppl.sample("x", dist.Categorical(probs=jnp.where(z == 1, jnp.array([0.6, 0.3, 0.1]),
+                                                         jnp.array([0.2, 0.2, 0.6]))))
+    ppl.sample("y", dist.Bernoulli(probs=jnp.array([0.1, 0.5, 0.9])[x]))
+
+
+def test_soft_intervention_as_a_function_of_parents():
+    post = ppl.infer(soft.do({"x": lambda z: 2 * z}), method=ppl.Enumerate())
+    # x = 2 z: y ~ Bernoulli(0.9) when z = 1, Bernoulli(0.1) when z = 0
+    assert post.mean("y") == pytest.approx(0.3 * 0.9 + 0.7 * 0.1, abs=1e-6)
+    assert post.mean("z") == pytest.approx(0.3, abs=1e-6)
+    assert "x" not in soft.do({"x": lambda z: 2 * z}).ir().latent_sites()
+
+
+def test_soft_intervention_shifting_the_natural_value():
+    post = ppl.infer(soft.do({"x": lambda x: (x + 1) % 3}), method=ppl.Enumerate())
+    natural = 0.3 * np.array([0.6, 0.3, 0.1]) + 0.7 * np.array([0.2, 0.2, 0.6])
+    shifted = np.roll(natural, 1)
+    assert post.mean("y") == pytest.approx(float(shifted @ np.array([0.1, 0.5, 0.9])), abs=1e-6)
+    assert post.mean("x.natural") == pytest.approx(float(natural @ np.arange(3)), abs=1e-6)
+
+
+def test_soft_intervention_as_a_new_distribution():
+    done = soft.do({"x": dist.Categorical(probs=jnp.array([0.0, 0.0, 1.0]))})
+    post = ppl.infer(done, method=ppl.Enumerate())
+    assert post.mean("y") == pytest.approx(0.9, abs=1e-6)
+    assert "x" in done.ir().latent_sites()  # still a random choice, with the new mechanism
+    # the new mechanism ignores z: x and z are independent
+    t = table(soft.do({"x": dist.Categorical(probs=jnp.array([0.5, 0.25, 0.25]))}), ["z", "x"])
+    assert t[(1, 0)] == pytest.approx(0.3 * 0.5, abs=1e-6)
+
+
+def test_soft_intervention_reading_an_unknown_site():
+    with pytest.raises(ppl.AddressError, match="reads 'w'"):
+        ppl.infer(soft.do({"x": lambda w: w}), method=ppl.Enumerate())
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+def test_unknown_site_says_did_you_mean():
+    with pytest.raises(ppl.AddressError, match=r"names \['zz'\]") as info:
+        ppl.infer(soft.do({"zz": 1}), method=ppl.Enumerate())
+    assert "Did you mean 'z'?" in str(info.value)
+
+
+def test_value_outside_the_support():
+    with pytest.raises(ppl.SupportError, match="outside the support") as info:
+        ppl.infer(soft.do({"z": 2}), method=ppl.Enumerate())
+    assert info.value.span is not None and info.value.span.file.endswith("test_surgery.py")
+
+
+# -- the .ppl syntax ------------------------------------------------------------------------------
+
+GARDEN_PPL = """
+model garden(wet: int) {
+  rain ~ bernoulli(0.2)
+  sprinkler ~ bernoulli(if rain == 1 then 0.01 else 0.4)
+  p = if rain == 1 then (if sprinkler == 1 then 0.99 else 0.8) else (if sprinkler == 1 then 0.9 else 0.0)
+  wet ~ bernoulli(p)
+  return rain
+}
+
+model garden_on = garden.do(sprinkler = 1)
+model garden_coin = garden.do(sprinkler ~ bernoulli(0.5))
+model garden_both = garden_on.do("rain" = 0)
+"""
+
+
+def test_ppl_do_syntax_is_model_do():
+    m = ppl.loads(GARDEN_PPL)
+    assert set(m.models) == {"garden", "garden_on", "garden_coin", "garden_both"}
+    on = ppl.infer(m.garden_on, 1).mean()
+    assert on == pytest.approx(ppl.infer(m.garden.do({"sprinkler": 1}), 1).mean(), abs=1e-9)
+    assert on == pytest.approx(0.2 * 0.99 / (0.2 * 0.99 + 0.8 * 0.9), abs=1e-6)
+    coin = ppl.infer(m.garden_coin, 1).mean()
+    want = 0.2 * (0.5 * 0.99 + 0.5 * 0.8) / (0.2 * (0.5 * 0.99 + 0.5 * 0.8) + 0.8 * (0.5 * 0.9 + 0.5 * 0.0))
+    assert coin == pytest.approx(want, abs=1e-6)
+    both = ppl.infer(m.garden_both, 1)
+    assert both.mean() == pytest.approx(0.0, abs=1e-9)
+    assert m.garden_both.name == "garden_both"
+    assert ppl.diagram(m.garden_on, 1).parents("sprinkler") == ()
+
+
+def test_ppl_do_value_outside_the_support_names_the_site():
+    m = ppl.loads(GARDEN_PPL + "\nmodel garden_bad = garden.do(sprinkler = 3)\n")
+    with pytest.raises(ppl.SupportError, match="'sprinkler' to 3, which is outside the support"):
+        ppl.infer(m.garden_bad, 1)
+
+
+# -- do as an IR -> IR transformation --------------------------------------------------------
+
+
+def _enumerated(program):
+    res = ppl.Enumerate(engine="compiled").run(program, [], None)
+    rows = {}
+    names = sorted(res.samples)
+    for i, lw in enumerate(np.asarray(res.log_weights)):
+        key = tuple(np.asarray(res.samples[a][i]).tolist().__repr__() for a in names)
+        rows[key] = rows.get(key, 0.0) + float(np.exp(lw - res.log_evidence))
+    return names, rows
+
+
+@pytest.mark.parametrize("model, table", [
+    (soft, {"x": 2}),
+    (soft, {"x": dist.Categorical(probs=jnp.array([0.2, 0.3, 0.5]))}),
+    (chain, {"z": jnp.array([1, 0, 1])}),
+    (plated, {"x": jnp.array([1, 0, 1])}),
+    (with_deterministic, {"s": 0}),
+    (outer, {"inner/x": 1}),
+    (soft, {"z": 1, "x": 0}),
+])
+def test_the_ir_transformation_equals_the_traced_surgery(model, table):
+    from ppl.inference.causal.transform import do_program
+    from ppl.trace import trace
+
+    done = model.do(table)
+    transformed = do_program(model.ir(), table)
+    assert transformed is not None  # these interventions are IR -> IR
+    def shape(p):  # the program's text without variable numbers
+        return re.sub(r"\bv\d+\b", "v", str(p))
+
+    assert shape(done.ir()) == shape(transformed)  # Model.do uses the transformation
+    traced = trace(done.body, (), {}, done.name)  # the run-time surgery of surgery.py
+    assert set(traced.latent_sites()) == set(transformed.latent_sites())
+    n1, r1 = _enumerated(transformed)
+    n2, r2 = _enumerated(traced)
+    assert n1 == n2
+    assert_tables_equal(r1, r2)
+
+
+def test_function_and_one_step_interventions_use_the_traced_path():
+    from ppl.inference.causal.transform import do_program
+
+    assert do_program(soft.ir(), {"x": lambda z: z}) is None
+    assert do_program(chain.ir(), {"z[1]": 1}) is None
+    assert do_program(soft.ir(), {"nope": 1}) is None
