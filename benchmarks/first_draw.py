@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-POSTERIORDB = ROOT.parent / "shared" / "posteriordb"
+POSTERIORDB = ROOT / "tests" / "data" / "posteriordb"
 
 HIERARCHICAL_PPL = """
 model hierarchical(G: int, N: int, y: real[G, N]) {

@@ -23,7 +23,7 @@ import numpy as np
 import ppl
 from ppl import dist
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "posteriordb"
+DATA = pathlib.Path(__file__).resolve().parents[1] / "tests" / "data" / "posteriordb"
 
 
 # --- eight schools, non-centred --------------------------------------------------------

@@ -54,7 +54,7 @@ from ppl.inference import diagnostics  # noqa: E402
 from ppl.inference.mcmc import base, nuts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path("/work/shared/posteriordb/eight_schools-eight_schools_noncentered.data.json")
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "posteriordb" / "eight_schools-eight_schools_noncentered.data.json"
 
 
 # --------------------------------------------------------------------------- problems

@@ -1,6 +1,6 @@
 """NUTS against posteriordb's reference posteriors.
 
-Each of the 17 posteriors in ``../shared/posteriordb`` is written in .ppl in
+Each of the 17 posteriors in ``tests/data/posteriordb`` (copied from posteriordb; see its README) is written in .ppl in
 ``examples/posteriordb/<model>.ppl``; this module samples it with
 ``ppl.NUTS`` (fixed seeds) and compares every reported parameter with the
 reference (``posteriordb_util.check_parameter``: the mean's

@@ -16,6 +16,8 @@ A mixture of discrete families is discrete (``Mixture(...)`` builds the discrete
 
 from __future__ import annotations
 
+import abc
+
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
@@ -41,7 +43,7 @@ def _as_mixing(mixing, where: str) -> Categorical:
     return Categorical(probs=as_float(mixing))
 
 
-class _MixtureBase(Distribution):
+class _MixtureBase(Distribution, metaclass=abc.ABCMeta):
     """Shared by both mixtures: log density by logsumexp, draws by selection, moments."""
 
     def __new__(cls, *args, **kwargs):
@@ -73,11 +75,13 @@ class _MixtureBase(Distribution):
             ok = ok & _params_ok(d)
         return ok
 
+    @abc.abstractmethod
     def _components(self):
-        raise NotImplementedError  # pragma: no cover
+        """Supplied by each mixture kind (Mixture, MixtureSameFamily)."""
 
+    @abc.abstractmethod
     def _component_log_densities(self, value):  # shape batch + (K,)
-        raise NotImplementedError  # pragma: no cover
+        """Supplied by each mixture kind (Mixture, MixtureSameFamily)."""
 
     # -- distribution functions: P(X <= x) = sum_k w_k F_k(x) -------------------------------
     @property
@@ -98,14 +102,17 @@ class _MixtureBase(Distribution):
         return Family(cdf=lambda d, x: jnp.exp(mixed("log_cdf")(d, x)), lcdf=mixed("log_cdf"),
                       lccdf=mixed("log_ccdf"))
 
+    @abc.abstractmethod
     def _component_functions(self, x, method):  # shape batch + (K,)
-        raise NotImplementedError  # pragma: no cover
+        """Supplied by each mixture kind (Mixture, MixtureSameFamily)."""
 
+    @abc.abstractmethod
     def _component_draws(self, key, shape):  # shape sample + batch + (K,) + event
-        raise NotImplementedError  # pragma: no cover
+        """Supplied by each mixture kind (Mixture, MixtureSameFamily)."""
 
+    @abc.abstractmethod
     def _component_moments(self):  # (means, variances), each batch + (K,) + event
-        raise NotImplementedError  # pragma: no cover
+        """Supplied by each mixture kind (Mixture, MixtureSameFamily)."""
 
     def _log_density(self, value):
         log_w = self.mixing_distribution._log_probs()
@@ -160,8 +167,9 @@ class _MixtureBase(Distribution):
         params.update(self._expanded_components(batch_shape))
         return self._from_parts(params, dict(self._static))
 
+    @abc.abstractmethod
     def _expanded_components(self, batch_shape) -> dict:
-        raise NotImplementedError  # pragma: no cover
+        """Supplied by each mixture kind (Mixture, MixtureSameFamily)."""
 
 
 class MixtureSameFamily(_MixtureBase):
