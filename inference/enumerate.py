@@ -91,7 +91,7 @@ class Enumerate:
         )
 
 
-class _SupportProbe(C._Mode):
+class _SupportProbe(C.Mode):
     """Runs the program concretely once, collecting each discrete site's support."""
 
     def __init__(self, bound):
@@ -135,7 +135,7 @@ def _grid(program: ir.Program, args, bound):
     probe = _SupportProbe(bound)
     try:
         with jax.ensure_compile_time_eval():
-            C._run(program, probe, args)
+            C.run(program, probe, args)
     except ModelError:
         raise
     except Exception:
@@ -165,7 +165,7 @@ def _weights_fn(program: ir.Program, canonical: dict, size: int):
     fn = table.get(key)
     if fn is None:
         def weight(c, args):
-            trace = C._run(program, C._Given(), args, inputs=c)
+            trace = C.run(program, C.Given(), args, inputs=c)
             lw = trace.log_joint
             for a, present in trace.present.items():
                 if a in c:  # a site in a branch that did not run counts once, at a canonical value

@@ -100,7 +100,7 @@ def _float():
 # Per-element log densities
 
 
-class ElementInterpreter(C._Interpreter):
+class ElementInterpreter(C.Interpreter):
     """The compiled interpreter, recording each site's term per element of its plates and loops.
 
     A term is the site's log density with the axes of its plates kept (in
@@ -157,7 +157,7 @@ class ElementInterpreter(C._Interpreter):
         value, ld, given = self.mode.sample(s, dist, self.inputs, self.key)
         env[s.out] = value
         acc.choices[s.address] = value
-        total = C._sum(ld)
+        total = C.sum_terms(ld)
         acc.log_prior = acc.log_prior + total
         if given:
             acc.log_given = acc.log_given + total
@@ -167,12 +167,12 @@ class ElementInterpreter(C._Interpreter):
         dist = self._dist(s, env)
         acc.valid = acc.valid & C.params_ok(dist)
         ld = dist.log_density(self.read(env, s.value))
-        acc.log_likelihood = acc.log_likelihood + C._sum(ld)
+        acc.log_likelihood = acc.log_likelihood + C.sum_terms(ld)
         acc.terms[s.address] = self.record(s.address, ld, s.plates)
 
     def factor(self, s: ir.Factor, env, acc):
         lw = jnp.asarray(self.read(env, s.log_weight), dtype=_float())
-        acc.log_likelihood = acc.log_likelihood + C._sum(lw)
+        acc.log_likelihood = acc.log_likelihood + C.sum_terms(lw)
         acc.terms[s.address] = self.record(s.address, lw, s.plates)
 
     def if_(self, s: ir.If, env, acc):
@@ -274,17 +274,17 @@ def _backward_sample(key, alphas, lws, reverse: bool):
     return path[::-1] if reverse else path
 
 
-class _GivenElements(C._Mode):
+class _GivenElements(C.Mode):
     """Every latent site takes its given (constrained) value."""
 
     def sample(self, stmt, dist, inputs, key):
         if stmt.address not in inputs:
-            return C._Given().sample(stmt, dist, inputs, key)  # raises the AddressError
+            return C.Given().sample(stmt, dist, inputs, key)  # raises the AddressError
         value = jnp.asarray(inputs[stmt.address], dtype=stmt.out.dtype)
         return value, dist.log_density(value), True
 
 
-class _Unconstrained(C._Mode):
+class _Unconstrained(C.Mode):
     """Discrete sites in ``discrete`` take given values; the others are read in unconstrained space."""
 
     def __init__(self, discrete):
@@ -415,7 +415,7 @@ def site_axes(program: ir.Program, layout: Layout, address: str) -> SiteAxes:
 # Supports of the discrete sites
 
 
-class _SupportProbe(C._Mode):
+class _SupportProbe(C.Mode):
     def __init__(self):
         self.supports: dict[str, Any] = {}
         self.errors: dict[str, ModelError] = {}
@@ -462,7 +462,7 @@ def site_supports(program: ir.Program, args, raise_errors: bool = True) -> dict[
 
     def go(*a):
         with jax.ensure_compile_time_eval():
-            C._run(program, probe, a)
+            C.run(program, probe, a)
         return 0
 
     jax.eval_shape(go, *[_abstract(x) for x in args])
@@ -470,7 +470,7 @@ def site_supports(program: ir.Program, args, raise_errors: bool = True) -> dict[
     if probe.errors and concrete:
         probe = _SupportProbe()
         with jax.ensure_compile_time_eval():
-            C._run(program, probe, args)
+            C.run(program, probe, args)
     if raise_errors and probe.errors:
         raise next(iter(probe.errors.values()))
     return probe.supports
@@ -963,11 +963,11 @@ def constrain(program: ir.Program, u: dict, discrete: dict, args) -> dict:
 def constrained_trace(program: ir.Program, u: dict, discrete: dict, args) -> tuple:
     """``(choices, retval)`` of one run with the continuous sites at ``T(u)`` and the discrete ones given."""
     mode = _Unconstrained(set(discrete))
-    trace = C._run(program, _SummedMode(mode), args, inputs={**u, **discrete})
+    trace = C.run(program, _SummedMode(mode), args, inputs={**u, **discrete})
     return trace.choices, trace.retval
 
 
-class _SummedMode(C._Mode):
+class _SummedMode(C.Mode):
     """An element mode made into a compiled-engine mode (log densities summed)."""
 
     def __init__(self, inner):
@@ -975,4 +975,4 @@ class _SummedMode(C._Mode):
 
     def sample(self, stmt, dist, inputs, key):
         value, ld, given = self.inner.sample(stmt, dist, inputs, key)
-        return value, C._sum(ld), given
+        return value, C.sum_terms(ld), given

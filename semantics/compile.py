@@ -61,11 +61,11 @@ class Trace(NamedTuple):
         return self.log_prior + self.log_likelihood
 
 
-def _address_hash(address: str) -> int:
+def address_hash(address: str) -> int:
     return zlib.crc32(address.encode()) & 0x7FFFFFFF
 
 
-def _sum(x):
+def sum_terms(x):
     return jnp.sum(jnp.asarray(x, dtype=jnp.result_type(float)))
 
 
@@ -90,7 +90,7 @@ def params_ok(dist):
 # Modes: what happens at a random choice
 
 
-class _Mode(abc.ABC):
+class Mode(abc.ABC):
     """Decides a latent site's value. Returns (value, log-density term, given?)."""
 
     needs_key = False
@@ -100,15 +100,15 @@ class _Mode(abc.ABC):
         """The value of the latent site ``stmt`` drawn from ``dist``."""
 
 
-class _Simulate(_Mode):
+class Simulate(Mode):
     needs_key = True
 
     def sample(self, stmt, dist, inputs, key):
-        value = dist.sample(jax.random.fold_in(key, _address_hash(stmt.address)))
-        return value, _sum(dist.log_density(value)), False
+        value = dist.sample(jax.random.fold_in(key, address_hash(stmt.address)))
+        return value, sum_terms(dist.log_density(value)), False
 
 
-class _Given(_Mode):
+class Given(Mode):
     def sample(self, stmt, dist, inputs, key):
         if stmt.address not in inputs:
             raise AddressError(
@@ -117,19 +117,19 @@ class _Given(_Mode):
                 hint=f"Pass a value for every latent site: {stmt.address!r} is missing.",
             )
         value = jnp.asarray(inputs[stmt.address], dtype=stmt.out.dtype)
-        return value, _sum(dist.log_density(value)), True
+        return value, sum_terms(dist.log_density(value)), True
 
 
-class _Generate(_Mode):
+class Generate(Mode):
     needs_key = True
 
     def sample(self, stmt, dist, inputs, key):
         if stmt.address in inputs:
-            return _Given().sample(stmt, dist, inputs, key)
-        return _Simulate().sample(stmt, dist, inputs, key)
+            return Given().sample(stmt, dist, inputs, key)
+        return Simulate().sample(stmt, dist, inputs, key)
 
 
-class _Unconstrained(_Mode):
+class Unconstrained(Mode):
     def sample(self, stmt, dist, inputs, key):
         from ppl.stdlib.bijectors import biject_to
 
@@ -143,10 +143,10 @@ class _Unconstrained(_Mode):
         bij = biject_to(dist.support)
         u = inputs[stmt.address]
         x = bij.forward(u)
-        return x, _sum(dist.log_density(x)) + _sum(bij.log_det_jacobian(u)), True
+        return x, sum_terms(dist.log_density(x)) + sum_terms(bij.log_det_jacobian(u)), True
 
 
-class _Probe(_Mode):
+class ShapeProbe(Mode):
     """Trace-time only: records each site's unconstrained shape."""
 
     def __init__(self):
@@ -169,7 +169,7 @@ class _Probe(_Mode):
 # The interpreter
 
 
-class _Acc:
+class Accumulator:
     """Accumulators threaded through one block (Python-side, holding JAX values)."""
 
     def __init__(self):
@@ -183,8 +183,8 @@ class _Acc:
         self.valid = jnp.asarray(True)
 
 
-class _Interpreter:
-    def __init__(self, mode: _Mode, inputs: dict, key, record_terms: bool = False):
+class Interpreter:
+    def __init__(self, mode: Mode, inputs: dict, key, record_terms: bool = False):
         self.mode = mode
         self.record_terms = record_terms
         self.rules = {
@@ -204,7 +204,7 @@ class _Interpreter:
     # -- blocks ---------------------------------------------------------------
     def run_block(self, block: ir.Block, args, env=None, acc=None, inputs=None, key=None):
         env = {} if env is None else env
-        acc = _Acc() if acc is None else acc
+        acc = Accumulator() if acc is None else acc
         for p, a in zip(block.params, args):
             env[p] = a
         saved = (self.inputs, self.key)
@@ -265,13 +265,13 @@ class _Interpreter:
     def observe(self, s: ir.Observe, env, acc):
         dist = self._dist(s, env)
         acc.valid = acc.valid & params_ok(dist)
-        ll = _sum(dist.log_density(self.read(env, s.value)))
+        ll = sum_terms(dist.log_density(self.read(env, s.value)))
         acc.log_likelihood = acc.log_likelihood + ll
         if self.record_terms:
             acc.terms[s.address] = ll
 
     def factor(self, s: ir.Factor, env, acc):
-        lw = _sum(self.read(env, s.log_weight))
+        lw = sum_terms(self.read(env, s.log_weight))
         acc.log_likelihood = acc.log_likelihood + lw
         if self.record_terms:
             acc.terms[s.address] = lw
@@ -356,8 +356,8 @@ class _Interpreter:
         acc.terms.update(terms)
 
 
-def _run(program: ir.Program, mode: _Mode, args, inputs=None, key=None, record_terms=False) -> Trace:
-    interp = _Interpreter(mode, dict(inputs or {}), key, record_terms)
+def run(program: ir.Program, mode: Mode, args, inputs=None, key=None, record_terms=False) -> Trace:
+    interp = Interpreter(mode, dict(inputs or {}), key, record_terms)
     out, acc = interp.run_block(program.block, list(args))
     retval = jax.tree.unflatten(program.out_tree, out)
     trace = Trace(acc.choices, acc.log_prior, acc.log_likelihood, acc.log_given, retval, acc.present, acc.valid)
@@ -372,37 +372,37 @@ def _run(program: ir.Program, mode: _Mode, args, inputs=None, key=None, record_t
 
 def simulate(program: ir.Program, key, args) -> Trace:
     """Run forwards, drawing every latent site from its prior."""
-    return _run(program, _Simulate(), args, key=key)
+    return run(program, Simulate(), args, key=key)
 
 
 def log_density(program: ir.Program, choices: dict, args):
     """``log p(choices, data)``: the joint log density at the given latent values."""
-    return _run(program, _Given(), args, inputs=choices).log_joint
+    return run(program, Given(), args, inputs=choices).log_joint
 
 
 def generate(program: ir.Program, key, args, constraints: dict):
     """Run with ``constraints`` fixing some sites; returns (trace, log weight)."""
-    trace = _run(program, _Generate(), args, inputs=constraints, key=key)
+    trace = run(program, Generate(), args, inputs=constraints, key=key)
     return trace, trace.log_given + trace.log_likelihood
 
 
 def log_density_unconstrained(program: ir.Program, u: dict, args):
     """The joint log density in unconstrained coordinates, Jacobian included."""
-    return _run(program, _Unconstrained(), args, inputs=u).log_joint
+    return run(program, Unconstrained(), args, inputs=u).log_joint
 
 
 def constrain(program: ir.Program, u: dict, args) -> dict:
     """Map unconstrained latent values to the model's own (constrained) values, with deterministics."""
-    return _run(program, _Unconstrained(), args, inputs=u).choices
+    return run(program, Unconstrained(), args, inputs=u).choices
 
 
 def run_unconstrained(program: ir.Program, u: dict, args) -> Trace:
-    return _run(program, _Unconstrained(), args, inputs=u)
+    return run(program, Unconstrained(), args, inputs=u)
 
 
 def site_log_densities(program: ir.Program, choices: dict, args) -> dict:
     """Each site's log-density term (summed over its elements; stacked in loops)."""
-    _, terms = _run(program, _Given(), args, inputs=choices, record_terms=True)
+    _, terms = run(program, Given(), args, inputs=choices, record_terms=True)
     return terms
 
 
@@ -428,11 +428,11 @@ def unconstrained_shapes(program: ir.Program, args) -> dict:
 
 
 def _unconstrained_shapes(program: ir.Program, args) -> dict:
-    probe = _Probe()
+    probe = ShapeProbe()
     loop_of = {a: s.loop_lengths for a, s in program.sites.items()}
 
     def go(*a):
-        _run(program, probe, a)
+        run(program, probe, a)
         return 0
 
     jax.eval_shape(go, *args)

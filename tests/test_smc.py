@@ -144,7 +144,7 @@ def test_cut_law_the_pieces_compose_to_the_program():
     cut = sequential_cut(program)
 
     def run(block, args, given):
-        out, acc = C._Interpreter(C._Given(), given, None).run_block(block, list(args))
+        out, acc = C.Interpreter(C.Given(), given, None).run_block(block, list(args))
         return out, acc.log_prior + acc.log_likelihood
 
     live, total = run(cut.init, leaves, trace.choices)

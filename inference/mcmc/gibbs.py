@@ -274,7 +274,7 @@ class _Kernel:
                 if update.kind == "walk":
                     log_scale[update.address] = scale + adapt_rate * (p - update.target)
         prob = jnp.mean(jnp.stack(probs)) if probs else jnp.ones((), jnp.result_type(float))
-        trace = C._run(self.program, C._Given(), args, inputs=choices)
+        trace = C.run(self.program, C.Given(), args, inputs=choices)
         return GibbsState(choices, log_scale, trace.log_joint, (trace.choices, trace.retval)), prob
 
     def init(self, key, args) -> GibbsState:
@@ -294,7 +294,7 @@ def _to_parallel(term, labels, parallel):
     return jnp.reshape(term, [term.shape[order.index(lab)] if lab in order else 1 for lab in parallel])
 
 
-class _Shifted(C._Mode):
+class _Shifted(C.Mode):
     """The site ``address`` moved by a Gaussian step of size ``scale`` in its unconstrained space
     (log-Jacobian included; no step without a key); every other site takes its given value."""
 
@@ -311,7 +311,7 @@ class _Shifted(C._Mode):
         bij = biject_to(dist.support)
         u = bij.inverse(value)
         if key is not None:
-            noise = jax.random.normal(jax.random.fold_in(key, C._address_hash(stmt.address)), jnp.shape(u), u.dtype)
+            noise = jax.random.normal(jax.random.fold_in(key, C.address_hash(stmt.address)), jnp.shape(u), u.dtype)
             u = u + self.scale * noise
         x = bij.forward(u)
         return x, dist.log_density(x) + bij.log_det_jacobian(u), True

@@ -210,12 +210,12 @@ def _site_dists(program, values, args):
     """Each latent site's distribution at the given values (for mapping init values)."""
     captured = {}
 
-    class _Capture(C._Given):
+    class _Capture(C.Given):
         def sample(self, stmt, dist, inputs, key):
             captured[stmt.address] = dist
             return super().sample(stmt, dist, inputs, key)
 
-    C._run(program, _Capture(), args, inputs=values)
+    C.run(program, _Capture(), args, inputs=values)
     return captured
 
 

@@ -141,7 +141,7 @@ class MH:
 # Compiled: modes for regeneration
 
 
-class _Regenerate(C._Mode):
+class _Regenerate(C.Mode):
     """Inputs ``(value, mask, fresh)``: masked or fresh sites are drawn from the prior; the
     log density returned counts only the sites kept (not masked, not fresh)."""
 
@@ -150,21 +150,21 @@ class _Regenerate(C._Mode):
     def sample(self, stmt, dist, inputs, key):
         value, mask, fresh = inputs[stmt.address]
         value = jnp.asarray(value, stmt.out.dtype)
-        draw = jnp.asarray(dist.sample(jax.random.fold_in(key, C._address_hash(stmt.address))), stmt.out.dtype)
+        draw = jnp.asarray(dist.sample(jax.random.fold_in(key, C.address_hash(stmt.address))), stmt.out.dtype)
         redraw = jnp.logical_or(mask, fresh)
         new = jnp.where(redraw, draw, value)
-        lp = C._sum(dist.log_density(new))
+        lp = C.sum_terms(dist.log_density(new))
         return new, jnp.where(redraw, 0.0, lp), True
 
 
-class _Kept(C._Mode):
+class _Kept(C.Mode):
     """Inputs ``(value, mask, gone)``: the log density of the sites kept by a move (not masked,
     and present after it)."""
 
     def sample(self, stmt, dist, inputs, key):
         value, mask, gone = inputs[stmt.address]
         value = jnp.asarray(value, stmt.out.dtype)
-        lp = C._sum(dist.log_density(value))
+        lp = C.sum_terms(dist.log_density(value))
         return value, jnp.where(jnp.logical_or(mask, gone), 0.0, lp), True
 
 
@@ -229,11 +229,11 @@ class _Compiled:
     def move(self, key, state: MHState, args, masks: dict, keep):
         k_draw, k_accept = jax.random.split(key)
         inputs = {b: (state.choices[b], masks[b], self._flags(state.present, b)) for b in self.names}
-        new, terms_new = C._run(self.program, _Regenerate(), args, inputs=inputs, key=k_draw, record_terms=True)
+        new, terms_new = C.run(self.program, _Regenerate(), args, inputs=inputs, key=k_draw, record_terms=True)
         choices_new = {b: new.choices[b] for b in self.names}
         present_new = {b: new.present[b] for b in state.present}
         back = {b: (state.choices[b], masks[b], self._flags(present_new, b)) for b in self.names}
-        old, terms_old = C._run(self.program, _Kept(), args, inputs=back, record_terms=True)
+        old, terms_old = C.run(self.program, _Kept(), args, inputs=back, record_terms=True)
         if keep is None:
             log_alpha = (new.log_given + new.log_likelihood) - (old.log_given + old.log_likelihood)
             log_alpha = jnp.where(new.valid, log_alpha, -jnp.inf)
@@ -325,7 +325,7 @@ class _Compiled:
         q = C.simulate(self.prop_program, key, self._prop_leaves(state.choices, args))
         proposed = {a: jnp.asarray(q.choices[a], self.latent[a].dtype) for a in self.proposed}
         choices_new = {**state.choices, **proposed}
-        new = C._run(self.program, C._Given(), args, inputs=choices_new)
+        new = C.run(self.program, C.Given(), args, inputs=choices_new)
         current = {a: state.choices[a] for a in self.proposed}
         log_q_back = C.log_density(self.prop_program, current, self._prop_leaves(choices_new, args))
         log_q_fwd = q.log_prior + q.log_likelihood
@@ -349,7 +349,7 @@ class _Compiled:
             state, prob = self.block_move(key, state, args)
         else:
             state, prob = self.sweep(key, state, args)
-        tr = C._run(self.program, C._Given(), args, inputs=state.choices)
+        tr = C.run(self.program, C.Given(), args, inputs=state.choices)
         return state._replace(log_density=tr.log_joint, record=(tr.choices, tr.retval)), prob
 
     def init(self, key, args) -> MHState:

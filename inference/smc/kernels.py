@@ -58,7 +58,7 @@ def particle_keys(key, n: int):
     return jax.random.wrap_key_data(data[None] + offsets, impl=jax.random.key_impl(key))
 
 
-class _Draw(C._Mode):
+class _Draw(C.Mode):
     """Given values where supplied (a proposal's), otherwise a prior draw.
 
     With one random choice in the block (``single``) the particle's key is used
@@ -72,10 +72,10 @@ class _Draw(C._Mode):
 
     def sample(self, stmt, dist, inputs, key):
         if stmt.address in inputs:
-            return C._Given().sample(stmt, dist, inputs, key)
-        site_key = key if self.single else jax.random.fold_in(key, C._address_hash(stmt.address))
+            return C.Given().sample(stmt, dist, inputs, key)
+        site_key = key if self.single else jax.random.fold_in(key, C.address_hash(stmt.address))
         value = dist.sample(site_key)
-        return value, C._sum(dist.log_density(value)), False
+        return value, C.sum_terms(dist.log_density(value)), False
 
 
 def _num_samples(block: ir.Block) -> int:
@@ -83,34 +83,34 @@ def _num_samples(block: ir.Block) -> int:
 
 
 def _run(block, mode, args, key=None, inputs=None):
-    interp = C._Interpreter(mode, dict(inputs or {}), key)
+    interp = C.Interpreter(mode, dict(inputs or {}), key)
     return interp.run_block(block, list(args))
 
 
 def run_init(block: ir.Block, key, args) -> Piece:
     """The statements before the loop, drawn from the prior (the keys of ``Importance``)."""
-    outs, acc = _run(block, C._Simulate(), args, key)
+    outs, acc = _run(block, C.Simulate(), args, key)
     return Piece(outs, acc.choices, acc.log_likelihood, acc.valid)
 
 
-class _Unconstrained(C._Mode):
+class _Unconstrained(C.Mode):
     """The sites in ``names`` at given unconstrained values (prior and log-Jacobian, counted as given);
     every other site as the mode ``rest`` decides (drawn, or given)."""
 
-    def __init__(self, names: frozenset, rest: C._Mode):
+    def __init__(self, names: frozenset, rest: C.Mode):
         self.names = names
         self.rest = rest
         self.needs_key = getattr(rest, "needs_key", False)
 
     def sample(self, stmt, dist, inputs, key):
         if stmt.address in self.names:
-            return C._Unconstrained().sample(stmt, dist, inputs, key)
+            return C.Unconstrained().sample(stmt, dist, inputs, key)
         return self.rest.sample(stmt, dist, inputs, key)
 
 
 def run_init_at(block: ir.Block, key, args, u: dict) -> Piece:
     """The statements before the loop with the sites of ``u`` at ``T(u)``: weight ``log p(T(u)) |J| + log p(y_init | ...)``."""
-    outs, acc = _run(block, _Unconstrained(frozenset(u), C._Simulate()), args, key, inputs=u)
+    outs, acc = _run(block, _Unconstrained(frozenset(u), C.Simulate()), args, key, inputs=u)
     return Piece(outs, acc.choices, acc.log_given + acc.log_likelihood, acc.valid)
 
 
@@ -165,7 +165,7 @@ class Proposal:
 
     def draw(self, key, carry, x):
         """Proposed values and ``log q`` of them."""
-        trace = C._run(self.program, C._Simulate(), list(carry) + list(x), key=key)
+        trace = C.run(self.program, C.Simulate(), list(carry) + list(x), key=key)
         latent = {a: v for a, v in trace.choices.items() if self.program.sites[a].kind == "sample"}
         return latent, trace.log_prior, trace.valid
 
@@ -195,7 +195,7 @@ def replay(cut, args, u: dict, fixed: dict, path: dict, t, loop_args):
     (consts, carry0, xs)`` resolves the loop's inputs. Returns ``(log density,
     live values, choices before the loop, carry after step t, ys stacked)``.
     """
-    mode = _Unconstrained(frozenset(u), C._Given())
+    mode = _Unconstrained(frozenset(u), C.Given())
     outs, acc = _run(cut.init, mode, args, inputs={**fixed, **u})
     total = acc.log_prior + acc.log_likelihood
     loop = cut.loop
@@ -206,7 +206,7 @@ def replay(cut, args, u: dict, fixed: dict, path: dict, t, loop_args):
     def body(state, inp):
         carry, lp = state
         s, x, values = inp
-        o, a = _run(loop.body, C._Given(), list(consts) + list(carry) + list(x), inputs=values)
+        o, a = _run(loop.body, C.Given(), list(consts) + list(carry) + list(x), inputs=values)
         active = (s >= last) if loop.reverse else (s <= last)
         carry = [jnp.where(active, n, c) for n, c in zip(o[:k], carry)]
         return (carry, lp + jnp.where(active, a.log_prior + a.log_likelihood, 0.0)), o[k:]
@@ -216,7 +216,7 @@ def replay(cut, args, u: dict, fixed: dict, path: dict, t, loop_args):
     return lp, outs, acc.choices, carry, ys
 
 
-class _Invert(C._Mode):
+class _Invert(C.Mode):
     """Given values; records the unconstrained coordinates of the sites in ``names``."""
 
     def __init__(self, names: frozenset):
@@ -226,7 +226,7 @@ class _Invert(C._Mode):
     def sample(self, stmt, dist, inputs, key):
         from ppl.stdlib.bijectors import biject_to
 
-        value, lp, given = C._Given().sample(stmt, dist, inputs, key)
+        value, lp, given = C.Given().sample(stmt, dist, inputs, key)
         if stmt.address in self.names:
             self.u[stmt.address] = biject_to(dist.support).inverse(value)
         return value, lp, given

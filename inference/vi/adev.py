@@ -39,10 +39,10 @@ sg = jax.lax.stop_gradient
 
 
 def _site_key(stmt, key):
-    return jax.random.fold_in(key, C._address_hash(stmt.address))
+    return jax.random.fold_in(key, C.address_hash(stmt.address))
 
 
-class ADEVMode(C._Mode):
+class ADEVMode(C.Mode):
     """Law: each latent choice is drawn by its estimator: ``"reparam"``/``"implicit"``: ``x =
     sample(key)``, differentiable in the parameters; ``"reinforce"``/``"mvd"``: ``x =
     stop_gradient(sample(key))``; ``"enum"``: ``x`` = the configuration's value (``inputs``);
@@ -60,11 +60,11 @@ class ADEVMode(C._Mode):
         est = self.estimators[stmt.address]
         if est == "enum":
             value = jnp.asarray(inputs[stmt.address], stmt.out.dtype)
-            return value, C._sum(dist.log_density(value)), False
+            return value, C.sum_terms(dist.log_density(value)), False
         k = _site_key(stmt, key)
         value = dist.sample(k)
         if est in ("reparam", "implicit"):
-            return value, C._sum(dist.log_density(value)), False
+            return value, C.sum_terms(dist.log_density(value)), False
         value = sg(value)
         if est == "mvd":
             if self.target is not None and self.target[0] == stmt.address:
@@ -73,7 +73,7 @@ class ADEVMode(C._Mode):
                 value = jnp.asarray(xp if sign > 0 else xm, stmt.out.dtype)
             elif self.target is None:
                 self.mvd_sites[stmt.address] = (dist, value, k)
-        return value, C._sum(dist.log_density(value)), False
+        return value, C.sum_terms(dist.log_density(value)), False
 
 
 _ESTIMATORS: "weakref.WeakKeyDictionary[ir.Program, dict]" = weakref.WeakKeyDictionary()
@@ -97,7 +97,7 @@ def _total(terms, addresses):
 def _one(program, key, args, integrand, est, config, baseline):
     """(f, s, log p(config)) for one configuration of the enumerated choices."""
     mode = ADEVMode(est)
-    trace, terms = C._run(program, mode, args, inputs=config, key=key, record_terms=True)
+    trace, terms = C.run(program, mode, args, inputs=config, key=key, record_terms=True)
     f = jnp.asarray(integrand(trace), jnp.result_type(float))
     if f.shape != ():
         raise ModelError(f"an expectation needs a scalar integrand, but '{program.name}' gives shape {f.shape}",
@@ -114,7 +114,7 @@ def _one(program, key, args, integrand, est, config, baseline):
 
 
 def _rerun(program, key, args, integrand, est, config, target):
-    trace = C._run(program, ADEVMode(est, target), args, inputs=config, key=key)
+    trace = C.run(program, ADEVMode(est, target), args, inputs=config, key=key)
     return sg(jnp.asarray(integrand(trace), jnp.result_type(float)))
 
 
@@ -122,13 +122,13 @@ def _enum_sizes(program, args, addresses) -> dict:
     """Each enumerated choice's number of values (static), by a shape-only run."""
     sizes: dict = {}
 
-    class Probe(C._Mode):
+    class Probe(C.Mode):
         def sample(self, stmt, dist, inputs, key):
             if stmt.address in addresses:
                 sizes[stmt.address] = int(dist.enumerate_support().shape[0])
             return jnp.zeros(stmt.out.shape, stmt.out.dtype), jnp.zeros(()), False
 
-    jax.eval_shape(lambda *a: (C._run(program, Probe(), a), 0)[1], *args)
+    jax.eval_shape(lambda *a: (C.run(program, Probe(), a), 0)[1], *args)
     return sizes
 
 
@@ -184,7 +184,7 @@ def surrogate_many(program: ir.Program, keys, args, integrand, baseline=0.0):
                          hint="Use 'reparam' or 'reinforce' there, or the ELBO.")
 
     def run(k):
-        trace, terms = C._run(program, ADEVMode(est), args, key=k, record_terms=True)
+        trace, terms = C.run(program, ADEVMode(est), args, key=k, record_terms=True)
         return trace, _total(terms, [a for a, e in est.items() if e == "reinforce"])
 
     traces, scores = jax.vmap(run)(keys)

@@ -51,7 +51,7 @@ def _latents(trace, addresses):
 # Automatic guides
 
 
-class ToSupport(C._Mode):
+class ToSupport(C.Mode):
     """Law: a latent choice takes ``x = T(u[a])`` (``T`` its support's bijector); its term is
     ``log |det J_T(u[a])|``, given. (The push-forward of unconstrained values onto the model.)"""
 
@@ -63,7 +63,7 @@ class ToSupport(C._Mode):
                 hint="Write a guide (a model with ppl.param) that draws it, e.g. from a Categorical.")
         bij = biject_to(dist.support)
         u = inputs[stmt.address]
-        return bij.forward(u), C._sum(bij.log_det_jacobian(u)), True
+        return bij.forward(u), C.sum_terms(bij.log_det_jacobian(u)), True
 
 
 def _unconstrained_shapes(program, args):
@@ -114,10 +114,10 @@ class _AutoNormal:
         u, log_n = {}, jnp.zeros((), jnp.result_type(float))
         for a in self.shapes:
             loc, log_scale = phi["loc"][a], phi["log_scale"][a]
-            eps = jax.random.normal(jax.random.fold_in(key, C._address_hash(a)), loc.shape, loc.dtype)
+            eps = jax.random.normal(jax.random.fold_in(key, C.address_hash(a)), loc.shape, loc.dtype)
             u[a] = loc + jnp.exp(log_scale) * eps
             log_n = log_n + jnp.sum(-0.5 * eps**2 - log_scale - 0.5 * math.log(2 * math.pi))
-        trace = C._run(self.program, ToSupport(), args, inputs=u)
+        trace = C.run(self.program, ToSupport(), args, inputs=u)
         return _latents(trace, self.shapes), log_n - trace.log_given
 
     def expect(self, phi, key, f, baseline, args=None):
@@ -145,7 +145,7 @@ class _AutoDelta(_AutoNormal):
         return self.draw(phi, None)
 
     def _draw(self, phi, key, args=None):
-        trace = C._run(self.program, ToSupport(), self.args if args is None else args, inputs=phi)
+        trace = C.run(self.program, ToSupport(), self.args if args is None else args, inputs=phi)
         return _latents(trace, self.shapes), jnp.zeros((), jnp.result_type(float))
 
 
@@ -166,7 +166,7 @@ class ProgramGuide:
                 raise ModelError(f"the parameter '{info.address}' is declared inside a loop", span=info.span,
                                  hint="Declare parameters outside ppl.scan (a vector parameter, indexed in the loop).")
         with P.recording_inits() as inits:
-            C._run(guide_program, C._Simulate(), guide_args, key=jax.random.key(0))
+            C.run(guide_program, C.Simulate(), guide_args, key=jax.random.key(0))
         self.inits = {a: jnp.asarray(v, jnp.result_type(float)) for a, v in inits.items()}
         self.bijectors = {a: biject_to(info.constraint or K.real) for a, info in self.infos.items()}
 
@@ -188,7 +188,7 @@ class ProgramGuide:
 
     def draw(self, phi, key, args=None):
         with P.bound(self.constrained(phi)):
-            return _latents(C._run(self.program, C._Simulate(), self.args, key=key), self.latents)
+            return _latents(C.run(self.program, C.Simulate(), self.args, key=key), self.latents)
 
 
 def bind_guide(guide, model_program, model_args, guide_args=()):
@@ -217,12 +217,12 @@ def _where(info) -> str:
 def _supports(program, args) -> dict:
     found: dict = {}
 
-    class Probe(C._Mode):
+    class Probe(C.Mode):
         def sample(self, stmt, dist, inputs, key):
             found[stmt.address] = dist.support
             return jnp.zeros(stmt.out.shape, stmt.out.dtype), jnp.zeros(()), False
 
-    jax.eval_shape(lambda *a: (C._run(program, Probe(), a), 0)[1], *args)
+    jax.eval_shape(lambda *a: (C.run(program, Probe(), a), 0)[1], *args)
     return found
 
 

@@ -131,7 +131,7 @@ def _diagnose(program, args, guide, phi, fns, key) -> None:
 
     if hasattr(guide, "program") and hasattr(guide, "infos"):
         with P.bound(guide.constrained(phi)):
-            draw = C._run(guide.program, C._Simulate(), guide.args, key=key)
+            draw = C.run(guide.program, C.Simulate(), guide.args, key=key)
             diagnose(guide.program, guide.args, dict(draw.choices))
     z = fns.draws(phi, jax.random.split(key, 1), args)
     diagnose(program, args, {a: np.asarray(v)[0] for a, v in z.choices.items()})
@@ -169,7 +169,7 @@ class _Compiled:
         def draws(phi, keys, args):
             def one(k):
                 z = guide.draw(phi, k, args)
-                return C._run(program, C._Given(), args, inputs=z)
+                return C.run(program, C.Given(), args, inputs=z)
 
             return jax.vmap(one)(keys)
 
