@@ -44,7 +44,7 @@ _OPTION_METHODS = {
     "max_tree_depth": ("nuts",),
     "dense_mass": ("nuts", "hmc"),
     "init": ("nuts", "hmc"),
-    "thin": ("mh", "gibbs"),
+    "thin": ("nuts", "hmc", "mh", "gibbs"),
 }
 
 
@@ -134,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--num-warmup", type=_count_arg, default=None, metavar="N", help="warm-up iterations (MCMC)")
     run.add_argument("--num-chains", type=_positive_int, default=None, metavar="N", help="chains (MCMC)")
     run.add_argument("--thin", type=_positive_int, default=None, metavar="K",
-                     help="mh, gibbs: run K x num-samples iterations and keep every K-th (less correlated "
+                     help="nuts, hmc, mh, gibbs: run K x num-samples iterations after warm-up and keep every K-th (less correlated "
                           "draws, the memory of num-samples)")
     run.add_argument("--max-depth", type=_positive_int, default=None, metavar="N",
                      help="exact enumeration of a recursive model: the most random choices on one path "

@@ -183,8 +183,7 @@ def check(program, args, method, available: int | None = None, command_line: boo
         if command_line:
             fix = f"Lower --num-samples to at most {most} (or use fewer --num-chains)"
             fix += (f"; to run as many iterations, keep every k-th: --num-samples {_count(samples, 1) // thin} "
-                    f"--thin {thin}." if hasattr(method, "thin") else
-                    ". Long runs of NUTS and HMC rarely need more: their draws are far less correlated.")
+                    f"--thin {thin}." if hasattr(method, "thin") else ".")
         else:
             fix = (f"Use {name}(num_samples=...) of at most {most}, or fewer chains"
                    + (f"; to run as many iterations, keep every k-th: num_samples={_count(samples, 1) // thin}, "

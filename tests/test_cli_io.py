@@ -342,9 +342,9 @@ def test_argparse_errors_share_the_prefix(capsys, argv, message):
     (["--method", "hmc", "--max-tree-depth", "5"],
      "error: --max-tree-depth goes with --method nuts, not with hmc (--method hmc)\n"
      "Leave --max-tree-depth out, or choose --method nuts.\n"),
-    (["--method", "nuts", "--thin", "2"],
-     "error: --thin goes with --method mh, gibbs, not with nuts (--method nuts)\n"
-     "Leave --thin out, or choose --method mh.\n"),
+    (["--method", "importance", "--thin", "2"],
+     "error: --thin goes with --method nuts, hmc, mh, gibbs, not with importance (--method importance)\n"
+     "Leave --thin out, or choose --method nuts.\n"),
     (["--method", "nuts", "--max-depth", "5"],
      "error: --max-depth bounds exact enumeration; it does not go with --method nuts\n"
      "Use --method enumerate --max-depth N, or leave --max-depth out (NUTS's tree depth is --max-tree-depth).\n"),
@@ -476,7 +476,7 @@ def test_a_billion_draws_are_refused_before_sampling(capsys, model_file, tmp_pat
                          "--num-samples", "1000000000")
     assert code == 1 and out == "" and not ran
     assert err.startswith("Memory error: NUTS with 4 chains × 1000000000 draws would need about ")
-    assert "GiB" in err and "Lower --num-samples to at most " in err
+    assert "GiB" in err and "Lower --num-samples to at most " in err and "--thin" in err
     code, _, err = run(capsys, "run", model_file, "--data", tmp_path / "d.json", "--method", "mh",
                        "--num-samples", "1000000000")
     assert code == 1 and "--thin" in err

@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from ppl.inference import sharding
 from ppl.inference.mcmc import adaptation as adapt_mod
 from ppl.inference.mcmc import checks
 from ppl.inference.mcmc import init as init_mod
@@ -128,6 +129,7 @@ class _Plan(NamedTuple):
     progress: bool
     decouple_chains: bool
     steps_per_round: int
+    thin: int = 1  # keep every thin-th draw after warm-up (the thin-th, 2·thin-th, ...)
 
 
 def _spec(tree: Any) -> Any:
@@ -259,8 +261,8 @@ def _step_work(value_and_grad: Callable, position: Array) -> int:
 def _stepwise_driver(plan: _Plan, value_and_grad: Callable, adapt_after: Callable) -> Callable:
     """Chains advance one integration step at a time, in an inner loop that stops when trajectories
     have ended; each chain's transitions end on their own (see ``WAIT_STEPS_PER_CHAIN``)."""
-    C, W, S = plan.num_chains, plan.num_warmup, plan.num_samples
-    total = W + S
+    C, W, S, K = plan.num_chains, plan.num_warmup, plan.num_samples, plan.thin
+    total = W + S * K
     machine = plan.kernel_builder.stepwise()
     every = progress_mod.interval(C, total)
     chains = jnp.arange(C)
@@ -342,8 +344,8 @@ def _stepwise_driver(plan: _Plan, value_and_grad: Callable, adapt_after: Callabl
             values = dict(_standard_stats(info), step_size=traj.step_size, log_density=new_state.log_density)
             # Record in place: a kept draw goes to its row, anything else to the scratch row S.
             finished = done & (c.t < total)
-            keep = finished & (c.t >= W)
-            row = jnp.where(keep, c.t - W, S)
+            keep = finished & (c.t >= W) & ((c.t - W + 1) % K == 0)
+            row = jnp.where(keep, (c.t - W) // K, S)
             draws = c.draws.at[chains, row].set(new_state.position)
             stats = c.stats.at[chains, row].set(table.row(values, dtype))
             divergences = c.divergences + (keep & values["diverging"]).astype(jnp.int32)
@@ -371,8 +373,8 @@ def _stepwise_driver(plan: _Plan, value_and_grad: Callable, adapt_after: Callabl
 
 def _transition_driver(plan: _Plan, flat_logdensity: Callable, adapt_after: Callable) -> Callable:
     """One whole transition of every chain per loop iteration (any BlackJAX-style kernel)."""
-    C, W, S = plan.num_chains, plan.num_warmup, plan.num_samples
-    total = W + S
+    C, W, S, K = plan.num_chains, plan.num_warmup, plan.num_samples, plan.thin
+    total = W + S * K
     builder = plan.kernel_builder
     kernel = builder.build_kernel()
     every = max(1, total // progress_mod.REPORTS_PER_RUN)
@@ -398,11 +400,12 @@ def _transition_driver(plan: _Plan, flat_logdensity: Callable, adapt_after: Call
             step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, i)
             states, info = step(step_keys, states, adapt.step_size, adapt.metric.inverse_mass_matrix)
             position, log_density = states[0], states[1]
-            row = jnp.where(i >= W, i - W, S)
+            kept = (i >= W) & ((i - W + 1) % K == 0)
+            row = jnp.where(kept, (i - W) // K, S)
             draws = draws.at[:, row].set(position)
             values = dict(_standard_stats(info), step_size=adapt.step_size, log_density=log_density)
             stats = stats.at[:, row].set(table.row(values, dtype))
-            divergences = divergences + ((i >= W) & values["diverging"]).astype(jnp.int32)
+            divergences = divergences + (kept & values["diverging"]).astype(jnp.int32)
             steps = steps + values["num_steps"].astype(jnp.int32)
             if W > 0:
                 in_warmup = jnp.broadcast_to(i < W, (C,))
@@ -479,6 +482,7 @@ def run_chains(
     warn: bool = True,
     decouple_chains: bool = True,
     steps_per_round: int = 1,
+    thin: int = 1,
 ) -> MCMCResult:
     """Warm up and sample ``num_chains`` chains of ``kernel_builder`` on ``logdensity_fn``.
 
@@ -490,14 +494,17 @@ def run_chains(
     ``nuts.Builder()``; ``hmc.Builder(...)`` or any object with ``init`` and
     ``build_kernel`` (e.g. the module ``blackjax.mcmc.nuts``) also work.
     ``adapt`` is an ``adaptation.Adaptation`` (default: Stan's warm-up with a
-    diagonal metric), or ``False`` for none. ``progress``: ``None`` shows a
+    diagonal metric), or ``False`` for none. ``thin``: keep every ``thin``-th
+    transition after warm-up (``num_samples`` kept, ``num_samples * thin`` run;
+    the draws are those of the unthinned run at rows ``thin-1, 2*thin-1, ...``).
+    ``progress``: ``None`` shows a
     progress display only on a terminal for runs longer than a second.
 
     Raises ``ModelError`` when no chain has a usable initial point; with
     ``warn``, issues ``SamplingWarning``s (see ``check_sampling``).
     """
-    if num_warmup < 0 or num_samples < 1:
-        raise ValueError("num_warmup must be >= 0 and num_samples >= 1")
+    if num_warmup < 0 or num_samples < 1 or thin < 1:
+        raise ValueError("num_warmup must be >= 0, num_samples >= 1 and thin >= 1")
     strategy = init_positions if isinstance(init_positions, init_mod.Strategy) else init_mod.values(init_positions)
     if strategy.kind == "values":
         leaves = jax.tree.leaves(strategy.data)
@@ -548,15 +555,21 @@ def run_chains(
         progress=show,
         decouple_chains=bool(decouple_chains),
         steps_per_round=int(steps_per_round),
+        thin=int(thin),
     )
     program = _program_for(logdensity_fn, plan, unravel, int(flat.size), flat.dtype)
+    # placement (inference/sharding.py): on a mesh, the same program with the chain axis of its
+    # outputs split over the devices, so each runs num_chains / D chains; identity on one device
+    program = sharding.place(program, sharding.for_batch(num_chains, "chains"), num_chains,
+                             key, strategy.data, args, adapt.numbers())
 
     if show:
         delay = 0.0 if progress else 1.0
-        with progress_mod.ChainProgress(num_chains, num_warmup, num_samples, delay=delay):
+        with progress_mod.ChainProgress(num_chains, num_warmup, num_samples * thin, delay=delay):
             out = jax.block_until_ready(program(key, strategy.data, args, adapt.numbers()))
     else:
         out = program(key, strategy.data, args, adapt.numbers())
+    out = sharding.fetch(out)  # several processes: every process gets all chains
     positions, stats, adaptation, (status, tries, _) = out
     init_mod.check(np.asarray(status), int(tries), strategy)
 

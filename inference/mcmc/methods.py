@@ -75,14 +75,15 @@ class _GradientMCMC:
     dense_mass: bool = False
     init: Any = "uniform"  # "uniform" (in (-2, 2), unconstrained) or a dict of constrained values
     progress: bool | None = None
+    thin: int = 1  # keep every thin-th draw after warm-up: num_samples kept, num_samples * thin run
 
     def _builder(self):  # pragma: no cover - overridden
         raise TypeError
 
     def _validate(self):
         name = type(self).__name__
-        if self.num_samples < 1 or self.num_warmup < 0 or self.num_chains < 1:
-            raise ModelError(f"{name} needs num_samples >= 1, num_warmup >= 0 and num_chains >= 1")
+        if self.num_samples < 1 or self.num_warmup < 0 or self.num_chains < 1 or self.thin < 1:
+            raise ModelError(f"{name} needs num_samples >= 1, num_warmup >= 0, num_chains >= 1 and thin >= 1")
         if not 0.0 < self.target_accept < 1.0:
             raise ModelError(f"{name}(target_accept=...) must lie in (0, 1), not {self.target_accept}")
 
@@ -122,7 +123,7 @@ class _GradientMCMC:
             result = run_chains(
                 key, logdensity, strategy, self._builder(),
                 num_warmup=self.num_warmup, num_samples=self.num_samples, num_chains=self.num_chains,
-                adapt=adapt, progress=self.progress, args=tuple(args), warn=False,
+                adapt=adapt, progress=self.progress, args=tuple(args), warn=False, thin=self.thin,
             )
         except DensityError:
             raise  # a finite density with a bad gradient: nothing for the checked re-run to find
