@@ -1,0 +1,354 @@
+"""Where a run's work lies: chains, particles, samples and data placed on a mesh of devices.
+
+A run has two kinds of independent work that a ``jax.sharding.Mesh`` can split:
+
+- a *batch* axis: MCMC chains, SMC particles, importance samples (the leading
+  axis of every per-chain or per-particle array);
+- a *data* axis: the rows of a plate over observations marked
+  ``ppl.plate(..., shard=True)`` (each device evaluates its slice of the
+  likelihood; the sum over rows is finished by a collective).
+
+A ``Placement`` names the mesh and which of its axes carries each. The drivers
+do not change: the compiled program is jitted with the batch axis of its
+outputs sharded (``place``), data arrays are handed to it already sharded
+(``put_data``), and XLA's partitioner gives each device its share of the one
+compiled program (``N`` chains on ``D`` devices: ``N/D`` per device).
+
+Law: placement changes where a value is computed, never what: a program run
+on a mesh computes the same function of its key and data as on one device
+(``jax_threefry_partitionable`` makes random bits independent of the layout).
+The draws agree up to the order of floating-point reductions (a sum split
+over devices adds in another order), which is the only difference the tests
+allow. SMC's resampling stays global: the resampler is the same function of
+all weights, and XLA gathers what it needs; island resampling (per device)
+is an explicit option of ``SMC`` with its own evidence estimate.
+
+With several processes (``ppl.distributed.initialize``) the mesh spans every
+process's devices; ``fetch`` gathers the sharded results on every process
+(``multihost_utils.process_allgather``) so that each builds the whole Posterior.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import weakref
+from contextvars import ContextVar
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from ppl.stdlib.errors import ModelError
+
+__all__ = ["Placement", "resolve", "placed", "current", "for_batch", "place", "constrain", "put_data",
+           "fetch", "describe", "default_mesh", "set_default", "BATCH", "DATA"]
+
+BATCH = "batch"  # the axis name of meshes ppl builds: chains, particles, samples
+DATA = "data"
+
+
+class Placement(NamedTuple):
+    """A mesh and the names of its axes for the batch (chains, particles) and for sharded data.
+
+    ``batch_axis``/``data_axis`` of None: that kind of work is not split (every device holds all of it).
+    ``explicit``: the user chose the devices, so a count that does not fit is an error, not a fallback.
+    """
+
+    mesh: Mesh
+    batch_axis: str | None
+    data_axis: str | None
+    explicit: bool = False
+
+    @property
+    def num_devices(self) -> int:
+        return int(self.mesh.devices.size)
+
+    def axis_size(self, axis: str | None) -> int:
+        return 1 if axis is None else int(self.mesh.shape[axis])
+
+
+class Used:
+    """What the drivers of one run placed (``for_batch`` records each batch it split)."""
+
+    def __init__(self):
+        self.batches: list = []
+
+    def effective(self, placement: Placement | None) -> Placement | None:
+        """The placement the run used: the batch's, else the data's, else None (one device)."""
+        for p in reversed(self.batches):
+            if p is not None:
+                return p
+        if placement is not None and placement.data_axis is not None:
+            return placement
+        return None
+
+
+_current: ContextVar[Placement | None] = ContextVar("ppl_placement", default=None)
+_used: ContextVar[Used | None] = ContextVar("ppl_placement_used", default=None)
+_default: dict = {"devices": None}
+
+
+def set_default(devices) -> None:
+    """The devices ``ppl.infer`` uses when its call names none (``ppl.config(devices=...)``)."""
+    if devices is not None and not isinstance(devices, (Mesh, int, str)) and not _is_device_list(devices):
+        raise ModelError(f"devices={devices!r}: give a number of devices, a list of devices, a "
+                         "jax.sharding.Mesh, 'all' or None")
+    _default["devices"] = devices
+
+
+def default_mesh():
+    """What ``ppl.config(devices=...)`` set (None: every device, when there are several)."""
+    return _default["devices"]
+
+
+def _is_device_list(x) -> bool:
+    return isinstance(x, (list, tuple)) and bool(x) and all(hasattr(d, "platform") for d in x)
+
+
+def resolve(devices=None, *, batch_axis: str | None = None, data_axis: str | None = None,
+            shard_data: bool = False) -> Placement | None:
+    """The placement for ``devices``; None for one device.
+
+    ``devices``: None (the default set by ``ppl.config``, else every device of the default backend),
+    ``'all'``, a number of devices (the first ones), a list of devices, or a ``jax.sharding.Mesh``
+    (its axes are used by name: ``batch_axis`` for chains and particles, ``data_axis`` for sharded
+    plates; by default ``'batch'`` and ``'data'``, or the mesh's only axis).
+    ``shard_data``: the model has plates marked ``shard=``; on a one-axis mesh that ppl builds, the
+    data take the axis and the chains are not split (each device runs every chain on its rows).
+    """
+    explicit = devices is not None
+    if devices is None:
+        devices = _default["devices"]
+        explicit = devices is not None
+    if devices is None or devices == "all":
+        devs = jax.devices()
+    elif isinstance(devices, Mesh):
+        return _from_mesh(devices, batch_axis, data_axis, shard_data)
+    elif isinstance(devices, bool):
+        raise ModelError(f"devices={devices!r}: give a number of devices, a list of devices or a Mesh")
+    elif isinstance(devices, (int, np.integer)):
+        available = jax.devices()
+        if devices < 1 or devices > len(available):
+            raise ModelError(f"devices={devices}: this process sees {len(available)} device(s) "
+                             f"({available[0].platform})",
+                             hint=f"Use a number from 1 to {len(available)}, or leave devices= out to use all.")
+        devs = available[:int(devices)]
+    elif _is_device_list(devices):
+        devs = list(devices)
+    else:
+        raise ModelError(f"devices={devices!r}: give a number of devices, a list of devices, a "
+                         "jax.sharding.Mesh, 'all' or None")
+    if len(devs) == 1:
+        return None
+    mesh = Mesh(np.array(devs), (DATA,) if shard_data else (BATCH,))
+    if shard_data:
+        return Placement(mesh, None, DATA, explicit)
+    return Placement(mesh, BATCH, None, explicit)
+
+
+def _from_mesh(mesh: Mesh, batch_axis, data_axis, shard_data) -> Placement:
+    names = tuple(mesh.axis_names)
+    for given, what in ((batch_axis, "batch_axis"), (data_axis, "data_axis")):
+        if given is not None and given not in names:
+            raise ModelError(f"{what}={given!r} is not an axis of the mesh, whose axes are {names}",
+                             hint=f"Name one of {names}, or build the mesh with an axis named {given!r}.")
+    if batch_axis is None:
+        batch_axis = BATCH if BATCH in names else None
+    if data_axis is None:
+        data_axis = DATA if DATA in names else None
+    if len(names) == 1 and batch_axis is None and data_axis is None:
+        (only,) = names
+        if shard_data:
+            data_axis = only
+        else:
+            batch_axis = only
+    return Placement(mesh, batch_axis, data_axis, True)
+
+
+@contextlib.contextmanager
+def placed(placement: Placement | None):
+    """Run the block with ``placement`` in force (what the drivers read through ``current()``)."""
+    token = _current.set(placement)
+    used = Used()
+    token_used = _used.set(used)
+    try:
+        yield used
+    finally:
+        _used.reset(token_used)
+        _current.reset(token)
+
+
+def current() -> Placement | None:
+    return _current.get()
+
+
+def for_batch(n: int, what: str = "chains", placement: Placement | None = None) -> Placement | None:
+    """The placement for a batch of ``n`` (chains, particles, samples), checked.
+
+    ``n`` must divide evenly over the batch axis. When the user named the devices this is an error
+    saying what to change; with the automatic default, the batch goes on the largest number of
+    devices that divides it (one device: no placement).
+    """
+    p = current() if placement is None else placement
+    got = _for_batch(p, n, what)
+    used = _used.get()
+    if used is not None:
+        used.batches.append(got)
+    return got
+
+
+def _for_batch(p: Placement | None, n: int, what: str) -> Placement | None:
+    if p is None or p.batch_axis is None:
+        return p
+    d = p.axis_size(p.batch_axis)
+    if n % d == 0:
+        return p
+    if p.explicit or jax.process_count() > 1:
+        smaller = max(k for k in range(1, d + 1) if n % k == 0)
+        raise ModelError(
+            f"{n} {what} cannot be split evenly over the {d} devices of mesh axis '{p.batch_axis}'",
+            hint=f"Use a number of {what} that is a multiple of {d} (e.g. {math.ceil(n / d) * d}), or "
+                 f"devices={smaller}.")
+    k = max(k for k in range(1, d + 1) if n % k == 0)
+    if k == 1:
+        return None
+    devs = np.asarray(p.mesh.devices).reshape(-1)[:k]
+    return Placement(Mesh(devs, (p.batch_axis,)), p.batch_axis, None, False)
+
+
+def _sharding(placement: Placement, spec: PartitionSpec) -> NamedSharding:
+    return NamedSharding(placement.mesh, spec)
+
+
+def _leaf_sharding(placement: Placement, n: int, leaf) -> NamedSharding:
+    shape = getattr(leaf, "shape", ())
+    if len(shape) >= 1 and shape[0] == n:
+        return _sharding(placement, PartitionSpec(placement.batch_axis))
+    return _sharding(placement, PartitionSpec())
+
+
+_placed: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary()
+
+
+def place(fn: Callable, placement: Placement | None, n: int, *args) -> Callable:
+    """``fn`` (jitted or not) compiled with every output whose leading axis has length ``n`` sharded
+    along the batch axis (the rest replicated); ``fn`` itself when nothing is placed.
+
+    The partitioner carries the batch sharding back through the program (loops included), so each
+    device computes its ``n / D`` members. Cached per (fn, placement, argument shapes).
+    """
+    if placement is None or placement.batch_axis is None:
+        return fn
+    leaves, treedef = jax.tree.flatten(args)
+    key = (placement, n, treedef, tuple((np.shape(x), str(getattr(x, "dtype", type(x)))) for x in leaves))
+    try:
+        table = _placed.setdefault(fn, {})
+    except TypeError:  # not weakly referenceable: no cache
+        table = {}
+    got = table.get(key)
+    if got is None:
+        shapes = jax.eval_shape(fn, *args)
+        out_shardings = jax.tree.map(lambda leaf: _leaf_sharding(placement, n, leaf), shapes)
+        got = table[key] = jax.jit(fn, out_shardings=out_shardings)
+    return got
+
+
+def constrain(tree: Any, n: int, placement: Placement | None = None) -> Any:
+    """Inside a traced function: leaves whose leading axis has length ``n`` sharded along the batch axis."""
+    p = current() if placement is None else placement
+    if p is None or p.batch_axis is None:
+        return tree
+    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, _leaf_sharding(p, n, x)), tree)
+
+
+def put_data(leaves: Sequence, sizes: dict, placement: Placement | None, spans: dict | None = None) -> list:
+    """Arrays whose leading axis is the size of a sharded plate, split along the data axis.
+
+    ``sizes``: plate name -> size of the plates marked ``shard=``. A plate whose size does not divide
+    over the data axis is an error naming it (at its line, from ``spans``).
+    """
+    if placement is None or placement.data_axis is None or not sizes:
+        return list(leaves)
+    d = placement.axis_size(placement.data_axis)
+    for name, size in sizes.items():
+        if size % d:
+            raise ModelError(
+                f"plate '{name}' has {size} rows, which cannot be split evenly over the {d} devices of mesh "
+                f"axis '{placement.data_axis}'",
+                span=(spans or {}).get(name),
+                hint=f"Pad or trim the data to a multiple of {d} rows, or run on a number of devices that "
+                     f"divides {size} (devices=...).")
+    rows = set(sizes.values())
+    sharded = _sharding(placement, PartitionSpec(placement.data_axis))
+    replicated = _sharding(placement, PartitionSpec())
+    out = []
+    for x in leaves:
+        shape = np.shape(x)
+        if not hasattr(x, "shape") and not isinstance(x, (list, tuple)):
+            out.append(x)
+            continue
+        arr = np.asarray(x) if not isinstance(x, jax.Array) else x
+        target = sharded if (len(shape) >= 1 and shape[0] in rows) else replicated
+        out.append(_global_array(arr, target))
+    return out
+
+
+def _global_array(x, sharding: NamedSharding):
+    """``x`` (the same value on every process) as one array laid out by ``sharding``."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return x
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+
+
+def fetch(tree: Any) -> Any:
+    """The values of ``tree`` on this process: gathered from every process when several run."""
+    if jax.process_count() == 1:
+        return tree
+    from jax.experimental import multihost_utils
+
+    def get(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return x
+
+    return jax.tree.map(get, tree)
+
+
+def describe(placement: Placement | None) -> list:
+    """The devices a run used (for ``Posterior.devices``)."""
+    if placement is None:
+        return [jax.devices()[0]]
+    return list(np.asarray(placement.mesh.devices).reshape(-1))
+
+
+def for_program(program, leaves: Sequence, devices=None) -> tuple:
+    """``(placement, leaves)`` for a run of ``program`` on ``leaves`` (its flat arguments).
+
+    The placement comes from ``devices`` (see ``resolve``); the data of plates marked ``shard=`` go on
+    its data axis, split by rows (``put_data``). A plate's ``shard='name'`` must name an axis of the mesh.
+    """
+    plates = tuple(getattr(program, "sharded_plates", ()) or ())
+    axes = {s for (_, _, s, _) in plates if isinstance(s, str)}
+    if len(axes) > 1:
+        raise ModelError(f"the model's plates ask for different mesh axes {sorted(axes)}: ppl splits data over "
+                         "one axis", span=plates[0][3], hint="Give every sharded plate the same axis name.")
+    placement = resolve(devices, shard_data=bool(plates))
+    if placement is None or not plates:
+        return placement, list(leaves)
+    if axes:
+        (axis,) = axes
+        names = tuple(placement.mesh.axis_names)
+        if axis not in names:
+            span = next(sp for (_, _, s, sp) in plates if s == axis)
+            raise ModelError(f"a plate asks for mesh axis '{axis}', but the mesh has axes {names}",
+                             span=span,
+                             hint=f"Use shard=True, or pass devices=Mesh(..., axis_names=('{axis}', ...)) "
+                                  f"to ppl.infer.")
+        placement = placement._replace(data_axis=axis,
+                                       batch_axis=None if placement.batch_axis == axis else placement.batch_axis)
+    sizes = {name: size for (name, size, _, _) in plates}
+    spans = {name: sp for (name, _, _, sp) in plates}
+    return placement, put_data(leaves, sizes, placement, spans)
