@@ -175,11 +175,20 @@ def test_do_on_a_whole_loop_site():
 
 def test_do_on_one_step_of_a_loop_site():
     done = chain.do({"z[1]": 1})
-    assert not done.is_static()  # one step cut out: the model runs in the eager engine
-    t = table(done, ["z[0]", "z[2]"])
-    # z[0] keeps its marginal (a non-descendant); z[2] ~ Bernoulli(0.9) since z[1] = 1
-    assert sum(p for (z0, _), p in t.items() if z0 == 1) == pytest.approx(0.2, abs=1e-6)
-    assert sum(p for (_, z2), p in t.items() if z2 == 1) == pytest.approx(0.9, abs=1e-6)
+    assert done.is_static()  # IR -> IR: z is recorded as where(step == 1, 1, natural draw)
+    post = ppl.infer(done, method=ppl.Enumerate())
+    z = np.asarray(post.samples["z"])
+    w = np.asarray(post.weights)
+    assert np.all(z[:, 1] == 1)
+    # truncated factorisation: z0 ~ B(0.2) keeps its marginal, z2 ~ B(0.9) since z1 = 1, out ~ B(0.8 | 0.1)
+    assert float(w @ z[:, 0]) == pytest.approx(0.2, abs=1e-6)
+    assert float(w @ z[:, 2]) == pytest.approx(0.9, abs=1e-6)
+    assert post.mean("out") == pytest.approx(0.9 * 0.8 + 0.1 * 0.1, abs=1e-6)
+    # two steps at once, and the same as a function of the natural value
+    both = ppl.infer(chain.do({"z[0]": 0, "z[2]": 1}), method=ppl.Enumerate())
+    assert both.mean("out") == pytest.approx(0.8, abs=1e-6)
+    assert ppl.infer(chain.do({"z": lambda z: z}), method=ppl.Enumerate()).mean("out") == pytest.approx(
+        ppl.infer(chain, method=ppl.Enumerate()).mean("out"), abs=1e-6)
 
 
 @ppl.model
@@ -196,10 +205,14 @@ def test_do_on_a_whole_plate_site():
     np.testing.assert_allclose(post.mean("y"), [0.7, 0.7, 0.7], atol=1e-6)
 
 
-def test_do_on_one_element_of_a_plate_site_says_what_to_do():
-    with pytest.raises(ppl.AddressError, match="plate .vectorised. site") as info:
-        ppl.infer(plated.do({"x[1]": 1}), method=ppl.Enumerate())
-    assert "give 'x' an array of values" in str(info.value)
+def test_do_on_one_element_of_a_plate_site():
+    post = ppl.infer(plated.do({"x[1]": 1}), method=ppl.Enumerate())
+    np.testing.assert_allclose(post.mean("y"), [0.45, 0.7, 0.45], atol=1e-6)
+    np.testing.assert_allclose(post.mean("x"), [0.5, 1.0, 0.5], atol=1e-6)
+    with pytest.raises(ppl.AddressError, match=r"names 'x\[5\]', but the site 'x' has shape \(3,\)"):
+        plated.do({"x[5]": 1}).ir()
+    with pytest.raises(ppl.SupportError, match="'x' to 2, which is outside the support"):
+        plated.do({"x[0]": 2}).ir()
 
 
 @ppl.model
@@ -261,6 +274,55 @@ def test_soft_intervention_as_a_new_distribution():
 def test_soft_intervention_reading_an_unknown_site():
     with pytest.raises(ppl.AddressError, match="reads 'w'"):
         ppl.infer(soft.do({"x": lambda w: w}), method=ppl.Enumerate())
+
+
+@ppl.model
+def loop_with_dose():
+    severity = ppl.sample("severity", dist.Bernoulli(probs=0.4))
+
+    def step(c, _):
+        x = ppl.sample("x", dist.Bernoulli(probs=0.5))
+        y = ppl.sample("y", dist.Bernoulli(probs=jnp.where(x == 1, 0.9, 0.1)))
+        return c + y, y
+
+    total, _ = ppl.scan(step, jnp.int32(0), None, length=2)
+    return total
+
+
+def test_function_intervention_inside_a_loop_reads_a_site_made_before_it():
+    # x := severity at every step (read from outside the loop): E[total] = 2 (0.4 * 0.9 + 0.6 * 0.1)
+    post = ppl.infer(loop_with_dose.do({"x": lambda severity: severity}), method=ppl.Enumerate())
+    assert post.mean() == pytest.approx(2 * (0.4 * 0.9 + 0.6 * 0.1), abs=1e-6)
+
+
+@ppl.model
+def observed_chain(y):
+    p = ppl.sample("p", dist.Categorical(probs=jnp.array([0.5, 0.5])))
+    seen = ppl.observe("y", dist.Bernoulli(probs=jnp.where(p == 1, 0.9, 0.2)), y)
+    ppl.sample("z", dist.Bernoulli(probs=jnp.where(seen == 1, 0.8, 0.1)))
+
+
+def test_do_on_an_observed_site_is_seen_downstream():
+    data = jnp.int32(1)
+    assert ppl.infer(observed_chain, data, method=ppl.Enumerate()).mean("z") == pytest.approx(0.8, abs=1e-6)
+    post = ppl.infer(observed_chain.do({"y": 0}), data, method=ppl.Enumerate())
+    assert post.mean("z") == pytest.approx(0.1, abs=1e-6)  # the readers of y see 0, not the data
+    assert post.mean("p") == pytest.approx(0.5, abs=1e-6)  # and nothing learns from the data
+    shifted = ppl.infer(observed_chain.do({"y": lambda y: 1 - y}), data, method=ppl.Enumerate())
+    assert shifted.mean("z") == pytest.approx(0.1, abs=1e-6)
+    coin = ppl.infer(observed_chain.do({"y": dist.Bernoulli(probs=0.25)}), data, method=ppl.Enumerate())
+    assert coin.mean("z") == pytest.approx(0.25 * 0.8 + 0.75 * 0.1, abs=1e-6)
+
+
+def test_do_on_an_observed_constant_that_is_read_later_is_refused():
+    @ppl.model
+    def inlined():
+        seen = ppl.observe("y", dist.Bernoulli(probs=0.3), jnp.int32(1))
+        ppl.sample("z", dist.Bernoulli(probs=jnp.where(seen == 1, 0.8, 0.1)))
+
+    with pytest.raises(ppl.ModelError, match="observed site 'y', whose data is a constant") as info:
+        inlined.do({"y": 0}).ir()
+    assert "as an argument" in info.value.hint
 
 
 # -- bad input -------------------------------------------------------------------------------
@@ -338,9 +400,8 @@ def _enumerated(program):
     (outer, {"inner/x": 1}),
     (soft, {"z": 1, "x": 0}),
 ])
-def test_the_ir_transformation_equals_the_traced_surgery(model, table):
+def test_model_do_is_the_ir_transformation(model, table):
     from ppl.inference.causal.transform import do_program
-    from ppl.trace import trace
 
     done = model.do(table)
     transformed = do_program(model.ir(), table)
@@ -348,18 +409,43 @@ def test_the_ir_transformation_equals_the_traced_surgery(model, table):
     def shape(p):  # the program's text without variable numbers
         return re.sub(r"\bv\d+\b", "v", str(p))
 
-    assert shape(done.ir()) == shape(transformed)  # Model.do uses the transformation
-    traced = trace(done.body, (), {}, done.name)  # the run-time surgery of surgery.py
-    assert set(traced.latent_sites()) == set(transformed.latent_sites())
-    n1, r1 = _enumerated(transformed)
-    n2, r2 = _enumerated(traced)
-    assert n1 == n2
-    assert_tables_equal(r1, r2)
+    assert shape(done.ir()) == shape(transformed)  # Model.do is the transformation
+    kept = {a for a in model.ir().latent_sites() if a not in table and not any(k.startswith(a + "[") for k in table)}
+    cut = {a for a, v in table.items() if not isinstance(v, ppl.dist.Distribution)}
+    assert set(transformed.latent_sites()) == kept | (set(table) - cut)
+    names, rows = _enumerated(transformed)
+    assert abs(sum(rows.values()) - 1.0) < 1e-6 and set(transformed.latent_sites()) <= set(names)
 
 
-def test_function_and_one_step_interventions_use_the_traced_path():
+def test_dynamic_model_do_is_a_clear_error():
+    @ppl.model
+    def dynamic():
+        n = ppl.sample("n", dist.Bernoulli(probs=0.5))
+        if int(n) == 1:  # Python control flow on a random value: no static diagram
+            ppl.sample("x", dist.Bernoulli(probs=0.5))
+
+    with pytest.raises(ppl.ModelError, match="do\\(\\) on the model 'dynamic', which is dynamic") as info:
+        ppl.infer(dynamic.do({"n": 1}), method=ppl.Enumerate())
+    assert "ppl.cond" in info.value.hint
+
+
+def test_an_intervened_model_called_as_a_sub_model_is_a_clear_error():
+    done = inner.do({"x": 1})
+
+    @ppl.model
+    def calls():
+        done()
+
+    with pytest.raises(ppl.ModelError, match="'inner' has interventions .do. and is called as a sub-model") as info:
+        calls.ir()
+    assert "'inner/<site>'" in info.value.hint
+
+
+def test_every_intervention_is_an_ir_transformation():
     from ppl.inference.causal.transform import do_program
+    from ppl.semantics import ir
 
-    assert do_program(soft.ir(), {"x": lambda z: z}) is None
-    assert do_program(chain.ir(), {"z[1]": 1}) is None
-    assert do_program(soft.ir(), {"nope": 1}) is None
+    for model, iv in [(soft, {"x": lambda z: z}), (chain, {"z[1]": 1}), (plated, {"x[0]": 0})]:
+        assert isinstance(do_program(model.ir(), iv), ir.Program)
+    with pytest.raises(ppl.AddressError, match=r"names \['nope'\]"):
+        do_program(soft.ir(), {"nope": 1})

@@ -1,0 +1,60 @@
+"""New deterministic mechanisms as IR statements.
+
+Surgery and the twin-world construction put new arithmetic into a program: a
+soft intervention's Python function, the inverse-CDF coupling of a site
+across two worlds. Each becomes one ``ir.Prim`` whose operation is a
+:class:`Mechanism` (an object with ``bind``, as ``ir.Prim`` allows), so the
+result is still an ordinary IR program that every engine runs and compiles.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import numpy as np
+
+from ppl.semantics import ir
+
+__all__ = ["Mechanism", "emit", "lit"]
+
+
+class Mechanism:
+    """An operation computing ``fn(*args)`` (a pytree of arrays, flattened to the outputs)."""
+
+    multiple_results = True
+
+    def __init__(self, fn: Callable, name: str):
+        self.fn = fn
+        self.name = name
+
+    def get_bind_params(self, params):
+        return dict(params)
+
+    def bind(self, *args, **_):
+        return list(jax.tree.leaves(self.fn(*args)))
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _abstract(atom):
+    if isinstance(atom, ir.Var):
+        return jax.ShapeDtypeStruct(atom.shape, atom.dtype)
+    value = np.asarray(atom.value)
+    return jax.ShapeDtypeStruct(value.shape, value.dtype)
+
+
+def emit(fn: Callable, args, name: str, span) -> tuple[ir.Prim, tuple[ir.Var, ...]]:
+    """The statement ``outs = fn(*args)`` and its output variables (shapes found by ``jax.eval_shape``)."""
+    shapes = jax.tree.leaves(jax.eval_shape(fn, *[_abstract(a) for a in args]))
+    outs = tuple(ir.Var(tuple(s.shape), s.dtype) for s in shapes)
+    return ir.Prim(span, outs, Mechanism(fn, name), {}, tuple(args)), outs
+
+
+def lit(value, like: ir.Var | None = None) -> ir.Lit:
+    """A literal, cast to the dtype and broadcast to the shape of ``like`` where given."""
+    value = np.asarray(value)
+    if like is not None:
+        value = np.broadcast_to(value.astype(np.dtype(like.dtype)), like.shape)
+    return ir.Lit(np.array(value))
