@@ -62,7 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from ppl.semantics import _jax_compat as jc
+from ppl.stdlib import jax_compat as jc
 from ppl.semantics import compile as C
 from ppl.semantics import ir
 from ppl.semantics.graph import Graph, block_flow, dependency_graph

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.model import Model
-from ppl.semantics import _jax_compat as jc
+from ppl.stdlib import jax_compat as jc
 from ppl.semantics import effects, index_check
 from ppl.stdlib import constraints as cons
 from ppl.stdlib import distributions as D

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl import checked_index
-from ppl.semantics import _jax_compat as jc
+from ppl.stdlib import jax_compat as jc
 from ppl.semantics import effects, ir
 from ppl.semantics.check import check_or_raise
 from ppl.semantics.params import ParamOp
@@ -161,6 +161,10 @@ class TraceHandler(effects.Handler):
             with jax.named_scope(f"ppl.call.{self.scope[-1]}"):
                 yield
 
+    def record_sharded_plate(self, name, size, shard, span):
+        """``ppl.plate(..., shard=...)``: kept with the program, for placing its data on devices."""
+        self.sharded_plates[name] = (name, int(size), shard, span)
+
     @contextlib.contextmanager
     def enter_plate(self, name, size, span):
         with super().enter_plate(name, size, span) as frame:
@@ -202,8 +206,11 @@ def trace(fn: Callable, args: tuple, kwargs: dict, name: str) -> "ir.Program | D
 
     def flat_fn(*leaves):
         a, k = rebuild(leaves)
-        with TraceHandler():
+        handler = TraceHandler()
+        handler.sharded_plates = {}
+        with handler:
             out = fn(*a, **k)
+        out_tree_box["sharded_plates"] = tuple(handler.sharded_plates.values())
         flat, tree = jax.tree.flatten(out)
         out_tree_box["tree"] = tree
         return [jnp.asarray(x) for x in flat]
@@ -228,7 +235,8 @@ def trace(fn: Callable, args: tuple, kwargs: dict, name: str) -> "ir.Program | D
             return Dynamic(fn, args, kwargs, name, "Python code needs the value of a random choice", span)
         raise
     block = _convert_closed(closed)
-    program = ir.Program(name, block, rebuild, out_tree_box["tree"], span=effects.caller_span())
+    program = ir.Program(name, block, rebuild, out_tree_box["tree"], span=effects.caller_span(),
+                         sharded_plates=out_tree_box.get("sharded_plates", ()))
     check_or_raise(program)
     return program
 

@@ -38,6 +38,7 @@ __all__ = [
     "Site",
     "PlateFrame",
     "Handler",
+    "Layer",
     "current_handler",
     "sample",
     "observe",
@@ -132,7 +133,7 @@ _ROOTS: tuple[str, ...] | None = None
 _SKIP_PREFIXES = ("<frozen", "<string>")
 
 
-def _is_internal(filename: str) -> bool:
+def is_internal(filename: str) -> bool:
     global _ROOTS
     if _ROOTS is None or len(_ROOTS) < 4:
         _ROOTS = _package_roots()
@@ -151,7 +152,7 @@ def caller_span() -> Span | None:
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not _is_internal(filename):
+        if not is_internal(filename):
             return Span(filename, frame.f_lineno)
         frame = frame.f_back
     return None
@@ -163,7 +164,7 @@ def user_span_of(exc: BaseException) -> Span | None:
     found = None
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
-        if not _is_internal(filename):
+        if not is_internal(filename):
             found = Span(filename, tb.tb_lineno)
         tb = tb.tb_next
     return found
@@ -177,6 +178,20 @@ def user_span_of(exc: BaseException) -> Span | None:
 class _Scope:
     names: list = field(default_factory=list)
     calls: list = field(default_factory=list)  # per scope: name -> count
+
+
+class Layer:
+    """A reinterpretation of some effects, layered over a running handler for the extent of a
+    block (``with handler.layered(layer): ...``), as effect handlers compose in Pyro and
+    MonadBayes. Each method receives ``below``, the rest of the stack: a layer decides what an
+    effect means here and passes it on (changed, or not at all). The defaults pass everything on.
+    """
+
+    def site(self, site: "Site", below: Callable[["Site"], Any]) -> Any:
+        return below(site)
+
+    def scan(self, step, init, xs, length, reverse, span, below: Callable) -> Any:
+        return below(step, init, xs, length, reverse, span)
 
 
 class Handler:
@@ -198,6 +213,7 @@ class Handler:
         self.seen: dict[str, Span | None] = {}
         self.memo: dict[int, dict] = {}
         self._memo_counts: dict[tuple, dict] = {}  # per scope that memoised values are drawn in: name -> count
+        self.layers: list[Layer] = []
         self._token = None
 
     # -- installation ------------------------------------------------------
@@ -231,13 +247,42 @@ class Handler:
             )
         self.seen[address] = span
 
+    # -- layers --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def layered(self, layer: "Layer"):
+        """Run the block with ``layer`` over this handler: each site and loop passes through it
+        first (the innermost layer first), and reaches the handler only if it passes it on."""
+        self.layers.append(layer)
+        try:
+            yield layer
+        finally:
+            self.layers.pop()
+
+    def handle_site(self, site: Site, depth: int | None = None) -> Any:
+        """``site`` through the layers below ``depth`` (all of them by default), then :meth:`site`."""
+        depth = len(self.layers) if depth is None else depth
+        if depth == 0:
+            return self.site(site)
+        return self.layers[depth - 1].site(site, lambda s: self.handle_site(s, depth - 1))
+
+    def handle_scan(self, step, init, xs, length, reverse, span, depth: int | None = None):
+        """A loop through the layers below ``depth``, then :meth:`run_scan`."""
+        depth = len(self.layers) if depth is None else depth
+        if depth == 0:
+            return self.run_scan(step, init, xs, length, reverse, span)
+
+        def below(step, init, xs, length, reverse, span):
+            return self.handle_scan(step, init, xs, length, reverse, span, depth - 1)
+
+        return self.layers[depth - 1].scan(step, init, xs, length, reverse, span, below)
+
     # -- the effects -----------------------------------------------------------
     def site(self, site: Site) -> Any:  # pragma: no cover - abstract
         raise TypeError(f"{type(self).__name__} does not handle random choices")
 
     def run_scan(self, step, init, xs, length, reverse, span):
         """Eager meaning of ``scan``: a Python loop; sites get the step as an index."""
-        n = _scan_length(xs, length, span)
+        n = scan_length(xs, length, span)
         carry = init
         ys = []
         steps = range(n - 1, -1, -1) if reverse else range(n)
@@ -298,7 +343,7 @@ class Handler:
             self.plates.pop()
 
 
-def _scan_length(xs, length, span) -> int:
+def scan_length(xs, length, span) -> int:
     leaves = jax.tree.leaves(xs)
     if leaves:
         n = int(np.shape(leaves[0])[0])
@@ -400,7 +445,7 @@ def sample(name: Any, dist, *, obs=None, estimator: str | None = None, span: Spa
     _check_dist(dist, "sample", address, span)
     dist = _in_plates(dist, h.plates, address, span)
     h.claim(address, span)
-    return h.site(Site("sample", address, dist, None, span, tuple(h.plates), estimator))
+    return h.handle_site(Site("sample", address, dist, None, span, tuple(h.plates), estimator))
 
 
 def observe(name: Any, dist, value, *, span: Span | None = None):
@@ -411,7 +456,7 @@ def observe(name: Any, dist, value, *, span: Span | None = None):
     _check_dist(dist, "observe", address, span)
     dist = _in_plates(dist, h.plates, address, span)
     h.claim(address, span)
-    h.site(Site("observe", address, dist, value, span, tuple(h.plates)))
+    h.handle_site(Site("observe", address, dist, value, span, tuple(h.plates)))
     return value
 
 
@@ -421,7 +466,7 @@ def factor(name: Any, log_weight, *, span: Span | None = None):
     span = span or caller_span()
     address = h.address(name)
     h.claim(address, span)
-    h.site(Site("factor", address, None, log_weight, span, tuple(h.plates)))
+    h.handle_site(Site("factor", address, None, log_weight, span, tuple(h.plates)))
 
 
 def deterministic(name: Any, value, *, span: Span | None = None):
@@ -430,7 +475,7 @@ def deterministic(name: Any, value, *, span: Span | None = None):
     span = span or caller_span()
     address = h.address(name)
     h.claim(address, span)
-    return h.site(Site("deterministic", address, None, value, span, tuple(h.plates)))
+    return h.handle_site(Site("deterministic", address, None, value, span, tuple(h.plates)))
 
 
 def param(name: Any, init, *, constraint=None, span: Span | None = None):
@@ -451,11 +496,14 @@ def param(name: Any, init, *, constraint=None, span: Span | None = None):
 
 @contextlib.contextmanager
 def plate(name: str, size: int, *, dim: int | None = None, subsample_size: int | None = None,
-          span: Span | None = None):
+          shard: bool | str | None = None, span: Span | None = None):
     """Independent, vectorised iterations: sites inside get a batch dimension of ``size``.
 
     The outermost plate owns batch dimension -1, a plate inside it -2, and so
     on; ``dim=`` (NumPyro's argument) may say so, and must agree.
+    ``shard=True`` (or the name of a mesh axis): on several devices, the data
+    arrays whose leading axis has ``size`` rows are split over the devices, each
+    evaluating its rows' likelihood (see docs/devices.md); it changes no value.
     """
     h = _require_handler("plate")
     span = span or caller_span()
@@ -481,6 +529,13 @@ def plate(name: str, size: int, *, dim: int | None = None, subsample_size: int |
             span=span,
             hint="A plate's size must not depend on a random value.",
         ) from None
+    if shard is not None and shard is not False:
+        if not isinstance(shard, (bool, str)):
+            raise ModelError(f"plate '{name}' was given shard={shard!r}: use shard=True or the name of a "
+                             "mesh axis", span=span)
+        record = getattr(h, "record_sharded_plate", None)  # the tracer keeps it with the program
+        if record is not None:
+            record(name, size, shard, span)
     with h.enter_plate(name, size, span) as frame:
         yield frame
 
@@ -494,7 +549,7 @@ def scan(step: Callable, init, xs=None, length: int | None = None, *, reverse: b
     """
     h = _require_handler("scan")
     span = span or caller_span()
-    return h.run_scan(step, init, xs, length, reverse, span)
+    return h.handle_scan(step, init, xs, length, reverse, span)
 
 
 def cond(pred, true_fn: Callable, false_fn: Callable, *operands, span: Span | None = None):
@@ -555,7 +610,7 @@ def memo_label(name: str, args: tuple) -> str:
 
 
 def _memo_key(a):
-    from ppl.semantics._jax_compat import is_tracer
+    from ppl.stdlib.jax_compat import is_tracer
 
     if is_tracer(a):
         raise MemoOnTracedValue()

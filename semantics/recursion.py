@@ -14,7 +14,7 @@ import sys
 
 from ppl.stdlib.errors import ModelError, Span
 
-from .effects import _is_internal
+from .effects import is_internal
 
 __all__ = ["recursion_error", "BASE_CASE_HINT", "BASE_CASE_HINT_PPL"]
 
@@ -34,7 +34,7 @@ def recursion_error(exc: RecursionError) -> ModelError:
     tb = exc.__traceback__
     while tb is not None:
         code = tb.tb_frame.f_code
-        if not _is_internal(code.co_filename):
+        if not is_internal(code.co_filename):
             frames.append((code.co_filename, tb.tb_lineno, code.co_name))
         tb = tb.tb_next
     if not frames:

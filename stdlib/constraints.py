@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.stdlib.jax_compat import is_tracer
+
 __all__ = [
     "Constraint",
     "real",
@@ -54,7 +56,7 @@ __all__ = [
 
 def _fmt(x) -> str:
     """A bound as the user would write it; traced bounds are shown by shape."""
-    if isinstance(x, jax.core.Tracer):
+    if is_tracer(x):
         return f"<traced {jnp.shape(x)}>"
     a = np.asarray(x)
     if a.ndim == 0:

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.inference.mcmc import counter_rng
-from ppl.semantics import _jax_compat as jc
+from ppl.stdlib import jax_compat as jc
 
 
 def test_threefry_equals_jax_threefry_bit_for_bit():

@@ -59,6 +59,7 @@ from ppl.inference.marginalize import (
 from ppl.inference.mcmc.mh import chains_result, checked_start, compile_chains, prior_init
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
+from ppl.semantics.cache import cached
 from ppl.semantics import ir
 from ppl.semantics.graph import dependency_graph
 from ppl.semantics.program import Dynamic
@@ -320,14 +321,9 @@ class _Shifted(C.Mode):
 # ---------------------------------------------------------------------------
 # Running chains
 
-_compiled_cache: dict = {}
-
-
 def _run(method: Gibbs, program: ir.Program, args, key) -> Result:
-    cache_key = (program, method.num_samples, method.num_warmup, method.thin)
-    fn = _compiled_cache.get(cache_key)
-    if fn is None:
-        fn = compile_chains(_Kernel(program, args), method.num_samples, method.num_warmup, method.thin)
-        _compiled_cache[cache_key] = fn
+    cache_key = ("gibbs", method.num_samples, method.num_warmup, method.thin)
+    fn = cached(program, cache_key, lambda: compile_chains(_Kernel(program, args), method.num_samples,
+                                                           method.num_warmup, method.thin))
     return checked_start(program, args, key, lambda: chains_result("Gibbs", fn, key, method.num_chains, args,
                                                                    latent=list(program.latent_sites())))

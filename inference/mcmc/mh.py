@@ -67,6 +67,7 @@ from ppl.inference._common import annotate, stack_draws
 from ppl.inference.mcmc import checks
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
+from ppl.semantics.cache import cached
 from ppl.semantics import effects, ir
 from ppl.semantics.graph import dependency_graph
 from ppl.semantics.interpret.free import sample_log_density, site_score
@@ -137,37 +138,6 @@ class MH:
         return _run_compiled(self, program, args, key)
 
 
-# ---------------------------------------------------------------------------
-# Compiled: modes for regeneration
-
-
-class _Regenerate(C.Mode):
-    """Inputs ``(value, mask, fresh)``: masked or fresh sites are drawn from the prior; the
-    log density returned counts only the sites kept (not masked, not fresh)."""
-
-    needs_key = True
-
-    def sample(self, stmt, dist, inputs, key):
-        value, mask, fresh = inputs[stmt.address]
-        value = jnp.asarray(value, stmt.out.dtype)
-        draw = jnp.asarray(dist.sample(jax.random.fold_in(key, C.address_hash(stmt.address))), stmt.out.dtype)
-        redraw = jnp.logical_or(mask, fresh)
-        new = jnp.where(redraw, draw, value)
-        lp = C.sum_terms(dist.log_density(new))
-        return new, jnp.where(redraw, 0.0, lp), True
-
-
-class _Kept(C.Mode):
-    """Inputs ``(value, mask, gone)``: the log density of the sites kept by a move (not masked,
-    and present after it)."""
-
-    def sample(self, stmt, dist, inputs, key):
-        value, mask, gone = inputs[stmt.address]
-        value = jnp.asarray(value, stmt.out.dtype)
-        lp = C.sum_terms(dist.log_density(value))
-        return value, jnp.where(jnp.logical_or(mask, gone), 0.0, lp), True
-
-
 def _select(names, selection, what="MH(selection=...)"):
     chosen = []
     for sel in selection:
@@ -220,23 +190,15 @@ class _Compiled:
             out |= self.graph.factors_of(a)
         return frozenset(out)
 
-    def _flags(self, present, b):
-        loops = tuple(self.latent[b].loop_lengths)
-        if b in present:
-            return jnp.logical_not(jnp.asarray(present[b], bool))
-        return jnp.zeros(loops, bool)
-
     def move(self, key, state: MHState, args, masks: dict, keep):
         k_draw, k_accept = jax.random.split(key)
-        inputs = {b: (state.choices[b], masks[b], self._flags(state.present, b)) for b in self.names}
-        new, terms_new = C.run(self.program, _Regenerate(), args, inputs=inputs, key=k_draw, record_terms=True)
+        choices_old = {b: state.choices[b] for b in self.names}
+        new, log_w, terms_new, terms_old = C.regenerate(self.program, k_draw, args, choices_old, masks,
+                                                        present=state.present, record_terms=True)
         choices_new = {b: new.choices[b] for b in self.names}
         present_new = {b: new.present[b] for b in state.present}
-        back = {b: (state.choices[b], masks[b], self._flags(present_new, b)) for b in self.names}
-        old, terms_old = C.run(self.program, _Kept(), args, inputs=back, record_terms=True)
         if keep is None:
-            log_alpha = (new.log_given + new.log_likelihood) - (old.log_given + old.log_likelihood)
-            log_alpha = jnp.where(new.valid, log_alpha, -jnp.inf)
+            log_alpha = jnp.where(new.valid, log_w, -jnp.inf)
         else:  # only these terms change; a parameter pushed outside its domain shows as NaN there
             log_alpha = sum(jnp.sum(terms_new[s]) - jnp.sum(terms_old[s]) for s in keep if s in terms_new)
         log_alpha = jnp.where(jnp.isnan(log_alpha), -jnp.inf, log_alpha)
@@ -430,17 +392,11 @@ def chains_result(method_name: str, fn, key, num_chains: int, args, latent=None)
     return result
 
 
-_compiled_cache: dict = {}
-
-
 def _run_compiled(method: MH, program: ir.Program, args, key) -> Result:
-    cache_key = (program, method.num_samples, method.num_warmup, method.selection, method.proposal, method.thin,
+    cache_key = ("mh", method.num_samples, method.num_warmup, method.selection, method.proposal, method.thin,
                  method.order)
-    fn = _compiled_cache.get(cache_key)
-    if fn is None:
-        kernel = _Compiled(method, program, args)
-        fn = compile_chains(kernel, method.num_samples, method.num_warmup, method.thin)
-        _compiled_cache[cache_key] = fn
+    fn = cached(program, cache_key, lambda: compile_chains(_Compiled(method, program, args), method.num_samples,
+                                                           method.num_warmup, method.thin))
     return checked_start(program, args, key, lambda: chains_result("MH", fn, key, method.num_chains, args,
                                                                    latent=list(program.latent_sites())))
 

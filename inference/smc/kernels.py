@@ -58,26 +58,6 @@ def particle_keys(key, n: int):
     return jax.random.wrap_key_data(data[None] + offsets, impl=jax.random.key_impl(key))
 
 
-class _Draw(C.Mode):
-    """Given values where supplied (a proposal's), otherwise a prior draw.
-
-    With one random choice in the block (``single``) the particle's key is used
-    as it is; otherwise each site's key is the key folded with its address.
-    """
-
-    needs_key = True
-
-    def __init__(self, single: bool):
-        self.single = single
-
-    def sample(self, stmt, dist, inputs, key):
-        if stmt.address in inputs:
-            return C.Given().sample(stmt, dist, inputs, key)
-        site_key = key if self.single else jax.random.fold_in(key, C.address_hash(stmt.address))
-        value = dist.sample(site_key)
-        return value, C.sum_terms(dist.log_density(value)), False
-
-
 def _num_samples(block: ir.Block) -> int:
     return sum(isinstance(s, ir.Sample) for s in ir.walk(block.stmts))
 
@@ -93,29 +73,14 @@ def run_init(block: ir.Block, key, args) -> Piece:
     return Piece(outs, acc.choices, acc.log_likelihood, acc.valid)
 
 
-class _Unconstrained(C.Mode):
-    """The sites in ``names`` at given unconstrained values (prior and log-Jacobian, counted as given);
-    every other site as the mode ``rest`` decides (drawn, or given)."""
-
-    def __init__(self, names: frozenset, rest: C.Mode):
-        self.names = names
-        self.rest = rest
-        self.needs_key = getattr(rest, "needs_key", False)
-
-    def sample(self, stmt, dist, inputs, key):
-        if stmt.address in self.names:
-            return C.Unconstrained().sample(stmt, dist, inputs, key)
-        return self.rest.sample(stmt, dist, inputs, key)
-
-
 def run_init_at(block: ir.Block, key, args, u: dict) -> Piece:
     """The statements before the loop with the sites of ``u`` at ``T(u)``: weight ``log p(T(u)) |J| + log p(y_init | ...)``."""
-    outs, acc = _run(block, _Unconstrained(frozenset(u), C.Simulate()), args, key, inputs=u)
+    outs, acc = _run(block, C.Unconstrained(frozenset(u), C.Simulate()), args, key, inputs=u)
     return Piece(outs, acc.choices, acc.log_given + acc.log_likelihood, acc.valid)
 
 
 def run_final(block: ir.Block, key, args) -> Piece:
-    outs, acc = _run(block, _Draw(_num_samples(block) == 1), args, key)
+    outs, acc = _run(block, C.Drawn(_num_samples(block) == 1), args, key)
     return Piece(outs, acc.choices, acc.log_likelihood, acc.valid)
 
 
@@ -174,10 +139,10 @@ def run_step(body: ir.Block, num_consts: int, num_carry: int, key, consts, carry
              proposal: Proposal | None = None, proposal_key=None) -> Piece:
     """One step of the loop for one particle; ``outs`` = new carry then ``y_t``."""
     if proposal is None:
-        outs, acc = _run(body, _Draw(_num_samples(body) == 1), list(consts) + list(carry) + list(x), key)
+        outs, acc = _run(body, C.Drawn(_num_samples(body) == 1), list(consts) + list(carry) + list(x), key)
         return Piece(outs, acc.choices, acc.log_likelihood, acc.valid)
     proposed, log_q, q_ok = proposal.draw(proposal_key, carry, x)
-    mode = _Draw(_num_samples(body) - len(proposed) <= 1)
+    mode = C.Drawn(_num_samples(body) - len(proposed) <= 1)
     outs, acc = _run(body, mode, list(consts) + list(carry) + list(x), key, inputs=proposed)
     return Piece(outs, acc.choices, acc.log_given + acc.log_likelihood - log_q, acc.valid & q_ok)
 
@@ -195,7 +160,7 @@ def replay(cut, args, u: dict, fixed: dict, path: dict, t, loop_args):
     (consts, carry0, xs)`` resolves the loop's inputs. Returns ``(log density,
     live values, choices before the loop, carry after step t, ys stacked)``.
     """
-    mode = _Unconstrained(frozenset(u), C.Given())
+    mode = C.Unconstrained(frozenset(u), C.Given())
     outs, acc = _run(cut.init, mode, args, inputs={**fixed, **u})
     total = acc.log_prior + acc.log_likelihood
     loop = cut.loop
@@ -216,24 +181,8 @@ def replay(cut, args, u: dict, fixed: dict, path: dict, t, loop_args):
     return lp, outs, acc.choices, carry, ys
 
 
-class _Invert(C.Mode):
-    """Given values; records the unconstrained coordinates of the sites in ``names``."""
-
-    def __init__(self, names: frozenset):
-        self.names = names
-        self.u: dict = {}
-
-    def sample(self, stmt, dist, inputs, key):
-        from ppl.stdlib.bijectors import biject_to
-
-        value, lp, given = C.Given().sample(stmt, dist, inputs, key)
-        if stmt.address in self.names:
-            self.u[stmt.address] = biject_to(dist.support).inverse(value)
-        return value, lp, given
-
-
 def unconstrain(block: ir.Block, args, choices: dict, names: frozenset) -> dict:
     """The unconstrained coordinates of the sites ``names`` of ``block`` at ``choices``."""
-    mode = _Invert(names)
+    mode = C.Inverted(names)
     _run(block, mode, args, inputs=choices)
     return dict(mode.u)

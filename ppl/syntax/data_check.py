@@ -65,7 +65,7 @@ class _Ragged(Exception):
 
 
 def _is_tracer(value) -> bool:
-    from ppl.semantics import _jax_compat as jc
+    from ppl.stdlib import jax_compat as jc
 
     return jc.is_tracer(value)
 

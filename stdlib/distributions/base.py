@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.stdlib.jax_compat import is_tracer
+
 from .. import constraints as C
 from ..errors import ModelError, ParameterError, ShapeError
 
@@ -43,7 +45,7 @@ def deferred_validation():
 
 def is_concrete(x) -> bool:
     """True when ``x`` has a value now (it is not a JAX tracer), so it can be checked."""
-    return not isinstance(x, jax.core.Tracer)
+    return not is_tracer(x)
 
 
 def as_float(x):

@@ -1,48 +1,37 @@
-"""Static IR -> pure JAX functions.
+"""The compiled engine's interpreter: one walk of a static IR program with JAX values.
 
-One interpreter walks the IR with JAX values (tracers, under ``jit``); what it
-does at a random choice is decided by a *mode*. Each public function is that
-interpreter with one mode, and each is a pure function of arrays that
-``jit``, ``vmap`` and ``grad`` accept. The interpreter runs only while JAX
-traces: the compiled computation contains the model's arithmetic and
-nothing else.
+The interpreter runs while JAX traces (under ``jit``, ``vmap``, ``grad``): the
+computation it leaves behind contains the model's arithmetic and nothing else.
+It has one *rule* per IR node kind (the table ``Interpreter.rules``); what it
+does at a random choice is delegated to a *mode* (:class:`~.modes.Mode`), so a
+new way of running a program is a new mode, not a new interpreter.
 
-Specifications (``p`` the joint density of a trace, ``x`` latents, ``y`` data):
+Each run accumulates, for the block it walks:
 
-- ``simulate(key, args)`` draws ``x ~ p(x)``; returns the trace with
-  ``log_prior = log p(x)`` and ``log_likelihood = log p(y | x)`` (plus factors).
-- ``log_density(choices, args) = log p(x, y)`` at ``x = choices``.
-- ``generate(key, args, constraints)``: the sites in ``constraints`` take the
-  given values, the rest are drawn from the prior; the weight is
-  ``log p(constrained sites, y | rest)``.
-- ``log_density_unconstrained(u, args) = log p(T(u), y) + log |det J_T(u)|``
-  where ``T`` maps each site's unconstrained value onto its support.
+- ``choices``: the value of every latent and deterministic site (stacked by step in loops);
+- ``log_prior``: the sum of the terms the mode returns at random choices;
+- ``log_given``: the part of ``log_prior`` from sites the mode marks as *given*;
+- ``log_likelihood``: observations and factors;
+- ``valid``: every distribution's parameters inside their domains and every checked
+  index inside its array;
+- ``present``: for sites inside branches, whether their branch ran.
 """
 
 from __future__ import annotations
 
-import abc
-import weakref
 import zlib
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from ppl.semantics import _jax_compat as jc
+from ppl.stdlib import jax_compat as jc
 from ppl.semantics import index_check, ir
-from ppl.stdlib.errors import AddressError, ModelError
 
-__all__ = [
-    "Trace",
-    "simulate",
-    "log_density",
-    "generate",
-    "log_density_unconstrained",
-    "constrain",
-    "unconstrained_shapes",
-    "site_log_densities",
-]
+if TYPE_CHECKING:  # the modes module imports this one
+    from ppl.semantics.compile.modes import Mode
+
+__all__ = ["Trace", "Accumulator", "Interpreter", "run", "address_hash", "sum_terms", "params_ok"]
 
 
 class Trace(NamedTuple):
@@ -87,85 +76,6 @@ def params_ok(dist):
 
 
 # ---------------------------------------------------------------------------
-# Modes: what happens at a random choice
-
-
-class Mode(abc.ABC):
-    """Decides a latent site's value. Returns (value, log-density term, given?)."""
-
-    needs_key = False
-
-    @abc.abstractmethod
-    def sample(self, stmt: ir.Sample, dist, inputs: dict, key):
-        """The value of the latent site ``stmt`` drawn from ``dist``."""
-
-
-class Simulate(Mode):
-    needs_key = True
-
-    def sample(self, stmt, dist, inputs, key):
-        value = dist.sample(jax.random.fold_in(key, address_hash(stmt.address)))
-        return value, sum_terms(dist.log_density(value)), False
-
-
-class Given(Mode):
-    def sample(self, stmt, dist, inputs, key):
-        if stmt.address not in inputs:
-            raise AddressError(
-                f"no value was given for the random choice '{stmt.address}'",
-                span=stmt.span,
-                hint=f"Pass a value for every latent site: {stmt.address!r} is missing.",
-            )
-        value = jnp.asarray(inputs[stmt.address], dtype=stmt.out.dtype)
-        return value, sum_terms(dist.log_density(value)), True
-
-
-class Generate(Mode):
-    needs_key = True
-
-    def sample(self, stmt, dist, inputs, key):
-        if stmt.address in inputs:
-            return Given().sample(stmt, dist, inputs, key)
-        return Simulate().sample(stmt, dist, inputs, key)
-
-
-class Unconstrained(Mode):
-    def sample(self, stmt, dist, inputs, key):
-        from ppl.stdlib.bijectors import biject_to
-
-        if getattr(dist, "is_discrete", False):
-            raise ModelError(
-                f"the random choice '{stmt.address}' is discrete, and this method needs every latent "
-                "site to be continuous",
-                span=stmt.span,
-                hint="Use Enumerate, Importance or SMC, or a method that handles discrete sites.",
-            )
-        bij = biject_to(dist.support)
-        u = inputs[stmt.address]
-        x = bij.forward(u)
-        return x, sum_terms(dist.log_density(x)) + sum_terms(bij.log_det_jacobian(u)), True
-
-
-class ShapeProbe(Mode):
-    """Trace-time only: records each site's unconstrained shape."""
-
-    def __init__(self):
-        self.shapes: dict[str, tuple] = {}
-        self.loops: tuple[int, ...] = ()
-
-    def sample(self, stmt, dist, inputs, key):
-        from ppl.stdlib.bijectors import biject_to
-
-        shape = tuple(stmt.out.shape)
-        if getattr(dist, "is_discrete", False):
-            ushape = None
-        else:
-            ushape = tuple(biject_to(dist.support).unconstrained_shape(shape))
-        self.shapes[stmt.address] = ushape
-        return jnp.zeros(shape, stmt.out.dtype), jnp.zeros(()), False
-
-
-# ---------------------------------------------------------------------------
 # The interpreter
 
 
@@ -184,6 +94,9 @@ class Accumulator:
 
 
 class Interpreter:
+    """Walks blocks of IR; ``mode`` decides each random choice, ``inputs`` are the mode's values
+    (by address) and ``key`` its randomness (``None`` for deterministic modes)."""
+
     def __init__(self, mode: Mode, inputs: dict, key, record_terms: bool = False):
         self.mode = mode
         self.record_terms = record_terms
@@ -357,6 +270,8 @@ class Interpreter:
 
 
 def run(program: ir.Program, mode: Mode, args, inputs=None, key=None, record_terms=False) -> Trace:
+    """Run ``program`` on ``args`` in ``mode``: the :class:`Trace` (and, with ``record_terms``, each
+    site's log-density term, stacked by step in loops)."""
     interp = Interpreter(mode, dict(inputs or {}), key, record_terms)
     out, acc = interp.run_block(program.block, list(args))
     retval = jax.tree.unflatten(program.out_tree, out)
@@ -366,74 +281,3 @@ def run(program: ir.Program, mode: Mode, args, inputs=None, key=None, record_ter
     return trace
 
 
-# ---------------------------------------------------------------------------
-# Public compiled functions (pure; jit/vmap/grad them)
-
-
-def simulate(program: ir.Program, key, args) -> Trace:
-    """Run forwards, drawing every latent site from its prior."""
-    return run(program, Simulate(), args, key=key)
-
-
-def log_density(program: ir.Program, choices: dict, args):
-    """``log p(choices, data)``: the joint log density at the given latent values."""
-    return run(program, Given(), args, inputs=choices).log_joint
-
-
-def generate(program: ir.Program, key, args, constraints: dict):
-    """Run with ``constraints`` fixing some sites; returns (trace, log weight)."""
-    trace = run(program, Generate(), args, inputs=constraints, key=key)
-    return trace, trace.log_given + trace.log_likelihood
-
-
-def log_density_unconstrained(program: ir.Program, u: dict, args):
-    """The joint log density in unconstrained coordinates, Jacobian included."""
-    return run(program, Unconstrained(), args, inputs=u).log_joint
-
-
-def constrain(program: ir.Program, u: dict, args) -> dict:
-    """Map unconstrained latent values to the model's own (constrained) values, with deterministics."""
-    return run(program, Unconstrained(), args, inputs=u).choices
-
-
-def run_unconstrained(program: ir.Program, u: dict, args) -> Trace:
-    return run(program, Unconstrained(), args, inputs=u)
-
-
-def site_log_densities(program: ir.Program, choices: dict, args) -> dict:
-    """Each site's log-density term (summed over its elements; stacked in loops)."""
-    _, terms = run(program, Given(), args, inputs=choices, record_terms=True)
-    return terms
-
-
-_SHAPES: "weakref.WeakKeyDictionary[ir.Program, dict]" = weakref.WeakKeyDictionary()
-
-
-def _arg_spec(args) -> tuple:
-    leaves, tree = jax.tree.flatten(list(args))
-    return (tree, tuple((jnp.shape(x), str(jnp.result_type(x))) for x in leaves))
-
-
-def unconstrained_shapes(program: ir.Program, args) -> dict:
-    """Each latent site's unconstrained shape (None for discrete sites), stacked in loops.
-
-    Remembered per program and argument shapes (the shapes cannot depend on argument values).
-    """
-    table = _SHAPES.setdefault(program, {})
-    spec = _arg_spec(args)
-    got = table.get(spec)
-    if got is None:
-        got = table[spec] = _unconstrained_shapes(program, args)
-    return dict(got)
-
-
-def _unconstrained_shapes(program: ir.Program, args) -> dict:
-    probe = ShapeProbe()
-    loop_of = {a: s.loop_lengths for a, s in program.sites.items()}
-
-    def go(*a):
-        run(program, probe, a)
-        return 0
-
-    jax.eval_shape(go, *args)
-    return {a: (None if sh is None else tuple(loop_of[a]) + sh) for a, sh in probe.shapes.items()}
