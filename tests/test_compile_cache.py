@@ -1,0 +1,53 @@
+"""The compile cache (semantics/cache.py): compiled functions are kept per program, reused, and
+freed with the model that made them."""
+
+import gc
+import weakref
+
+import jax.numpy as jnp
+import pytest
+
+import ppl
+from ppl import dist
+from ppl.semantics.cache import cached, entries
+
+
+def make_coin():
+    @ppl.model
+    def coin(flips):
+        p = ppl.sample("p", dist.Beta(1.0, 1.0))
+        with ppl.plate("flips", len(flips)):
+            ppl.observe("y", dist.Bernoulli(probs=p), flips)
+        return p
+
+    return coin
+
+
+DATA = jnp.asarray([1, 0, 1, 1])
+
+
+def test_cached_builds_once_per_program_and_key():
+    program, _ = make_coin().program(DATA)
+    calls = []
+    first = cached(program, "k", lambda: calls.append(1) or object())
+    again = cached(program, "k", lambda: calls.append(1) or object())
+    other = cached(program, "other", lambda: calls.append(1) or object())
+    assert first is again and other is not first and len(calls) == 2
+    assert set(entries(program)) == {"k", "other"}
+
+
+@pytest.mark.parametrize("method", [ppl.Importance(num_particles=64),
+                                    ppl.MH(num_samples=20, num_warmup=5, num_chains=1)],
+                         ids=["importance", "mh"])
+def test_a_dropped_model_frees_its_compiled_programs(method):
+    model = make_coin()
+    ppl.infer(model, DATA, method=method)
+    program, _ = model.program(DATA)
+    assert entries(program), "the method keeps its compiled function in the program's cache"
+    alive = weakref.ref(program)
+    del program
+    gc.collect()
+    assert alive() is not None, "the model still holds its program"
+    del model
+    gc.collect()
+    assert alive() is None, "nothing outside the model kept the program (and its compiled functions) alive"
