@@ -36,6 +36,7 @@ def test_cached_builds_once_per_program_and_key():
     assert set(entries(program)) == {"k", "other"}
 
 
+@pytest.mark.filterwarnings("ignore::ppl.SamplingWarning")  # a short chain: only the cache is under test
 @pytest.mark.parametrize("method", [ppl.Importance(num_particles=64),
                                     ppl.MH(num_samples=20, num_warmup=5, num_chains=1)],
                          ids=["importance", "mh"])
