@@ -233,6 +233,8 @@ class Program:
     out_tree: Any  # pytree structure of the return value
     consts: tuple = ()  # values of the leading block params that are closed-over constants
     span: Span | None = None
+    # plates marked ppl.plate(..., shard=...): (name, size, True or a mesh axis name, span)
+    sharded_plates: tuple = ()
 
     @property
     def sites(self) -> dict[str, SiteInfo]:
