@@ -278,8 +278,8 @@ def put_data(leaves: Sequence, sizes: dict, placement: Placement | None, spans: 
                 f"plate '{name}' has {size} rows, which cannot be split evenly over the {d} devices of mesh "
                 f"axis '{placement.data_axis}'",
                 span=(spans or {}).get(name),
-                hint=f"Pad or trim the data to a multiple of {d} rows, or run on a number of devices that "
-                     f"divides {size} (devices=...).")
+                hint=f"Pad or trim the data to a multiple of {d} rows (e.g. {size - size % d}), or run on "
+                     f"devices={max(k for k in range(1, d + 1) if size % k == 0)}.")
     rows = set(sizes.values())
     sharded = _sharding(placement, PartitionSpec(placement.data_axis))
     replicated = _sharding(placement, PartitionSpec())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 
 from ppl.errors_at_user import user_error
+from ppl.inference import sharding
 from ppl.model import Model
 from ppl.posterior import Posterior
 from ppl.semantics.program import Dynamic
@@ -27,13 +28,17 @@ def default_method(program, args=None) -> object:
     return registry.default_method(program, args)
 
 
-def infer(model: Model, *args, method=None, seed: int = 0, key=None, **kwargs) -> Posterior:
+def infer(model: Model, *args, method=None, seed: int = 0, key=None, devices=None, **kwargs) -> Posterior:
     """Run inference on ``model(*args, **kwargs)`` and return a :class:`Posterior`.
 
     ``method`` is ``ppl.Enumerate()``, ``ppl.Importance(num_particles=...)``, ...;
     by default exact enumeration for finite discrete models, else a sampler.
     Static models run compiled; dynamic ones (control flow on random values)
     run in the eager engine, and the posterior says so and why.
+    ``devices``: where MCMC chains, SMC particles and importance samples run (and the rows of
+    plates marked ``shard=``): a number of devices, a list of devices, a ``jax.sharding.Mesh``, or
+    None for the default (``ppl.config(devices=...)``, else every device when there are several);
+    ``posterior.devices`` lists those used. See docs/devices.md.
     """
     if not isinstance(model, Model):
         if callable(model):
@@ -56,8 +61,12 @@ def infer(model: Model, *args, method=None, seed: int = 0, key=None, **kwargs) -
         from ppl import memory
 
         memory.check(program, leaves, method)
+    placement = None
     try:
-        result = method.run(program, None if isinstance(program, Dynamic) else leaves, key)
+        if not isinstance(program, Dynamic):  # chains, particles and sharded data on the devices
+            placement, leaves = sharding.for_program(program, leaves, devices)
+        with sharding.placed(placement) as used:
+            result = method.run(program, None if isinstance(program, Dynamic) else leaves, key)
     except PPLError as err:  # a mistake in the user's model or data: one error, at the user's line
         raise user_error(err) from None
     except jax.errors.JaxRuntimeError as err:  # the device ran out of memory after all: say so, in words
@@ -66,4 +75,6 @@ def infer(model: Model, *args, method=None, seed: int = 0, key=None, **kwargs) -
         if not memory.is_exhausted(err):
             raise
         raise memory.exhausted_error(program, leaves, method, err) from None
-    return Posterior(result, model.name, reason)
+    post = Posterior(result, model.name, reason)
+    post.devices = sharding.describe(used.effective(placement))
+    return post

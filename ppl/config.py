@@ -9,7 +9,11 @@ import jax
 __all__ = ["config"]
 
 
-def config(*, x64: bool | None = None, platform: str | None = None, compilation_cache=None) -> dict:
+_UNSET = object()
+
+
+def config(*, x64: bool | None = None, platform: str | None = None, compilation_cache=None,
+           devices=_UNSET) -> dict:
     """Set global options; returns the settings in force.
 
     ``x64=True`` computes in float64 (the default is float32); call it before
@@ -18,7 +22,14 @@ def config(*, x64: bool | None = None, platform: str | None = None, compilation_
     samplers are reused by later processes), or ``False`` to turn it off. It is
     on by default, in ``$PPL_CACHE_DIR`` or ``~/.cache/ppl/xla``; set the
     environment variable ``PPL_CACHE=off`` to start with it off.
+    ``devices``: where ``ppl.infer`` runs when its call names no devices (a number
+    of devices, a list of devices, a ``jax.sharding.Mesh``, or None for every
+    device; see docs/devices.md).
     """
+    if devices is not _UNSET:
+        from ppl.inference import sharding
+
+        sharding.set_default(devices)
     if x64 is not None:
         jax.config.update("jax_enable_x64", bool(x64))
     if platform is not None:
@@ -31,8 +42,11 @@ def config(*, x64: bool | None = None, platform: str | None = None, compilation_
 
             enable_compilation_cache(None if compilation_cache is True else compilation_cache,
                                      min_compile_time_secs=0.0)
+    from ppl.inference import sharding
+
     return {"x64": bool(jax.config.jax_enable_x64),
-            "compilation_cache": jax.config.jax_compilation_cache_dir}
+            "compilation_cache": jax.config.jax_compilation_cache_dir,
+            "devices": sharding.default_mesh()}
 
 
 def enable_default_cache() -> None:

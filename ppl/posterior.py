@@ -43,6 +43,8 @@ class Posterior:
         #: variational inference: the fitted guide's parameters (constrained) and the objective per step
         self.params = getattr(result, "params", None)
         self.history = getattr(result, "history", None)
+        #: the devices the run used (``ppl.infer`` sets it; see docs/devices.md)
+        self.devices: list = []
         if dynamic_reason:
             self.notes.insert(0, dynamic_reason)
 

@@ -36,6 +36,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ppl.inference import sharding
+from ppl.inference.smc import islands as IS
 from ppl.inference.smc import kernels as K
 from ppl.inference.smc import resampling as R
 from ppl.inference.smc.cut import SequentialCut, sequential_cut
@@ -51,6 +53,7 @@ class Options(NamedTuple):
     ess_threshold: float
     proposal: Any = None
     rejuvenation: Any = None
+    islands: int = 1  # > 1: independent sub-populations, each resampled on its own (islands.py)
 
 
 class Output(NamedTuple):
@@ -112,6 +115,7 @@ class Filter:
         self.n = int(options.num_particles)
         self.scheme = R.SCHEMES[options.resampling]
         self.threshold = float(options.ess_threshold)
+        self.islands = int(options.islands)
         loop = cut.loop
         self.proposal = None
         if options.proposal is not None:
@@ -139,7 +143,11 @@ class Filter:
         self._fn = jax.jit(self._run)
 
     def __call__(self, key, args) -> Output:
-        return self._fn(key, list(args))
+        # placement (inference/sharding.py): on a mesh, the particle axis split over the devices;
+        # resampling stays global (the same function of every weight), unless islands= asks otherwise
+        args = list(args)
+        fn = sharding.place(self._fn, sharding.for_batch(self.n, "particles"), self.n, key, args)
+        return sharding.fetch(fn(key, args))
 
     def at(self, key, args, u: dict) -> Output:
         """The filter with the parameters ``u`` (unconstrained, by address) fixed instead of drawn.
@@ -168,7 +176,7 @@ class Filter:
             return rand, shared, piece.choices, piece.log_weight, piece.valid
 
         rand, shared, init_choices, lw, valid = jax.vmap(init_one, out_axes=(0, None, 0, 0, 0))(init_keys)
-        zero = jnp.zeros((), lw.dtype)
+        zero = jnp.zeros((self.islands,) if self.islands > 1 else (), lw.dtype)
         u = {}
         if self.moved_sites:
             names = frozenset(self.moved_sites)
@@ -216,7 +224,12 @@ class Filter:
         for a, v in final_choices.items():
             samples[a], axes[a] = v, 0
         self.sample_axes = axes
-        log_z = state.log_z + R.log_mean_exp(state.log_weights)
+        if self.islands > 1:  # each particle weighs its island's evidence (islands.py)
+            final_w = state.log_weights + IS.per_particle(state.log_z, n)
+            state = state._replace(log_weights=final_w)
+            log_z = R.log_mean_exp(final_w)
+        else:
+            log_z = state.log_z + R.log_mean_exp(state.log_weights)
         return Output(state.log_weights, log_z, samples, returns, ess_t, resampled, ess_init, resampled_init,
                       moved, state.valid)
 
@@ -257,6 +270,8 @@ class Filter:
         """
         if self.threshold <= 0.0:
             return state, None, jnp.asarray(False)
+        if self.islands > 1:
+            return self._resample_islands(state, key, allowed)
         log_mean, ess = summary
         n = self.n
         identity = jnp.arange(n, dtype=jnp.int32)
@@ -278,6 +293,19 @@ class Filter:
         do = (ess < self.threshold * n) & allowed
         state, idx = jax.lax.cond(do, resample, lambda s: (s, identity), state)
         return state, idx, do
+
+    def _resample_islands(self, state, key, allowed):
+        """Each island resampled on its own when its ESS falls below ``threshold * (n / islands)``."""
+        k, n = self.islands, self.n
+        log_mean, ess = IS.summaries(state.log_weights, k)
+        do = (ess < self.threshold * (n // k)) | (self.threshold >= 1.0)
+        do = do & allowed
+        each = IS.per_particle(do, n)
+        idx = jnp.where(each, IS.ancestors(self.scheme, key, state.log_weights, k), jnp.arange(n, dtype=jnp.int32))
+        state = self._gather(state, idx)._replace(
+            log_weights=jnp.where(each, jnp.zeros_like(state.log_weights), state.log_weights),
+            log_z=state.log_z + jnp.where(do, log_mean, 0.0))
+        return state, idx, jnp.any(do)
 
     # -- the loop -----------------------------------------------------------------------
     def _loop(self, state: _State, shared, k_loop, args):

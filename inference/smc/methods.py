@@ -55,6 +55,13 @@ class SMC:
 
     ``engine``: ``'auto'`` (compiled for static models), ``'compiled'`` or ``'eager'``.
 
+    ``islands``: 1 (the default) resamples the whole population together, also when its particles
+    are split over several devices (a correct resampling of all of them). ``islands=k`` runs ``k``
+    independent populations of ``num_particles / k`` (on a mesh of ``k`` devices, one per device,
+    with no communication between them); the evidence is the mean of the islands' estimates
+    (unbiased, with more variance), and each particle's weight includes its island's evidence
+    (``inference/smc/islands.py``).
+
     The result has the final particles (``samples``; loop sites with shape
     ``(num_particles, steps, ...)``: each particle's ancestral path), their
     ``log_weights``, ``log_evidence``, and ``sample_stats``: ``ess`` and
@@ -68,6 +75,7 @@ class SMC:
     proposal: Any = None
     rejuvenation: Any = None
     engine: str = "auto"
+    islands: int = 1
 
     name = "SMC"
 
@@ -96,13 +104,18 @@ class SMC:
             raise ModelError(f"SMC(rejuvenation=...) must be a kernel(key, position, logdensity_fn) -> position, "
                              f"not {type(self.rejuvenation).__name__}",
                              hint="Use ppl.inference.smc.RandomWalk(step_size=0.1), or your own kernel.")
+        k = self.islands
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 or n % k:
+            raise ModelError(f"SMC(islands=...) must be a positive whole number that divides num_particles={n}, "
+                             f"not {k!r}", hint="e.g. islands=4 with num_particles a multiple of 4 (one island per "
+                                                "device); islands=1 resamples the whole population together.")
         if self.engine not in ("auto", "compiled", "eager"):
             raise ModelError(f"SMC(engine=...) must be 'auto', 'compiled' or 'eager', not {self.engine!r}")
 
     @property
     def options(self) -> compiled.Options:
         return compiled.Options(int(self.num_particles), self.resampling, float(self.ess_threshold),
-                                self.proposal, self.rejuvenation)
+                                self.proposal, self.rejuvenation, int(self.islands))
 
     def run(self, program, args, key) -> Result:
         if not jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
@@ -112,8 +125,9 @@ class SMC:
             if isinstance(program, Dynamic) and self.engine == "compiled":
                 raise ModelError(f"SMC(engine='compiled') cannot run this model: {program.describe()}",
                                  span=program.span)
-            if self.proposal is not None or self.rejuvenation is not None:
-                what = "proposal=" if self.proposal is not None else "rejuvenation="
+            if self.proposal is not None or self.rejuvenation is not None or self.islands != 1:
+                what = "proposal=" if self.proposal is not None else \
+                    "rejuvenation=" if self.rejuvenation is not None else "islands="
                 why = program.describe() if isinstance(program, Dynamic) else "engine='eager' was asked for"
                 raise ModelError(f"SMC({what}...) needs the compiled engine, but {why}",
                                  hint="Write the model's steps with ppl.scan (and branches with ppl.cond).")
