@@ -48,7 +48,7 @@ from ppl.inference.causal.ops import emit
 from ppl.semantics import ir
 from ppl.stdlib.errors import AddressError, ModelError, ShapeError, SupportError
 
-__all__ = ["do_program", "resolve_read"]
+__all__ = ["do_program", "resolve_read", "stacked_value", "check_static_support"]
 
 _INDEXED = re.compile(r"(.+?)((?:\[\d+\])+)")
 
@@ -70,14 +70,15 @@ def do_program(program: ir.Program, table: dict) -> ir.Program:
             raise ModelError(f"do() gives the deterministic site '{address}' a distribution; give it a value "
                              "or a function", span=info.span)
         if iv.kind == "value":
-            values[address] = (_stacked_value(info, spec),)
+            values[address] = (stacked_value(info, spec),)
         specs[address] = iv
     rewrite = _Rewrite(specs, program.name)
     block = rewrite.block(program.block, {a: tuple(ir.Lit(x) for x in v) for a, v in values.items()})
     return dataclasses.replace(program, block=block)
 
 
-def _stacked_value(info: ir.SiteInfo, spec) -> np.ndarray:
+def stacked_value(info: ir.SiteInfo, spec, what: str = "do() sets") -> np.ndarray:
+    """``spec`` as the site's stacked value (broadcast, its dtype), checked against a fixed support."""
     value = np.asarray(spec)
     if value.shape != tuple(info.stacked_shape):
         try:
@@ -87,7 +88,7 @@ def _stacked_value(info: ir.SiteInfo, spec) -> np.ndarray:
             raise ShapeError(f"do() gives '{info.address}' a value of shape {value.shape}, but the site has "
                              f"shape {tuple(info.stacked_shape)}{steps}", span=info.span) from None
     if info.kind == "sample":
-        _check_static_support(info, value)
+        check_static_support(info, value, what)
     dtype = info.dtype if info.dtype is not None else value.dtype
     return np.array(value, dtype=dtype)
 
@@ -113,7 +114,7 @@ def _element(program, address, spec, specs, values):
                            hint="Index the site's stacked value: loop steps first, then plate dimensions.")
     value = np.asarray(spec)
     if info.kind == "sample":
-        _check_static_support(info, value)
+        check_static_support(info, value)
     old = specs.get(base)
     if old is not None and old.kind != "mask":
         raise ModelError(f"do() names both '{base}' and its element '{address}'", span=info.span)
@@ -129,7 +130,7 @@ def _element(program, address, spec, specs, values):
     values[base] = (mask, vals)
 
 
-def _check_static_support(info: ir.SiteInfo, value):
+def check_static_support(info: ir.SiteInfo, value, what: str = "do() sets"):
     """The support check where the support does not depend on the parameters (Bernoulli, Poisson, ...)."""
     support = getattr(info.dist_type, "__dict__", {}).get("support")
     if support is None or isinstance(support, property) or not hasattr(support, "check_now"):
@@ -140,9 +141,9 @@ def _check_static_support(info: ir.SiteInfo, value):
         return
     if not np.all(ok):
         raise SupportError(
-            f"do() sets '{info.address}' to {np.asarray(value).tolist()!r}, which is outside the support of its "
+            f"{what} '{info.address}' to {np.asarray(value).tolist()!r}, which is outside the support of its "
             f"distribution {info.dist_type.__name__} ({support})", span=info.span,
-            hint="Intervene with a value the site could take.")
+            hint="Give a value the site could take.")
 
 
 def resolve_read(name: str, address: str, by_addr: dict, span) -> str:

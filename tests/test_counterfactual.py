@@ -1,0 +1,242 @@
+"""ppl.counterfactual: twin worlds sharing exogenous noise, against closed forms and brute force."""
+
+import itertools
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+import ppl
+from ppl import dist
+
+
+def weighted(post, site):
+    """Mean and Monte Carlo standard error of ``site`` under a weighted posterior."""
+    x = np.asarray(post.samples[site], dtype=float)
+    w = np.asarray(post.weights, dtype=float)
+    w = w / w.sum()
+    mean = float(w @ x)
+    ess = 1.0 / float(np.sum(w**2))
+    return mean, float(np.sqrt(w @ (x - mean) ** 2 / ess))
+
+
+# -- linear-Gaussian SCMs: closed forms ------------------------------------------------------------
+
+
+@ppl.model
+def linear():
+    z = ppl.sample("z", dist.Normal(0.0, 1.0))
+    x = ppl.sample("x", dist.Normal(z, 1.0))
+    return ppl.sample("y", dist.Normal(2.0 * x + 3.0 * z, 1.0))
+
+
+def test_fully_observed_linear_scm_is_certain():
+    # x, y and z seen: every noise is known, so y' = y + 2 (x' - x) exactly
+    cf = ppl.counterfactual(linear, observed={"z": 0.5, "x": 1.0, "y": 2.0}, do={"x": -1.0})
+    post = ppl.infer(cf, method=ppl.Importance(num_particles=16))
+    np.testing.assert_allclose(np.asarray(post.samples["y"]), 2.0 + 2.0 * (-1.0 - 1.0), atol=1e-5)
+    assert set(cf.ir().latent_sites()) == set()  # nothing left to infer
+
+
+def test_linear_scm_with_a_latent_confounder_matches_gaussian_conditioning():
+    # (x, y) jointly normal: Var x = 2, Cov(x, y) = 7, Var y = 30; y' = y + 2 (x' - x), x | y = 3 normal
+    y_seen, x_new = 3.0, 0.0
+    mean_x = 7.0 / 30.0 * y_seen
+    want_mean = y_seen + 2.0 * (x_new - mean_x)
+    want_sd = 2.0 * np.sqrt(2.0 - 49.0 / 30.0)
+    cf = ppl.counterfactual(linear, observed={"y": y_seen}, do={"x": x_new})
+    post = ppl.infer(cf, method=ppl.Importance(num_particles=20000), key=ppl_key(3))
+    mean, se = weighted(post, "y")
+    assert abs(mean - want_mean) < 4 * se, (mean, want_mean, se)
+    w = np.asarray(post.weights) / np.sum(post.weights)
+    sd = float(np.sqrt(w @ (np.asarray(post.samples["y"]) - mean) ** 2))
+    assert abs(sd - want_sd) < 0.05 * want_sd
+    # the interventional answer on the same model forgets what was seen: E[y | do(x = 0)] = 0
+    done = ppl.infer(linear.do({"x": x_new}), method=ppl.Importance(num_particles=4000), key=ppl_key(4))
+    m, s = weighted(done, "y")
+    assert abs(m) < 4 * s and abs(want_mean - m) > 1.0
+
+
+def ppl_key(i):
+    import jax
+
+    return jax.random.key(i)
+
+
+def test_continuous_sites_share_their_reparameterised_noise():
+    cf = ppl.counterfactual(linear, observed={"y": 3.0}, do={"x": 0.0})
+    program = cf.ir()
+    sites = program.sites
+    # z is upstream of the intervention: shared, one site; x and y are split into factual/... and their own
+    assert sites["z"].kind == "sample" and "factual/z" not in sites
+    assert sites["factual/x"].kind == "sample" and "x" not in sites
+    assert sites["factual/y"].kind == "observe" and sites["y"].kind == "deterministic"
+    assert set(program.latent_sites()) == {"z", "factual/x"}
+
+
+# -- deterministic SCMs: the firing squad --------------------------------------------------------------
+
+P_ORDER, P_NERVES = 0.6, 0.3
+
+
+@ppl.model
+def firing_squad():
+    order = ppl.sample("order", dist.Bernoulli(probs=P_ORDER))  # the court orders the execution
+    nerves = ppl.sample("nerves", dist.Bernoulli(probs=P_NERVES))  # rifleman A is nervous
+    captain = ppl.deterministic("captain", order)
+    a = ppl.deterministic("a", jnp.maximum(captain, nerves))
+    b = ppl.deterministic("b", captain)
+    return ppl.deterministic("dead", jnp.maximum(a, b))
+
+
+def test_firing_squad_counterfactual():
+    cf = ppl.counterfactual(firing_squad, observed={"dead": 1}, do={"a": 0})
+    post = ppl.infer(cf, method=ppl.Enumerate())
+    alive = 1.0 - post.mean("dead")
+    assert alive == pytest.approx((1 - P_ORDER) * P_NERVES / (P_ORDER + (1 - P_ORDER) * P_NERVES), abs=1e-6)
+    # the interventional answer: P(dead | do(a = 0)) = P(order), knowing nothing of this execution
+    assert ppl.infer(firing_squad.do({"a": 0}), method=ppl.Enumerate()).mean("dead") == pytest.approx(P_ORDER,
+                                                                                                     abs=1e-6)
+    # and with the order seen, the counterfactual is certain: B shoots anyway
+    sure = ppl.infer(ppl.counterfactual(firing_squad, observed={"order": 1}, do={"a": 0}), method=ppl.Enumerate())
+    assert sure.mean("dead") == pytest.approx(1.0, abs=1e-9)
+    assert sure.mean() == pytest.approx(1.0, abs=1e-9)  # the return value is the counterfactual world's
+
+
+# -- discrete sites: inverse-CDF noise, against brute force over the noise ----------------------------------
+
+A = np.array([0.2, 0.5, 0.3])
+B = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [0.1, 0.7, 0.2]])  # P(b | a)
+C = np.array([[0.9, 0.1], [0.5, 0.5], [0.15, 0.85]])  # P(c | b)
+
+
+@ppl.model
+def chain():
+    a = ppl.sample("a", dist.Categorical(probs=jnp.asarray(A)))
+    b = ppl.sample("b", dist.Categorical(probs=jnp.asarray(B)[a]))
+    return ppl.sample("c", dist.Categorical(probs=jnp.asarray(C)[b]))
+
+
+def inverse_cdf(table_rows, u):
+    cdf = np.cumsum(table_rows, axis=-1)
+    return np.minimum((u[:, None] >= cdf).sum(axis=-1), table_rows.shape[-1] - 1)
+
+
+def test_discrete_coupling_matches_brute_force_over_the_noise():
+    # the SCM written out: every site is the inverse CDF of its own uniform noise; 400,000 noise draws
+    rng = np.random.default_rng(0)
+    n = 400_000
+    ua, ub, uc = rng.uniform(size=(3, n))
+    a = inverse_cdf(np.broadcast_to(A, (n, 3)), ua)
+    b = inverse_cdf(B[a], ub)
+    c = inverse_cdf(C[b], uc)
+    seen = (c == 1)  # the factual world: c = 1
+    a2 = np.zeros(n, int)  # do(a = 0) in the twin, same noise
+    b2 = inverse_cdf(B[a2], ub)
+    c2 = inverse_cdf(C[b2], uc)
+    cf = ppl.counterfactual(chain, observed={"c": 1}, do={"a": 0})
+    post = ppl.infer(cf, method=ppl.Enumerate())
+    for site, values in (("b", b2), ("c", c2)):
+        for k in range(3 if site == "b" else 2):
+            brute = values[seen] == k
+            p = float(np.asarray(post.weights) @ (np.asarray(post.samples[site]) == k))
+            se = brute.std() / np.sqrt(brute.size)
+            assert abs(p - brute.mean()) < 4 * se + 1e-9, (site, k, p, brute.mean(), se)
+
+
+@pytest.mark.slow
+def test_any_method_runs_the_counterfactual():
+    cf = ppl.counterfactual(chain, observed={"c": 1}, do={"a": 0})
+    exact = ppl.infer(cf, method=ppl.Enumerate()).mean("c")
+    post = ppl.infer(cf, method=ppl.Importance(num_particles=4000), key=ppl_key(1))
+    mean, se = weighted(post, "c")
+    assert abs(mean - exact) < 4 * se
+
+
+def test_unbounded_discrete_sites_keep_their_noise_as_a_latent():
+    @ppl.model
+    def visits():
+        x = ppl.sample("x", dist.Bernoulli(probs=0.5))
+        return ppl.sample("y", dist.Poisson(jnp.where(x == 1, 4.0, 1.5)))
+
+    cf = ppl.counterfactual(visits, observed={"x": 1, "y": 5}, do={"x": 0})
+    assert "y.noise" in cf.ir().latent_sites()
+    # exact law: u ~ U(F_4(4), F_4(5)), y' = F_1.5^{-1}(u): overlap of the CDF intervals
+    lo, hi = stats.poisson.cdf(4, 4.0), stats.poisson.cdf(5, 4.0)
+    ks = np.arange(30)
+    f = stats.poisson.cdf(ks, 1.5)
+    probs = np.clip(np.minimum(hi, f) - np.maximum(lo, f - stats.poisson.pmf(ks, 1.5)), 0, None) / (hi - lo)
+    post = ppl.infer(cf, method=ppl.Importance(num_particles=4000), key=ppl_key(2))
+    mean, se = weighted(post, "y")
+    assert abs(mean - float(probs @ ks)) < 4 * se + 1e-6
+
+
+# -- probabilities of causation --------------------------------------------------------------------------------
+
+
+@ppl.model
+def drug():
+    x = ppl.sample("x", dist.Bernoulli(probs=0.5))
+    return ppl.sample("y", dist.Bernoulli(probs=jnp.where(x == 1, 0.8, 0.3)))
+
+
+def test_probabilities_of_necessity_and_sufficiency():
+    got = ppl.probabilities_of_causation(drug, treatment="x", outcome="y")
+    # inverse-CDF noise is monotone: PN = (P(y|x) - P(y|x')) / P(y|x), PS = (P(y|x) - P(y|x')) / (1 - P(y|x'))
+    assert got.pn == pytest.approx(0.5 / 0.8, abs=1e-6)
+    assert got.ps == pytest.approx(0.5 / 0.7, abs=1e-6)
+    assert got.pns == pytest.approx(0.8 - 0.3, abs=1e-6)
+
+
+# -- bad input -------------------------------------------------------------------------------------------------
+
+
+def test_unknown_sites_are_named():
+    with pytest.raises(ppl.AddressError, match=r"names \['xx'\]") as info:
+        ppl.counterfactual(chain, observed={"xx": 1}, do={"a": 0}).ir()
+    with pytest.raises(ppl.AddressError, match=r"names \['aa'\]") as info:
+        ppl.counterfactual(chain, observed={"c": 1}, do={"aa": 0}).ir()
+    assert "Did you mean 'a'?" in str(info.value)
+
+
+def test_values_outside_the_support_are_named():
+    with pytest.raises(ppl.SupportError, match="sets 'x' to 7, which is outside the support"):
+        ppl.counterfactual(drug, observed={"y": 1}, do={"x": 7}).ir()
+    with pytest.raises(ppl.SupportError, match="observes 'y' to 2, which is outside the support"):
+        ppl.counterfactual(drug, observed={"y": 2}, do={"x": 0}).ir()
+
+
+def test_loops_and_dynamic_models_are_refused_clearly():
+    @ppl.model
+    def looped():
+        def step(c, _):
+            z = ppl.sample("z", dist.Bernoulli(probs=jnp.where(c == 1, 0.9, 0.2)))
+            return z, z
+
+        x = ppl.sample("x", dist.Bernoulli(probs=0.5))
+        ppl.scan(step, x, None, length=2)
+
+    with pytest.raises(ppl.ModelError, match="inside a loop or branch"):
+        ppl.counterfactual(looped, observed={}, do={"x": 1}).ir()
+
+    @ppl.model
+    def dynamic():
+        n = ppl.sample("n", dist.Bernoulli(probs=0.5))
+        if int(n) == 1:
+            ppl.sample("x", dist.Bernoulli(probs=0.5))
+
+    with pytest.raises(ppl.ModelError, match="counterfactual\\(\\) on the model 'dynamic', which is dynamic"):
+        ppl.infer(ppl.counterfactual(dynamic, do={"n": 1}), method=ppl.Enumerate())
+
+
+def test_every_finite_site_enumerates():
+    cf = ppl.counterfactual(chain, observed={"c": 0}, do={"b": 2})
+    post = ppl.infer(cf, method=ppl.Enumerate())
+    # b := 2, and c' shares its noise with the factual c = 0
+    total = 0.0
+    for a, b in itertools.product(range(3), range(3)):
+        total += A[a] * B[a, b] * C[b, 0]
+    # P(c' = 1 | c = 0) = Σ_b P(b | c = 0) |[0, C[b,0]) ∩ [C[2,0], 1)| / C[b,0]
+    want = sum(A[a] * B[a, b] * max(0.0, C[b, 0] - C[2, 0]) for a, b in itertools.product(range(3), range(3)))
+    assert post.mean("c") == pytest.approx(want / total, abs=1e-6)
