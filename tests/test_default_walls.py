@@ -119,3 +119,80 @@ def test_tug_of_war_default_agrees_with_a_long_importance_run():
     z = (float(post.mean()) - float(reference.mean())) / se
     assert abs(z) < 4, (post.mean(), reference.mean(), se)
     assert 1.05 < float(reference.mean()) < 1.3
+
+
+# --------------------------------------------------------------------------- support walls
+
+
+@ppl.model
+def uniform_scale(y):
+    """theta ~ Exponential(1), y_i ~ Uniform(0, theta): the density is zero for theta < max(y)."""
+    theta = ppl.sample("theta", dist.Exponential(1.0))
+    with ppl.plate("n", y.shape[0]):
+        ppl.observe("y", dist.Uniform(0.0, theta), y)
+    return theta
+
+
+@ppl.model
+def uniform_on_data_bounds(y, top):
+    """The support's bound is data, not a latent: no wall."""
+    mu = ppl.sample("mu", dist.Normal(0.0, 1.0))
+    with ppl.plate("n", y.shape[0]):
+        ppl.observe("y", dist.Uniform(mu - top, mu + top), y)
+    return mu
+
+
+@ppl.model
+def normal_scale(y):
+    sigma = ppl.sample("sigma", dist.HalfNormal(1.0))
+    with ppl.plate("n", y.shape[0]):
+        ppl.observe("y", dist.Normal(0.0, sigma), y)
+
+
+@ppl.model
+def latent_uniform_child():
+    """A latent x ~ Uniform(0, theta) is no wall: its bijector follows theta."""
+    theta = ppl.sample("theta", dist.Exponential(1.0))
+    x = ppl.sample("x", dist.Uniform(0.0, theta))
+    ppl.observe("z", dist.Normal(x, 1.0), 0.3)
+
+
+Y_UNIFORM = jnp.array([0.4, 1.3, 0.9])
+
+
+def test_an_observation_whose_support_moves_with_a_latent_is_a_wall():
+    assert hard_walls(uniform_scale.program(Y_UNIFORM)[0]) == ["y"]
+    method = pick(uniform_scale, Y_UNIFORM)
+    assert type(method).__name__ == "Importance" and method.num_particles == WALL_PARTICLES
+
+
+def test_supports_that_do_not_move_with_a_continuous_latent_are_not_walls():
+    assert hard_walls(normal_scale.program(Y_UNIFORM)[0]) == []
+    assert hard_walls(latent_uniform_child.program()[0]) == []
+    assert type(pick(latent_uniform_child)).__name__ == "NUTS"
+    # mu - top and mu + top move with mu: a wall, whichever way the bound is written
+    assert hard_walls(uniform_on_data_bounds.program(Y_UNIFORM, 3.0)[0]) == ["y"]
+
+
+def test_a_ppl_support_wall():
+    module = ppl.loads("model m(y: real[]) {\n  theta ~ exponential(1)\n  for i in 0..len(y) {\n"
+                       "    y[i] ~ uniform(0, theta)\n  }\n}\n", "m.ppl")
+    program = module.m.program([0.4, 1.3, 0.9])[0]
+    assert len(hard_walls(program)) == 1
+    assert type(pick(module.m, [0.4, 1.3, 0.9])).__name__ in ("Importance", "SMC")
+
+
+def test_the_default_on_a_support_wall_gets_the_exact_posterior_mean():
+    """p(theta | y) ∝ e^{-theta} theta^{-n} on theta > max(y): its mean by quadrature."""
+    from scipy import integrate
+
+    n, top = Y_UNIFORM.shape[0], float(Y_UNIFORM.max())
+    dens = lambda t: np.exp(-t) * t ** (-n)  # noqa: E731
+    z = integrate.quad(dens, top, np.inf)[0]
+    mean = integrate.quad(lambda t: t * dens(t), top, np.inf)[0] / z
+    sd = np.sqrt(integrate.quad(lambda t: t * t * dens(t), top, np.inf)[0] / z - mean**2)
+    post = ppl.infer(uniform_scale, Y_UNIFORM, seed=5)
+    assert post.method == "Importance"
+    assert float(np.min(post.samples["theta"][np.asarray(post.weights) > 0])) >= top
+    zscore = (float(post.mean()) - mean) / (sd / np.sqrt(post.ess))
+    assert abs(zscore) < 4, (float(post.mean()), mean, post.ess)
