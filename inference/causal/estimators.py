@@ -114,9 +114,16 @@ def ipw(data: dict, *, treatment: str, outcome: str, covariates=(), clip: float 
     return _effect(t * y / e, (1 - t) * y / (1 - e), "IPW")
 
 
-def aipw(data: dict, *, treatment: str, outcome: str, covariates=(), clip: float = 0.0) -> Effect:
-    """Augmented IPW (doubly robust) average effect of the binary ``treatment``."""
-    t, y, z = _columns(data, treatment, outcome, covariates)
+def aipw(data: dict, *, treatment: str, outcome: str, covariates=(), clip: float = 0.0,
+         propensity_covariates=None, outcome_covariates=None) -> Effect:
+    """Augmented IPW (doubly robust) average effect of the binary ``treatment``.
+
+    ``covariates`` feed both models; ``propensity_covariates`` / ``outcome_covariates``
+    give either model its own columns."""
+    pz = covariates if propensity_covariates is None else propensity_covariates
+    oz = covariates if outcome_covariates is None else outcome_covariates
+    t, y, z = _columns(data, treatment, outcome, pz)
     e = _propensity(t, z, clip)
+    z = _columns(data, treatment, outcome, oz)[2]
     m1, m0 = _arm_mean(t, y, z, 1.0), _arm_mean(t, y, z, 0.0)
     return _effect(m1 + t * (y - m1) / e, m0 + (1 - t) * (y - m0) / (1 - e), "AIPW")
