@@ -78,11 +78,21 @@ def _lbfgs_path(log_p, x0, max_iters):
         updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=loss)
         new = optax.apply_updates(x, updates)
         new = jnp.where(jnp.all(jnp.isfinite(new)), new, x)  # a failed line search stays put
-        return (new, state), (x, -grad)
+        return (new, state), (x, -grad, -value)
 
-    (last, _), (xs, gs) = jax.lax.scan(step, (x0, opt.init(x0)), None, length=max_iters)
-    g_last = jax.grad(log_p)(last)
-    return jnp.concatenate([xs, last[None]]), jnp.concatenate([gs, g_last[None]])
+    (last, _), (xs, gs, fs) = jax.lax.scan(step, (x0, opt.init(x0)), None, length=max_iters)
+    f_last, g_last = jax.value_and_grad(log_p)(last)
+    return (jnp.concatenate([xs, last[None]]), jnp.concatenate([gs, g_last[None]]),
+            jnp.concatenate([fs, f_last[None]]))
+
+
+def _running(fs, rel_tol):
+    """``live[l]``: iterate ``l`` was reached before L-BFGS converged (a relative change of ``log p``
+    below ``rel_tol``); iterates after that only repeat the mode in rounding noise."""
+    change = jnp.abs(fs[1:] - fs[:-1]) <= rel_tol * jnp.maximum(1.0, jnp.abs(fs[1:]))
+    change = change | ~jnp.isfinite(fs[1:])
+    stopped = jnp.cumsum(change) > 0  # stopped[l - 1]: converged at or before iterate l
+    return jnp.concatenate([jnp.ones(1, bool), ~jnp.concatenate([jnp.zeros(1, bool), stopped[:-1]])])
 
 
 def _normal_draws(key, mean, H, n):
@@ -97,10 +107,11 @@ def single_path(log_p, key, dim, *, max_iters, history, num_elbo_draws, num_draw
     """One Pathfinder path: ``(draws, log_p(draws), log_q(draws), best index, ELBO per iterate)``. Pure."""
     k_init, k_elbo, k_draw = jax.random.split(key, 3)
     x0 = jax.random.uniform(k_init, (dim,), minval=-init_radius, maxval=init_radius)
-    xs, gs = _lbfgs_path(log_p, x0, max_iters)
+    xs, gs, fs = _lbfgs_path(log_p, x0, max_iters)
+    live = _running(fs, 10 * jnp.finfo(xs.dtype).eps)
     S, Y = xs[1:] - xs[:-1], gs[:-1] - gs[1:]  # y = grad f(x_{i+1}) - grad f(x_i) for f = -log p
     ok = jnp.sum(S * Y, axis=1) > 1e-12 * jnp.sum(Y * Y, axis=1)
-    ok = ok & jnp.all(jnp.isfinite(S), axis=1) & jnp.all(jnp.isfinite(Y), axis=1)
+    ok = ok & jnp.all(jnp.isfinite(S), axis=1) & jnp.all(jnp.isfinite(Y), axis=1) & live[1:]
     n = max_iters
     idx = jnp.arange(n)
 
@@ -115,7 +126,7 @@ def single_path(log_p, key, dim, *, max_iters, history, num_elbo_draws, num_draw
         mean, H = fit(l)
         x, log_q = _normal_draws(k, mean, H, num_elbo_draws)
         value = jnp.mean(jax.vmap(log_p)(x) - log_q)
-        return jnp.where(jnp.isfinite(value), value, -jnp.inf)
+        return jnp.where(jnp.isfinite(value) & live[l], value, -jnp.inf)
 
     elbos = jax.vmap(elbo)(idx + 1, jax.random.split(k_elbo, n))  # iterates 1..L (0 has no pair yet)
     best = jnp.argmax(elbos) + 1
@@ -221,8 +232,10 @@ class Pathfinder:
 def pathfinder_init(program, args, key, num_chains: int):
     """Initial unconstrained points for ``num_chains`` chains: Pathfinder's resampled draws (one per chain)."""
     k_paths, k_pick = jax.random.split(key)
-    target, x, log_p, log_q, _ = run_paths(program, args, k_paths, num_paths=4, max_iters=100, history=6,
-                                          num_elbo_draws=25, draws_per_path=250, init_radius=2.0)
+    d = Pathfinder()  # the defaults: the same compiled paths as ppl.Pathfinder()
+    target, x, log_p, log_q, _ = run_paths(program, args, k_paths, num_paths=d.num_paths, max_iters=d.max_iters,
+                                          history=d.history, num_elbo_draws=d.num_elbo_draws,
+                                          draws_per_path=d.draws_per_path, init_radius=d.init_radius)
     smoothed, _ = psis(log_p - log_q)
     rng = np.random.default_rng(np.asarray(jax.random.key_data(k_pick)).ravel())
     p = np.exp(smoothed)
