@@ -22,8 +22,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from ppl.semantics import _jax_compat as jc
-from ppl.semantics import effects, index_check, ir
+from ppl.stdlib import jax_compat as jc
+from ppl.semantics import checked_eval, effects, index_check, ir
 from ppl.stdlib.errors import Span
 
 __all__ = ["IndexTracker", "eqn_user_span", "needs_check"]
@@ -55,9 +55,24 @@ def eqn_user_span(eqn) -> Span | None:
     for filename, line in jc.eqn_frames(eqn):
         if _is_jax_file(filename):
             continue
-        if effects._is_internal(filename):
+        if effects.is_internal(filename):
             return None
         return Span(filename, line)
+    return None
+
+
+def eqn_span(eqn) -> Span | None:
+    """Where the operation an equation came from was written: the user's index expression or
+    statement (.ppl), else the innermost frame of the user's Python code that led to it."""
+    span = eqn_user_span(eqn)
+    if span is not None:
+        return span
+    span = index_check.statement_span_of_scopes(jc.eqn_name_stack(eqn))
+    if span is not None:
+        return span
+    for filename, line in jc.eqn_frames(eqn):
+        if not _is_jax_file(filename) and not effects.is_internal(filename):
+            return Span(filename, line)
     return None
 
 
@@ -181,7 +196,7 @@ class IndexTracker:
             return ir.Prim(span, outs, prim, params, args, check_index=True)
         if every_known and prim.name in _FOLD and all(int(np.prod(v.shape)) <= _MAX_KNOWN for v in outs):
             self._fold(prim, params, values, outs)
-        return ir.Prim(None, outs, prim, params, args)
+        return ir.Prim(eqn_span(eqn), outs, prim, params, args)
 
     def _fold(self, prim, params, values, outs) -> None:
         try:
@@ -192,3 +207,20 @@ class IndexTracker:
             return
         for v, g in zip(outs, got):
             self.known[v] = g
+
+
+def opaque_stmts(eqn, outs: tuple, args: tuple) -> list[ir.Stmt]:
+    """An opaque loop (``while_loop``, a ``fori_loop`` with a run-time trip count) with index
+    operations the user wrote inside: the loop as a ``checked_eval.CheckedOp`` statement, then one
+    run-time check per operation (``check_index``, at its user's line). Empty when it has none."""
+    sites = checked_eval.params_sites(eqn.primitive.name, dict(eqn.params))
+    if not sites:
+        return []
+    reports = tuple(ir.Var((), np.dtype(np.int32)) for _ in range(2 * len(sites)))
+    stmts: list[ir.Stmt] = [ir.Prim(eqn_user_span(eqn), outs + reports,
+                                    checked_eval.CheckedOp(eqn.primitive, eqn.params), {}, args)]
+    for k, site in enumerate(sites):
+        ok = ir.Var((), np.dtype(np.bool_))
+        stmts.append(ir.Prim(site.span, (ok,), checked_eval.REPORT_OP, checked_eval.report_params(site),
+                             reports[2 * k: 2 * k + 2], check_index=True))
+    return stmts

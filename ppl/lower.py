@@ -393,7 +393,8 @@ class Lowering:
 
     def stmt(self, s, env: dict) -> None:
         try:
-            self.stmt_rules[type(s)](s, env)
+            with _statement_scope(s.span):
+                self.stmt_rules[type(s)](s, env)
         except (_Return, PPLError, effects.NeedsDynamic, effects.MemoOnTracedValue, RecursionError):
             raise
         except jc.CONCRETIZATION_ERRORS:
@@ -1017,6 +1018,13 @@ def _check_indices(base, idx, nodes, what: str) -> None:
             where = "" if v.ndim == 0 else " (one of the values this index takes)"
             raise index_check.IndexRangeError(index_check.violation_message(viol, what) + where,
                                               span=node.span, hint=index_check.HINT)
+
+
+def _statement_scope(span):
+    """Carries the statement's span into the jaxpr, so every IR operation it makes has its span."""
+    if span is None or not _tracing():
+        return contextlib.nullcontext()
+    return jax.named_scope(index_check.statement_scope(span))
 
 
 def _index_scope(span, idx):

@@ -158,7 +158,9 @@ class TraceHandler(effects.Handler):
     @contextlib.contextmanager
     def enter_call(self, name):
         with super().enter_call(name):
-            with jax.named_scope(f"ppl.call.{self.scope[-1]}"):
+            scope = f"ppl.call.{self.scope[-1]}"
+            self.group_spans.setdefault(scope, effects.caller_span())
+            with jax.named_scope(scope):
                 yield
 
     def record_sharded_plate(self, name, size, shard, span):
@@ -168,7 +170,9 @@ class TraceHandler(effects.Handler):
     @contextlib.contextmanager
     def enter_plate(self, name, size, span):
         with super().enter_plate(name, size, span) as frame:
-            with jax.named_scope(f"ppl.plate.{name}.{int(size)}"):
+            scope = f"ppl.plate.{name}.{int(size)}"
+            self.group_spans.setdefault(scope, span)
+            with jax.named_scope(scope):
                 yield frame
 
 
@@ -208,9 +212,11 @@ def trace(fn: Callable, args: tuple, kwargs: dict, name: str) -> "ir.Program | D
         a, k = rebuild(leaves)
         handler = TraceHandler()
         handler.sharded_plates = {}
+        handler.group_spans = {}
         with handler:
             out = fn(*a, **k)
         out_tree_box["sharded_plates"] = tuple(handler.sharded_plates.values())
+        out_tree_box["group_spans"] = handler.group_spans
         flat, tree = jax.tree.flatten(out)
         out_tree_box["tree"] = tree
         return [jnp.asarray(x) for x in flat]
@@ -234,7 +240,7 @@ def trace(fn: Callable, args: tuple, kwargs: dict, name: str) -> "ir.Program | D
             span = effects.user_span_of(err)
             return Dynamic(fn, args, kwargs, name, "Python code needs the value of a random choice", span)
         raise
-    block = _convert_closed(closed)
+    block = _Converter(out_tree_box.get("group_spans", {})).block(closed)
     program = ir.Program(name, block, rebuild, out_tree_box["tree"], span=effects.caller_span(),
                          sharded_plates=out_tree_box.get("sharded_plates", ()))
     check_or_raise(program)
@@ -269,7 +275,11 @@ def _ppl_path(eqn) -> tuple[str, ...]:
 
 
 class _Converter:
-    def __init__(self):
+    """A jaxpr of a traced model -> IR; ``group_spans`` (named scope -> span) says where the user
+    opened each plate and called each sub-model."""
+
+    def __init__(self, group_spans: dict | None = None):
+        self.group_spans = dict(group_spans or {})
         self.env: dict[Any, ir.Atom] = {}
         self.indices = checked_index.IndexTracker()
 
@@ -306,21 +316,22 @@ class _Converter:
                 self._close(stack)
             while len(stack[-1][0]) < len(path):
                 stack.append((path[: len(stack[-1][0]) + 1], []))
-            stack[-1][1].append(stmt)
+            stack[-1][1].extend(stmt if isinstance(stmt, list) else [stmt])
         while len(stack) > 1:
             self._close(stack)
         return root
 
-    @staticmethod
-    def _close(stack):
+    def _close(self, stack):
         path, body = stack.pop()
         seg = path[-1]
+        # where the user opened the plate or called the sub-model; else where its first statement is
+        span = self.group_spans.get(seg) or _first_span(body)
         if seg.startswith("ppl.plate."):
             _, _, rest = seg.partition("ppl.plate.")
             name, _, size = rest.rpartition(".")
-            group = ir.Plate(None, name, int(size), tuple(body))
+            group = ir.Plate(span, name, int(size), tuple(body))
         else:
-            group = ir.Call(None, seg[len("ppl.call."):], tuple(body))
+            group = ir.Call(span, seg[len("ppl.call."):], tuple(body))
         stack[-1][1].append(group)
 
     def stmt(self, eqn, path) -> ir.Stmt:
@@ -333,7 +344,7 @@ class _Converter:
             self.indices.scan(eqn, tuple(self.read(a) for a in eqn.invars))
         verified = self.indices.verified
         if subs and (any(_has_sites(s) for s in subs)
-                     or (name in (jc.SCAN, jc.COND)
+                     or (name in (jc.SCAN, jc.COND, *jc.JIT_NAMES)
                          and any(checked_index.contains_checked_index(s, verified) for s in subs))):
             if name == jc.SCAN:
                 return self.scan(eqn, path)
@@ -347,6 +358,10 @@ class _Converter:
             )
         args = tuple(self.read(a) for a in eqn.invars)
         outs = tuple(self.new_var(v) for v in eqn.outvars)
+        if subs and name not in (jc.SCAN, jc.COND, *jc.JIT_NAMES):  # a while_loop: checked inside
+            checked = checked_index.opaque_stmts(eqn, outs, args)
+            if checked:
+                return checked
         return self.indices.prim(eqn, outs, args)
 
     def site(self, eqn) -> ir.Stmt:
@@ -394,15 +409,13 @@ class _Converter:
         for inner, outer in zip(jaxpr.outvars, eqn.outvars):
             if not jc.is_dropvar(outer):
                 self.env[outer] = self.read(inner)
-        return ir.Call(None, getattr(eqn.params.get("name"), "__str__", lambda: "jit")(), tuple(stmts))
+        return ir.Call(_first_span(stmts), getattr(eqn.params.get("name"), "__str__", lambda: "jit")(), tuple(stmts))
 
 
 def _first_span(stmts):
+    """The span of the first site among ``stmts`` (else of the first statement that has one)."""
+    sites = (ir.Sample, ir.Observe, ir.Factor, ir.Deterministic)
     for s in ir.walk(stmts):
-        if s.span is not None:
+        if isinstance(s, sites) and s.span is not None:
             return s.span
-    return None
-
-
-def _convert_closed(closed) -> ir.Block:
-    return _Converter().block(closed)
+    return next((s.span for s in ir.walk(stmts) if s.span is not None), None)

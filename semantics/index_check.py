@@ -24,7 +24,10 @@ from ppl.stdlib.errors import ShapeError, Span
 
 __all__ = [
     "IndexRangeError",
+    "REPORT",
     "is_checked_op",
+    "item_table",
+    "first_bad",
     "in_range",
     "first_violation",
     "index_positions",
@@ -32,12 +35,20 @@ __all__ = [
     "raise_if_out_of_range",
     "span_scope",
     "span_of_scopes",
+    "statement_scope",
+    "statement_span_of_scopes",
     "UNCHECKED_SCOPE",
 ]
 
 _SCATTERS = frozenset({"scatter", "scatter-add", "scatter-mul", "scatter-min", "scatter-max",
                        "scatter_add", "scatter_mul", "scatter_min", "scatter_max"})
 _OPS = frozenset({"gather", "dynamic_slice", "dynamic_update_slice"}) | _SCATTERS
+
+#: the name of the check that reports, after an opaque loop (``while_loop``, ``fori_loop``), the first
+#: index of one of its index operations that fell outside its array (``semantics.checked_eval``):
+#: arguments ``(code, value)``, ``code`` -1 when every index was inside, else which of the
+#: operation's indexed axes (``params["items"]``) the index ``value`` missed
+REPORT = "ppl_index_report"
 
 #: the named scope under which index operations are not checked (a ``.ppl`` if-expression on a
 #: value known only at run time evaluates both branches: a guarded index there is fine)
@@ -71,6 +82,8 @@ def is_checked_op(name: str, params: dict) -> bool:
     A gather that fills out-of-range reads (``jnp.take``'s NaN) or clamps them on request
     (``mode='clip'``) says what it does there, and is left alone.
     """
+    if name == REPORT:
+        return True
     if name not in _OPS:
         return False
     if name == "gather":
@@ -117,8 +130,32 @@ def _index(value, item: _Item):
     return value[..., item.component]
 
 
+def item_table(name: str, params: dict, shapes: list[tuple]) -> tuple:
+    """``(axis, length, window)`` of each index the operation reads, in :func:`first_bad`'s order."""
+    return tuple((it.axis, it.length, it.window) for it in _items(name, params, shapes))
+
+
+def first_bad(xp, name: str, params: dict, args: list) -> tuple[Any, Any]:
+    """(traced) ``(code, value)``: ``code`` -1 when every index lies inside its axis, else the first
+    entry of :func:`item_table` that an index misses, and ``value`` that index as the user wrote it."""
+    shapes = [tuple(np.shape(a)) for a in args]
+    code, value = xp.asarray(-1, np.int32), xp.asarray(0, np.int32)
+    for k, item in reversed(list(enumerate(_items(name, params, shapes)))):
+        idx = xp.reshape(xp.asarray(_index(args[item.arg], item)), (-1,))
+        if idx.shape[0] == 0:
+            continue
+        bad = (idx < 0) | (idx > item.length - item.window)
+        v = idx[xp.argmax(bad)]
+        user = xp.where(v < 0, v - item.length, v).astype(np.int32)
+        hit = xp.any(bad)
+        code, value = xp.where(hit, np.int32(k), code), xp.where(hit, user, value)
+    return code, value
+
+
 def in_range(xp, name: str, params: dict, args: list) -> Any:
     """A (traced) boolean: every index of the operation lies inside its axis."""
+    if name == REPORT:
+        return args[0] < 0
     shapes = [tuple(np.shape(a)) for a in args]
     ok = xp.asarray(True)
     for item in _items(name, params, shapes):
@@ -137,6 +174,12 @@ class Violation(NamedTuple):
 
 def first_violation(name: str, params: dict, args: list) -> Violation | None:
     """The first index outside its axis (concrete values), or None when all are inside."""
+    if name == REPORT:
+        code = int(np.asarray(args[0]))
+        if code < 0:
+            return None
+        axis, length, window = params["items"][code]
+        return Violation(int(np.asarray(args[1])), axis, length, window, tuple(params["shape"]))
     shapes = [tuple(np.shape(a)) for a in args]
     for item in _items(name, params, shapes):
         idx = np.asarray(_index(np.asarray(args[item.arg]), item)).reshape(-1)
@@ -193,22 +236,45 @@ _BY_ID: list[Span] = []
 _PREFIX = "ppl.at."
 
 
-def span_scope(span: Span) -> str:
-    """A named-scope name that carries ``span`` into the jaxpr's equations."""
+_STATEMENT_PREFIX = "ppl.stmt."
+
+
+def _span_id(span: Span) -> int:
     key = (span.file, span.line, span.column, span.end_line, span.end_column, span.source)
     k = _SPANS.get(key)
     if k is None:
         k = _SPANS[key] = len(_BY_ID)
         _BY_ID.append(span)
-    return f"{_PREFIX}{k}"
+    return k
+
+
+def span_scope(span: Span) -> str:
+    """A named-scope name that carries ``span`` of an index expression into the jaxpr's equations."""
+    return f"{_PREFIX}{_span_id(span)}"
+
+
+def statement_scope(span: Span) -> str:
+    """A named-scope name that carries the span of the statement an equation comes from (the .ppl
+    front end wraps each statement in one; it marks no index as the user's)."""
+    return f"{_STATEMENT_PREFIX}{_span_id(span)}"
+
+
+def _innermost(names, prefixes) -> Span | None:
+    for part in reversed(tuple(names)):
+        for prefix in prefixes:
+            if part.startswith(prefix):
+                try:
+                    return _BY_ID[int(part[len(prefix):])]
+                except (ValueError, IndexError):
+                    return None
+    return None
 
 
 def span_of_scopes(names) -> Span | None:
     """The innermost span carried by :func:`span_scope` names in a name stack."""
-    for part in reversed(tuple(names)):
-        if part.startswith(_PREFIX):
-            try:
-                return _BY_ID[int(part[len(_PREFIX):])]
-            except (ValueError, IndexError):
-                return None
-    return None
+    return _innermost(names, (_PREFIX,))
+
+
+def statement_span_of_scopes(names) -> Span | None:
+    """The innermost span carried by :func:`span_scope` or :func:`statement_scope` names."""
+    return _innermost(names, (_PREFIX, _STATEMENT_PREFIX))
