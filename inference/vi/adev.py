@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,12 +31,21 @@ from ppl.semantics import compile as C
 from ppl.semantics import ir
 from ppl.stdlib.errors import ModelError
 
-__all__ = ["ADEVMode", "surrogate", "surrogate_many", "MAX_CONFIGURATIONS"]
+__all__ = ["ADEVMode", "PerDraw", "surrogate", "surrogate_many", "draw", "estimators", "MAX_CONFIGURATIONS"]
 
 #: at most this many joint configurations of the "enum" choices of one program
 MAX_CONFIGURATIONS = 4096
 
 sg = jax.lax.stop_gradient
+
+
+class PerDraw(NamedTuple):
+    """What an integrand over K draws may return instead of a number: its ``value`` and one
+    REINFORCE baseline per draw, ``baselines[k]`` computed from the *other* draws only (leave one
+    out), so that ``E[(f - b_k) grad log q(x_k)] = E[f grad log q(x_k)]``: still unbiased."""
+
+    value: Any
+    baselines: Any
 
 
 def _site_key(stmt, key):
@@ -84,6 +94,21 @@ def _estimators(program):
     if got is None:
         got = _ESTIMATORS[program] = estimators_of(program)
     return got
+
+
+def estimators(program) -> dict:
+    """Every latent site's estimator (checked), cached per program."""
+    return _estimators(program)
+
+
+def draw(program: ir.Program, key, args, sites=None):
+    """One run of ``program`` under its estimators (no "enum" or "mvd" choices): ``(trace, S)`` with
+    ``S`` the summed log density of its "reinforce" choices among ``sites`` (None: all), the score
+    that a caller adds as ``stop_gradient(f - b) * (S - stop_gradient(S))`` for the ``f`` it computes."""
+    est = _estimators(program)
+    trace, terms = C.run(program, ADEVMode(est), args, key=key, record_terms=True)
+    chosen = [a for a, e in est.items() if e == "reinforce" and (sites is None or a in sites)]
+    return trace, _total(terms, chosen)
 
 
 def _total(terms, addresses):
@@ -174,7 +199,11 @@ def surrogate(program: ir.Program, key, args, integrand, baseline=0.0):
 
 def surrogate_many(program: ir.Program, keys, args, integrand, baseline=0.0):
     """``(value, s)`` for ``E_{x_1..x_K iid ~ program(args)}[integrand(traces)]``, the K traces stacked
-    along axis 0 (``keys`` has K keys). Estimators "reparam", "implicit" and "reinforce" only."""
+    along axis 0 (``keys`` has K keys). Estimators "reparam", "implicit" and "reinforce" only.
+
+    The REINFORCE term is ``sum_k stop_gradient(f - b_k) (S_k - stop_gradient(S_k))`` with ``S_k`` the
+    log density of draw k's "reinforce" choices and ``b_k = baseline`` (a number not computed from
+    these draws), or the leave-one-out baselines of a :class:`PerDraw` the integrand returns."""
     est = _estimators(program)
     other = [a for a, e in est.items() if e in ("enum", "mvd")]
     if other:
@@ -188,6 +217,11 @@ def surrogate_many(program: ir.Program, keys, args, integrand, baseline=0.0):
         return trace, _total(terms, [a for a, e in est.items() if e == "reinforce"])
 
     traces, scores = jax.vmap(run)(keys)
-    f = jnp.asarray(integrand(traces), jnp.result_type(float))
-    score = jnp.sum(scores)
-    return f, f + sg(f - baseline) * (score - sg(score))
+    out = integrand(traces)
+    if isinstance(out, PerDraw):
+        f = jnp.asarray(out.value, jnp.result_type(float))
+        b = sg(jnp.asarray(out.baselines, jnp.result_type(float)))
+    else:
+        f = jnp.asarray(out, jnp.result_type(float))
+        b = baseline
+    return f, f + jnp.sum(sg(f - b) * (scores - sg(scores)))
