@@ -1,20 +1,23 @@
-"""Shared plumbing for algorithms: running dynamic models eagerly, stacking draws."""
+"""Shared plumbing for algorithms: the program tree of a model, errors at the user's line, stacking draws.
+
+Running a program eagerly is the reference semantics' business (``semantics.interpret``): the
+weighted sampler, the population and the sequential and traced representations live there, and the
+eager algorithms compose them.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ppl.semantics import effects
-from ppl.semantics.interpret.free import outside_support, reify_ir, reify_python, site_score, sample_log_density
+from ppl.semantics.interpret.free import reify_ir, reify_python
 from ppl.semantics.program import Dynamic
 from ppl.stdlib.errors import PPLError
 
-__all__ = ["program_tree", "stack_draws", "DirectWeighted", "run_direct", "annotate"]
+__all__ = ["program_tree", "stack_draws", "annotate", "raise_if_impossible"]
 
 
 def program_tree(program, args):
@@ -24,50 +27,11 @@ def program_tree(program, args):
     return reify_ir(program, args)
 
 
-class DirectWeighted(effects.Handler):
-    """The weighted sampler run directly on effectful Python (no replay): same law as ``Weighted``."""
-
-    def __init__(self, key):
-        super().__init__()
-        self.key = key
-        self.count = 0
-        self.trace: dict = {}
-        self.log_weight = 0.0
-        self.impossible = None  # the first observation outside its support, if any
-
-    def site(self, site):
-        if site.kind == "sample":
-            self.count += 1
-            sub = jax.random.fold_in(self.key, self.count)
-            x = site.dist.sample(sub)
-            sample_log_density(site, x)  # checks for NaN densities
-            self.trace[site.address] = x
-            return x
-        if site.kind == "deterministic":
-            self.trace[site.address] = site.value
-            return site.value
-        w = site_score(site)
-        if w == -np.inf and site.kind == "observe" and self.impossible is None:
-            self.impossible = outside_support(site)
-        self.log_weight += w
-        return None
-
-
 def annotate(err: BaseException) -> BaseException:
     """Attach the user's source line to a user error raised while running their code."""
     if isinstance(err, PPLError) and err.span is None:
         err.with_span(effects.user_span_of(err))
     return err
-
-
-def run_direct(program: Dynamic, key):
-    h = DirectWeighted(key)
-    try:
-        with h:
-            value = program.call()
-    except PPLError as err:
-        raise annotate(err) from None
-    return value, h.trace, h.log_weight, h.impossible
 
 
 def raise_if_impossible(log_weights, reasons) -> None:

@@ -5,7 +5,8 @@ its weight is the likelihood of the observations times the factors. The
 average weight is an unbiased estimate of the evidence ``p(y)``.
 
 Static programs: one ``jit(vmap(generate))`` over the particles' keys.
-Dynamic programs: the weighted sampler of the eager engine, particle by particle.
+Dynamic programs: spawn-then-weigh in the eager engine, ``population.spawn(n)``
+over the weighted sampler (``semantics.interpret``), particle by particle.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppl.inference._common import raise_if_impossible, run_direct, stack_draws
+from ppl.inference._common import annotate, raise_if_impossible, stack_draws
 from ppl.inference.diagnose import diagnose
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
 from ppl.semantics import ir
+from ppl.semantics.interpret import population
 from ppl.semantics.interpret.population import log_mean_exp
+from ppl.semantics.interpret.sampler import weighted_python
 from ppl.semantics.program import Dynamic
-from ppl.stdlib.errors import ModelError
+from ppl.stdlib.errors import ModelError, PPLError
 
 __all__ = ["Importance"]
 
@@ -59,22 +62,20 @@ class Importance:
         )
 
     def _run_eager(self, program: Dynamic, key, n) -> Result:
-        values, traces, logw, reasons = [], [], [], []
-        for i in range(n):
-            k = jax.random.fold_in(key, i)
-            v, t, w, why = run_direct(program, k)
-            values.append(v)
-            traces.append(t)
-            logw.append(w)
-            reasons.append(why)
-        logw = np.asarray(logw, dtype=np.float64)
-        raise_if_impossible(logw, reasons)
+        """Spawn, then weigh: ``n`` runs of the weighted sampler (``population.spawn``), run ``i`` with
+        the key ``fold_in(key, i)``, each running the model's Python directly (no tree, no replay)."""
+        try:
+            particles = population.spawn(n, lambda k: weighted_python(program.call, k, checked=True), key)
+        except PPLError as err:
+            raise annotate(err) from None
+        logw = population.log_weights(particles)
+        raise_if_impossible(logw, (p.state.impossible for p in particles))
         if np.all(logw == -np.inf):
             raise ModelError("every particle has weight zero: the observations are impossible under the prior "
                              "draws", hint="Use more particles, or a method that does not draw from the prior.")
         return Result(
-            samples=stack_draws(traces),
-            returns=values,
+            samples=stack_draws([p.trace for p in particles]),
+            returns=[p.value for p in particles],
             method="Importance",
             engine="eager",
             log_weights=logw,

@@ -1,65 +1,93 @@
 """The population representation: a weighted collection of particles.
 
-``M a = list[(a, trace, log_weight)]`` of a fixed size ``n``, each particle an
-independent run of the weighted sampler; ``spawn`` makes ``n`` copies and
-``resample`` replaces the population by an equally weighted one with the same
-expected measure.
+A population is a list of ``n`` particles (runs of the weighted sampler,
+``sampler.Particle``), each with its log weight ``w_i``. It denotes the measure
 
-Laws::
+    (1/n) sum_i exp(w_i) delta(x_i)
 
-    population(n) of pure(v)    = n copies of (v, {}, -log n)   (normalised to the input mass)
-    bind                        = per particle, as in Weighted
-    resample preserves the total weight, and each particle's expected
-    number of copies is proportional to its weight (unbiasedness).
+whose total mass, ``log_evidence = log mean exp(w)``, estimates the program's
+evidence, and whose normalisation estimates its posterior. Weights are
+summarised and resampled by the shared definitions of ``semantics.resampling``
+(the compiled filter uses the same ones).
+
+Laws:
+
+- ``spawn(n, start, key)`` multiplies the population: one run becomes ``n``
+  independent runs (run ``i`` with the key ``fold_in(key, i)``), each carrying
+  the run's own weight. The expected measure of the population is the measure
+  of one run, so spawning preserves the normalised measure and the evidence
+  estimate is unbiased (the mean of ``n`` unbiased weights).
+- ``resample(population, key)`` preserves the population's expected measure:
+  particle ``j`` has ``n * exp(w_j) / sum exp(w)`` offspring on average, and
+  every offspring carries the mean weight, so the total mass is unchanged
+  *exactly* and the expectation of any function under the new population,
+  averaged over the resampling, is the old one. Offspring draw their future
+  choices with fresh keys (copies of one particle do not repeat each other).
 """
 
 from __future__ import annotations
 
-import math
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppl.semantics.interpret.sampler import run_weighted
+from ppl.semantics import resampling
 
-__all__ = ["spawn", "resample_indices", "resample", "log_mean_exp"]
+__all__ = ["spawn", "log_weights", "log_evidence", "summarise", "ancestors", "resample", "resample_indices",
+           "log_mean_exp"]
+
+_jitted: dict = {}
 
 
-def spawn(free_factory, n: int, key):
-    """``n`` independent weighted runs of a program (a list of (value, trace, log_weight))."""
-    return [run_weighted(free_factory(), jax.random.fold_in(key, i)) for i in range(n)]
+def spawn(n: int, start: Callable, key) -> list:
+    """``n`` independent runs ``start(fold_in(key, i))`` of a representation (a list of particles)."""
+    return [start(jax.random.fold_in(key, i)) for i in range(n)]
+
+
+def log_weights(particles) -> np.ndarray:
+    return np.array([p.log_weight for p in particles], dtype=np.float64)
 
 
 def log_mean_exp(log_w) -> float:
-    a = np.asarray(log_w, dtype=np.float64)
-    m = np.max(a)
-    if not np.isfinite(m):
-        return float(m)
-    return float(m + np.log(np.mean(np.exp(a - m))))
+    """``log mean exp(log_w)`` in float64 (the shared definition)."""
+    return float(resampling.log_mean_exp(np.asarray(log_w, dtype=np.float64)))
+
+
+def log_evidence(particles) -> float:
+    """The population's total mass, ``log mean exp(w)``: its evidence estimate."""
+    return log_mean_exp(log_weights(particles))
+
+
+def summarise(particles) -> tuple[float, float]:
+    """``(log mean exp(w), ESS)`` of the population's weights, in float64."""
+    log_mean, ess = resampling.summarise(log_weights(particles))
+    return float(log_mean), float(ess)
+
+
+def ancestors(key, log_w, scheme: str = "systematic", num: int | None = None) -> np.ndarray:
+    """Ancestor indices drawn in proportion to ``exp(log_w)`` by a shared scheme (``num`` of them)."""
+    if scheme not in resampling.SCHEMES:
+        raise ValueError(f"unknown resampling scheme {scheme!r}: use one of {sorted(resampling.SCHEMES)}")
+    w = np.asarray(log_w, dtype=np.float64)
+    num = len(w) if num is None else int(num)
+    fn = _jitted.get((scheme, num))
+    if fn is None:
+        scheme_fn = resampling.SCHEMES[scheme]
+        fn = _jitted[(scheme, num)] = jax.jit(lambda k, lw: scheme_fn(k, lw, num))
+    return np.asarray(fn(key, jnp.asarray(w)))
 
 
 def resample_indices(key, log_w, scheme: str = "systematic", n: int | None = None) -> np.ndarray:
-    """Ancestor indices drawn in proportion to ``exp(log_w)``."""
-    w = np.asarray(log_w, dtype=np.float64)
-    n = len(w) if n is None else n
-    p = np.exp(w - np.max(w))
-    p /= p.sum()
-    cdf = np.cumsum(p)
-    cdf[-1] = 1.0
-    if scheme == "multinomial":
-        u = np.sort(np.asarray(jax.random.uniform(key, (n,))))
-    elif scheme == "stratified":
-        u = (np.arange(n) + np.asarray(jax.random.uniform(key, (n,)))) / n
-    elif scheme == "systematic":
-        u = (np.arange(n) + float(jax.random.uniform(key, ()))) / n
-    else:
-        raise ValueError(f"unknown resampling scheme {scheme!r}: use systematic, multinomial or stratified")
-    return np.searchsorted(cdf, u, side="right").clip(0, len(w) - 1)
+    """Ancestor indices drawn in proportion to ``exp(log_w)`` (``n`` of them; as many as the weights by default)."""
+    return ancestors(key, log_w, scheme, n)
 
 
-def resample(particles, log_w, key, scheme: str = "systematic"):
-    """An equally weighted population carrying the same total mass."""
-    idx = resample_indices(key, log_w, scheme)
+def resample(particles: list, key, scheme: str = "systematic") -> list:
+    """An equally weighted population with the same total mass and the same expected measure (see the laws)."""
+    log_w = log_weights(particles)
+    k_ancestors, k_offspring = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
+    idx = ancestors(k_ancestors, log_w, scheme)
     total = log_mean_exp(log_w)
-    return [particles[i] for i in idx], [total] * len(idx)
+    return [particles[a].fork(jax.random.fold_in(k_offspring, j), total) for j, a in enumerate(idx)]
