@@ -415,6 +415,9 @@ class Lowering:
         that the addresses of their random choices read ``pulling/...`` and ``strength[alice]/...``."""
         if isinstance(node, A.Lambda):
             return Closure(name, node.params, node.body, dict(env), self, node)
+        if self._is_builtin_call(node, "param", env):  # m = param(init [, support]): the parameter 'm'
+            args = [self.expr(a, env) for a in node.args]
+            return effects.param(name, args[0], constraint=args[1] if len(args) > 1 else None, span=node.span)
         if (isinstance(node, A.Call) and isinstance(node.func, A.Name) and node.func.id == "mem"
                 and node.func.id not in env and node.func.id not in self.globals
                 and len(node.args) == 1 and isinstance(node.args[0], A.Lambda)):
@@ -429,6 +432,10 @@ class Lowering:
             fn.nested = False  # its draws are nested under strength[alice] by mem itself
             return effects.mem(fn, name=name)
         return self.expr(node, env)
+
+    def _is_builtin_call(self, node, fname: str, env) -> bool:
+        return (isinstance(node, A.Call) and isinstance(node.func, A.Name) and node.func.id == fname
+                and fname not in env and fname not in self.globals)
 
     def s_index_assign(self, s: A.IndexAssign, env):
         base = env.get(s.name)
@@ -448,7 +455,8 @@ class Lowering:
         if s.observed:
             effects.observe(name, d, self.expr(s.target, env), span=s.span)
             return
-        value = effects.sample(name, d, span=s.span)
+        estimator = s.estimator.value if s.estimator is not None else None
+        value = effects.sample(name, d, span=s.span, estimator=estimator)
         if isinstance(s.target, A.Index) and isinstance(env.get(name), _Collected):
             env[name] = _Collected(value, env[name].var)
         else:
@@ -762,6 +770,9 @@ class Lowering:
                 return self.make_distribution(name, [self.expr(a, env) for a in e.args], e)
             if name == "flat":
                 return self.make_flat(e, env)
+            if name == "param":
+                raise ModelError("param(...) must be the whole right side of an assignment, which names it",
+                                 span=e.span, hint="Write m = param(0.0) on its own line, then use m.")
             if name in B.SUPPORTS:
                 return getattr(cons, name)(*[self.expr(a, env) for a in e.args])
             if name == "sample":

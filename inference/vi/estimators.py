@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from ppl.semantics import ir
 from ppl.stdlib.errors import ModelError
 
-__all__ = ["IMPLICIT", "MVD", "default_estimator", "estimator_of", "estimators_of", "mvd_terms"]
+__all__ = ["IMPLICIT", "MVD", "default_estimator", "estimator_of", "estimators_of", "mvd_terms", "problem"]
 
 IMPLICIT = frozenset({"Gamma", "Beta", "Dirichlet"})
 MVD = frozenset({"Bernoulli", "Categorical", "Normal", "Poisson"})
@@ -53,36 +53,42 @@ def _where(info) -> str:
     return f" (line {info.span.line})" if info.span is not None and info.span.line else ""
 
 
-def estimator_of(info: ir.SiteInfo, asked: str | None) -> str:
-    """The estimator of the latent site ``info``: ``asked`` if it applies, else a clear error."""
-    dt = info.dist_type
-    name = dt.__name__
-    if asked is None:
-        return default_estimator(dt)
-    discrete = getattr(dt, "is_discrete", False) is True
-    fail = None
+def problem(dist_type, asked: str, address: str) -> tuple[str, str] | None:
+    """Why the estimator ``asked`` does not apply to a choice ``address`` of type ``dist_type``, as
+    ``(message, hint)``; None when it applies (as far as the type tells: "mvd" also needs a scalar
+    choice outside loops, which :func:`estimator_of` checks on the site)."""
+    name = dist_type.__name__
+    discrete = getattr(dist_type, "is_discrete", False) is True
     if asked in ("reparam", "implicit") and discrete:
-        fail = (f"the random choice '{info.address}' is discrete ({name}), so it has no reparameterised "
+        return (f"the random choice '{address}' is discrete ({name}), so it has no reparameterised "
                 f"sampler: estimator={asked!r} does not apply",
                 "Use estimator='reinforce' (score function), 'enum' (exact sum) or 'mvd'.")
-    elif asked == "reparam" and not getattr(dt, "reparameterized", False):
-        fail = (f"{name} has no reparameterised sampler, so estimator='reparam' does not apply at "
-                f"'{info.address}'", "Use estimator='reinforce'.")
-    elif asked == "implicit" and name not in IMPLICIT:
-        fail = (f"estimator='implicit' applies to {', '.join(sorted(IMPLICIT))}, not to {name} at "
-                f"'{info.address}'", "Use estimator='reparam' (or leave it out for the default).")
-    elif asked == "enum" and name not in ENUM:
+    if asked == "reparam" and not getattr(dist_type, "reparameterized", False):
+        return (f"{name} has no reparameterised sampler, so estimator='reparam' does not apply at "
+                f"'{address}'", "Use estimator='reinforce'.")
+    if asked == "implicit" and name not in IMPLICIT:
+        return (f"estimator='implicit' applies to {', '.join(sorted(IMPLICIT))}, not to {name} at "
+                f"'{address}'", "Use estimator='reparam' (or leave it out for the default).")
+    if asked == "enum" and name not in ENUM:
         what = "continuous" if not discrete else "not finite"
-        fail = (f"the random choice '{info.address}' ({name}) has a support that is {what}, so "
+        return (f"the random choice '{address}' ({name}) has a support that is {what}, so "
                 "estimator='enum' (an exact sum over the support) does not apply",
                 "Use 'enum' only on Bernoulli or Categorical choices; 'reparam' or 'reinforce' here.")
-    elif asked == "mvd":
-        if name not in MVD:
-            fail = (f"estimator='mvd' is implemented for {', '.join(sorted(MVD))}, not for {name} at "
-                    f"'{info.address}'", "Use 'reparam', 'implicit' or 'reinforce' here.")
-        elif info.loop_lengths or info.in_branch or info.plates or tuple(info.shape) != ():
-            fail = (f"estimator='mvd' needs a single scalar choice outside loops, plates and branches, "
-                    f"but '{info.address}' is not one", "Use 'reinforce' or 'enum' here.")
+    if asked == "mvd" and name not in MVD:
+        return (f"estimator='mvd' is implemented for {', '.join(sorted(MVD))}, not for {name} at "
+                f"'{address}'", "Use 'reparam', 'implicit' or 'reinforce' here.")
+    return None
+
+
+def estimator_of(info: ir.SiteInfo, asked: str | None) -> str:
+    """The estimator of the latent site ``info``: ``asked`` if it applies, else a clear error."""
+    if asked is None:
+        return default_estimator(info.dist_type)
+    fail = problem(info.dist_type, asked, info.address)
+    if fail is None and asked == "mvd" and (info.loop_lengths or info.in_branch or info.plates
+                                            or tuple(info.shape) != ()):
+        fail = (f"estimator='mvd' needs a single scalar choice outside loops, plates and branches, "
+                f"but '{info.address}' is not one", "Use 'reinforce' or 'enum' here.")
     if fail is not None:
         raise ModelError(fail[0], span=info.span, hint=fail[1])
     return asked

@@ -226,6 +226,7 @@ class Tilde(Node):
     target: Expr
     dist: Expr
     observed: bool = False
+    estimator: "Str | None" = None  # ``x ~ d estimator = "enum"``: the gradient estimator VI uses here
 
     @property
     def name(self) -> str | None:

@@ -470,6 +470,7 @@ class _Checker:
         (owner or self.scope).names[name] = binding
 
     def _stmt_Assign(self, s: ast.Assign) -> None:
+        self._param_site = s.value  # param(...) is allowed as the whole right side (it takes the name)
         ty = self.expr(s.value)
         b = self.scope.lookup(s.name)
         if b is not None and b.kind == "loop" and self.scope.owner(s.name) is not None:
@@ -642,6 +643,8 @@ class _Checker:
     def _stmt_Tilde(self, s: ast.Tilde) -> None:
         dty = self.expr(s.dist, dist_context=True)
         is_dist = self._require_dist(s.dist, dty)
+        if s.estimator is not None:
+            self._estimator(s)
         target = s.target
         name = ast.root_name(target)
         if name is None:
@@ -653,6 +656,9 @@ class _Checker:
                 self._index_item(i)
         b = self.scope.lookup(name) or self.module_names.get(name)
         if s.observed:
+            if s.estimator is not None:
+                self.error(f"'{name}' is data, so '{_target_text(target)} ~ ...' is an observation: it has no "
+                           "gradient estimator", s.estimator.span, "Give estimator = ... to random choices only.")
             self._observed_tilde(s, name, b, dty)
             return
         elem = dty.elem if (is_dist and dty.base == "dist" and dty.elem is not None) else UNKNOWN
@@ -1110,6 +1116,8 @@ class _Checker:
             if b is None:
                 if name == "flat":
                     return self._flat(e, dist_context)
+                if name == "param":
+                    return self._param(e)
                 if name in DISTRIBUTIONS:
                     return self._distribution(e, DISTRIBUTIONS[name])
                 if name == "truncated":
@@ -1309,6 +1317,56 @@ class _Checker:
         self.error("the first argument of flat(...) must be a support, such as positive or interval(0, 1)",
                    e.span, "The supports are: " + ", ".join(SUPPORTS) + ".")
         return None, []
+
+    def _estimator(self, s: ast.Tilde) -> None:
+        """``x ~ d estimator = "..."``: a known estimator, and one that applies to d's kind (when d is a
+        builtin distribution; the rest is checked when variational inference runs)."""
+        from ppl.inference.vi.estimators import problem
+        from ppl.semantics.effects import ESTIMATORS
+        from ppl.stdlib import distributions as D
+
+        est = s.estimator
+        if est.value not in ESTIMATORS:
+            close = difflib.get_close_matches(est.value, ESTIMATORS, n=1)
+            self.error(f"'{est.value}' is not a gradient estimator", est.span,
+                       (f"Did you mean '{close[0]}'? " if close else "")
+                       + "The estimators are: " + ", ".join(ESTIMATORS) + ".")
+            return
+        d = s.dist
+        if (isinstance(d, ast.Call) and isinstance(d.func, ast.Name) and d.func.id in DISTRIBUTIONS
+                and self.scope.lookup(d.func.id) is None):
+            cls = getattr(D, DISTRIBUTIONS[d.func.id].cls)
+            fail = problem(cls, est.value, _target_text(s.target))
+            if fail is not None:
+                self.error(fail[0].replace(cls.__name__, d.func.id), est.span, fail[1])
+
+    def _param(self, e: ast.Call) -> Ty:
+        """``name = param(init)`` / ``param(init, support)``: a learnable value, named by its assignment."""
+        if e is not getattr(self, "_param_site", None):
+            self.error("param(...) must be the whole right side of an assignment, which names it", e.span,
+                       "Write the parameter on its own line, e.g. m = param(0.0), then use m.")
+        elif self.frame.kind == "top":
+            self.error("param(...) belongs inside a model", e.span, "Declare parameters in the model or guide.")
+        elif self.frame.depth > 0:
+            self.error("param(...) is inside a loop, so it would be a new parameter at every step", e.span,
+                       "Declare one array parameter before the loop (m = param(zeros(n))) and index it inside.")
+        if not 1 <= len(e.args) <= 2:
+            self.error(f"param takes an initial value and optionally a support: param(0.0) or "
+                       f"param(1.0, positive), but was given {len(e.args)} argument(s)", e.span)
+            return UNKNOWN
+        ty = self.expr(e.args[0])
+        if not ty.is_numeric:
+            self.error(f"param's initial value must be a number or an array, found {describe(ty)}", e.args[0].span)
+            return UNKNOWN
+        if len(e.args) == 2:
+            c = e.args[1]
+            if isinstance(c, (ast.Name, ast.Call)) and isinstance(c.func if isinstance(c, ast.Call) else c,
+                                                                  ast.Name):
+                self._support(c)
+            else:
+                self.error("the second argument of param(...) must be a support, such as positive or "
+                           "interval(0, 1)", c.span, "The supports are: " + ", ".join(SUPPORTS) + ".")
+        return Ty("real", ty.rank, ty.shape)
 
     def _unknown_support(self, name: str, span: Span) -> None:
         close = difflib.get_close_matches(name, list(SUPPORTS), n=1)

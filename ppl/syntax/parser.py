@@ -33,7 +33,7 @@ __all__ = ["parse", "parse_file", "KEYWORDS"]
 
 KEYWORDS = (
     "model", "def", "fn", "let", "if", "then", "else", "for", "in", "return", "observe",
-    "factor", "condition", "import", "and", "or", "not", "true", "false",
+    "factor", "condition", "import", "and", "or", "not", "true", "false", "estimator",
 )
 
 _SOURCE: ContextVar[str] = ContextVar("ppl_current_source", default="")
@@ -251,7 +251,10 @@ class _Build(Transformer_NonRecursive):
         return ast.Block(_present(items), span=_span(meta))
 
     def tilde(self, meta, items):
-        return ast.Tilde(items[0], _truncate(items[1], items[2]), span=_span(meta))
+        return ast.Tilde(items[0], _truncate(items[1], items[2]), estimator=items[3], span=_span(meta))
+
+    def estimator(self, meta, items):
+        return ast.Str(_decode_string(items[0]), span=_span(meta))
 
     def observe(self, meta, items):
         return ast.Observe(items[0], _truncate(items[1], items[2]), span=_span(meta))
@@ -460,7 +463,8 @@ def _terminal_words(name: str, value_of: dict[str, str]) -> str:
 
 
 def _expected_words(accepts: set[str], value_of: dict[str, str]) -> list[str]:
-    accepts = set(accepts) - {"VBAR"}  # '|' only in normal_lcdf(x | ...): not worth offering
+    # '|' only in normal_lcdf(x | ...), 'estimator' only after a '~' for variational inference: not worth offering
+    accepts = set(accepts) - {"VBAR", "ESTIMATOR"}
     out: list[str] = []
     if {"NAME", "INT", "LPAR"} <= accepts:
         out.append("an expression")
