@@ -1,29 +1,18 @@
-"""Running MCMC chains: warm-up and sampling of all chains in one compiled program.
+"""Running MCMC chains on a log density: ``run_chains``.
 
-``run_chains(key, logdensity_fn, init_positions, kernel_builder, ...)``
-compiles, once per (log density, shapes, options), a single XLA program that
+``run_chains(key, logdensity_fn, init_positions, kernel_builder, ...)`` runs
+the chain driver (``driver``) on a *density target*: positions are the flat
+(ravelled) vector of the log density's argument, initial points come from an
+``init`` strategy (``init.initialize``: redraws non-finite ones), the kernel
+family is ``kernel_builder.family(flat log density)`` (``nuts.Builder`` by
+default; ``hmc.Builder``; any object with BlackJAX's ``init`` and
+``build_kernel``, such as the module ``blackjax.mcmc.nuts``, is wrapped into
+a family) and warm-up is Stan's (``warmup.Windowed``). NUTS and HMC offer the
+step-at-a-time fast path (``stepwise_driver``), which the driver takes.
 
-1. finds initial points (``init.initialize``: redraws non-finite ones);
-2. picks a first step size (Stan's heuristic);
-3. runs warm-up (``adaptation``: dual averaging, windowed metric estimates)
-   and sampling for all chains, vectorised with ``vmap``, with no Python
-   in the loop;
-4. returns the draws and per-draw statistics.
-
-Two drivers share the bookkeeping. Kernels that come as a ``Stepwise``
-machine (ours: ``nuts.Builder``, ``hmc.Builder``) are advanced *one
-leapfrog step at a time* for every chain, in an inner loop that carries only
-the trajectories; when trajectories have ended, the outer loop records their
-draws, adapts and starts their next transitions while the others go on. A
-chain that has ended waits a little for others to end too (a few steps in
-all, ``WAIT_STEPS_PER_CHAIN``), so that one round of bookkeeping serves
-several chains: for a small model that bookkeeping costs as much as a step
-or two, while the inner step is all the cost of a large one. So vectorised
-chains never wait for the longest trajectory among them, and the cost is
-about the longest chain's total work rather than the sum over iterations of
-the longest trajectory. Any other kernel with ``init`` and
-``build_kernel`` (BlackJAX's ``blackjax.mcmc.nuts`` module, say) runs one
-transition per iteration of a loop over draws.
+The compiled program is kept per (log density, shapes, options)
+(``programs``); on a device mesh it runs with the chain axis split over the
+devices (``inference.sharding``).
 
 Law: each chain's draws after warm-up are those of its own Markov chain with
 the kernel at the adapted (step size, metric); chains are independent given
@@ -31,13 +20,11 @@ their keys, however their steps interleave.
 
 After a run, ``check_sampling`` issues ``SamplingWarning``s for divergences,
 saturated tree depth, low E-BFMI, R-hat above 1.01 and low effective sample
-size.
+size (``checks``).
 """
 
 from __future__ import annotations
 
-import weakref
-from collections import OrderedDict
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -47,12 +34,11 @@ from jax.flatten_util import ravel_pytree
 
 from ppl.inference import sharding
 from ppl.inference.mcmc import adaptation as adapt_mod
-from ppl.inference.mcmc import checks
+from ppl.inference.mcmc import checks, driver, programs, warmup
 from ppl.inference.mcmc import init as init_mod
 from ppl.inference.mcmc import nuts
 from ppl.inference.mcmc import progress as progress_mod
 from ppl.inference.mcmc.checks import SamplingWarning
-from ppl.inference.mcmc.counter_rng import derive_key
 from ppl.inference.mcmc.hmc import FlatState
 
 __all__ = ["MCMCResult", "SamplingWarning", "run_chains", "check_sampling", "clear_compiled_programs"]
@@ -77,41 +63,41 @@ class MCMCResult(NamedTuple):
     adaptation: dict
 
 
-# Names of per-transition statistics, and the names kernels (ours, BlackJAX's) give them.
-_STAT_FIELDS = {
-    "diverging": ("diverging", "is_divergent"),
-    "accept_prob": ("accept_prob", "acceptance_rate"),
-    "num_steps": ("num_steps", "num_integration_steps"),
-    "tree_depth": ("tree_depth", "num_trajectory_expansions"),
-    "energy": ("energy",),
-    "nonfinite": ("nonfinite",),
-}
+# --------------------------------------------------------------------------- the density target
 
 
-def _standard_stats(info: Any) -> dict:
-    stats = {}
-    for name, aliases in _STAT_FIELDS.items():
-        for alias in aliases:
-            if hasattr(info, alias):
-                stats[name] = getattr(info, alias)
-                break
-    return stats
+class _BlackJAXKernel(NamedTuple):
+    """A kernel from BlackJAX's ``init`` / ``build_kernel`` pair at fixed ``hmc.Params``."""
+
+    builder: Any
+    logdensity_fn: Callable
+    params: Any
+
+    def init(self, position):
+        return self.builder.init(position, self.logdensity_fn)
+
+    def step(self, key, state):
+        p = self.params
+        return self.builder.build_kernel()(key, state, self.logdensity_fn, p.step_size, p.metric.inverse_mass_matrix)
 
 
-def _select(mask: Array, on_true: Any, on_false: Any) -> Any:
-    """Per-chain select: ``mask`` has shape (chains,), leaves (chains, ...)."""
+class _BlackJAXFamily(NamedTuple):
+    builder: Any
+    logdensity_fn: Callable
 
-    def pick(a, b):
-        return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
-
-    return jax.tree.map(pick, on_true, on_false)
-
-
-# --------------------------------------------------------------------------- the compiled program
+    def __call__(self, params) -> _BlackJAXKernel:
+        return _BlackJAXKernel(self.builder, self.logdensity_fn, params)
 
 
-class _Plan(NamedTuple):
-    """Everything static about a run; hashable, the cache key with the log density."""
+def family_of(builder: Any, logdensity_fn: Callable):
+    """The kernel family of ``builder`` on ``logdensity_fn`` (``builder.family``, or BlackJAX's pair wrapped)."""
+    if hasattr(builder, "family"):
+        return builder.family(logdensity_fn)
+    return _BlackJAXFamily(builder, logdensity_fn)
+
+
+class _Spec(NamedTuple):
+    """Everything static about a run on a density; hashable, the cache key with the log density."""
 
     treedef: Any
     leaf_specs: tuple
@@ -122,14 +108,40 @@ class _Plan(NamedTuple):
     args_spec: Any
     key_spec: tuple
     kernel_builder: Any
-    num_warmup: int
-    num_samples: int
-    num_chains: int
     adapt: adapt_mod.Adaptation
-    progress: bool
-    decouple_chains: bool
-    steps_per_round: int
-    thin: int = 1  # keep every thin-th draw after warm-up (the thin-th, 2·thin-th, ...)
+    plan: driver.Plan
+
+
+class _Density(NamedTuple):
+    """The driver's target for ``run_chains`` (built once per compiled program)."""
+
+    fn_ref: Callable
+    spec: _Spec
+    unravel: Callable
+    dim: int
+    dtype: Any
+
+    def setup(self, key, data, args, numbers, num_chains) -> driver.Setup:
+        logdensity_fn = self.fn_ref()
+        if logdensity_fn is None:  # pragma: no cover - the cache entry dies with the function
+            raise RuntimeError("the log density function of this compiled sampler no longer exists")
+
+        def flat_logdensity(x):
+            return logdensity_fn(self.unravel(x), *args)
+
+        spec, dtype = self.spec, self.dtype
+        value_and_grad = jax.value_and_grad(flat_logdensity)
+        strategy = init_mod.Strategy(spec.init_kind, data, spec.init_radius, spec.init_max_tries)
+        start = init_mod.initialize(key, strategy, value_and_grad, num_chains, lambda t: ravel_pytree(t)[0])
+        ok = jnp.all(start.status == init_mod.OK)
+        states = FlatState(start.position.astype(dtype), start.log_density, start.log_density_grad.astype(dtype))
+        adaptation = warmup.Windowed(spec.adapt, numbers, spec.plan.num_warmup, self.dim, dtype, value_and_grad, ok)
+        return driver.Setup(family_of(spec.kernel_builder, flat_logdensity), adaptation, states, ok,
+                            record=lambda state: state.position, dtype=dtype,
+                            report=(start.status, start.tries, start.log_density))
+
+    def finalize(self, draws):
+        return jax.vmap(jax.vmap(self.unravel))(draws)
 
 
 def _spec(tree: Any) -> Any:
@@ -141,330 +153,31 @@ def _is_weak(x: Any) -> bool:
     return bool(getattr(x, "weak_type", False)) or isinstance(x, (int, float, complex))
 
 
-def _build_program(fn_ref: Callable[[], Callable], plan: _Plan, unravel: Callable, dim: int, dtype) -> Callable:
-    C, W = plan.num_chains, plan.num_warmup
-    config = plan.adapt
-    collect_np, window_end_np = adapt_mod.schedule(W, config)
-    has_windows = bool(window_end_np.any())
+def _program_for(logdensity_fn: Callable, spec: _Spec, unravel: Callable, dim: int, dtype) -> Callable:
+    def build(ref):
+        return driver.build(_Density(ref, spec, unravel, dim, dtype), spec.plan)
 
-    def ravel(tree):
-        return ravel_pytree(tree)[0]
-
-    def program(key, init_data, args, numbers):
-        logdensity_fn = fn_ref()
-        if logdensity_fn is None:  # pragma: no cover - the cache entry dies with the function
-            raise RuntimeError("the log density function of this compiled sampler no longer exists")
-
-        def flat_logdensity(x):
-            return logdensity_fn(unravel(x), *args)
-
-        value_and_grad = jax.value_and_grad(flat_logdensity)
-        strategy = init_mod.Strategy(plan.init_kind, init_data, plan.init_radius, plan.init_max_tries)
-        key_init, key_step, key_run = jax.random.split(key, 3)
-        start = init_mod.initialize(key_init, strategy, value_and_grad, C, ravel)
-        init_ok = jnp.all(start.status == init_mod.OK)
-        state = FlatState(start.position.astype(dtype), start.log_density, start.log_density_grad.astype(dtype))
-
-        eps0 = jnp.full((C,), numbers.initial_step_size, dtype)
-        adapt = jax.vmap(lambda e: adapt_mod.adaptation_init(dim, e, config, dtype))(eps0)
-        if config.find_initial_step_size:
-            eps = jax.vmap(
-                lambda k, s, m, e: adapt_mod.find_reasonable_step_size(k, s, m, e, value_and_grad)
-            )(jax.random.bits(key_step, (C, 2), jnp.uint32), state, adapt.metric, eps0)
-            eps = jnp.where(init_ok, eps, eps0)
-            adapt = jax.vmap(lambda e: adapt_mod.adaptation_init(dim, e, config, dtype))(eps)
-
-        if plan.decouple_chains and hasattr(plan.kernel_builder, "stepwise"):
-            chain_keys = jax.random.bits(key_run, (C, 2), jnp.uint32)  # key words, see counter_rng.key_words
-        else:
-            chain_keys = jax.random.split(key_run, C)
-        collect = jnp.asarray(collect_np if W else np.zeros(1, bool))
-        window_end = jnp.asarray(window_end_np if W else np.zeros(1, bool))
-
-        def adapt_after(adapt, t, in_warmup, position, accept_prob):
-            """Warm-up bookkeeping after transition ``t`` of the chains in ``in_warmup``."""
-            tw = jnp.clip(t, 0, max(W - 1, 0))
-            updated = jax.vmap(
-                lambda a, tt, x, acc, col, last: adapt_mod.adaptation_update(
-                    a, tt, x, acc, col, last, config, numbers
-                )
-            )(adapt, t, position, accept_prob, collect[tw] & in_warmup, t == W - 1)
-            adapt = _select(in_warmup, updated, adapt)
-            if has_windows:
-                ends = window_end[tw] & in_warmup
-                adapt = jax.lax.cond(
-                    jnp.any(ends),
-                    lambda a: _select(ends, jax.vmap(lambda s: adapt_mod.end_window(s, config))(a), a),
-                    lambda a: a,
-                    adapt,
-                )
-            return adapt
-
-        if plan.decouple_chains and hasattr(plan.kernel_builder, "stepwise"):
-            run = _stepwise_driver(plan, value_and_grad, adapt_after)
-        else:
-            run = _transition_driver(plan, flat_logdensity, adapt_after)
-        draws, stats, adapt, steps = run(state, adapt, chain_keys, init_ok)
-
-        positions = jax.vmap(jax.vmap(unravel))(draws)
-        adaptation = {
-            "step_size": adapt.step_size,
-            "inverse_mass_matrix": adapt.metric.inverse_mass_matrix,
-            "num_integration_steps": steps,
-        }
-        status = (start.status, start.tries, start.log_density)
-        return positions, stats, adaptation, status
-
-    return jax.jit(program)
-
-
-class _StatTable(NamedTuple):
-    """Per-draw statistics kept as columns of one float buffer (one write per finished transition)."""
-
-    names: tuple
-    dtypes: tuple
-
-    @staticmethod
-    def of(values: dict) -> "_StatTable":
-        return _StatTable(tuple(values), tuple(jnp.result_type(v) for v in values.values()))
-
-    def row(self, values: dict, dtype) -> Array:
-        """The statistics as the last axis, built by one elementwise expression (no concatenation)."""
-        columns = [jnp.asarray(values[name]).astype(dtype)[..., None] for name in self.names]
-        index = jnp.arange(len(columns))
-        out = columns[-1]
-        for i in range(len(columns) - 2, -1, -1):
-            out = jnp.where(index == i, columns[i], out)
-        return jnp.broadcast_to(out, out.shape[:-1] + (len(columns),))
-
-    def split(self, buffer: Array) -> dict:
-        return {name: buffer[..., i].astype(dt) for i, (name, dt) in enumerate(zip(self.names, self.dtypes))}
-
-
-# How long chains whose trajectory has ended wait for the others before the driver records,
-# adapts and restarts them: until the steps they have waited, summed over chains, reach this many
-# per chain (ski rental: waiting costs integration steps of idle chains, not waiting costs a round
-# of bookkeeping). A round of bookkeeping is worth a step or two of a small model, where both are
-# dominated by the fixed cost of each compiled kernel, and little against a step of a large one:
-# chains wait only when a step's work (elements computed by the log density and its gradient) is
-# at most SMALL_STEP_WORK.
-WAIT_STEPS_PER_CHAIN = 1
-SMALL_STEP_WORK = 4096
-
-
-def _step_work(value_and_grad: Callable, position: Array) -> int:
-    """Elements computed by one evaluation of ``value_and_grad`` (a static proxy of its cost)."""
-    jaxpr = jax.make_jaxpr(value_and_grad)(position)
-    return sum(int(np.prod(v.aval.shape)) for eqn in jaxpr.jaxpr.eqns for v in eqn.outvars)
-
-
-def _stepwise_driver(plan: _Plan, value_and_grad: Callable, adapt_after: Callable) -> Callable:
-    """Chains advance one integration step at a time, in an inner loop that stops when trajectories
-    have ended; each chain's transitions end on their own (see ``WAIT_STEPS_PER_CHAIN``)."""
-    C, W, S, K = plan.num_chains, plan.num_warmup, plan.num_samples, plan.thin
-    total = W + S * K
-    machine = plan.kernel_builder.stepwise()
-    every = progress_mod.interval(C, total)
-    chains = jnp.arange(C)
-
-    start = jax.vmap(machine.start)
-    advance = jax.vmap(lambda traj, m: machine.advance(traj, value_and_grad, m))
-    is_done = jax.vmap(machine.is_done)
-    finish = jax.vmap(machine.finish)
-
-    class Carry(NamedTuple):
-        traj: Any
-        adapt: Any
-        t: Array  # transitions finished, per chain
-        started: Array  # transitions started, per chain (their keys derive from it)
-        draws: Array  # (C, S + 1, d); row S takes the draws that are not kept
-        stats: Array  # (C, S + 1, number of statistics), the same way
-        divergences: Array  # after warm-up, per chain
-        steps: Array  # integration steps, per chain
-
-    def begin(keys, started, state, adapt):
-        transition_keys = jax.vmap(derive_key)(keys, started)
-        return start(transition_keys, state, adapt.metric, adapt.step_size)
-
-    restart = jax.vmap(machine.restart_from)
-
-    def begin_again(previous, keys, started, state, adapt):
-        transition_keys = jax.vmap(derive_key)(keys, started)
-        return restart(previous, transition_keys, state, adapt.metric, adapt.step_size)
-
-    def run(state, adapt, keys, init_ok):
-        dtype = state.position.dtype
-        small = _step_work(value_and_grad, state.position[0]) <= SMALL_STEP_WORK
-        wait_budget = WAIT_STEPS_PER_CHAIN * C if small else 0
-        started = jnp.zeros((C,), jnp.int32)
-        traj = begin(keys, started, state, adapt)
-        _, info0 = finish(traj)
-        table = _StatTable.of(
-            dict(_standard_stats(info0), step_size=adapt.step_size, log_density=state.log_density)
-        )
-        zeros = jnp.zeros((C,), jnp.int32)
-        carry = Carry(
-            traj,
-            adapt,
-            zeros,
-            started + 1,
-            jnp.zeros((C, S + 1) + state.position.shape[1:], dtype),
-            jnp.zeros((C, S + 1, len(table.names)), dtype),
-            zeros,
-            zeros,
-        )
-
-        def round_of_steps(traj, m, frozen):
-            for _ in range(plan.steps_per_round):
-                # A trajectory that has ended (or a chain with nothing left to do) waits.
-                frozen = frozen | is_done(traj)
-                traj = _select(frozen, traj, advance(traj, m))
-            return traj
-
-        def body(c: Carry) -> Carry:
-            # The inner loop carries only the trajectories, so an iteration is the integration step
-            # alone; the draws, statistics and adaptation (the larger buffers) are touched once per
-            # round of ended trajectories, below.
-            m = c.adapt.metric
-            active = c.t < total
-
-            def go_on(inner):
-                traj, waited = inner
-                done = is_done(traj)
-                return ~jnp.all(done | ~active) & ~(jnp.any(done & active) & (waited >= wait_budget))
-
-            def step_all(inner):
-                traj, waited = inner
-                traj = round_of_steps(traj, m, ~active)
-                return traj, waited + jnp.sum(is_done(traj) & active).astype(jnp.int32)
-
-            traj, _ = jax.lax.while_loop(go_on, step_all, (c.traj, jnp.int32(0)))
-            done = is_done(traj)
-            new_state, info = finish(traj)
-            values = dict(_standard_stats(info), step_size=traj.step_size, log_density=new_state.log_density)
-            # Record in place: a kept draw goes to its row, anything else to the scratch row S.
-            finished = done & (c.t < total)
-            keep = finished & (c.t >= W) & ((c.t - W + 1) % K == 0)
-            row = jnp.where(keep, (c.t - W) // K, S)
-            draws = c.draws.at[chains, row].set(new_state.position)
-            stats = c.stats.at[chains, row].set(table.row(values, dtype))
-            divergences = c.divergences + (keep & values["diverging"]).astype(jnp.int32)
-            steps = c.steps + jnp.where(finished, values["num_steps"], 0).astype(jnp.int32)
-            adapt = c.adapt
-            if W > 0:
-                adapt = adapt_after(adapt, c.t, finished & (c.t < W), new_state.position, values["accept_prob"])
-            # Chains whose trajectory ended start the next one; the select fuses with the step's own writes.
-            traj = _select(done, begin_again(traj, keys, c.started, new_state, adapt), traj)
-            t = c.t + finished.astype(jnp.int32)
-            started = c.started + done.astype(jnp.int32)
-            if plan.progress:
-                before, after = jnp.sum(c.t) // every, jnp.sum(t) // every
-                jax.lax.cond(after != before, lambda: progress_mod.report(t, divergences), lambda: None)
-            return Carry(traj, adapt, t, started, draws, stats, divergences, steps)
-
-        def more(c: Carry) -> Array:
-            return init_ok & jnp.any(c.t < total)
-
-        out = jax.lax.while_loop(more, body, carry)
-        return out.draws[:, :S], table.split(out.stats[:, :S]), out.adapt, out.steps
-
-    return run
-
-
-def _transition_driver(plan: _Plan, flat_logdensity: Callable, adapt_after: Callable) -> Callable:
-    """One whole transition of every chain per loop iteration (any BlackJAX-style kernel)."""
-    C, W, S, K = plan.num_chains, plan.num_warmup, plan.num_samples, plan.thin
-    total = W + S * K
-    builder = plan.kernel_builder
-    kernel = builder.build_kernel()
-    every = max(1, total // progress_mod.REPORTS_PER_RUN)
-
-    def step(keys, states, step_size, imm):
-        return jax.vmap(kernel, in_axes=(0, 0, None, 0, 0))(keys, states, flat_logdensity, step_size, imm)
-
-    def run(state, adapt, keys, init_ok):
-        dtype = state.position.dtype
-        states = jax.vmap(lambda x: builder.init(x, flat_logdensity))(state.position)
-        probe_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, 0)
-        _, info0 = jax.eval_shape(step, probe_keys, states, adapt.step_size, adapt.metric.inverse_mass_matrix)
-        table = _StatTable.of(
-            dict(_standard_stats(info0), step_size=adapt.step_size, log_density=state.log_density)
-        )
-        buffers = (
-            jnp.zeros((C, S + 1) + state.position.shape[1:], dtype),
-            jnp.zeros((C, S + 1, len(table.names)), dtype),
-        )
-
-        def body(i, carry):
-            states, adapt, (draws, stats), divergences, steps = carry
-            step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, i)
-            states, info = step(step_keys, states, adapt.step_size, adapt.metric.inverse_mass_matrix)
-            position, log_density = states[0], states[1]
-            kept = (i >= W) & ((i - W + 1) % K == 0)
-            row = jnp.where(kept, (i - W) // K, S)
-            draws = draws.at[:, row].set(position)
-            values = dict(_standard_stats(info), step_size=adapt.step_size, log_density=log_density)
-            stats = stats.at[:, row].set(table.row(values, dtype))
-            divergences = divergences + (kept & values["diverging"]).astype(jnp.int32)
-            steps = steps + values["num_steps"].astype(jnp.int32)
-            if W > 0:
-                in_warmup = jnp.broadcast_to(i < W, (C,))
-                adapt = jax.lax.cond(
-                    i < W,
-                    lambda a: adapt_after(a, jnp.full((C,), i), in_warmup, position, values["accept_prob"]),
-                    lambda a: a,
-                    adapt,
-                )
-            if plan.progress:
-                jax.lax.cond(
-                    (i + 1) % every == 0,
-                    lambda: progress_mod.report(jnp.full((C,), i + 1), divergences),
-                    lambda: None,
-                )
-            return states, adapt, (draws, stats), divergences, steps
-
-        zeros = jnp.zeros((C,), jnp.int32)
-        carry = (states, adapt, buffers, zeros, zeros)
-        upper = jnp.where(init_ok, total, 0)
-        _, adapt, (draws, stats), _, steps = jax.lax.fori_loop(0, upper, body, carry)
-        return draws[:, :S], table.split(stats[:, :S]), adapt, steps
-
-    return run
-
-
-# --------------------------------------------------------------------------- cache
-
-_PROGRAMS: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary()
-_PROGRAMS_STRONG: "OrderedDict[tuple, Callable]" = OrderedDict()
-_STRONG_LIMIT = 32
-
-
-def _program_for(logdensity_fn: Callable, plan: _Plan, unravel: Callable, dim: int, dtype) -> Callable:
-    """The compiled program for ``(logdensity_fn, plan)``, built on first use."""
-    try:
-        table = _PROGRAMS.get(logdensity_fn)
-        if table is None:
-            table = {}
-            _PROGRAMS[logdensity_fn] = table
-        program = table.get(plan)
-        if program is None:
-            program = _build_program(weakref.ref(logdensity_fn), plan, unravel, dim, dtype)
-            table[plan] = program
-        return program
-    except TypeError:  # not weakly referenceable: keep a bounded number of strong entries
-        key = (id(logdensity_fn), plan)
-        entry = _PROGRAMS_STRONG.get(key)
-        if entry is not None and entry[0] is logdensity_fn:
-            _PROGRAMS_STRONG.move_to_end(key)
-            return entry[1]
-        program = _build_program(lambda: logdensity_fn, plan, unravel, dim, dtype)
-        _PROGRAMS_STRONG[key] = (logdensity_fn, program)
-        while len(_PROGRAMS_STRONG) > _STRONG_LIMIT:
-            _PROGRAMS_STRONG.popitem(last=False)
-        return program
+    return programs.program_for(logdensity_fn, spec, build)
 
 
 # --------------------------------------------------------------------------- public entry point
+
+
+def _start(init_positions: Any, num_chains: int | None) -> tuple[init_mod.Strategy, int, Any]:
+    """The init strategy, the number of chains and one chain's template position."""
+    strategy = init_positions if isinstance(init_positions, init_mod.Strategy) else init_mod.values(init_positions)
+    if strategy.kind == "values":
+        leaves = jax.tree.leaves(strategy.data)
+        if not leaves:
+            raise ValueError("init_positions has no arrays")
+        leading = {np.shape(x)[0] if np.ndim(x) else None for x in leaves}
+        if len(leading) != 1 or None in leading:
+            raise ValueError("every array of init_positions needs the same leading (chain) axis")
+        (inferred,) = leading
+        if num_chains is not None and num_chains != inferred:
+            raise ValueError(f"num_chains={num_chains} but init_positions holds {inferred} chains")
+        return strategy, inferred, jax.tree.map(lambda x: jnp.asarray(x)[0], strategy.data)
+    return strategy, 4 if num_chains is None else num_chains, strategy.data
 
 
 def run_chains(
@@ -492,7 +205,8 @@ def run_chains(
     chain axis, or an ``init`` strategy (``init.uniform(template)`` redraws
     points with non-finite density). ``kernel_builder`` defaults to
     ``nuts.Builder()``; ``hmc.Builder(...)`` or any object with ``init`` and
-    ``build_kernel`` (e.g. the module ``blackjax.mcmc.nuts``) also work.
+    ``build_kernel`` (e.g. the module ``blackjax.mcmc.nuts``) also work
+    (see ``family_of``).
     ``adapt`` is an ``adaptation.Adaptation`` (default: Stan's warm-up with a
     diagonal metric), or ``False`` for none. ``thin``: keep every ``thin``-th
     transition after warm-up (``num_samples`` kept, ``num_samples * thin`` run;
@@ -505,22 +219,7 @@ def run_chains(
     """
     if num_warmup < 0 or num_samples < 1 or thin < 1:
         raise ValueError("num_warmup must be >= 0, num_samples >= 1 and thin >= 1")
-    strategy = init_positions if isinstance(init_positions, init_mod.Strategy) else init_mod.values(init_positions)
-    if strategy.kind == "values":
-        leaves = jax.tree.leaves(strategy.data)
-        if not leaves:
-            raise ValueError("init_positions has no arrays")
-        leading = {np.shape(x)[0] if np.ndim(x) else None for x in leaves}
-        if len(leading) != 1 or None in leading:
-            raise ValueError("every array of init_positions needs the same leading (chain) axis")
-        (inferred,) = leading
-        if num_chains is not None and num_chains != inferred:
-            raise ValueError(f"num_chains={num_chains} but init_positions holds {inferred} chains")
-        num_chains = inferred
-        template = jax.tree.map(lambda x: jnp.asarray(x)[0], strategy.data)
-    else:
-        num_chains = 4 if num_chains is None else num_chains
-        template = strategy.data
+    strategy, num_chains, template = _start(init_positions, num_chains)
     if num_chains < 1:
         raise ValueError("num_chains must be at least 1")
     flat, unravel = ravel_pytree(template)
@@ -538,7 +237,9 @@ def run_chains(
     show = progress_mod.enabled(progress)
     args = tuple(args)
 
-    plan = _Plan(
+    plan = driver.Plan(int(num_chains), int(num_warmup), int(num_samples), int(thin), show,
+                       bool(decouple_chains), int(steps_per_round))
+    spec = _Spec(
         treedef=jax.tree.structure(template),
         leaf_specs=_spec(template)[1],
         init_kind=strategy.kind,
@@ -548,16 +249,10 @@ def run_chains(
         args_spec=_spec(args),
         key_spec=(np.shape(key), str(key.dtype)),
         kernel_builder=kernel_builder,
-        num_warmup=int(num_warmup),
-        num_samples=int(num_samples),
-        num_chains=int(num_chains),
         adapt=adapt.structure(),
-        progress=show,
-        decouple_chains=bool(decouple_chains),
-        steps_per_round=int(steps_per_round),
-        thin=int(thin),
+        plan=plan,
     )
-    program = _program_for(logdensity_fn, plan, unravel, int(flat.size), flat.dtype)
+    program = _program_for(logdensity_fn, spec, unravel, int(flat.size), flat.dtype)
     # placement (inference/sharding.py): on a mesh, the same program with the chain axis of its
     # outputs split over the devices, so each runs num_chains / D chains; identity on one device
     program = sharding.place(program, sharding.for_batch(num_chains, "chains"), num_chains,
@@ -620,6 +315,5 @@ def check_sampling(result: MCMCResult, *, max_tree_depth: int | None = None, sta
 
 
 def clear_compiled_programs() -> None:
-    """Forget every compiled sampler program (the next run compiles afresh)."""
-    _PROGRAMS.clear()
-    _PROGRAMS_STRONG.clear()
+    """Forget every compiled sampler program of a log density (the next run compiles afresh)."""
+    programs.clear()

@@ -56,25 +56,36 @@ from ppl.inference.marginalize import (
     site_layout,
     site_supports,
 )
-from ppl.inference.mcmc.mh import chains_result, checked_start, compile_chains, prior_init
+from ppl.inference.mcmc import trace_chains, warmup
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
-from ppl.semantics.cache import cached
 from ppl.semantics import ir
+from ppl.semantics.cache import cached
 from ppl.semantics.graph import dependency_graph
 from ppl.semantics.program import Dynamic
 from ppl.stdlib.errors import ModelError
 
-__all__ = ["Gibbs", "GibbsState"]
+__all__ = ["Gibbs", "GibbsState", "GibbsInfo", "GibbsKernel", "GibbsFamily"]
 
 SEQUENTIAL_LIMIT = 1 << 14  # most elements of one site updated one at a time
 
 
 class GibbsState(NamedTuple):
     choices: dict
-    log_scale: dict  # per random-walk site
     log_density: Any
     record: Any  # every site's value (deterministic ones included) and the return value
+
+    @property
+    def position(self) -> dict:
+        return self.choices
+
+
+class GibbsInfo(NamedTuple):
+    """What one sweep did: the mean acceptance of its Metropolis updates (1 when every site is
+    Gibbs-updated), and each random walk's acceptance (what ``warmup.Scales`` adapts on)."""
+
+    accept_prob: Any
+    scale_accept: dict
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,11 +271,10 @@ class _Kernel:
         return out, jnp.mean(prob)
 
     # -- an iteration -----------------------------------------------------------------------
-    def step(self, key, state: GibbsState, args, adapt_rate):
-        """One sweep over the sites: ``(state, mean acceptance of the Metropolis updates)``."""
+    def sweep(self, key, state: GibbsState, args, log_scale: dict) -> tuple[GibbsState, GibbsInfo]:
+        """One sweep over the sites, the random walks at scales ``exp(log_scale)``."""
         choices = dict(state.choices)
-        log_scale = dict(state.log_scale)
-        probs = []
+        probs, walks = [], {}
         for update, k in zip(self.updates, jax.random.split(key, len(self.updates))):
             if update.kind == "gibbs":
                 choices[update.address], _ = self.gibbs(update, k, choices, args)
@@ -273,15 +283,46 @@ class _Kernel:
                 choices[update.address], p = self.walk(update, k, choices, scale, args)
                 probs.append(p)
                 if update.kind == "walk":
-                    log_scale[update.address] = scale + adapt_rate * (p - update.target)
+                    walks[update.address] = p
         prob = jnp.mean(jnp.stack(probs)) if probs else jnp.ones((), jnp.result_type(float))
-        trace = C.run(self.program, C.Given(), args, inputs=choices)
-        return GibbsState(choices, log_scale, trace.log_joint, (trace.choices, trace.retval)), prob
+        return self.state_at(choices, args), GibbsInfo(prob, walks)
 
-    def init(self, key, args) -> GibbsState:
-        start = prior_init(self.program, key, args)
-        scales = {u.address: jnp.zeros((), jnp.result_type(float)) for u in self.updates if u.kind == "walk"}
-        return GibbsState(start.choices, scales, start.log_density, start.record)
+    def state_at(self, choices: dict, args) -> GibbsState:
+        trace = C.run(self.program, C.Given(), args, inputs=choices)
+        return GibbsState(dict(choices), trace.log_joint, (trace.choices, trace.retval))
+
+    def family(self, args) -> "GibbsFamily":
+        return GibbsFamily(self, list(args))
+
+    def adaptation(self) -> warmup.Scales:
+        """Robbins–Monro on each random walk's log-scale, towards its target acceptance."""
+        targets = tuple((u.address, u.target) for u in self.updates if u.kind == "walk")
+        return warmup.Scales(targets, np.dtype(jnp.result_type(float)))
+
+
+class GibbsKernel(NamedTuple):
+    """One Gibbs sweep at fixed random-walk scales (the contract of ``kernel``); positions are
+    dicts of the latent sites' values."""
+
+    sweeps: _Kernel
+    args: list
+    log_scale: dict
+
+    def init(self, position: dict) -> GibbsState:
+        return self.sweeps.state_at(position, self.args)
+
+    def step(self, key, state: GibbsState) -> tuple[GibbsState, GibbsInfo]:
+        return self.sweeps.sweep(key, state, self.args, self.log_scale)
+
+
+class GibbsFamily(NamedTuple):
+    """``family(log_scale) -> GibbsKernel``: the random walks' log-scales are the tuned parameters."""
+
+    sweeps: _Kernel
+    args: list
+
+    def __call__(self, log_scale: dict) -> GibbsKernel:
+        return GibbsKernel(self.sweeps, self.args, log_scale)
 
 
 def _to_parallel(term, labels, parallel):
@@ -322,8 +363,7 @@ class _Shifted(C.Mode):
 # Running chains
 
 def _run(method: Gibbs, program: ir.Program, args, key) -> Result:
-    cache_key = ("gibbs", method.num_samples, method.num_warmup, method.thin)
-    fn = cached(program, cache_key, lambda: compile_chains(_Kernel(program, args), method.num_samples,
-                                                           method.num_warmup, method.thin))
-    return checked_start(program, args, key, lambda: chains_result("Gibbs", fn, key, method.num_chains, args,
-                                                                   latent=list(program.latent_sites())))
+    sweeps = cached(program, "gibbs-analysis", lambda: _Kernel(program, args))  # its adaptation keys the program
+    return trace_chains.run("Gibbs", ("gibbs",), lambda: sweeps, sweeps.adaptation(), program, args, key,
+                            num_chains=method.num_chains, num_warmup=method.num_warmup,
+                            num_samples=method.num_samples, thin=method.thin)

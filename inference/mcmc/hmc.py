@@ -3,10 +3,13 @@
 The transition is written as a small state machine over *one integration step*
 (``stepwise``): ``start`` draws a momentum, ``advance`` takes one leapfrog
 step, ``is_done`` says when the trajectory is complete and ``finish`` makes the
-Metropolis decision. ``build_kernel`` composes these into a BlackJAX-style
-transition ``kernel(key, state, logdensity_fn, step_size, inverse_mass_matrix)``;
-the chain driver (``base.run_chains``) drives the same pieces one leapfrog step
-at a time so that vectorised chains never wait for one another.
+Metropolis decision. ``Builder(...).family(logdensity_fn)`` composes these into the kernel
+contract of ``kernel``: ``family(Params(step_size, metric)) -> Kernel`` with
+``init(position)`` and ``step(key, state)``; the family also offers the
+machine itself (the fast path), which the chain driver (``driver``) advances
+one leapfrog step at a time so that vectorised chains never wait for one
+another. ``build_kernel`` gives the same transition with BlackJAX's
+signature ``kernel(key, state, logdensity_fn, step_size, inverse_mass_matrix)``.
 
 Law: for any fixed step size and metric the transition leaves the density
 ``exp(logdensity_fn)`` invariant (leapfrog is volume preserving and reversible,
@@ -37,6 +40,9 @@ __all__ = [
     "FlatState",
     "Stepwise",
     "Builder",
+    "Params",
+    "Kernel",
+    "Family",
     "metric",
     "sample_momentum",
     "leapfrog",
@@ -281,7 +287,14 @@ def stepwise(
     return Stepwise(start, advance, is_done, finish)
 
 
-# --------------------------------------------------------------------------- BlackJAX-style API
+# --------------------------------------------------------------------------- the kernel contract
+
+
+class Params(NamedTuple):
+    """What an HMC or NUTS kernel is tuned by: the step size and the metric (a ``Metric``)."""
+
+    step_size: Array
+    metric: Metric
 
 
 def init(position: Any, logdensity_fn: Callable) -> State:
@@ -290,28 +303,64 @@ def init(position: Any, logdensity_fn: Callable) -> State:
     return State(position, log_density, grad)
 
 
-def kernel_from_stepwise(machine: Stepwise) -> Callable:
-    """``kernel(key, state, logdensity_fn, step_size, inverse_mass_matrix) -> (State, Info)``.
+def _transition(machine: Stepwise, key, state: State, logdensity_fn: Callable, step_size, m: Metric):
+    """One whole transition of ``machine``: ``advance`` until ``is_done``, then ``finish``."""
+    flat, unravel = ravel_pytree(state.position)
+    grad_flat, _ = ravel_pytree(state.log_density_grad)
 
-    Positions may be any pytree; ``inverse_mass_matrix`` acts on the flat
-    (``jax.flatten_util.ravel_pytree``) vector of the position.
-    """
+    def value_and_grad(x):
+        value, grad = jax.value_and_grad(logdensity_fn)(unravel(x))
+        return value, ravel_pytree(grad)[0]
+
+    traj = machine.start(key_words(key), FlatState(flat, state.log_density, grad_flat), m, step_size)
+    traj = jax.lax.while_loop(lambda t: ~machine.is_done(t), lambda t: machine.advance(t, value_and_grad, m), traj)
+    new, info = machine.finish(traj)
+    return State(unravel(new.position), new.log_density, unravel(new.log_density_grad)), info
+
+
+class Kernel(NamedTuple):
+    """An HMC or NUTS kernel at fixed ``params`` (``kernel.Kernel``): positions are any pytree,
+    the metric acts on their flat vector (``jax.flatten_util.ravel_pytree``)."""
+
+    machine: Stepwise
+    logdensity_fn: Callable
+    params: Params
+
+    def init(self, position: Any) -> State:
+        return init(position, self.logdensity_fn)
+
+    def step(self, key: Array, state: State) -> tuple[State, Any]:
+        p = self.params
+        return _transition(self.machine, key, state, self.logdensity_fn, p.step_size, p.metric)
+
+
+class Family(NamedTuple):
+    """``family(params) -> Kernel`` for one log density, with the step-at-a-time fast path:
+    ``stepwise()`` and ``value_and_grad`` (on flat positions)."""
+
+    machine: Stepwise
+    logdensity_fn: Callable
+
+    def __call__(self, params: Params) -> Kernel:
+        m = params.metric if isinstance(params.metric, Metric) else metric(params.metric)
+        return Kernel(self.machine, self.logdensity_fn, Params(params.step_size, m))
+
+    def stepwise(self) -> Stepwise:
+        return self.machine
+
+    def value_and_grad(self, x: Array) -> tuple[Array, Array]:
+        return jax.value_and_grad(self.logdensity_fn)(x)
+
+
+# --------------------------------------------------------------------------- BlackJAX-style functions
+
+
+def kernel_from_stepwise(machine: Stepwise) -> Callable:
+    """``kernel(key, state, logdensity_fn, step_size, inverse_mass_matrix) -> (State, Info)``
+    (BlackJAX's ``build_kernel`` signature; the same transition as ``Kernel.step``)."""
 
     def kernel(key, state: State, logdensity_fn: Callable, step_size, inverse_mass_matrix):
-        flat, unravel = ravel_pytree(state.position)
-        grad_flat, _ = ravel_pytree(state.log_density_grad)
-
-        def value_and_grad(x):
-            value, grad = jax.value_and_grad(logdensity_fn)(unravel(x))
-            return value, ravel_pytree(grad)[0]
-
-        m = metric(inverse_mass_matrix)
-        traj = machine.start(key_words(key), FlatState(flat, state.log_density, grad_flat), m, step_size)
-        traj = jax.lax.while_loop(
-            lambda t: ~machine.is_done(t), lambda t: machine.advance(t, value_and_grad, m), traj
-        )
-        new, info = machine.finish(traj)
-        return State(unravel(new.position), new.log_density, unravel(new.log_density_grad)), info
+        return _transition(machine, key, state, logdensity_fn, step_size, metric(inverse_mass_matrix))
 
     return kernel
 
@@ -325,19 +374,34 @@ def build_kernel(
     return kernel_from_stepwise(stepwise(num_integration_steps, divergence_threshold, step_size_jitter))
 
 
+class _Options:
+    """What HMC's and NUTS's option objects share: the family of a log density, and BlackJAX's
+    ``init``/``build_kernel`` pair."""
+
+    def stepwise(self) -> Stepwise:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def family(self, logdensity_fn: Callable) -> Family:
+        return Family(self.stepwise(), logdensity_fn)
+
+    def __call__(self, logdensity_fn: Callable, step_size, inverse_mass_matrix) -> Kernel:
+        """The kernel at fixed parameters, as ``blackjax.hmc(logdensity_fn, step_size, inverse_mass_matrix)``."""
+        return self.family(logdensity_fn)(Params(jnp.asarray(step_size), metric(inverse_mass_matrix)))
+
+    def init(self, position: Any, logdensity_fn: Callable) -> State:
+        return init(position, logdensity_fn)
+
+    def build_kernel(self) -> Callable:
+        return kernel_from_stepwise(self.stepwise())
+
+
 @dataclass(frozen=True)
-class Builder:
+class Builder(_Options):
     """HMC options, hashable, as ``run_chains`` takes them: ``hmc.Builder(num_integration_steps=20)``."""
 
     num_integration_steps: int = 10
     divergence_threshold: float = 1000.0
     step_size_jitter: float = 0.0
 
-    def init(self, position: Any, logdensity_fn: Callable) -> State:
-        return init(position, logdensity_fn)
-
     def stepwise(self) -> Stepwise:
         return stepwise(self.num_integration_steps, self.divergence_threshold, self.step_size_jitter)
-
-    def build_kernel(self) -> Callable:
-        return kernel_from_stepwise(self.stepwise())

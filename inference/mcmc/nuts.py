@@ -31,6 +31,7 @@ respect to ``exp(logdensity_fn)`` and so leaves it invariant.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -41,6 +42,7 @@ from ppl.inference.mcmc.hmc import (
     Metric,
     State,
     Stepwise,
+    _Options,
     _velocity,
     assemble,
     init,
@@ -117,6 +119,12 @@ def _dot(a: Array, b: Array) -> Array:
     return jnp.sum(a * b, axis=-1)
 
 
+class _Config(NamedTuple):
+    max_tree_depth: int
+    divergence_threshold: float
+    extra_uturn_checks: bool
+
+
 def stepwise(
     max_tree_depth: int = 10,
     divergence_threshold: float = 1000.0,
@@ -125,175 +133,217 @@ def stepwise(
     """NUTS as a ``Stepwise`` machine (see the module docstring)."""
     if not 1 <= max_tree_depth <= 30:
         raise ValueError("max_tree_depth must lie in 1..30")
-    slots = max_tree_depth
+    config = _Config(max_tree_depth, divergence_threshold, extra_uturn_checks)
+    return Stepwise(
+        partial(_start, config),
+        partial(_advance, config),
+        _is_done,
+        _finish,
+        partial(_restart, config),
+    )
 
-    def start(key, state: FlatState, m: Metric, step_size) -> Trajectory:
-        x, g = state.position, state.log_density_grad
-        dtype = x.dtype
-        p = sample_momentum(key, m, x)
-        v = _velocity(m, p)
-        energy = -state.log_density + 0.5 * jnp.dot(p, v)
-        edge = assemble([x, p, v, g])
-        proposal = assemble([x, g])
-        return Trajectory(
-            edges=jnp.broadcast_to(edge, (2,) + edge.shape),
-            edge_log_density=jnp.broadcast_to(state.log_density, (2,)),
-            proposals=jnp.broadcast_to(proposal, (2,) + proposal.shape),
-            proposal_stats=jnp.broadcast_to(assemble([state.log_density, energy]), (2, 2)),
-            log_weights=assemble([jnp.zeros((), dtype), jnp.full((), -jnp.inf, dtype)]),
-            rho=assemble([p, jnp.zeros_like(p)]),
-            checkpoints=jnp.zeros((5, slots + 1) + x.shape, dtype),
-            sum_accept=jnp.zeros((), dtype),
-            counters=jnp.zeros((3,), jnp.int32),
-            flags=jnp.zeros((4,), bool),
-            initial_energy=energy,
-            step_size=jnp.asarray(step_size, dtype),
-            directions=other_words(key)[0],
-            key=key,
-        )
 
-    def advance(traj: Trajectory, value_and_grad: Callable, m: Metric) -> Trajectory:
-        depth, n, steps = traj.counters[DEPTH], traj.counters[LEAF], traj.counters[STEPS]
-        forward = ((traj.directions >> depth.astype(jnp.uint32)) & 1) == 1
-        side = jnp.where(forward, RIGHT, LEFT)
-        edge = jnp.where(forward, traj.edges[RIGHT], traj.edges[LEFT])
-        far = jnp.where(forward, traj.edges[LEFT], traj.edges[RIGHT])
+def _start(config: _Config, key, state: FlatState, m: Metric, step_size) -> Trajectory:
+    x, g = state.position, state.log_density_grad
+    dtype = x.dtype
+    p = sample_momentum(key, m, x)
+    v = _velocity(m, p)
+    energy = -state.log_density + 0.5 * jnp.dot(p, v)
+    edge = assemble([x, p, v, g])
+    proposal = assemble([x, g])
+    return Trajectory(
+        edges=jnp.broadcast_to(edge, (2,) + edge.shape),
+        edge_log_density=jnp.broadcast_to(state.log_density, (2,)),
+        proposals=jnp.broadcast_to(proposal, (2,) + proposal.shape),
+        proposal_stats=jnp.broadcast_to(assemble([state.log_density, energy]), (2, 2)),
+        log_weights=assemble([jnp.zeros((), dtype), jnp.full((), -jnp.inf, dtype)]),
+        rho=assemble([p, jnp.zeros_like(p)]),
+        checkpoints=jnp.zeros((5, config.max_tree_depth + 1) + x.shape, dtype),
+        sum_accept=jnp.zeros((), dtype),
+        counters=jnp.zeros((3,), jnp.int32),
+        flags=jnp.zeros((4,), bool),
+        initial_energy=energy,
+        step_size=jnp.asarray(step_size, dtype),
+        directions=other_words(key)[0],
+        key=key,
+    )
 
-        # One leapfrog step outwards from the edge in the chosen direction.
-        eps = jnp.where(forward, traj.step_size, -traj.step_size)
-        p_half = edge[MOMENTUM] + 0.5 * eps * edge[GRAD]
-        x = edge[POSITION] + eps * _velocity(m, p_half)
-        log_density, g = value_and_grad(x)
-        p = p_half + 0.5 * eps * g
-        v = _velocity(m, p)
 
-        # Energy error, weight and acceptance statistic of the new leaf.
-        energy = -log_density + 0.5 * jnp.dot(p, v)
-        delta = energy - traj.initial_energy
-        delta = jnp.where(jnp.isnan(delta), jnp.inf, delta)
-        diverging = delta > divergence_threshold
-        log_w = -delta
-        steps = steps + 1
-        u_leaf, u_merge = uniforms(traj.key, steps)
+def _restart(config: _Config, previous: Trajectory, key, state: FlatState, m: Metric, step_size) -> Trajectory:
+    # Every checkpoint slot is written before it is read, so the old ones can stay.
+    return _start(config, key, state, m, step_size)._replace(checkpoints=previous.checkpoints)
 
-        # Uniform progressive sampling inside the subtree.
-        sub_log_weight = jnp.logaddexp(traj.log_weights[SUBTREE], log_w)
-        take_leaf = jnp.log(u_leaf) < log_w - sub_log_weight
-        rho_sub = traj.rho[SUBTREE] + p
 
-        # Checkpoints: an even leaf n opens aligned sub-subtrees; it writes slot popcount(n)
-        # (in place; an odd leaf writes the scratch slot at the end, which is never read).
-        slot = jnp.arange(slots, dtype=jnp.int32)
-        even = (n & 1) == 0
-        fresh = assemble([v, p, traj.rho[SUBTREE], edge[MOMENTUM], edge[VELOCITY]])
-        target = jnp.where(even, jax.lax.population_count(n), slots)
-        ck = traj.checkpoints.at[:, target].set(fresh)
+def _is_done(traj: Trajectory) -> Array:
+    return traj.flags[DONE]
 
-        # An odd leaf n closes k aligned sub-subtrees (k = trailing ones of n), in slots idx_min..idx_max.
-        idx_max = jax.lax.population_count(n >> 1)
-        k = jax.lax.population_count(((n + 1) & ~n) - 1)
-        closes = ~even & (slot >= idx_max - k + 1) & (slot <= idx_max)
-        ck_used = ck[:, :slots]
-        rho_blocks = rho_sub - ck_used[CK_RHO_BEFORE]
-        turns = (_dot(ck_used[CK_VELOCITY], rho_blocks) <= 0) | (_dot(v, rho_blocks) <= 0)
-        sub_turning = jnp.any(closes & turns)
-        if extra_uturn_checks and slots > 1:
-            # Across the halves of each block of size >= 4 in slot i (its middle leaf opened slot i + 1).
-            this, nxt = ck[:, : slots - 1], ck[:, 1:slots]
-            rho_a = nxt[CK_RHO_BEFORE] - this[CK_RHO_BEFORE] + nxt[CK_MOMENTUM]
-            rho_b = rho_sub - nxt[CK_RHO_BEFORE] + nxt[CK_PREV_MOMENTUM]
-            across = (_dot(this[CK_VELOCITY], rho_a) <= 0) | (_dot(nxt[CK_VELOCITY], rho_a) <= 0)
-            across |= (_dot(nxt[CK_PREV_VELOCITY], rho_b) <= 0) | (_dot(v, rho_b) <= 0)
-            sub_turning |= jnp.any(closes[:-1] & (slot[:-1] < idx_max) & across)
 
-        # A complete subtree merges into the trajectory (biased progressive sampling).
-        complete = (n == (1 << depth) - 1) & ~diverging & ~sub_turning
-        take_subtree = jnp.log(u_merge) < sub_log_weight - traj.log_weights[TREE]
-        rho_tree = traj.rho[TREE] + rho_sub
-        left_v = jnp.where(forward, far[VELOCITY], v)
-        right_v = jnp.where(forward, v, far[VELOCITY])
-        top_turning = (_dot(left_v, rho_tree) <= 0) | (_dot(right_v, rho_tree) <= 0)
-        if extra_uturn_checks:
-            rho_a = traj.rho[TREE] + ck[CK_MOMENTUM, 0]
-            rho_b = rho_sub + ck[CK_PREV_MOMENTUM, 0]
-            top_turning |= (_dot(far[VELOCITY], rho_a) <= 0) | (_dot(ck[CK_VELOCITY, 0], rho_a) <= 0)
-            top_turning |= (_dot(ck[CK_PREV_VELOCITY, 0], rho_b) <= 0) | (_dot(v, rho_b) <= 0)
-        depth_next = depth + 1
-        stop_at_merge = complete & (top_turning | (depth_next >= max_tree_depth))
-        done = diverging | sub_turning | stop_at_merge
+class _Leaf(NamedTuple):
+    """The new leaf of one leapfrog step outwards, with its energy error's consequences."""
 
-        # Write back: one expression per stacked array.
-        rows2 = jnp.arange(2)
-        is_side = (rows2 == side)[:, None, None]
-        edges = jnp.where(is_side, assemble([x, p, v, g])[None], traj.edges)
-        edge_log_density = jnp.where(rows2 == side, log_density, traj.edge_log_density)
-        to_tree = complete & take_subtree
-        use_leaf = assemble([to_tree & take_leaf, take_leaf])
-        use_sub = assemble([to_tree & ~take_leaf, jnp.bool_(False)])
-        proposals = jnp.where(
-            use_leaf[:, None, None],
-            assemble([x, g])[None],
-            jnp.where(use_sub[:, None, None], traj.proposals[SUBTREE][None], traj.proposals),
-        )
-        proposal_stats = jnp.where(
-            use_leaf[:, None],
-            assemble([log_density, energy])[None],
-            jnp.where(use_sub[:, None], traj.proposal_stats[SUBTREE][None], traj.proposal_stats),
-        )
-        tree_log_weight = jnp.logaddexp(traj.log_weights[TREE], sub_log_weight)
-        log_weights = jnp.where(
-            rows2 == TREE,
-            jnp.where(complete, tree_log_weight, traj.log_weights[TREE]),
-            jnp.where(complete, -jnp.inf, sub_log_weight),
-        )
-        rho = jnp.where(
-            (rows2 == TREE)[:, None],
-            jnp.where(complete, rho_tree, traj.rho[TREE]),
-            jnp.where(complete, 0.0, rho_sub),
-        )
-        counters = assemble(
-            [jnp.where(complete | done, depth_next, depth), jnp.where(complete, 0, n + 1), steps]
-        )
-        nonfinite = traj.flags[NONFINITE] | jnp.isnan(log_density) | ~jnp.all(jnp.isfinite(g))
-        flags = assemble([diverging, sub_turning | (complete & top_turning), done, nonfinite])
-        return traj._replace(
-            edges=edges,
-            edge_log_density=edge_log_density,
-            proposals=proposals,
-            proposal_stats=proposal_stats,
-            log_weights=log_weights.astype(traj.log_weights.dtype),
-            rho=rho.astype(traj.rho.dtype),
-            checkpoints=ck,
-            sum_accept=traj.sum_accept + jnp.exp(jnp.minimum(log_w, 0.0)),
-            counters=counters,
-            flags=flags,
-        )
+    x: Array
+    p: Array
+    v: Array
+    g: Array
+    log_density: Array
+    energy: Array
+    log_w: Array
+    diverging: Array
 
-    def is_done(traj: Trajectory) -> Array:
-        return traj.flags[DONE]
 
-    def restart(previous: Trajectory, key, state: FlatState, m: Metric, step_size) -> Trajectory:
-        # Every checkpoint slot is written before it is read, so the old ones can stay.
-        return start(key, state, m, step_size)._replace(checkpoints=previous.checkpoints)
+def _step_out(config: _Config, traj: Trajectory, edge: Array, forward: Array, value_and_grad: Callable,
+              m: Metric) -> _Leaf:
+    """One leapfrog step outwards from ``edge`` in the chosen direction."""
+    eps = jnp.where(forward, traj.step_size, -traj.step_size)
+    p_half = edge[MOMENTUM] + 0.5 * eps * edge[GRAD]
+    x = edge[POSITION] + eps * _velocity(m, p_half)
+    log_density, g = value_and_grad(x)
+    p = p_half + 0.5 * eps * g
+    v = _velocity(m, p)
+    # Energy error, weight and acceptance statistic of the new leaf.
+    energy = -log_density + 0.5 * jnp.dot(p, v)
+    delta = energy - traj.initial_energy
+    delta = jnp.where(jnp.isnan(delta), jnp.inf, delta)
+    return _Leaf(x, p, v, g, log_density, energy, -delta, delta > config.divergence_threshold)
 
-    def finish(traj: Trajectory) -> tuple[FlatState, Info]:
-        steps = traj.counters[STEPS]
-        info = Info(
-            diverging=traj.flags[DIVERGING],
-            accept_prob=traj.sum_accept / jnp.maximum(steps, 1).astype(traj.sum_accept.dtype),
-            num_steps=steps,
-            tree_depth=traj.counters[DEPTH],
-            energy=traj.proposal_stats[TREE, ENERGY],
-            turning=traj.flags[TURNING],
-            nonfinite=traj.flags[NONFINITE],
-        )
-        proposal = traj.proposals[TREE]
-        new = FlatState(
-            proposal[PROPOSAL_POSITION], traj.proposal_stats[TREE, LOG_DENSITY], proposal[PROPOSAL_GRAD]
-        )
-        return new, info
 
-    return Stepwise(start, advance, is_done, finish, restart)
+def _subtree_turning(config: _Config, ck: Array, n: Array, rho_sub: Array, v: Array) -> Array:
+    """Whether an aligned sub-subtree that ends at leaf ``n`` turns (checkpoints ``ck`` written)."""
+    slots = config.max_tree_depth
+    slot = jnp.arange(slots, dtype=jnp.int32)
+    even = (n & 1) == 0
+    # An odd leaf n closes k aligned sub-subtrees (k = trailing ones of n), in slots idx_min..idx_max.
+    idx_max = jax.lax.population_count(n >> 1)
+    k = jax.lax.population_count(((n + 1) & ~n) - 1)
+    closes = ~even & (slot >= idx_max - k + 1) & (slot <= idx_max)
+    ck_used = ck[:, :slots]
+    rho_blocks = rho_sub - ck_used[CK_RHO_BEFORE]
+    turns = (_dot(ck_used[CK_VELOCITY], rho_blocks) <= 0) | (_dot(v, rho_blocks) <= 0)
+    sub_turning = jnp.any(closes & turns)
+    if config.extra_uturn_checks and slots > 1:
+        # Across the halves of each block of size >= 4 in slot i (its middle leaf opened slot i + 1).
+        this, nxt = ck[:, : slots - 1], ck[:, 1:slots]
+        rho_a = nxt[CK_RHO_BEFORE] - this[CK_RHO_BEFORE] + nxt[CK_MOMENTUM]
+        rho_b = rho_sub - nxt[CK_RHO_BEFORE] + nxt[CK_PREV_MOMENTUM]
+        across = (_dot(this[CK_VELOCITY], rho_a) <= 0) | (_dot(nxt[CK_VELOCITY], rho_a) <= 0)
+        across |= (_dot(nxt[CK_PREV_VELOCITY], rho_b) <= 0) | (_dot(v, rho_b) <= 0)
+        sub_turning |= jnp.any(closes[:-1] & (slot[:-1] < idx_max) & across)
+    return sub_turning
+
+
+def _top_turning(config: _Config, traj: Trajectory, ck: Array, far: Array, forward: Array, v: Array,
+                 rho_sub: Array, rho_tree: Array) -> Array:
+    """Whether the trajectory turns once the subtree (momentum sum ``rho_sub``) merges into it."""
+    left_v = jnp.where(forward, far[VELOCITY], v)
+    right_v = jnp.where(forward, v, far[VELOCITY])
+    top_turning = (_dot(left_v, rho_tree) <= 0) | (_dot(right_v, rho_tree) <= 0)
+    if config.extra_uturn_checks:
+        rho_a = traj.rho[TREE] + ck[CK_MOMENTUM, 0]
+        rho_b = rho_sub + ck[CK_PREV_MOMENTUM, 0]
+        top_turning |= (_dot(far[VELOCITY], rho_a) <= 0) | (_dot(ck[CK_VELOCITY, 0], rho_a) <= 0)
+        top_turning |= (_dot(ck[CK_PREV_VELOCITY, 0], rho_b) <= 0) | (_dot(v, rho_b) <= 0)
+    return top_turning
+
+
+def _advance(config: _Config, traj: Trajectory, value_and_grad: Callable, m: Metric) -> Trajectory:
+    slots = config.max_tree_depth
+    depth, n, steps = traj.counters[DEPTH], traj.counters[LEAF], traj.counters[STEPS]
+    forward = ((traj.directions >> depth.astype(jnp.uint32)) & 1) == 1
+    side = jnp.where(forward, RIGHT, LEFT)
+    edge = jnp.where(forward, traj.edges[RIGHT], traj.edges[LEFT])
+    far = jnp.where(forward, traj.edges[LEFT], traj.edges[RIGHT])
+    leaf = _step_out(config, traj, edge, forward, value_and_grad, m)
+    x, p, v, g, log_density, diverging, log_w = leaf.x, leaf.p, leaf.v, leaf.g, leaf.log_density, leaf.diverging, leaf.log_w
+    steps = steps + 1
+    u_leaf, u_merge = uniforms(traj.key, steps)
+
+    # Uniform progressive sampling inside the subtree.
+    sub_log_weight = jnp.logaddexp(traj.log_weights[SUBTREE], log_w)
+    take_leaf = jnp.log(u_leaf) < log_w - sub_log_weight
+    rho_sub = traj.rho[SUBTREE] + p
+
+    # Checkpoints: an even leaf n opens aligned sub-subtrees; it writes slot popcount(n)
+    # (in place; an odd leaf writes the scratch slot at the end, which is never read).
+    even = (n & 1) == 0
+    fresh = assemble([v, p, traj.rho[SUBTREE], edge[MOMENTUM], edge[VELOCITY]])
+    target = jnp.where(even, jax.lax.population_count(n), slots)
+    ck = traj.checkpoints.at[:, target].set(fresh)
+    sub_turning = _subtree_turning(config, ck, n, rho_sub, v)
+
+    # A complete subtree merges into the trajectory (biased progressive sampling).
+    complete = (n == (1 << depth) - 1) & ~diverging & ~sub_turning
+    take_subtree = jnp.log(u_merge) < sub_log_weight - traj.log_weights[TREE]
+    rho_tree = traj.rho[TREE] + rho_sub
+    top_turning = _top_turning(config, traj, ck, far, forward, v, rho_sub, rho_tree)
+    depth_next = depth + 1
+    stop_at_merge = complete & (top_turning | (depth_next >= config.max_tree_depth))
+    done = diverging | sub_turning | stop_at_merge
+    nonfinite = traj.flags[NONFINITE] | jnp.isnan(log_density) | ~jnp.all(jnp.isfinite(g))
+    return _write_back(traj, leaf, side, ck, complete & take_subtree, take_leaf, complete, sub_log_weight,
+                       rho_sub, rho_tree,
+                       assemble([jnp.where(complete | done, depth_next, depth), jnp.where(complete, 0, n + 1), steps]),
+                       assemble([diverging, sub_turning | (complete & top_turning), done, nonfinite]))
+
+
+def _write_back(traj: Trajectory, leaf: _Leaf, side, ck, to_tree, take_leaf, complete, sub_log_weight, rho_sub,
+                rho_tree, counters, flags) -> Trajectory:
+    """The trajectory after the step: one expression per stacked array."""
+    x, p, v, g = leaf.x, leaf.p, leaf.v, leaf.g
+    rows2 = jnp.arange(2)
+    is_side = (rows2 == side)[:, None, None]
+    edges = jnp.where(is_side, assemble([x, p, v, g])[None], traj.edges)
+    edge_log_density = jnp.where(rows2 == side, leaf.log_density, traj.edge_log_density)
+    use_leaf = assemble([to_tree & take_leaf, take_leaf])
+    use_sub = assemble([to_tree & ~take_leaf, jnp.bool_(False)])
+    proposals = jnp.where(
+        use_leaf[:, None, None],
+        assemble([x, g])[None],
+        jnp.where(use_sub[:, None, None], traj.proposals[SUBTREE][None], traj.proposals),
+    )
+    proposal_stats = jnp.where(
+        use_leaf[:, None],
+        assemble([leaf.log_density, leaf.energy])[None],
+        jnp.where(use_sub[:, None], traj.proposal_stats[SUBTREE][None], traj.proposal_stats),
+    )
+    tree_log_weight = jnp.logaddexp(traj.log_weights[TREE], sub_log_weight)
+    log_weights = jnp.where(
+        rows2 == TREE,
+        jnp.where(complete, tree_log_weight, traj.log_weights[TREE]),
+        jnp.where(complete, -jnp.inf, sub_log_weight),
+    )
+    rho = jnp.where(
+        (rows2 == TREE)[:, None],
+        jnp.where(complete, rho_tree, traj.rho[TREE]),
+        jnp.where(complete, 0.0, rho_sub),
+    )
+    return traj._replace(
+        edges=edges,
+        edge_log_density=edge_log_density,
+        proposals=proposals,
+        proposal_stats=proposal_stats,
+        log_weights=log_weights.astype(traj.log_weights.dtype),
+        rho=rho.astype(traj.rho.dtype),
+        checkpoints=ck,
+        sum_accept=traj.sum_accept + jnp.exp(jnp.minimum(leaf.log_w, 0.0)),
+        counters=counters,
+        flags=flags,
+    )
+
+
+def _finish(traj: Trajectory) -> tuple[FlatState, Info]:
+    steps = traj.counters[STEPS]
+    info = Info(
+        diverging=traj.flags[DIVERGING],
+        accept_prob=traj.sum_accept / jnp.maximum(steps, 1).astype(traj.sum_accept.dtype),
+        num_steps=steps,
+        tree_depth=traj.counters[DEPTH],
+        energy=traj.proposal_stats[TREE, ENERGY],
+        turning=traj.flags[TURNING],
+        nonfinite=traj.flags[NONFINITE],
+    )
+    proposal = traj.proposals[TREE]
+    new = FlatState(proposal[PROPOSAL_POSITION], traj.proposal_stats[TREE, LOG_DENSITY], proposal[PROPOSAL_GRAD])
+    return new, info
 
 
 def build_kernel(
@@ -306,18 +356,13 @@ def build_kernel(
 
 
 @dataclass(frozen=True)
-class Builder:
-    """NUTS options, hashable, as ``run_chains`` takes them: ``nuts.Builder(max_tree_depth=12)``."""
+class Builder(_Options):
+    """NUTS options, hashable, as ``run_chains`` takes them: ``nuts.Builder(max_tree_depth=12)``;
+    ``Builder().family(logdensity_fn)`` is the kernel family (``hmc.Family``)."""
 
     max_tree_depth: int = 10
     divergence_threshold: float = 1000.0
     extra_uturn_checks: bool = True
 
-    def init(self, position: Any, logdensity_fn: Callable) -> State:
-        return init(position, logdensity_fn)
-
     def stepwise(self) -> Stepwise:
         return stepwise(self.max_tree_depth, self.divergence_threshold, self.extra_uturn_checks)
-
-    def build_kernel(self) -> Callable:
-        return kernel_from_stepwise(self.stepwise())

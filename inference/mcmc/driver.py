@@ -1,0 +1,186 @@
+"""The MCMC driver: warm-up and sampling of all chains of any kernel, in one compiled program.
+
+Every Markov chain method in ppl runs here: HMC and NUTS (``base.run_chains``
+on a log density), trace MH and Gibbs (``trace_chains`` on a program). What is
+sampled is a *target* (hashable: the static part of the cache key), whose
+``setup(key, data, args, numbers, num_chains)``, called inside the compiled
+program, gives a ``Setup``: the kernel family (``kernel.Family``), the
+adaptation (``kernel.Adaptation``, ``warmup``), the chains' initial states,
+whether every chain has a usable start, what to record of a state at each
+kept draw, and a report of the start for the host. The program
+
+1. sets up the target (initial states, found by the target's own strategy);
+2. initialises the adaptation (for NUTS: Stan's initial step size);
+3. runs warm-up and sampling for all chains, vectorised with ``vmap``, with
+   no Python in the loop: ``family(adaptation.params(A)).step(key, state)``,
+   then ``adaptation.update`` during warm-up;
+4. returns the records of the kept draws, the per-draw statistics (the
+   ``Info`` fields named in ``kernel.STAT_FIELDS``, the log density, the
+   adaptation's ``stats``), the adaptation's ``summary`` and the start report.
+
+When the family offers the step-at-a-time fast path (``stepwise()``), step 3
+runs in ``stepwise_driver``; otherwise one whole transition of every chain per
+loop iteration (``transitions`` below).
+
+Law: each chain's draws after warm-up are those of its own Markov chain with
+the kernel at the adapted parameters; chains are independent given their keys,
+however their steps interleave. ``thin=K`` keeps transitions ``W + K - 1,
+W + 2K - 1, ...`` (``W`` warm-up transitions).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ppl.inference.mcmc import progress as progress_mod
+from ppl.inference.mcmc.kernel import standard_stats
+
+__all__ = ["Plan", "Setup", "StatTable", "build", "use_fast_path"]
+
+Array = Any
+
+
+class Plan(NamedTuple):
+    """How many chains and transitions, and how to run them; hashable (part of the cache key)."""
+
+    num_chains: int
+    num_warmup: int
+    num_samples: int
+    thin: int = 1  # keep every thin-th draw after warm-up (the thin-th, 2·thin-th, ...)
+    progress: bool = False
+    decouple_chains: bool = True  # use the fast path where the family offers it
+    steps_per_round: int = 1
+
+
+class Setup(NamedTuple):
+    """What a target gives the driver inside the compiled program (leading chain axes)."""
+
+    family: Callable  # params -> Kernel
+    adaptation: Any  # kernel.Adaptation
+    states: Any  # initial states
+    ok: Array  # () every chain has a usable start
+    record: Callable  # state -> what a kept draw keeps (one chain)
+    dtype: Any  # of the statistics buffer
+    report: Any  # the start, for the host
+
+
+class StatTable(NamedTuple):
+    """Per-draw statistics kept as columns of one float buffer (one write per finished transition)."""
+
+    names: tuple
+    dtypes: tuple
+
+    @staticmethod
+    def of(values: dict) -> "StatTable":
+        return StatTable(tuple(values), tuple(jnp.result_type(v) for v in values.values()))
+
+    def row(self, values: dict, dtype) -> Array:
+        """The statistics as the last axis, built by one elementwise expression (no concatenation)."""
+        columns = [jnp.asarray(values[name]).astype(dtype)[..., None] for name in self.names]
+        index = jnp.arange(len(columns))
+        out = columns[-1]
+        for i in range(len(columns) - 2, -1, -1):
+            out = jnp.where(index == i, columns[i], out)
+        return jnp.broadcast_to(out, out.shape[:-1] + (len(columns),))
+
+    def split(self, buffer: Array) -> dict:
+        return {name: buffer[..., i].astype(dt) for i, (name, dt) in enumerate(zip(self.names, self.dtypes))}
+
+
+def use_fast_path(plan: Plan, family: Any) -> bool:
+    return plan.decouple_chains and hasattr(family, "stepwise")
+
+
+def log_density_of(state: Any) -> Array:
+    """A state's log density (``log_density``; BlackJAX's states call it ``logdensity``)."""
+    return state.log_density if hasattr(state, "log_density") else state.logdensity
+
+
+def counters(values: dict, shape) -> tuple[Array, Array]:
+    """(diverging, num_steps) of a transition's statistics; zeros for kernels without them."""
+    zero = jnp.zeros(shape, jnp.int32)
+    return values.get("diverging", zero), values.get("num_steps", zero)
+
+
+def build(target: Any, plan: Plan) -> Callable:
+    """The jitted program ``(key, data, args, numbers) -> (records, stats, summary, report)``."""
+    C = plan.num_chains
+
+    def program(key, data, args, numbers):
+        key_init, key_adapt, key_run = jax.random.split(key, 3)
+        setup = target.setup(key_init, data, args, numbers, C)
+        adapt = setup.adaptation.init(key_adapt, setup.states)
+        if use_fast_path(plan, setup.family):
+            from ppl.inference.mcmc.stepwise_driver import run
+
+            chain_keys = jax.random.bits(key_run, (C, 2), jnp.uint32)  # key words, see counter_rng.key_words
+        else:
+            run = transitions
+            chain_keys = jax.random.split(key_run, C)
+        records, stats, adapt, steps = run(plan, setup, adapt, chain_keys)
+        summary = dict(setup.adaptation.summary(adapt), num_integration_steps=steps)
+        return target.finalize(records), stats, summary, setup.report
+
+    return jax.jit(program)
+
+
+def transitions(plan: Plan, setup: Setup, adapt: Any, keys: Array):
+    """One whole transition of every chain per loop iteration."""
+    C, W, S, K = plan.num_chains, plan.num_warmup, plan.num_samples, plan.thin
+    total = W + S * K
+    every = max(1, total // progress_mod.REPORTS_PER_RUN)
+    adaptation, dtype = setup.adaptation, setup.dtype
+
+    def step(keys, states, adapt):
+        params = adaptation.params(adapt)
+        return jax.vmap(lambda k, s, p: setup.family(p).step(k, s))(keys, states, params)
+
+    def stat_values(info, states, adapt):
+        return dict(standard_stats(info), **adaptation.stats(adapt), log_density=log_density_of(states))
+
+    # each chain's state as its kernel makes it (law 4: the state of the point where the setup put it)
+    states0 = jax.vmap(lambda p, x: setup.family(p).init(x))(adaptation.params(adapt), setup.states.position)
+    probe_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, 0)
+    probe_states, info0 = jax.eval_shape(step, probe_keys, states0, adapt)
+    table = StatTable.of(stat_values(info0, probe_states, adapt))
+    record0 = jax.eval_shape(jax.vmap(setup.record), states0)
+    buffers = (jax.tree.map(lambda x: jnp.zeros((C, S + 1) + x.shape[1:], x.dtype), record0),
+               jnp.zeros((C, S + 1, len(table.names)), dtype))
+
+    def body(i, carry):
+        states, adapt, (draws, stats), divergences, steps = carry
+        step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, i)
+        stat_adapt = adapt
+        states, info = step(step_keys, states, adapt)
+        kept = (i >= W) & ((i - W + 1) % K == 0)
+        row = jnp.where(kept, (i - W) // K, S)
+        draws = jax.tree.map(lambda buf, x: buf.at[:, row].set(x), draws, jax.vmap(setup.record)(states))
+        values = stat_values(info, states, stat_adapt)
+        stats = stats.at[:, row].set(table.row(values, dtype))
+        diverging, num_steps = counters(values, (C,))
+        divergences = divergences + (kept & diverging).astype(jnp.int32)
+        steps = steps + num_steps.astype(jnp.int32)
+        if W > 0:
+            active = jnp.broadcast_to(i < W, (C,))
+            adapt = jax.lax.cond(
+                i < W,
+                lambda a: adaptation.update(a, jnp.full((C,), i), active, states, info),
+                lambda a: a,
+                adapt,
+            )
+        if plan.progress:
+            jax.lax.cond(
+                (i + 1) % every == 0,
+                lambda: progress_mod.report(jnp.full((C,), i + 1), divergences),
+                lambda: None,
+            )
+        return states, adapt, (draws, stats), divergences, steps
+
+    zeros = jnp.zeros((C,), jnp.int32)
+    carry = (states0, adapt, buffers, zeros, zeros)
+    upper = jnp.where(setup.ok, total, 0)
+    _, adapt, (draws, stats), _, steps = jax.lax.fori_loop(0, upper, body, carry)
+    return jax.tree.map(lambda x: x[:, :S], draws), table.split(stats[:, :S]), adapt, steps
