@@ -11,7 +11,7 @@ disintegration in Jacobs, Kissinger and Zanasi's string-diagram surgery):
 
 ``ppl.identify`` finds it from the model's diagram and the list of observed
 sites; ``evaluate`` computes it from an observational table over (smokes,
-tar, cancer). Run with a directory argument to keep the two pictures
+tar, cancer). Run with an existing directory as argument to keep the two pictures
 (the diagram, and the diagram after do(smokes)).
 
 Expected: on the exact observational table the formula equals the model's
@@ -94,4 +94,5 @@ def main(out_dir=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else None)
+    given = sys.argv[1] if len(sys.argv) > 1 else ""
+    main(given if given and pathlib.Path(given).is_dir() else None)

@@ -185,6 +185,12 @@ def test_treatment_not_observed():
     assert info.value.span is not None and info.value.span.file.endswith("test_identify.py")
 
 
+def test_outcome_not_observed():
+    with pytest.raises(ppl.ModelError, match="the outcome 'cancer' is not in observed") as info:
+        ppl.identify(front_door, treatment="smoking", outcome="cancer", observed=["smoking", "tar"])
+    assert "Add 'cancer' to observed=" in info.value.hint
+
+
 def test_unknown_site_suggests_a_name():
     with pytest.raises(ppl.AddressError, match="'smokng' is not a random choice") as info:
         ppl.identify(front_door, treatment="smokng", outcome="cancer", observed=["smoking", "cancer"])
