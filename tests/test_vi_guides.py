@@ -57,6 +57,7 @@ def _check_gaussian_fit(post):
     assert np.all(np.abs(np.cov(draws.T) - COV) < 4 * se_cov + 0.05 * np.outer(sd, sd))
 
 
+@pytest.mark.slow
 def test_multivariate_normal_guide_recovers_the_posterior_covariance():
     _check_gaussian_fit(_fit(ppl.AutoMultivariateNormal()))
 

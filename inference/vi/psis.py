@@ -4,7 +4,8 @@
 replaced by the expected order statistics of a generalized Pareto distribution fitted to them
 (the empirical-Bayes estimate of Zhang and Stephens 2009, with the weakly informative prior of
 the PSIS paper on ``k``), and capped at the largest raw weight. ``k`` is the fitted shape:
-below 0.7 the smoothed estimate is reliable. Weights are returned normalised (``logsumexp == 0``).
+below 0.7 the smoothed estimate is reliable; ``-inf`` when the largest weights are equal (to 0.1%),
+so that there is no tail; ``inf`` when there are too few draws to fit one. Weights are returned normalised (``logsumexp == 0``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ def psis(log_w) -> tuple[np.ndarray, float]:
         tail = order[-m:]
         cutoff = log_w[order[-m - 1]]
         exceed = np.exp(log_w[tail]) - np.exp(cutoff)
-        if np.all(exceed > 0) and np.ptp(exceed) > 0:
+        if np.max(exceed) <= 1e-3 * np.exp(cutoff):  # the largest weights equal the cutoff (to 0.1%): no tail
+            k = -np.inf
+        elif np.all(exceed > 0) and np.ptp(exceed) > 0:
             k, sigma = fit_generalized_pareto(exceed)
             if np.isfinite(k):
                 p = (np.arange(1, m + 1) - 0.5) / m
