@@ -140,6 +140,7 @@ def test_a_process_without_its_coordinator_fails_in_time():
             "except d.DistributedError as e:\n"
             "    print('RESULT', __import__('json').dumps(str(e)))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_env())
+    assert "RESULT " in proc.stdout, proc.stderr[-3000:]
     message = json.loads(proc.stdout.split("RESULT ", 1)[1])
     assert "could not reach the coordinator at 127.0.0.1:" in message and "within 2 s" in message
     assert "Start process 0" in message
