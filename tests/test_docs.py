@@ -34,7 +34,8 @@ from ppl.cli import main
 from ppl.repl import run_repl
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-DOCUMENTS = ["README.md", "docs/tutorial.md", "docs/api.md", "docs/language.md", "docs/causal.md", "docs/vi.md"]
+DOCUMENTS = ["README.md", "docs/tutorial.md", "docs/api.md", "docs/language.md", "docs/causal.md", "docs/vi.md",
+             "docs/devices.md"]
 
 _FENCE = re.compile(r"^```([\w+-]*)\s*$")
 _MARKER = re.compile(r"^<!--\s*(file|exit|skip)\s*:?\s*(.*?)\s*-->\s*$")
