@@ -38,9 +38,8 @@ import sys
 import warnings
 from typing import Any, Callable, Iterator, TextIO
 
-import numpy as np
-
-from ppl.stdlib.errors import CheckError, PPLError, Span
+from ppl.commands import METHODS, build_method, format_value, model_parameters, return_summary
+from ppl.stdlib.errors import PPLError, Span
 
 __all__ = [
     "run_repl", "Session", "Item", "Command", "parse_command", "split_arguments", "needs_more", "brackets_open",
@@ -240,35 +239,6 @@ def _json_value(token: str, constants: dict) -> Any:
 
 # ---------------------------------------------------------------------------
 # Values
-
-
-def format_value(value: Any, limit: int = 50) -> str:
-    """A value in ``.ppl`` notation: ``3``, ``2.5``, ``true``, ``[1, 2]``, ``[[1.0, 0.0], [0.0, 1.0]]``."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float, str)):
-        return repr(value) if isinstance(value, str) else str(value)
-    if hasattr(value, "shape") and hasattr(value, "dtype") and not callable(value):
-        arr = np.asarray(value)
-        if arr.dtype == object:
-            return repr(value)
-        return _format_array(arr, limit)
-    if isinstance(value, (list, tuple)):
-        inner = ", ".join(format_value(v, limit) for v in value[:limit])
-        more = ", ..." if len(value) > limit else ""
-        return f"[{inner}{more}]" if isinstance(value, list) else f"({inner}{more})"
-    return repr(value)
-
-
-def _format_array(arr: np.ndarray, limit: int) -> str:
-    if arr.ndim == 0:
-        if arr.dtype == np.bool_:
-            return "true" if arr else "false"
-        return str(arr[()])
-    items = [_format_array(arr[i], limit) for i in range(min(len(arr), limit))]
-    if len(arr) > limit:
-        items.append(f"... ({len(arr)} in all)")
-    return "[" + ", ".join(items) + "]"
 
 
 # ---------------------------------------------------------------------------
@@ -500,7 +470,6 @@ class Session:
         names one; a parameter left out takes the session constant of its name.
         ``method=``, ``samples=``, ``seed=``, ``warmup=``, ``chains=`` are options.
         """
-        from ppl.cli import model_parameters
 
         params = model_parameters(model)
         constants = self.constants
@@ -567,7 +536,6 @@ class Session:
     def infer(self, tokens):
         """Run ``ppl.infer`` as ``:infer`` asks; returns the Posterior."""
         import ppl
-        from ppl.cli import METHODS, build_method
 
         name, *rest = tokens or [None]
         model = self.model(name)
@@ -717,7 +685,6 @@ class Repl:
         elif cmd.name == "infer":
             post = s.infer(cmd.args)
             self.write(s.relabel(post.summary()))
-            from ppl.cli import return_summary
 
             table = return_summary(post)
             if table:

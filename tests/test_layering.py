@@ -158,3 +158,9 @@ def test_the_compat_module_exists_and_the_check_can_fail(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import jax\nx = isinstance(1, jax.core.Tracer)\nfrom jax._src import core\n")
     assert {int(f.split(":")[0]) for f in internal_jax_uses(bad)} == {2, 3}
+
+
+def test_the_repl_does_not_import_the_command_line():
+    """Shared commands live in ppl/commands.py; the REPL never imports ppl/cli.py (no cycle)."""
+    found = [m for _, m in imports_of(ROOT / "ppl" / "repl.py") if m == "ppl.cli" or m.startswith("ppl.cli.")]
+    assert not found
