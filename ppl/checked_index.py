@@ -16,7 +16,6 @@ made by ppl's own code (or another library) is not the user's and is left alone.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
@@ -37,28 +36,10 @@ _FOLD = frozenset({
 _MAX_KNOWN = 100_000  # elements: larger constants are not followed
 
 
-def _is_jax_file(filename: str) -> bool:
-    if filename.startswith("<") or filename.endswith("contextlib.py"):
-        return True
-    parts = os.path.abspath(filename).split(os.sep)
-    return "jax" in parts or "jaxlib" in parts
-
-
-def eqn_user_span(eqn) -> Span | None:
-    """Where the user wrote the operation an equation came from, or None (ppl's or a library's own)."""
-    names = jc.eqn_name_stack(eqn)
-    span = index_check.span_of_scopes(names)
-    if span is not None:
-        return span
-    if any(n.startswith("ppl.at.") for n in names):
-        return None
-    for filename, line in jc.eqn_frames(eqn):
-        if _is_jax_file(filename):
-            continue
-        if effects.is_internal(filename):
-            return None
-        return Span(filename, line)
-    return None
+# whose operation an equation is: one rule, shared with the run-time checks (semantics.checked_eval)
+_is_jax_file = checked_eval.is_jax_file
+eqn_user_span = checked_eval.eqn_user_span
+needs_check = checked_eval.needs_check
 
 
 def eqn_span(eqn) -> Span | None:
@@ -74,15 +55,6 @@ def eqn_span(eqn) -> Span | None:
         if not _is_jax_file(filename) and not effects.is_internal(filename):
             return Span(filename, line)
     return None
-
-
-def needs_check(eqn) -> bool:
-    """An index operation the user wrote (outside an unchecked scope)."""
-    if not index_check.is_checked_op(eqn.primitive.name, eqn.params):
-        return False
-    if index_check.UNCHECKED_SCOPE in jc.eqn_name_stack(eqn):
-        return False
-    return eqn_user_span(eqn) is not None
 
 
 def contains_checked_index(closed, verified=frozenset()) -> bool:

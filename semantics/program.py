@@ -17,6 +17,7 @@ import numpy as np
 
 from ppl.stdlib.errors import Span
 
+from . import checked_eval
 from .recursion import recursion_error
 
 __all__ = ["Dynamic", "split_args", "as_data"]
@@ -41,8 +42,10 @@ class Dynamic:
         )
 
     def call(self):
+        """Run the model's function (under the handler in force), its index operations checked."""
         try:
-            return self.fn(*self.args, **self.kwargs)
+            with checked_eval.eager_checks():
+                return self.fn(*self.args, **self.kwargs)
         except RecursionError as err:  # a recursion without a base case: one error at the user's line
             raise recursion_error(err) from None
 

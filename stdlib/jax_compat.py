@@ -7,7 +7,8 @@ only one that should need to change.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import contextlib
+from typing import Any, Callable, Iterable
 
 import jax
 import jax.numpy as jnp
@@ -129,7 +130,11 @@ def bind(op, args, params):
 
 def scan_params(eqn) -> dict:
     """The parts of a ``scan`` equation that ppl needs, by name."""
-    p = eqn.params
+    return scan_params_of(eqn.params)
+
+
+def scan_params_of(p: dict) -> dict:
+    """:func:`scan_params` from a ``scan`` equation's (or bind's) parameters."""
     if "num_consts" in p:  # jax <= 0.10
         num_consts, num_carry = int(p["num_consts"]), int(p["num_carry"])
     else:  # jax >= 0.11: flat trees of (consts, carry, xs)
@@ -142,6 +147,90 @@ def scan_params(eqn) -> dict:
         "num_consts": num_consts,
         "num_carry": num_carry,
     }
+
+
+WHILE = "while"
+
+
+def bind_closed(closed, args) -> list:
+    """The outputs of a closed jaxpr applied to ``args`` (values or tracers)."""
+    return list(jcore.jaxpr_as_fun(closed)(*args))
+
+
+def while_params(params: dict) -> dict:
+    """The parts of a ``while`` equation's (or bind's) parameters that ppl needs, by name."""
+    return {
+        "cond": params["cond_jaxpr"],
+        "body": params["body_jaxpr"],
+        "cond_nconsts": int(params["cond_nconsts"]),
+        "body_nconsts": int(params["body_nconsts"]),
+    }
+
+
+def params_body(params: dict):
+    """The closed jaxpr in a ``jit``-like equation's (or bind's) parameters, or None."""
+    for key in ("jaxpr", "call_jaxpr", "fun_jaxpr"):
+        if key in params:
+            return params[key]
+    return None
+
+
+def params_subjaxprs(params: dict) -> Iterable[Any]:
+    """Every jaxpr nested in a primitive's parameters (as :func:`eqn_subjaxprs`)."""
+    for value in params.values():
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        for item in items:
+            if hasattr(item, "eqns") or (hasattr(item, "jaxpr") and hasattr(item, "consts")):
+                yield item
+
+
+@contextlib.contextmanager
+def eager_primitive_hook(hook: Callable):
+    """Within: every primitive applied eagerly (to concrete values, outside ``jit``, ``grad`` and
+    the other transformations, which trace instead) first goes to ``hook(primitive, args, params)``;
+    it returns the primitive's results itself, or None to let JAX apply the primitive as usual. The
+    hook runs under JAX's plain evaluation, so the primitives it applies do not come back to it."""
+    from jax._src import core as jcore_src
+
+    trace = _HOOK_TRACE.get("trace")
+    if trace is None:  # one for the process: jit's caches are keyed on the current trace
+
+        class _HookTrace(jcore_src.EvalTrace):
+            def process_primitive(self, primitive, args, params, /):
+                current = _HOOKS[-1] if _HOOKS else None
+                got = current(primitive, args, params) if current is not None else None
+                if got is not None:
+                    return got
+                return super().process_primitive(primitive, args, params)
+
+        trace = _HOOK_TRACE["trace"] = _HookTrace()
+    _HOOKS.append(hook)
+    try:
+        with jcore_src.set_current_trace(trace):
+            yield
+    finally:
+        _HOOKS.pop()
+
+
+_HOOK_TRACE: dict = {}
+_HOOKS: list = []
+
+
+@contextlib.contextmanager
+def without_eager_hook():
+    """Within: JAX's plain eager evaluation, when :func:`eager_primitive_hook` is in force (ppl's own
+    work inside a user's eager run: its ``jit``-compiled functions keep JAX's fast path)."""
+    trace = _HOOK_TRACE.get("trace")
+    if trace is None or not _HOOKS:
+        yield
+        return
+    from jax._src import core as jcore_src
+
+    if jcore_src.trace_ctx.trace is not trace:
+        yield
+        return
+    with jcore_src.set_current_trace(jcore_src.eval_trace):
+        yield
 
 
 def cond_branches(eqn) -> tuple:

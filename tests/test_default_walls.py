@@ -187,7 +187,10 @@ def test_the_default_on_a_support_wall_gets_the_exact_posterior_mean():
     from scipy import integrate
 
     n, top = Y_UNIFORM.shape[0], float(Y_UNIFORM.max())
-    dens = lambda t: np.exp(-t) * t ** (-n)  # noqa: E731
+
+    def dens(t):
+        return np.exp(-t) * t ** (-n)
+
     z = integrate.quad(dens, top, np.inf)[0]
     mean = integrate.quad(lambda t: t * dens(t), top, np.inf)[0] / z
     sd = np.sqrt(integrate.quad(lambda t: t * t * dens(t), top, np.inf)[0] / z - mean**2)

@@ -54,7 +54,7 @@ def test_thin_must_be_positive():
 def test_thin_on_the_command_line_goes_to_nuts_and_hmc():
     from ppl import cli
 
-    program, leaves = normal_model.program(Y)
+    program, _ = normal_model.program(Y)
     for name, cls in (("nuts", ppl.NUTS), ("hmc", ppl.HMC)):
         method = cli.build_method(name, program, 10, thin=4)
         assert isinstance(method, cls) and method.thin == 4 and method.num_samples == 10
