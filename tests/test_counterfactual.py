@@ -147,11 +147,22 @@ def test_discrete_coupling_matches_brute_force_over_the_noise():
 
 @pytest.mark.slow
 def test_any_method_runs_the_counterfactual():
+    from ppl.inference.diagnostics import ess_bulk
+
     cf = ppl.counterfactual(chain, observed={"c": 1}, do={"a": 0})
     exact = ppl.infer(cf, method=ppl.Enumerate()).mean("c")
     post = ppl.infer(cf, method=ppl.Importance(num_particles=4000), key=ppl_key(1))
     mean, se = weighted(post, "c")
     assert abs(mean - exact) < 4 * se
+    draws = np.asarray(ppl.infer(cf, method=ppl.Gibbs(num_samples=4000), seed=1).samples["c"], dtype=float)
+    assert abs(draws.mean() - exact) < 4 * draws.std() / np.sqrt(float(np.min(ess_bulk(draws))))
+    # continuous: NUTS and SMC on the linear-Gaussian counterfactual (closed form as above)
+    cf = ppl.counterfactual(linear, observed={"y": 3.0}, do={"x": 0.0})
+    want = 3.0 + 2.0 * (0.0 - 7.0 / 30.0 * 3.0)
+    y = np.asarray(ppl.infer(cf, method=ppl.NUTS(num_warmup=500, num_samples=2000, num_chains=2)).samples["y"])
+    assert abs(y.mean() - want) < 4 * y.std() / np.sqrt(float(np.min(ess_bulk(y))))
+    mean, se = weighted(ppl.infer(cf, method=ppl.SMC(num_particles=4000), seed=2), "y")
+    assert abs(mean - want) < 4 * se
 
 
 def test_unbounded_discrete_sites_keep_their_noise_as_a_latent():
