@@ -31,7 +31,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppl.stdlib import jax_compat as jc
 from ppl.stdlib.distributions.base import deferred_validation
 from ppl.stdlib.errors import AddressError, ModelError, PPLError, ShapeError, Span
 
@@ -64,6 +63,7 @@ class PlateFrame:
     name: str
     size: int
     dim: int
+    scale: float = 1.0  # a subsampled plate: size / subsample_size, the weight of each observed row
 
 
 @dataclass
@@ -261,9 +261,7 @@ class Handler:
 
     def handle_site(self, site: Site, depth: int | None = None) -> Any:
         """``site`` through the layers below ``depth`` (all of them by default), then :meth:`site`."""
-        if depth is None:  # ppl's own work: no user index operations to check in the eager engine
-            with jc.without_eager_hook():
-                return self.handle_site(site, len(self.layers))
+        depth = len(self.layers) if depth is None else depth
         if depth == 0:
             return self.site(site)
         return self.layers[depth - 1].site(site, lambda s: self.handle_site(s, depth - 1))
@@ -438,6 +436,10 @@ def sample(name: Any, dist, *, obs=None, estimator: str | None = None, span: Spa
         return observe(name, dist, obs, span=span or caller_span())
     h = _require_handler("sample")
     span = span or caller_span()
+    if any(f.scale != 1.0 for f in h.plates):
+        raise ModelError(f"the random choice {name!r} is inside the subsampled plate '{h.plates[-1].name}': "
+                         "ppl subsamples observations only", span=span,
+                         hint="Draw per-row latent variables outside the subsampled plate, or use all rows.")
     address = h.address(name)
     if estimator is not None and estimator not in ESTIMATORS:
         raise ModelError(
@@ -460,7 +462,17 @@ def observe(name: Any, dist, value, *, span: Span | None = None):
     dist = _in_plates(dist, h.plates, address, span)
     h.claim(address, span)
     h.handle_site(Site("observe", address, dist, value, span, tuple(h.plates)))
+    scale = float(np.prod([f.scale for f in h.plates])) if h.plates else 1.0
+    if scale != 1.0:  # a subsampled plate: the rows seen stand for all rows (size / subsample_size each)
+        factor(_scaled_name(name), (scale - 1.0) * jnp.sum(dist.log_density(value)), span=span)
     return value
+
+
+def _scaled_name(name: Any) -> Any:
+    """The address of the factor that scales a subsampled observation."""
+    if isinstance(name, tuple):
+        return (f"{name[0]}_subsample_scale",) + tuple(name[1:])
+    return f"{name}_subsample_scale"
 
 
 def factor(name: Any, log_weight, *, span: Span | None = None):
@@ -507,6 +519,11 @@ def plate(name: str, size: int, *, dim: int | None = None, subsample_size: int |
     ``shard=True`` (or the name of a mesh axis): on several devices, the data
     arrays whose leading axis has ``size`` rows are split over the devices, each
     evaluating its rows' likelihood (see docs/devices.md); it changes no value.
+    ``subsample_size=B`` (NumPyro's data subsampling, for stochastic variational
+    inference): each run draws B distinct rows at random (the site ``name``) and the
+    plate yields their indices, ``with plate("data", N, subsample_size=B) as idx:
+    observe("y", d, y[idx])``; every observation inside counts ``N / B`` times, so
+    the log-likelihood is an unbiased estimate of the full data's.
     """
     h = _require_handler("plate")
     span = span or caller_span()
@@ -518,11 +535,6 @@ def plate(name: str, size: int, *, dim: int | None = None, subsample_size: int |
             span=span,
             hint="ppl gives plates their dimensions in nesting order: the outermost owns -1, the next -2. "
                  "Leave out dim=, or nest the plates so that the one with dim=-1 is outermost.",
-        )
-    if subsample_size is not None and subsample_size != size:
-        raise ModelError(
-            f"plate '{name}' was given subsample_size={subsample_size}: ppl does not subsample data",
-            span=span, hint="Leave out subsample_size= to use all the data.",
         )
     try:
         size = int(size)
@@ -539,8 +551,34 @@ def plate(name: str, size: int, *, dim: int | None = None, subsample_size: int |
         record = getattr(h, "record_sharded_plate", None)  # the tracer keeps it with the program
         if record is not None:
             record(name, size, shard, span)
+    if subsample_size is not None and subsample_size != size:
+        with _subsampled(h, name, size, subsample_size, span) as idx:
+            yield idx
+        return
     with h.enter_plate(name, size, span) as frame:
         yield frame
+
+
+@contextlib.contextmanager
+def _subsampled(h, name: str, size: int, subsample_size, span):
+    """``plate(name, size, subsample_size=B)``: B distinct rows drawn at random (the site ``name``,
+    ``SubsampleIndices``), a plate of size B over them, each observation inside weighted size / B."""
+    from ppl.stdlib.distributions.subsample import SubsampleIndices
+
+    try:
+        b = int(subsample_size)
+    except Exception:
+        b = None
+    if b is None or isinstance(subsample_size, bool) or not 1 <= b < size:
+        raise ShapeError(f"plate '{name}' of size {size} was given subsample_size={subsample_size!r}",
+                         span=span, hint=f"Give a whole number of rows from 1 to {size}.")
+    if h.plates:
+        raise ModelError(f"plate '{name}' subsamples its rows but is inside plate '{h.plates[-1].name}'",
+                         span=span, hint="Make the subsampled plate the outermost one.")
+    idx = sample(name, SubsampleIndices(size, b), span=span)
+    with h.enter_plate(name, b, span) as frame:
+        h.plates[-1] = replace(frame, scale=size / b)
+        yield idx
 
 
 def scan(step: Callable, init, xs=None, length: int | None = None, *, reverse: bool = False,
