@@ -87,9 +87,36 @@ def _dynamic(reason: str, span: Span):
     return effects.NeedsDynamic(reason, span)
 
 
-def _site(kind: str, node: A.Node) -> str:
-    s = node.span
-    return f"_{kind}@{s.line}:{s.column}"
+def _anonymous_kind(node: A.Node) -> str | None:
+    """The kind of anonymous site ``node`` makes, if it makes one."""
+    if isinstance(node, A.Observe):
+        named = isinstance(node.value, (A.Name, A.Index)) and A.root_name(node.value)
+        return None if named else "observe"
+    if isinstance(node, A.Factor):
+        return "factor"
+    if isinstance(node, A.Condition):
+        return "condition"
+    if isinstance(node, A.Call) and isinstance(node.func, A.Name) and node.func.id in ("sample", "flip"):
+        return node.func.id
+    return None
+
+
+def anonymous_names(body: A.Node) -> dict[int, str]:
+    """The addresses of the anonymous sites of one function or model body (by node identity): its
+    first ``flip(...)`` is ``_flip``, the second ``_flip_2``, and so on per kind, in source order.
+    Nested lambdas and definitions number their own. The names do not depend on lines or columns,
+    so editing elsewhere in the file leaves them as they are."""
+    counts: dict[str, int] = {}
+    names: dict[int, str] = {}
+    stack = [body]
+    while stack:
+        node = stack.pop()
+        kind = _anonymous_kind(node)
+        if kind is not None:
+            n = counts[kind] = counts.get(kind, 0) + 1
+            names[id(node)] = f"_{kind}" if n == 1 else f"_{kind}_{n}"
+        stack.extend(reversed([c for c in A.children(node) if not isinstance(c, (A.Lambda, A.FunDef))]))
+    return names
 
 
 # ---------------------------------------------------------------------------
@@ -212,13 +239,14 @@ class Closure:
     def _run(self, *args):
         env = dict(self.env)
         env.update(zip(self.params, args))
-        if isinstance(self.body, A.Block):
-            try:
-                self.lowering.block(self.body, env)
-            except _Return as r:
-                return r.value
-            return None
-        return self.lowering.expr(self.body, env)
+        with self.lowering.in_body(self.body):
+            if isinstance(self.body, A.Block):
+                try:
+                    self.lowering.block(self.body, env)
+                except _Return as r:
+                    return r.value
+                return None
+            return self.lowering.expr(self.body, env)
 
 
 class _MemoDraw:
@@ -372,6 +400,8 @@ class Lowering:
     def __init__(self, module: A.Module):
         self.module = module
         self.globals: dict[str, Any] = {}
+        self.bodies: list[A.Node] = []  # the function and model bodies being run, innermost last
+        self._anonymous: dict[int, dict[int, str]] = {}
         self.depth = 0
         self.unchecked = 0  # inside both branches of an if-expression on a vector or run-time value
         self.stmt_rules = {
@@ -385,6 +415,23 @@ class Lowering:
             A.Array: self.e_array, A.Index: self.e_index, A.Call: self.e_call, A.BinOp: self.e_binop,
             A.UnaryOp: self.e_unary, A.IfExpr: self.e_ifexpr, A.Lambda: self.e_lambda,
         }
+
+    # -- anonymous sites ----------------------------------------------------------
+    @contextlib.contextmanager
+    def in_body(self, body: A.Node):
+        self.bodies.append(body)
+        try:
+            yield
+        finally:
+            self.bodies.pop()
+
+    def site_name(self, kind: str, node: A.Node) -> str:
+        """The address of the anonymous site ``node`` (see :func:`anonymous_names`)."""
+        body = self.bodies[-1] if self.bodies else self.module
+        table = self._anonymous.get(id(body))
+        if table is None:
+            table = self._anonymous[id(body)] = anonymous_names(body)
+        return table.get(id(node), f"_{kind}")
 
     # -- statements -------------------------------------------------------------
     def block(self, block: A.Block, env: dict) -> None:
@@ -465,14 +512,14 @@ class Lowering:
     def s_observe(self, s: A.Observe, env):
         d = self.distribution(s.dist, env, s)
         root = A.root_name(s.value) if isinstance(s.value, (A.Name, A.Index)) else None
-        effects.observe(root or _site("observe", s), d, self.expr(s.value, env), span=s.span)
+        effects.observe(root or self.site_name("observe", s), d, self.expr(s.value, env), span=s.span)
 
     def s_factor(self, s: A.Factor, env):
-        effects.factor(_site("factor", s), self.expr(s.log_weight, env), span=s.span)
+        effects.factor(self.site_name("factor", s), self.expr(s.log_weight, env), span=s.span)
 
     def s_condition(self, s: A.Condition, env):
         pred = self.expr(s.pred, env)
-        effects.factor(_site("condition", s), jnp.where(jnp.asarray(pred), 0.0, -jnp.inf), span=s.span)
+        effects.factor(self.site_name("condition", s), jnp.where(jnp.asarray(pred), 0.0, -jnp.inf), span=s.span)
 
     def s_return(self, s: A.Return, env):
         raise _Return(None if s.value is None else self.expr(s.value, env))
@@ -777,10 +824,10 @@ class Lowering:
                 return getattr(cons, name)(*[self.expr(a, env) for a in e.args])
             if name == "sample":
                 d = self.distribution(e.args[0], env, e)
-                return effects.sample(_site("sample", e), d, span=e.span)
+                return effects.sample(self.site_name("sample", e), d, span=e.span)
             if name == "flip":
                 p = self.expr(e.args[0], env) if e.args else 0.5
-                return effects.sample(_site("flip", e), D.Bernoulli(probs=p), span=e.span) == 1
+                return effects.sample(self.site_name("flip", e), D.Bernoulli(probs=p), span=e.span) == 1
             if name == "mem":
                 fn = self.expr(e.args[0], env)
                 return effects.mem(fn)

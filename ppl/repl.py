@@ -599,12 +599,7 @@ def _relabel(text: str, table) -> str:
         got = where(int(m.group(1)))
         return m.group(0) if got is None else f"({got[0]}, line {got[1]})"
 
-    def address(m):
-        got = where(int(m.group(2)))
-        return m.group(0) if got is None else f"{m.group(1)}@{got[1]}:{m.group(3)}"
-
     text = re.sub(r"# line (\d+)", ir_comment, text)
-    text = re.sub(r"(_[a-z]+)@(\d+):(\d+)", address, text)
     return re.sub(re.escape(f"({SESSION_FILE}, line ") + r"(\d+)\)", paren, text)
 
 
