@@ -459,6 +459,14 @@ def observe(name: Any, dist, value, *, span: Span | None = None):
     span = span or caller_span()
     address = h.address(name)
     _check_dist(dist, "observe", address, span)
+    for f in h.plates:
+        rows = jnp.shape(value)[f.dim] if f.scale != 1.0 and jnp.ndim(value) >= -f.dim else None
+        if rows is not None and rows != f.size:
+            raise ShapeError(
+                f"the observed value at '{address}' has {rows} rows, but plate '{f.name}' subsamples "
+                f"{f.size} of them", span=span,
+                hint=f"Index the data with the plate's rows: with ppl.plate('{f.name}', ..., subsample_size="
+                     f"{f.size}) as idx: ppl.observe(..., y[idx]).")
     dist = _in_plates(dist, h.plates, address, span)
     h.claim(address, span)
     h.handle_site(Site("observe", address, dist, value, span, tuple(h.plates)))

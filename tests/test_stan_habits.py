@@ -134,7 +134,7 @@ def test_plate_dim_must_agree():
         with ppl.plate("n", len(y), subsample_size=2):
             ppl.observe("y", dist.Normal(0.0, 1.0), y)
 
-    with pytest.raises(ModelError, match="does not subsample"):
+    with pytest.raises(ShapeError, match="plate 'n' subsamples 2 of them"):  # y, not y[idx]
         sub.simulate(jax.random.key(0), Y)
 
 
