@@ -187,8 +187,6 @@ def test_do_on_one_step_of_a_loop_site():
     # two steps at once, and the same as a function of the natural value
     both = ppl.infer(chain.do({"z[0]": 0, "z[2]": 1}), method=ppl.Enumerate())
     assert both.mean("out") == pytest.approx(0.8, abs=1e-6)
-    assert ppl.infer(chain.do({"z": lambda z: z}), method=ppl.Enumerate()).mean("out") == pytest.approx(
-        ppl.infer(chain, method=ppl.Enumerate()).mean("out"), abs=1e-6)
 
 
 @ppl.model
