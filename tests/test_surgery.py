@@ -312,6 +312,18 @@ def test_do_on_an_observed_site_is_seen_downstream():
     assert coin.mean("z") == pytest.approx(0.25 * 0.8 + 0.75 * 0.1, abs=1e-6)
 
 
+def test_do_on_a_conditioned_site_replaces_the_condition():
+    @ppl.model
+    def garden():
+        rain = ppl.sample("rain", dist.Bernoulli(probs=0.2))
+        sprinkler = ppl.sample("sprinkler", dist.Bernoulli(probs=jnp.where(rain == 1, 0.01, 0.4)))
+        ppl.sample("wet", dist.Bernoulli(probs=0.05 + 0.5 * rain + 0.4 * sprinkler))
+
+    post = ppl.infer(garden.condition({"sprinkler": 1}).do({"sprinkler": 0}), method=ppl.Enumerate())
+    assert post.mean("rain") == pytest.approx(0.2, abs=1e-6)  # the evidence is gone
+    assert post.mean("wet") == pytest.approx(0.05 + 0.5 * 0.2, abs=1e-6)  # and the readers see 0
+
+
 def test_do_on_an_observed_constant_that_is_read_later_is_refused():
     @ppl.model
     def inlined():
