@@ -72,7 +72,13 @@ def counterfactual(model: Model, observed: dict | None = None, do: dict | None =
     """
     if not isinstance(model, Model):
         raise ModelError(f"counterfactual() takes a ppl model, not {type(model).__name__}")
-    return Counterfactual(model, dict(observed or {}), dict(do or {}))
+    observed = dict(observed or {})
+    if model.conditions:  # the model's own conditions are factual evidence too
+        observed = {**model.conditions, **observed}
+        plain = Model(model.fn, model.name, None, model.source, model.interventions)
+        plain.coerce = model.coerce
+        model = plain
+    return Counterfactual(model, observed, dict(do or {}))
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,11 @@ def test_firing_squad_counterfactual():
     assert sure.mean() == pytest.approx(1.0, abs=1e-9)  # the return value is the counterfactual world's
 
 
+def test_a_conditioned_model_is_factual_evidence():
+    cf = ppl.counterfactual(firing_squad.condition({"order": 1}), observed={"dead": 1}, do={"a": 0})
+    assert ppl.infer(cf, method=ppl.Enumerate()).mean("dead") == pytest.approx(1.0, abs=1e-9)
+
+
 # -- discrete sites: inverse-CDF noise, against brute force over the noise ----------------------------------
 
 A = np.array([0.2, 0.5, 0.3])
