@@ -122,6 +122,31 @@ def test_autonormal_on_a_positive_site():
     assert log_z - 0.05 <= post.log_evidence <= log_z + 4 * post.result.log_evidence_se
 
 
+@ppl.model
+def gamma_guide():
+    a = ppl.param("a", 2.0, constraint=ppl.constraints.positive)
+    b = ppl.param("b", 1.0, constraint=ppl.constraints.positive)
+    ppl.sample("rate", ppl.dist.Gamma(a, b))  # "implicit" by default
+
+
+@pytest.mark.slow
+def test_gamma_poisson_with_a_gamma_guide():
+    """The Gamma guide holds the exact posterior Gamma(3 + sum y, 1 + n): its mean and sd match, and the
+    ELBO at the optimum is log p(y) within Monte Carlo error (implicit reparameterisation)."""
+    y = np.array([4, 2, 5, 3, 6, 4, 3, 5], np.int32)
+    a, b = 3.0 + y.sum(), 1.0 + y.size
+    log_z = -gammaln(3.0) + gammaln(a) - a * math.log(b) - float(np.sum(gammaln(y + 1.0)))
+    method = ppl.VI(guide=gamma_guide, objective=ppl.ELBO(16), optimizer=_schedule(5e-2, 5000), num_steps=5000,
+                    num_final=400)
+    posts = _fits(gamma_poisson, y, method, seeds=(0, 1))
+    fitted = [(float(p.params["a"]), float(p.params["b"])) for p in posts]
+    sd = math.sqrt(a) / b
+    _agree([fa / fb for fa, fb in fitted], a / b, sd)
+    _agree([math.sqrt(fa) / fb for fa, fb in fitted], sd, sd)
+    for p in posts:
+        _bound_matches(p, log_z)
+
+
 def test_autodelta_is_map():
     """Normal-normal: the MAP is the posterior mean; draws are the one point."""
     post = ppl.infer(normal_normal, Y, method=ppl.VI(guide=ppl.AutoDelta(), objective=ppl.ELBO(1),
