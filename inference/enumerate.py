@@ -91,40 +91,19 @@ class Enumerate:
         )
 
 
-class _SupportProbe(C.Mode):
-    """Runs the program concretely once, collecting each discrete site's support."""
-
-    def __init__(self, bound):
-        self.bound = bound
-        self.supports: dict[str, np.ndarray] = {}
-        self.ok = True
-
-    def sample(self, stmt, dist, inputs, key):
-        if not getattr(dist, "is_discrete", False):
-            raise ModelError(
-                f"exact enumeration needs discrete random choices, but '{stmt.address}' is "
-                f"{type(dist).__name__} (continuous)",
-                span=stmt.span,
-                hint="Use Importance, SMC or MCMC for models with continuous random choices.",
-            )
-        finite = getattr(dist, "has_enumerate_support", False)
-        if not finite and self.bound is None:
-            raise ModelError(
-                f"'{stmt.address}' has infinitely many values ({type(dist).__name__})",
-                span=stmt.span, hint="Give Enumerate(support_bound=K) to enumerate its first K values.")
-        try:
-            values = np.asarray(dist.enumerate_support(None if finite else self.bound))
-        except Exception:  # support known only at run time (e.g. a traced total_count)
-            self.ok = False
-            values = np.zeros((1,) + tuple(stmt.out.shape), np.int32)
-        if values.ndim > 1 and not np.all(values == values.reshape(values.shape[0], -1)[:, :1].reshape(
-                (values.shape[0],) + (1,) * (values.ndim - 1))):
-            self.ok = False  # per-element supports differ
-        prev = self.supports.get(stmt.address)
-        if prev is not None and (prev.shape != values.shape or not np.array_equal(prev, values)):
-            self.ok = False
-        self.supports[stmt.address] = values
-        return jnp.asarray(values[0]), jnp.zeros(()), False
+def _fatal(problem: C.SupportProblem) -> ModelError | None:
+    """The support problems exact enumeration cannot get past, in its words."""
+    if problem.why == "continuous":
+        return ModelError(
+            f"exact enumeration needs discrete random choices, but '{problem.address}' is "
+            f"{problem.dist_name} (continuous)",
+            span=problem.span,
+            hint="Use Importance, SMC or MCMC for models with continuous random choices.",
+        )
+    if problem.why == "infinite":
+        return ModelError(f"'{problem.address}' has infinitely many values ({problem.dist_name})", span=problem.span,
+                          hint="Give Enumerate(support_bound=K) to enumerate its first K values.")
+    return None  # supports known only at run time, or different per element: no fixed grid
 
 
 def _grid(program: ir.Program, args, bound):
@@ -132,7 +111,7 @@ def _grid(program: ir.Program, args, bound):
     latent = program.latent_sites()
     if not latent:
         return {}
-    probe = _SupportProbe(bound)
+    probe = C.SupportProbe(bound, fatal=_fatal)
     try:
         with jax.ensure_compile_time_eval():
             C.run(program, probe, args)
@@ -140,7 +119,7 @@ def _grid(program: ir.Program, args, bound):
         raise
     except Exception:
         return None
-    if not probe.ok or set(probe.supports) != set(latent):
+    if probe.problems or set(probe.supports) != set(latent):
         return None
     grid = {}
     total = 1

@@ -415,40 +415,27 @@ def site_axes(program: ir.Program, layout: Layout, address: str) -> SiteAxes:
 # Supports of the discrete sites
 
 
-class _SupportProbe(C.Mode):
-    def __init__(self):
-        self.supports: dict[str, Any] = {}
-        self.errors: dict[str, ModelError] = {}
+def _support_error(problem: C.SupportProblem) -> ModelError | None:
+    """A support problem in the words of summing out (continuous sites are simply not summed)."""
+    if problem.why == "continuous":
+        return None
+    if problem.why == "infinite":
+        return ModelError(
+            f"the discrete random choice '{problem.address}' ({problem.dist_name}) has infinitely many "
+            "values, so it cannot be summed out", span=problem.span,
+            hint="Give it a finite support (Categorical, Bernoulli, Binomial), or use a method that "
+            "samples it (Gibbs, MH, SMC).")
+    if problem.why == "unknown":
+        return ModelError(
+            f"the support of the discrete random choice '{problem.address}' is not known before the "
+            f"program runs ({problem.detail})", span=problem.span,
+            hint="Give the distribution's size parameters (e.g. Binomial's total_count) as data.")
+    return ModelError(f"the {problem.detail or 'elements'} of the discrete random choice '{problem.address}' have "
+                      "different supports", span=problem.span)
 
-    def sample(self, stmt, dist, inputs, key):
-        shape = tuple(stmt.out.shape)
-        if not getattr(dist, "is_discrete", False):  # any value: only the discrete supports are wanted
-            return jnp.zeros(shape, stmt.out.dtype), jnp.zeros(()), False
-        if not getattr(dist, "has_enumerate_support", False):
-            self.errors[stmt.address] = ModelError(
-                f"the discrete random choice '{stmt.address}' ({type(dist).__name__}) has infinitely many "
-                "values, so it cannot be summed out",
-                span=stmt.span,
-                hint="Give it a finite support (Categorical, Bernoulli, Binomial), or use a method that "
-                "samples it (Gibbs, MH, SMC).")
-            return jnp.zeros(shape, stmt.out.dtype), jnp.zeros(()), False
-        try:
-            values = np.asarray(dist.enumerate_support())
-        except Exception as err:  # a support that depends on values known only at run time
-            self.errors[stmt.address] = ModelError(
-                f"the support of the discrete random choice '{stmt.address}' is not known before the "
-                f"program runs ({err})", span=stmt.span,
-                hint="Give the distribution's size parameters (e.g. Binomial's total_count) as data.")
-            return jnp.zeros(shape, stmt.out.dtype), jnp.zeros(()), False
-        k = values.shape[0]
-        flat = values.reshape(k, -1)
-        if flat.shape[1] and not np.all(flat == flat[:, :1]):
-            self.errors[stmt.address] = ModelError(
-                f"the elements of the discrete random choice '{stmt.address}' have different supports",
-                span=stmt.span)
-        table = flat[:, 0] if flat.shape[1] else flat.reshape(k)
-        self.supports[stmt.address] = table
-        return jnp.broadcast_to(jnp.asarray(table[0], stmt.out.dtype), shape), jnp.zeros(()), False
+
+def _probe_errors(probe: C.SupportProbe) -> list[ModelError]:
+    return [e for e in (_support_error(p) for p in probe.problems.values()) if e is not None]
 
 
 def site_supports(program: ir.Program, args, raise_errors: bool = True) -> dict[str, np.ndarray]:
@@ -458,7 +445,7 @@ def site_supports(program: ir.Program, args, raise_errors: bool = True) -> dict[
     as those of Bernoulli and Categorical do; otherwise by running the program on the
     concrete ``args``.
     """
-    probe = _SupportProbe()
+    probe = C.SupportProbe()
 
     def go(*a):
         with jax.ensure_compile_time_eval():
@@ -467,13 +454,20 @@ def site_supports(program: ir.Program, args, raise_errors: bool = True) -> dict[
 
     jax.eval_shape(go, *[_abstract(x) for x in args])
     concrete = not any(jc.is_tracer(x) for x in args)
-    if probe.errors and concrete:
-        probe = _SupportProbe()
+    if _probe_errors(probe) and concrete:
+        probe = C.SupportProbe()
         with jax.ensure_compile_time_eval():
             C.run(program, probe, args)
-    if raise_errors and probe.errors:
-        raise next(iter(probe.errors.values()))
-    return probe.supports
+    errors = _probe_errors(probe)
+    if raise_errors and errors:
+        raise errors[0]
+    return {a: _value_table(v) for a, v in probe.supports.items()}
+
+
+def _value_table(values: np.ndarray) -> np.ndarray:
+    """The values one element takes, as a flat table (the supports are the same for every element)."""
+    flat = values.reshape(values.shape[0], -1)
+    return flat[:, 0] if flat.shape[1] else flat.reshape(values.shape[0])
 
 
 # ---------------------------------------------------------------------------

@@ -35,13 +35,15 @@ from ppl.semantics.compile.modes import (
     Regenerate,
     ShapeProbe,
     Simulate,
+    SupportProbe,
+    SupportProblem,
     Unconstrained,
 )
 
 __all__ = [
     "Trace", "Accumulator", "Interpreter", "run", "address_hash", "sum_terms", "params_ok",
     "Mode", "Simulate", "Given", "Generate", "Unconstrained", "Drawn", "Inverted", "Regenerate", "Kept",
-    "ShapeProbe",
+    "ShapeProbe", "SupportProbe", "SupportProblem",
     "simulate", "log_density", "generate", "regenerate", "Regenerated", "update",
     "log_density_unconstrained", "constrain", "run_unconstrained", "site_log_densities", "unconstrained_shapes",
 ]

@@ -26,21 +26,26 @@ value of site ``a``, ``T_a`` the bijection from R^k onto the support of ``a``):
   sites neither masked nor gone. (Regenerate then Kept give the two sides of a
   resimulation MH ratio: see :func:`~.gfi.regenerate`.)
 - :class:`ShapeProbe`: trace-time only; records each site's unconstrained shape.
+- :class:`SupportProbe`: records each discrete site's finite support (the values every
+  element can take), or why it has none; the run's value at a site is its first value.
 """
 
 from __future__ import annotations
 
 import abc
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from ppl.semantics import ir
+import numpy as np
+
 from ppl.semantics.compile.interpreter import address_hash, sum_terms
 from ppl.stdlib.errors import AddressError, ModelError
 
 __all__ = ["Mode", "Simulate", "Given", "Generate", "Unconstrained", "Drawn", "Inverted", "Regenerate", "Kept",
-           "ShapeProbe"]
+           "ShapeProbe", "SupportProbe", "SupportProblem"]
 
 
 class Mode(abc.ABC):
@@ -195,3 +200,62 @@ class ShapeProbe(Mode):
             ushape = tuple(_bijection(dist).unconstrained_shape(shape))
         self.shapes[stmt.address] = ushape
         return jnp.zeros(shape, stmt.out.dtype), jnp.zeros(()), False
+
+
+class SupportProblem(NamedTuple):
+    """Why a discrete site has no fixed finite support (see :class:`SupportProbe`)."""
+
+    why: str  # "continuous", "infinite", "unknown" or "differ"
+    address: str
+    dist_name: str
+    span: Any
+    detail: str = ""
+
+
+class SupportProbe(Mode):
+    """Records each discrete site's support: ``supports[a]`` is the array of the values one
+    element can take (leading axis: the values), the same for every element and every step.
+
+    Where a site has no such support, ``problems[a]`` is a :class:`SupportProblem` whose ``why``
+    is ``"continuous"`` (the site is not discrete), ``"infinite"`` (no finite support and no
+    ``bound``; with a bound, the first ``bound`` values are taken), ``"unknown"`` (the support
+    depends on values known only when the program runs) or ``"differ"`` (elements or steps of the
+    site have different supports). Each method decides which problems it can live with and says
+    them in its own words: ``fatal(problem)`` may return an error, raised at once (before the run
+    goes on with a stand-in value).
+    """
+
+    def __init__(self, bound: int | None = None, fatal: Callable[[SupportProblem], Exception | None] | None = None):
+        self.bound = bound
+        self.fatal = fatal
+        self.supports: dict[str, np.ndarray] = {}
+        self.problems: dict[str, SupportProblem] = {}
+
+    def _problem(self, stmt, dist, why: str, detail: str = ""):
+        problem = SupportProblem(why, stmt.address, type(dist).__name__, stmt.span, detail)
+        error = self.fatal(problem) if self.fatal is not None else None
+        if error is not None:
+            raise error
+        self.problems.setdefault(stmt.address, problem)
+        return jnp.zeros(tuple(stmt.out.shape), stmt.out.dtype), jnp.zeros(()), False
+
+    def sample(self, stmt, dist, inputs, key):
+        if not getattr(dist, "is_discrete", False):
+            return self._problem(stmt, dist, "continuous")
+        finite = getattr(dist, "has_enumerate_support", False)
+        if not finite and self.bound is None:
+            return self._problem(stmt, dist, "infinite")
+        try:
+            values = np.asarray(dist.enumerate_support(None if finite else self.bound))
+        except Exception as err:  # noqa: BLE001 - e.g. a total_count known only at run time
+            return self._problem(stmt, dist, "unknown", str(err))
+        k = values.shape[0]
+        flat = values.reshape(k, -1)
+        if flat.shape[1] and not np.all(flat == flat[:, :1]):
+            return self._problem(stmt, dist, "differ", "its elements")
+        earlier = self.supports.get(stmt.address)
+        if earlier is not None and (earlier.shape != values.shape or not np.array_equal(earlier, values)):
+            return self._problem(stmt, dist, "differ", "its steps")
+        self.supports[stmt.address] = values
+        first = flat[0, 0] if flat.shape[1] else values[0]
+        return jnp.broadcast_to(jnp.asarray(first, stmt.out.dtype), tuple(stmt.out.shape)), jnp.zeros(()), False
