@@ -72,6 +72,7 @@ class Case:
     must_say: tuple[str, ...] = ()
     answer: Callable[[str, pathlib.Path], bool] | None = None
     note: str = ""
+    slow: bool = False  # a longer case: run by the slow suite and by this script, not the default suite
 
 
 def _mean_of(name: str, text: str) -> float | None:
@@ -266,6 +267,72 @@ CASES: list[Case] = [
         "    b = ppl.sample('w[bold]', dist.Normal(5., 1.))\n    return a + b\n"
         "print(ppl.infer(m, method=ppl.Importance(num_particles=500)).summary())\n"),
         error=False, answer=lambda out, folder: "w[red]" in out and "w[bold]" in out),
+    # --- indices the tracer cannot see: the eager engine, opaque loops, jit helpers ---------
+    Case("python_eager_index_past_end", {}, python=(
+        "import jax.numpy as jnp, ppl\nfrom ppl import dist\n"
+        "@ppl.model\ndef m(y):\n    mu = ppl.sample('mu', dist.Normal(0., 1.))\n"
+        "    if mu > 0:\n        return y[5]\n    return y[0]\n"
+        "print(ppl.infer(m, jnp.array([1., 2., 3.]), method=ppl.Importance(num_particles=100)).mean())\n"),
+        must_say=(r"index 5 is out of range", r"line 7"), slow=True,
+        note="a dynamic model (Python `if` on a draw) runs eagerly; y[5] would read y[2]"),
+    Case("python_eager_negative_index", {}, python=(
+        "import jax.numpy as jnp, ppl\nfrom ppl import dist\n"
+        "@ppl.model\ndef m(y):\n    mu = ppl.sample('mu', dist.Normal(0., 1.))\n"
+        "    n = 1 if mu > 0 else 2\n    for i in range(n):\n"
+        "        ppl.observe(f'y{i}', dist.Normal(mu, 1.), y[-4 + i])\n    return mu\n"
+        "ppl.infer(m, jnp.array([1., 2., 3.]), method=ppl.Importance(num_particles=100))\n"),
+        must_say=(r"index -4 is out of range", r"line 8"), slow=True),
+    Case("python_fori_loop_past_end", {}, python=(
+        "import jax, jax.numpy as jnp, ppl\nfrom ppl import dist\n"
+        "@ppl.model\ndef m(y, n):\n    mu = ppl.sample('mu', dist.Normal(0., 10.))\n"
+        "    s = jax.lax.fori_loop(0, n, lambda i, s: s + y[i], 0.)\n"
+        "    ppl.observe('s', dist.Normal(mu, 1.), s)\n    return mu\n"
+        "ppl.infer(m, jnp.array([1., 2., 3.]), jnp.asarray(4), method=ppl.NUTS(num_samples=50, num_warmup=50))\n"),
+        must_say=(r"index 3 is out of range", r"line 6"), slow=True,
+        note="a fori_loop whose trip count is an array is a while_loop: checked while it runs"),
+    Case("python_jit_helper_index", {}, python=(
+        "import jax, jax.numpy as jnp, ppl\nfrom ppl import dist\n"
+        "@jax.jit\ndef pick(y, i):\n    return y[i]\n"
+        "@ppl.model\ndef m(y, g):\n    mu = ppl.sample('mu', dist.Normal(0., 10.))\n"
+        "    ppl.observe('x', dist.Normal(mu, 1.), pick(y, g))\n    return mu\n"
+        "ppl.infer(m, jnp.array([1., 2., 3.]), 7, method=ppl.Importance(num_particles=100))\n"),
+        must_say=(r"index 7 is out of range", r"line 5"), slow=True),
+    Case("ppl_index_in_ode_right_hand_side",
+         {"m.ppl": "def rhs(t, y, k) {\n  return [-k * y[3]]\n}\n\nmodel m() {\n  k ~ lognormal(0, 0.5)\n"
+                   "  return ode_rk45(rhs, [1.0], 0.0, [1.0, 2.0], k)\n}\n"},
+         ["run", "m.ppl", "--method", "importance"], must_say=(r"index 3", r"line 2")),
+    # --- forward-mode derivatives of the stiff solver -----------------------------------
+    Case("python_jacfwd_through_ode_bdf", {}, python=(
+        "import jax, jax.numpy as jnp\nfrom ppl.ode import ode_bdf\n"
+        "f = lambda k: ode_bdf(lambda t, y, k: -k * y, jnp.array([1.]), 0., jnp.array([2.]), k)[0, 0]\n"
+        "print('D', float(jax.jacfwd(f)(0.5)), float(jax.grad(f)(0.5)))\n"),
+        error=False, slow=True,
+        answer=lambda out, folder: _printed_near(out, "D", -2 * 2.718281828 ** -1, 1e-4)
+        and abs(float(out.split()[-1]) + 2 * 2.718281828 ** -1) < 1e-4,
+        note="d/dk e^{-2k} at k = 0.5 is -2/e, by forward and by reverse mode"),
+    # --- thinning, and support walls for the default method -----------------------------
+    Case("nuts_thin", {"coin.ppl": COIN, "d.json": json.dumps({"flips": [1, 1, 0, 1, 1]})},
+         ["run", "coin.ppl", "--data", "d.json", "--method", "nuts", "--thin", "3", "--num-samples", "300",
+          "--num-warmup", "300", "--no-progress"],
+         error=False, answer=_near("p", 5 / 7, 0.04)),
+    Case("thin_with_importance", {"coin.ppl": COIN, "d.json": json.dumps({"flips": [1, 0, 1]})},
+         ["run", "coin.ppl", "--data", "d.json", "--method", "importance", "--thin", "2"],
+         must_say=(r"--thin", r"nuts|mh")),
+    Case("thin_zero", {"coin.ppl": COIN, "d.json": json.dumps({"flips": [1, 0, 1]})},
+         ["run", "coin.ppl", "--data", "d.json", "--method", "nuts", "--thin", "0"],
+         must_say=(r"--thin", r"positive")),
+    Case("uniform_support_default_method",
+         {"m.ppl": "model m(y: real[]) {\n  theta ~ exponential(1)\n  for i in 0..len(y) {\n"
+                   "    y[i] ~ uniform(0, theta)\n  }\n  return theta\n}\n",
+          "d.json": json.dumps({"y": [0.4, 1.3, 0.9]})},
+         ["run", "m.ppl", "--data", "d.json"], error=False, answer=_near("theta", 1.7041, 0.05),
+         note="p(theta | y) ∝ e^-theta theta^-3 on theta > 1.3: mean 1.7041 by quadrature; NUTS cannot "
+              "cross theta = 1.3"),
+    Case("real_scalar_given_array", {"m.ppl": "model m(y: real) {\n  mu ~ normal(0, 1)\n  y ~ normal(mu, 1)\n"
+                                              "  return mu\n}\n", "d.json": json.dumps({"y": [1.0, 2.0]})},
+         ["run", "m.ppl", "--data", "d.json"], must_say=(r"\by\b", r"real|single")),
+    Case("int_data_given_booleans", {"coin.ppl": COIN, "d.json": json.dumps({"flips": [True, False]})},
+         ["run", "coin.ppl", "--data", "d.json"], must_say=(r"flips", r"bool|true")),
 ]
 
 

@@ -113,6 +113,27 @@ def test_a_scan_inside_a_while_loop_is_checked():
     assert info.value.span.line == _line(nested_scan_in_while.fn, "s + y[j], None")
 
 
+@ppl.model
+def carried_scan(y, start):
+    mu = ppl.sample("mu", dist.Normal(0.0, 10.0))
+
+    def step(state, _):
+        j, s = state
+        return (j + 1, s + y[j]), None  # the index is carried: known only as the loop runs
+
+    (_, s), _ = jax.lax.scan(step, (start, 0.0), None, length=3)
+    ppl.observe("s", dist.Normal(mu, 1.0), s)
+
+
+def test_a_user_lax_scan_without_random_choices_checks_a_carried_index():
+    want = stats.norm(0, 10).logpdf(0.5) + stats.norm(0.5, 1).logpdf(6.0)
+    assert float(carried_scan.log_density({"mu": 0.5}, Y, jnp.asarray(0))) == pytest.approx(want, rel=1e-5)
+    assert np.isnan(float(carried_scan.log_density({"mu": 0.5}, Y, jnp.asarray(1))))
+    with pytest.raises(IndexRangeError) as info:
+        _importance(carried_scan, Y, jnp.asarray(1))
+    assert info.value.span.line == _line(carried_scan.fn, "s + y[j]") and "index 3" in info.value.message
+
+
 @jax.jit
 def _pick(y, i):
     return y[i]

@@ -10,7 +10,8 @@ import pytest
 from newcomer_corpus import CASES, run_case
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c.slow else c for c in CASES],
+                         ids=[c.name for c in CASES])
 def test_newcomer_input_gets_a_clear_answer(case):
     kind, shown = run_case(case)
     assert kind == "clear", f"{case.name}: {kind}\n{shown[-3000:]}"
