@@ -195,6 +195,20 @@ def test_unbounded_discrete_counterfactual_matches_the_interval_law():
     assert abs(mean - float(probs @ ks)) < 4 * se + 1e-6
 
 
+@ppl.model
+def units():
+    with ppl.plate("n", 3):
+        x = ppl.sample("x", dist.Bernoulli(probs=0.5))
+        return ppl.sample("y", dist.Bernoulli(probs=jnp.where(x == 1, 0.8, 0.3)))
+
+
+def test_plate_sites_are_coupled_element_by_element():
+    cf = ppl.counterfactual(units, observed={"x": [1, 1, 0], "y": [1, 0, 0]}, do={"x": 0})
+    post = ppl.infer(cf, method=ppl.Enumerate())
+    # unit 0: y = 1 puts u in [0.2, 1); y' = 1 needs u >= 0.7: 0.3 / 0.8. unit 1: u < 0.2, y' = 0. unit 2: unchanged
+    np.testing.assert_allclose(post.mean("y"), [0.3 / 0.8, 0.0, 0.0], atol=1e-6)
+
+
 # -- probabilities of causation --------------------------------------------------------------------------------
 
 

@@ -276,7 +276,7 @@ def test_soft_intervention_reading_an_unknown_site():
 
 @ppl.model
 def loop_with_dose():
-    severity = ppl.sample("severity", dist.Bernoulli(probs=0.4))
+    ppl.sample("severity", dist.Bernoulli(probs=0.4))  # read by the intervention below, by name
 
     def step(c, _):
         x = ppl.sample("x", dist.Bernoulli(probs=0.5))

@@ -37,6 +37,7 @@ hard-intervened site contributes no density and no latent.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 
 import jax
@@ -152,8 +153,6 @@ def resolve_read(name: str, address: str, by_addr: dict, span) -> str:
     for key in (scope + name, name):
         if key in by_addr:
             return key
-    import difflib
-
     close = difflib.get_close_matches(name, [a.rsplit("/", 1)[-1] for a in by_addr], n=1)
     raise AddressError(
         f"the new mechanism for '{address}' reads '{name}', but no site of that name is made before it",
