@@ -27,12 +27,13 @@ class Mechanism:
     def __init__(self, fn: Callable, name: str):
         self.fn = fn
         self.name = name
+        self._compiled = jax.jit(fn)  # run eagerly (the eager engine, shape probes): one program, not op by op
 
     def get_bind_params(self, params):
         return dict(params)
 
     def bind(self, *args, **_):
-        return list(jax.tree.leaves(self.fn(*args)))
+        return list(jax.tree.leaves(self._compiled(*args)))
 
     def __repr__(self) -> str:
         return self.name
