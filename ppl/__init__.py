@@ -39,6 +39,8 @@ from ppl.inference.mcmc.gibbs import Gibbs
 from ppl.inference.smc import SMC, PMMH
 from ppl.api import infer
 from ppl.inference.causal import identify, NotIdentifiable, diagram
+from ppl.counterfactual import counterfactual, probabilities_of_causation
+from ppl.inference.causal.estimators import ipw, aipw
 from ppl.config import config, enable_default_cache
 from ppl.lower import load, loads
 from ppl.vi import expectation, param, VI, ELBO, IWELBO, AutoNormal, AutoDelta
@@ -68,6 +70,10 @@ __all__ = [
     "identify",
     "NotIdentifiable",
     "diagram",
+    "counterfactual",
+    "probabilities_of_causation",
+    "ipw",
+    "aipw",
     "Posterior",
     "Enumerate",
     "Importance",
