@@ -511,3 +511,63 @@ def test_rws_fits_a_discrete_posterior():
     posts = [ppl.infer(switch, np.float32(Y), method=method, seed=s) for s in (0, 1)]
     _agree([float(p.params["q"]) for p in posts], exact, math.sqrt(exact * (1 - exact)))
     assert all(abs(p.log_evidence - math.log(joint.sum())) < 4 * p.result.log_evidence_se + 1e-3 for p in posts)
+
+
+# ---------------------------------------------------------------------------
+# Bad input names the site and its line
+
+
+def _line_of(text):
+    """The line of this file holding ``text`` (once)."""
+    import pathlib
+
+    lines = pathlib.Path(__file__).read_text(encoding="utf-8").splitlines()
+    found = [i + 1 for i, line in enumerate(lines) if text in line and "_line_of" not in line]
+    assert len(found) == 1, (text, found)
+    return found[0]
+
+
+@ppl.model
+def two_sites(y):
+    mu = ppl.sample("mu", ppl.dist.Normal(0.0, 1.0))
+    sigma = ppl.sample("sigma", ppl.dist.HalfNormal(1.0))  # the positive site
+    with ppl.plate("data", y.shape[0]):
+        ppl.observe("y", ppl.dist.Normal(mu, sigma), y)
+
+
+def test_bad_guides_name_the_site_and_the_line():
+    @ppl.model
+    def lacks_sigma():
+        ppl.sample("mu", ppl.dist.Normal(ppl.param("m", 0.0), 1.0))
+
+    with pytest.raises(ModelError, match=rf"no random choice 'sigma'.*\(line {_line_of('# the positive site')}\)"):
+        ppl.infer(two_sites, YS, method=ppl.VI(guide=lacks_sigma, num_steps=1))
+
+    @ppl.model
+    def normal_on_positive():
+        ppl.sample("mu", ppl.dist.Normal(0.0, 1.0))
+        ppl.sample("sigma", ppl.dist.Normal(1.0, 0.1))  # real line: not inside (0, inf)
+
+    with pytest.raises(ModelError, match=rf"'sigma' from Normal on real.*\(line {_line_of('# the positive site')}\)") \
+            as info:
+        ppl.infer(two_sites, YS, method=ppl.VI(guide=normal_on_positive, num_steps=1))
+    assert info.value.span.line == _line_of("# real line: not inside")
+
+    @ppl.model
+    def extra_site():
+        ppl.sample("mu", ppl.dist.Normal(0.0, 1.0))
+        ppl.sample("sigma", ppl.dist.LogNormal(0.0, 1.0))
+        ppl.sample("tau", ppl.dist.Normal(0.0, 1.0))  # not in the model
+
+    with pytest.raises(ModelError, match=r"random choice 'tau' is not a latent site") as info:
+        ppl.infer(two_sites, YS, method=ppl.VI(guide=extra_site, num_steps=1))
+    assert info.value.span.line == _line_of("# not in the model")
+
+    @ppl.model
+    def enum_on_normal():
+        ppl.sample("mu", ppl.dist.Normal(0.0, 1.0), estimator="enum")  # continuous
+        ppl.sample("sigma", ppl.dist.LogNormal(0.0, 1.0))
+
+    with pytest.raises(ModelError, match=r"'mu' \(Normal\) has a support that is continuous") as info:
+        ppl.infer(two_sites, YS, method=ppl.VI(guide=enum_on_normal, num_steps=1))
+    assert info.value.span.line == _line_of("# continuous")
