@@ -1,0 +1,61 @@
+"""ppl.VI: a second fit with new data of the same shapes compiles nothing, for the automatic guides
+too; the progress display shows the objective; the posteriordb models run with AutoNormal and
+AutoMultivariateNormal and give finite objectives."""
+
+from __future__ import annotations
+
+import numpy as np
+import optax
+import pytest
+
+import ppl
+from ppl.inference.vi.progress import FitProgress
+from test_recompile import count_compilations, data, regression
+
+
+@pytest.mark.parametrize("guide", [ppl.AutoNormal(), pytest.param(ppl.AutoMultivariateNormal(), marks=pytest.mark.slow)],
+                         ids=["normal", "mvn"])
+def test_second_vi_fit_with_new_data_of_the_same_shapes_compiles_nothing(guide):
+    method = ppl.VI(guide=guide, objective=ppl.ELBO(4), optimizer=optax.adam(1e-2), num_steps=200,
+                    chunk_size=100, num_samples=100, progress=False)
+    with count_compilations() as first:
+        a = ppl.infer(regression, *data(0), method=method, seed=0)
+    with count_compilations() as second:
+        b = ppl.infer(regression, *data(1), method=method, seed=1)
+    assert len(first) > 0
+    assert len(second) == 0, f"{len(second)} compilations on the second fit"
+    assert np.isfinite(a.log_evidence) and np.isfinite(b.log_evidence) and a.log_evidence != b.log_evidence
+
+
+def test_progress_display_shows_the_objective(capsys):
+    with FitProgress(1000, "ELBO", True, delay=0.0) as bar:
+        bar.update(500, -123.456)
+    shown = capsys.readouterr().err
+    assert "ELBO -123.5" in shown and "500/1000" in shown
+
+
+# ---------------------------------------------------------------------------
+# posteriordb: every model the suite carries, with both guides
+
+
+def _posteriordb_case_names():
+    from test_posteriordb import CASES
+
+    return sorted(CASES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _posteriordb_case_names())
+def test_posteriordb_models_run_with_auto_guides(name):
+    import sys
+    import pathlib
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    from test_posteriordb import CASES
+    from vi_posteriordb import fit
+
+    for guide in ("normal", "mvn"):
+        post, arrays, _ = fit(CASES[name], guide, steps=500, num_samples=200)
+        assert np.isfinite(post.log_evidence), (name, guide)
+        assert np.all(np.isfinite(post.history)), (name, guide)
+        assert all(np.all(np.isfinite(v)) for v in arrays.values()), (name, guide)
