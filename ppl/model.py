@@ -61,9 +61,11 @@ class Model:
 
     def body(self, *args, **kwargs):
         """Run the model's function under the current handler, applying its conditions
-        (a sample becomes an observation) and interventions (a sample is cut out of the
-        diagram and replaced by a constant: no weight)."""
-        if not self.conditions and not self.interventions:
+        (a sample becomes an observation). Interventions are not applied here: ``do`` is an
+        IR -> IR transformation of the whole program (:meth:`program`)."""
+        if self.interventions:
+            raise _submodel_do_error(self)
+        if not self.conditions:
             return self.fn(*args, **kwargs)
         h = effects.current_handler()
         prefix = "/".join(h.scope)
@@ -72,7 +74,6 @@ class Model:
             return f"{prefix}/{k}" if prefix else k
 
         wanted = {full(k): v for k, v in self.conditions.items()}
-        cut = {full(k): v for k, v in self.interventions.items()}
         used: set = set()
         inner_site, inner_scan = h.site, h.run_scan
         # Inside ppl.scan a site's value is stacked by step: each enclosing loop gets the slices of
@@ -81,8 +82,8 @@ class Model:
         loops: list = []
 
         def given(table_name, s):
-            """The value given for sample site ``s`` in ``wanted``/``cut``, its key, or (None, None)."""
-            table = wanted if table_name == "wanted" else cut
+            """The value given for sample site ``s`` in ``wanted``, its key, or (None, None)."""
+            table = wanted
             if not loops:
                 return (table[s.address], s.address) if s.address in table else (None, None)
             if h.index_loops and s.address in table:  # eager addresses carry the step: 'y[3]'
@@ -102,34 +103,21 @@ class Model:
                 )
             return None, None
 
-        seen: dict = {}  # values of the sites made so far, for interventions that are functions of them
         made: set = set()
 
         def site(s):
             made.add(s.address)
-            if s.kind in ("sample", "observe", "deterministic"):
-                value, key = given("cut", s)
-                if key is None and loops and not h.index_loops and surgery.index_target(s.address, cut):
-                    raise effects.NeedsDynamic(f"do() intervenes on one step ('{surgery.index_target(s.address, cut)}')"
-                                               f" of the loop site '{s.address}'", s.span)
-                if key is not None:  # surgery: the site's mechanism is replaced (inference/causal/surgery.py)
-                    used.add(key)
-                    out = seen[s.address] = surgery.apply(s, surgery.parse(key, value), seen, prefix, inner_site)
-                    return out
             if s.kind == "sample":
                 value, key = given("wanted", s)
                 if key is not None:
                     used.add(key)
                     inner_site(effects.Site("observe", s.address, s.dist, value, s.span, s.plates))
                     return jnp.asarray(value)
-            out = inner_site(s)
-            if s.kind in ("sample", "deterministic"):
-                seen[s.address] = out
-            return out
+            return inner_site(s)
 
         def run_scan(step, init, xs, length, reverse, span):
             n = effects._scan_length(xs, length, span)
-            outer = loops[-1] if loops else {"wanted": wanted, "cut": cut}
+            outer = loops[-1] if loops else {"wanted": wanted}
 
             def per_step(table):
                 out = {}
@@ -141,8 +129,8 @@ class Model:
                         out[a] = v
                 return out
 
-            sliced = {name: per_step(outer[name]) for name in ("wanted", "cut")}
-            if not sliced["wanted"] and not sliced["cut"]:
+            sliced = {"wanted": per_step(outer["wanted"])}
+            if not sliced["wanted"]:
                 loops.append(sliced)
                 try:
                     return inner_scan(step, init, xs, length, reverse, span)
@@ -164,7 +152,7 @@ class Model:
             out = self.fn(*args, **kwargs)
         finally:
             h.site, h.run_scan = inner_site, inner_scan
-        missing = (set(wanted) | set(cut)) - used
+        missing = set(wanted) - used
         if missing:
             raise surgery.unknown_site_error(self.name, missing, made)
         return out
@@ -181,9 +169,10 @@ class Model:
         nothing upstream learns from it — unlike :meth:`condition`.
 
         A value may also be a distribution or a function of named sites (a soft intervention);
-        sites may be observed, deterministic, in loops (``"x[3]"`` for one step), plates or
-        sub-models (``"sub/x"``). See ``inference/causal/surgery.py`` for the meaning and
-        ``inference/causal/transform.py`` for the IR -> IR form static programs get."""
+        sites may be observed (their readers see the value), deterministic, in loops or plates
+        (``"x[3]"`` for one step or element) or in sub-models (``"sub/x"``). ``do`` is the IR -> IR
+        transformation ``inference/causal/transform.py`` (its docstring states the law); a
+        dynamic model, which has no static IR, is refused with an error."""
         return self._derived(Model(self.fn, self.name, self.conditions, self.source,
                                    {**self.interventions, **dict(interventions)}))
 
@@ -207,8 +196,9 @@ class Model:
         key = rebuild.key
         got = self._programs.get(key)
         if got is None:
-            got = self._surgery(args, kwargs) if self.interventions else None
-            if got is None:
+            if self.interventions:
+                got = self._surgery(args, kwargs)
+            else:
                 got = tracing.trace(self.body, args, kwargs, self.name)
             self._programs[key] = got
         if isinstance(got, Dynamic):
@@ -218,11 +208,13 @@ class Model:
 
     def _surgery(self, args, kwargs):
         """The interventions as an IR -> IR transformation of the program without them
-        (``inference/causal/transform.py``); None where they need the traced path."""
-        base = Model(self.fn, self.name, self.conditions, self.source)
-        program = tracing.trace(base.body, args, kwargs, self.name)
+        (``inference/causal/transform.py``). A dynamic model (no static IR) is refused with a
+        clear error: surgery transforms the model's diagram, and a dynamic model has none."""
+        # a condition on an intervened site is dropped with its observation: do() replaces it
+        kept = {k: v for k, v in self.conditions.items() if k not in self.interventions}
+        program = tracing.trace(Model(self.fn, self.name, kept, self.source).body, args, kwargs, self.name)
         if not isinstance(program, ir.Program):
-            return None
+            raise _dynamic_do_error(self, program)
         return do_program(program, self.interventions)
 
     def ir(self, *args, **kwargs):
@@ -287,6 +279,21 @@ class Model:
         _check_addresses(program, constraints, require_all=False)
         fn = self._fn("generate", program, lambda k, c, a: C.generate(program, k, a, c))
         return fn(key, constraints, leaves)
+
+
+def _dynamic_do_error(model: "Model", program) -> ModelError:
+    why = f" ({program.reason})" if getattr(program, "reason", None) else ""
+    return ModelError(
+        f"do() on the model '{model.name}', which is dynamic{why}: surgery transforms the model's IR, and a "
+        "dynamic model has no static diagram", span=getattr(program, "span", None),
+        hint="Write its control flow with ppl.cond and ppl.scan (or as a .ppl file) so that it compiles.")
+
+
+def _submodel_do_error(model: "Model") -> ModelError:
+    return ModelError(
+        f"the model '{model.name}' has interventions (do) and is called as a sub-model: surgery transforms a "
+        "whole program", span=effects.caller_span(),
+        hint=f"Intervene on the outer model instead, naming the site as '{model.name}/<site>'.")
 
 
 def _is_array_like(v) -> bool:
