@@ -153,11 +153,32 @@ def _is_weak(x: Any) -> bool:
     return bool(getattr(x, "weak_type", False)) or isinstance(x, (int, float, complex))
 
 
-def _program_for(logdensity_fn: Callable, spec: _Spec, unravel: Callable, dim: int, dtype) -> Callable:
-    def build(ref):
-        return driver.build(_Density(ref, spec, unravel, dim, dtype), spec.plan)
+def _compiled(key, logdensity_fn: Callable, strategy: init_mod.Strategy, template: Any, args: tuple,
+              kernel_builder: Any, adapt: adapt_mod.Adaptation, plan: driver.Plan) -> Callable:
+    """The compiled program of a run (built once per log density and ``_Spec``), placed on the devices."""
+    flat, unravel = ravel_pytree(template)
+    spec = _Spec(
+        treedef=jax.tree.structure(template),
+        leaf_specs=_spec(template)[1],
+        init_kind=strategy.kind,
+        init_radius=strategy.radius,
+        init_max_tries=strategy.max_tries,
+        init_data_spec=_spec(strategy.data),
+        args_spec=_spec(args),
+        key_spec=(np.shape(key), str(key.dtype)),
+        kernel_builder=kernel_builder,
+        adapt=adapt.structure(),
+        plan=plan,
+    )
 
-    return programs.program_for(logdensity_fn, spec, build)
+    def build(ref):
+        return driver.build(_Density(ref, spec, unravel, int(flat.size), flat.dtype), plan)
+
+    program = programs.program_for(logdensity_fn, spec, build)
+    # placement (inference/sharding.py): on a mesh, the same program with the chain axis of its
+    # outputs split over the devices, so each runs num_chains / D chains; identity on one device
+    return sharding.place(program, sharding.for_batch(plan.num_chains, "chains"), plan.num_chains,
+                          key, strategy.data, args, adapt.numbers())
 
 
 # --------------------------------------------------------------------------- public entry point
@@ -222,7 +243,7 @@ def run_chains(
     strategy, num_chains, template = _start(init_positions, num_chains)
     if num_chains < 1:
         raise ValueError("num_chains must be at least 1")
-    flat, unravel = ravel_pytree(template)
+    flat, _ = ravel_pytree(template)
     if flat.size == 0:
         raise ValueError("the position has no coordinates to sample")
     if not jnp.issubdtype(flat.dtype, jnp.floating):
@@ -236,28 +257,9 @@ def run_chains(
         adapt = adapt_mod.NO_ADAPTATION
     show = progress_mod.enabled(progress)
     args = tuple(args)
-
     plan = driver.Plan(int(num_chains), int(num_warmup), int(num_samples), int(thin), show,
                        bool(decouple_chains), int(steps_per_round))
-    spec = _Spec(
-        treedef=jax.tree.structure(template),
-        leaf_specs=_spec(template)[1],
-        init_kind=strategy.kind,
-        init_radius=strategy.radius,
-        init_max_tries=strategy.max_tries,
-        init_data_spec=_spec(strategy.data),
-        args_spec=_spec(args),
-        key_spec=(np.shape(key), str(key.dtype)),
-        kernel_builder=kernel_builder,
-        adapt=adapt.structure(),
-        plan=plan,
-    )
-    program = _program_for(logdensity_fn, spec, unravel, int(flat.size), flat.dtype)
-    # placement (inference/sharding.py): on a mesh, the same program with the chain axis of its
-    # outputs split over the devices, so each runs num_chains / D chains; identity on one device
-    program = sharding.place(program, sharding.for_batch(num_chains, "chains"), num_chains,
-                             key, strategy.data, args, adapt.numbers())
-
+    program = _compiled(key, logdensity_fn, strategy, template, args, kernel_builder, adapt, plan)
     if show:
         delay = 0.0 if progress else 1.0
         with progress_mod.ChainProgress(num_chains, num_warmup, num_samples * thin, delay=delay):
@@ -277,41 +279,12 @@ def run_chains(
     return result
 
 
-# --------------------------------------------------------------------------- warnings
+# --------------------------------------------------------------------------- warnings (``checks``)
 
 RHAT_THRESHOLD = checks.RHAT_THRESHOLD
 ESS_PER_CHAIN = checks.ESS_PER_CHAIN
 EBFMI_THRESHOLD = checks.EBFMI_THRESHOLD
-
-
-def _flat_names(positions: Any) -> list[str]:
-    names = []
-    for path, leaf in jax.tree_util.tree_flatten_with_path(positions)[0]:
-        base = jax.tree_util.keystr(path).lstrip(".").strip("[]'\"") or "x"
-        event = np.shape(leaf)[2:]
-        if not event:
-            names.append(base)
-        else:
-            names.extend(f"{base}[{','.join(map(str, idx))}]" for idx in np.ndindex(*event))
-    return names
-
-
-def _flat_draws(positions: Any) -> np.ndarray:
-    leaves = [np.asarray(x, dtype=np.float64) for x in jax.tree.leaves(positions)]
-    C, S = leaves[0].shape[:2]
-    return np.concatenate([x.reshape(C, S, -1) for x in leaves], axis=-1)
-
-
-def check_sampling(result: MCMCResult, *, max_tree_depth: int | None = None, stacklevel: int | None = None,
-                   method: str = "NUTS") -> None:
-    """Issue ``SamplingWarning``s about a finished run (``checks.check_draws``, the checks every
-    MCMC method runs): divergent transitions after warm-up; trajectories stopped by
-    ``max_tree_depth``; E-BFMI below 0.3; R-hat above 1.01; bulk or tail ESS below 100 per chain.
-    The warnings point at the first frame outside ppl (``stacklevel`` is accepted and ignored).
-    """
-    draws = _flat_draws(result.positions)
-    names = _flat_names(result.positions)
-    checks.check_draws(method, result.sample_stats, names, draws, max_tree_depth=max_tree_depth)
+check_sampling = checks.check_sampling
 
 
 def clear_compiled_programs() -> None:

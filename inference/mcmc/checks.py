@@ -34,7 +34,7 @@ from typing import Any, Iterable
 import numpy as np
 
 __all__ = [
-    "SamplingWarning", "check_draws", "check_result", "user_stacklevel", "frontend", "how_to_set",
+    "SamplingWarning", "check_draws", "check_result", "check_sampling", "user_stacklevel", "frontend", "how_to_set",
     "format_above", "format_below", "stuck", "RHAT_THRESHOLD", "ESS_PER_CHAIN", "EBFMI_THRESHOLD", "MIN_ACCEPTANCE",
 ]
 
@@ -324,3 +324,40 @@ def check_result(result: Any, *, max_tree_depth: int | None = None, min_acceptan
     names, draws = _coordinates(samples)
     return check_draws(result.method, result.sample_stats, names, draws, max_tree_depth=max_tree_depth,
                        min_acceptance=min_acceptance)
+
+
+# --------------------------------------------------------------------------- runs on a log density
+
+
+def _flat_names(positions: Any) -> list[str]:
+    import jax
+
+    names = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(positions)[0]:
+        base = jax.tree_util.keystr(path).lstrip(".").strip("[]'\"") or "x"
+        event = np.shape(leaf)[2:]
+        if not event:
+            names.append(base)
+        else:
+            names.extend(f"{base}[{','.join(map(str, idx))}]" for idx in np.ndindex(*event))
+    return names
+
+
+def _flat_draws(positions: Any) -> np.ndarray:
+    import jax
+
+    leaves = [np.asarray(x, dtype=np.float64) for x in jax.tree.leaves(positions)]
+    C, S = leaves[0].shape[:2]
+    return np.concatenate([x.reshape(C, S, -1) for x in leaves], axis=-1)
+
+
+def check_sampling(result: Any, *, max_tree_depth: int | None = None, stacklevel: int | None = None,
+                   method: str = "NUTS") -> None:
+    """For ``base.run_chains``'s ``MCMCResult`` (positions on the log density's argument): issue ``SamplingWarning``s about a finished run (``checks.check_draws``, the checks every
+    MCMC method runs): divergent transitions after warm-up; trajectories stopped by
+    ``max_tree_depth``; E-BFMI below 0.3; R-hat above 1.01; bulk or tail ESS below 100 per chain.
+    The warnings point at the first frame outside ppl (``stacklevel`` is accepted and ignored).
+    """
+    draws = _flat_draws(result.positions)
+    names = _flat_names(result.positions)
+    check_draws(method, result.sample_stats, names, draws, max_tree_depth=max_tree_depth)

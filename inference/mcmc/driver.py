@@ -153,12 +153,11 @@ def transitions(plan: Plan, setup: Setup, adapt: Any, keys: Array):
     def body(i, carry):
         states, adapt, (draws, stats), divergences, steps = carry
         step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, i)
-        stat_adapt = adapt
         states, info = step(step_keys, states, adapt)
         kept = (i >= W) & ((i - W + 1) % K == 0)
         row = jnp.where(kept, (i - W) // K, S)
         draws = jax.tree.map(lambda buf, x: buf.at[:, row].set(x), draws, jax.vmap(setup.record)(states))
-        values = stat_values(info, states, stat_adapt)
+        values = stat_values(info, states, adapt)  # the parameters this transition ran with
         stats = stats.at[:, row].set(table.row(values, dtype))
         diverging, num_steps = counters(values, (C,))
         divergences = divergences + (kept & diverging).astype(jnp.int32)

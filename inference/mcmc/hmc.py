@@ -27,7 +27,6 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ppl.inference.mcmc.counter_rng import _unit, key_words, other_words, standard_normal

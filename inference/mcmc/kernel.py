@@ -47,7 +47,9 @@ Laws (checked for every kernel by ``tests/test_kernel_contract.py``):
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+import jax
 
 __all__ = [
     "Kernel",
@@ -133,7 +135,6 @@ def accept_prob(info: Any) -> Array:
 def run(kernel: Kernel, key: Array, position: Any, num_steps: int) -> tuple[Any, Any]:
     """``num_steps`` transitions of ``kernel`` from ``position``, keys ``split(key, num_steps)``:
     ``(final state, infos stacked over steps)``. The plainest driver of the contract."""
-    import jax
 
     def body(state, k):
         return kernel.step(k, state)

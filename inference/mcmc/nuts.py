@@ -253,7 +253,7 @@ def _advance(config: _Config, traj: Trajectory, value_and_grad: Callable, m: Met
     edge = jnp.where(forward, traj.edges[RIGHT], traj.edges[LEFT])
     far = jnp.where(forward, traj.edges[LEFT], traj.edges[RIGHT])
     leaf = _step_out(config, traj, edge, forward, value_and_grad, m)
-    x, p, v, g, log_density, diverging, log_w = leaf.x, leaf.p, leaf.v, leaf.g, leaf.log_density, leaf.diverging, leaf.log_w
+    p, v, g, log_density, diverging, log_w = leaf.p, leaf.v, leaf.g, leaf.log_density, leaf.diverging, leaf.log_w
     steps = steps + 1
     u_leaf, u_merge = uniforms(traj.key, steps)
 
@@ -278,17 +278,33 @@ def _advance(config: _Config, traj: Trajectory, value_and_grad: Callable, m: Met
     depth_next = depth + 1
     stop_at_merge = complete & (top_turning | (depth_next >= config.max_tree_depth))
     done = diverging | sub_turning | stop_at_merge
-    nonfinite = traj.flags[NONFINITE] | jnp.isnan(log_density) | ~jnp.all(jnp.isfinite(g))
-    return _write_back(traj, leaf, side, ck, complete & take_subtree, take_leaf, complete, sub_log_weight,
-                       rho_sub, rho_tree,
-                       assemble([jnp.where(complete | done, depth_next, depth), jnp.where(complete, 0, n + 1), steps]),
-                       assemble([diverging, sub_turning | (complete & top_turning), done, nonfinite]))
+    return _write_back(traj, leaf, _Merge(side, ck, complete & take_subtree, take_leaf, complete, sub_log_weight,
+                                          rho_sub, rho_tree, depth, n, steps, done, sub_turning, top_turning))
 
 
-def _write_back(traj: Trajectory, leaf: _Leaf, side, ck, to_tree, take_leaf, complete, sub_log_weight, rho_sub,
-                rho_tree, counters, flags) -> Trajectory:
+class _Merge(NamedTuple):
+    """What a step decided: where the leaf goes, whether the subtree merges, the new counters."""
+
+    side: Array
+    checkpoints: Array
+    to_tree: Array
+    take_leaf: Array
+    complete: Array
+    sub_log_weight: Array
+    rho_sub: Array
+    rho_tree: Array
+    depth: Array
+    leaf_index: Array
+    steps: Array
+    done: Array
+    sub_turning: Array
+    top_turning: Array
+
+
+def _write_back(traj: Trajectory, leaf: _Leaf, merge: _Merge) -> Trajectory:
     """The trajectory after the step: one expression per stacked array."""
     x, p, v, g = leaf.x, leaf.p, leaf.v, leaf.g
+    side, complete, to_tree, take_leaf = merge.side, merge.complete, merge.to_tree, merge.take_leaf
     rows2 = jnp.arange(2)
     is_side = (rows2 == side)[:, None, None]
     edges = jnp.where(is_side, assemble([x, p, v, g])[None], traj.edges)
@@ -305,17 +321,22 @@ def _write_back(traj: Trajectory, leaf: _Leaf, side, ck, to_tree, take_leaf, com
         assemble([leaf.log_density, leaf.energy])[None],
         jnp.where(use_sub[:, None], traj.proposal_stats[SUBTREE][None], traj.proposal_stats),
     )
-    tree_log_weight = jnp.logaddexp(traj.log_weights[TREE], sub_log_weight)
+    tree_log_weight = jnp.logaddexp(traj.log_weights[TREE], merge.sub_log_weight)
     log_weights = jnp.where(
         rows2 == TREE,
         jnp.where(complete, tree_log_weight, traj.log_weights[TREE]),
-        jnp.where(complete, -jnp.inf, sub_log_weight),
+        jnp.where(complete, -jnp.inf, merge.sub_log_weight),
     )
     rho = jnp.where(
         (rows2 == TREE)[:, None],
-        jnp.where(complete, rho_tree, traj.rho[TREE]),
-        jnp.where(complete, 0.0, rho_sub),
+        jnp.where(complete, merge.rho_tree, traj.rho[TREE]),
+        jnp.where(complete, 0.0, merge.rho_sub),
     )
+    depth_next = merge.depth + 1
+    counters = assemble([jnp.where(complete | merge.done, depth_next, merge.depth),
+                         jnp.where(complete, 0, merge.leaf_index + 1), merge.steps])
+    nonfinite = traj.flags[NONFINITE] | jnp.isnan(leaf.log_density) | ~jnp.all(jnp.isfinite(g))
+    flags = assemble([leaf.diverging, merge.sub_turning | (complete & merge.top_turning), merge.done, nonfinite])
     return traj._replace(
         edges=edges,
         edge_log_density=edge_log_density,
@@ -323,7 +344,7 @@ def _write_back(traj: Trajectory, leaf: _Leaf, side, ck, to_tree, take_leaf, com
         proposal_stats=proposal_stats,
         log_weights=log_weights.astype(traj.log_weights.dtype),
         rho=rho.astype(traj.rho.dtype),
-        checkpoints=ck,
+        checkpoints=merge.checkpoints,
         sum_accept=traj.sum_accept + jnp.exp(jnp.minimum(leaf.log_w, 0.0)),
         counters=counters,
         flags=flags,

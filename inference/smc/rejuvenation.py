@@ -1,43 +1,54 @@
-"""Rejuvenation kernels for resample-move SMC.
+"""Rejuvenation moves for resample-move SMC.
 
 After resampling, many particles are copies of a few; an MCMC kernel that
 leaves the current partial posterior invariant moves each copy a little,
 restoring diversity without changing what the population targets
 (Gilks and Berzuini, 2001; Chopin, 2002).
 
-Interface: a kernel is any callable ::
+A move meets the kernel contract of ``inference.mcmc.kernel``: it is a family
+over targets, ``move.kernel(logdensity_fn) -> Kernel`` with ``init(position)``
+and ``step(key, state)``, applied ``move.num_moves`` times to each particle
+(``apply``). They are the chain driver's own kernels: ``RandomWalk`` is
+``mcmc.rwm``'s random-walk Metropolis, ``HMCMove`` and ``NUTSMove`` are
+``mcmc.hmc``'s and ``mcmc.nuts``'s kernels at a fixed step size and the
+identity metric. A plain callable ``kernel(key, position, logdensity_fn) ->
+position`` is accepted too (``apply`` calls it once).
 
-    kernel(key, position, logdensity_fn) -> position
-
-for *one* particle (SMC vmaps it over the population). ``position`` is a
-dict ``address -> array`` of the static parameters — the continuous random
-choices before the loop — in unconstrained coordinates;
+``position`` is a dict ``address -> array`` of the static parameters — the
+continuous random choices before the loop — in unconstrained coordinates;
 ``logdensity_fn(position)`` is the log density of the partial posterior
 ``p(theta, x_{0:t}, y_{0:t})`` as a function of those parameters, with the
 particle's trajectory ``x_{0:t}`` and its discrete parameters held fixed
 (Jacobians of the transforms included). It is a pure JAX function, jittable
-and differentiable, so gradient-based kernels plug in as they are:
-``HMCMove`` and ``NUTSMove`` run ppl's own HMC and NUTS transitions, and a
-BlackJAX-style ``(init, step)`` pair wraps as
-``lambda key, x, f: step(key, init(x, f), f).position``. ``RandomWalk`` is
-random-walk Metropolis.
+and differentiable. SMC vmaps ``apply`` over the population.
 
-Law: if ``kernel(key, ., f)`` leaves the density ``exp(f)`` invariant, the
-population's weighted measure is unchanged in expectation.
+Law: if the kernel leaves the density ``exp(f)`` invariant, the population's
+weighted measure is unchanged in expectation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
 
-import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from ppl.inference.mcmc import hmc, nuts
+from ppl.inference.mcmc import hmc, nuts, rwm
+from ppl.inference.mcmc import kernel as kernel_mod
 from ppl.stdlib.errors import ModelError
 
-__all__ = ["RandomWalk", "HMCMove", "NUTSMove"]
+__all__ = ["RandomWalk", "HMCMove", "NUTSMove", "apply"]
+
+
+def apply(move: Any, key, position: Any, logdensity_fn: Callable) -> Any:
+    """One rejuvenation of one particle: ``move.num_moves`` (default 1) steps of
+    ``move.kernel(logdensity_fn)`` from ``position`` (keys ``split(key, num_moves)``), or
+    ``move(key, position, logdensity_fn)`` for a plain callable."""
+    if not hasattr(move, "kernel"):
+        return move(key, position, logdensity_fn)
+    state, _ = kernel_mod.run(move.kernel(logdensity_fn), key, position, int(getattr(move, "num_moves", 1)))
+    return state.position
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,23 +67,15 @@ class RandomWalk:
         _positive_number("RandomWalk", "step_size", self.step_size)
         _positive_int("RandomWalk", "num_steps", self.num_steps)
 
+    @property
+    def num_moves(self) -> int:
+        return self.num_steps
+
+    def kernel(self, logdensity_fn: Callable) -> rwm.Kernel:
+        return rwm.Kernel(logdensity_fn, self.step_size)
+
     def __call__(self, key, position, logdensity_fn):
-        flat, unravel = ravel_pytree(position)
-
-        def f(x):
-            lp = logdensity_fn(unravel(x))
-            return jnp.where(jnp.isnan(lp), -jnp.inf, lp)
-
-        def step(state, k):
-            x, lp = state
-            k_move, k_accept = jax.random.split(k)
-            proposal = x + self.step_size * jax.random.normal(k_move, x.shape, x.dtype)
-            lp_new = f(proposal)
-            accept = jnp.log(jax.random.uniform(k_accept, (), x.dtype)) < lp_new - lp
-            return (jnp.where(accept, proposal, x), jnp.where(accept, lp_new, lp)), None
-
-        (x, _), _ = jax.lax.scan(step, (flat, f(flat)), jax.random.split(key, self.num_steps))
-        return unravel(x)
+        return apply(self, key, position, logdensity_fn)
 
 
 def _positive_number(owner: str, name: str, value) -> None:
@@ -85,22 +88,32 @@ def _positive_int(owner: str, name: str, value) -> None:
         raise ModelError(f"{owner}({name}=...) must be a positive integer, not {value!r}")
 
 
-def _gradient_moves(builder, step_size: float, num_moves: int, key, position, logdensity_fn):
-    """``num_moves`` transitions of ``builder``'s kernel at ``step_size`` with a unit metric."""
-    kernel = builder.build_kernel()
-    flat, _ = ravel_pytree(position)
-    inverse_mass = jnp.ones_like(flat)
+class _SafeDensity:
+    """``f`` with NaN read as ``-inf`` (a move into a NaN region is rejected)."""
 
-    def safe(p):
-        lp = logdensity_fn(p)
+    def __init__(self, logdensity_fn: Callable):
+        self.logdensity_fn = logdensity_fn
+
+    def __call__(self, position):
+        lp = self.logdensity_fn(position)
         return jnp.where(jnp.isnan(lp), -jnp.inf, lp)
 
-    def step(state, k):
-        state, _ = kernel(k, state, safe, step_size, inverse_mass)
-        return state, None
 
-    state, _ = jax.lax.scan(step, builder.init(position, safe), jax.random.split(key, num_moves))
-    return state.position
+class _UnitMetric(NamedTuple):
+    """``family(Params(step_size, identity metric))``, the identity's size read from the position."""
+
+    family: hmc.Family
+    step_size: float
+
+    def _kernel(self, position) -> hmc.Kernel:
+        flat, _ = ravel_pytree(position)
+        return self.family(hmc.Params(self.step_size, hmc.metric(jnp.ones_like(flat))))
+
+    def init(self, position) -> hmc.State:
+        return self._kernel(position).init(position)
+
+    def step(self, key, state: hmc.State):
+        return self._kernel(state.position).step(key, state)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,9 +135,12 @@ class HMCMove:
         _positive_int("HMCMove", "num_integration_steps", self.num_integration_steps)
         _positive_int("HMCMove", "num_moves", self.num_moves)
 
-    def __call__(self, key, position, logdensity_fn):
+    def kernel(self, logdensity_fn: Callable) -> _UnitMetric:
         builder = hmc.Builder(num_integration_steps=self.num_integration_steps)
-        return _gradient_moves(builder, float(self.step_size), self.num_moves, key, position, logdensity_fn)
+        return _UnitMetric(builder.family(_SafeDensity(logdensity_fn)), float(self.step_size))
+
+    def __call__(self, key, position, logdensity_fn):
+        return apply(self, key, position, logdensity_fn)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,6 +160,9 @@ class NUTSMove:
         _positive_int("NUTSMove", "max_tree_depth", self.max_tree_depth)
         _positive_int("NUTSMove", "num_moves", self.num_moves)
 
-    def __call__(self, key, position, logdensity_fn):
+    def kernel(self, logdensity_fn: Callable) -> _UnitMetric:
         builder = nuts.Builder(max_tree_depth=self.max_tree_depth)
-        return _gradient_moves(builder, float(self.step_size), self.num_moves, key, position, logdensity_fn)
+        return _UnitMetric(builder.family(_SafeDensity(logdensity_fn)), float(self.step_size))
+
+    def __call__(self, key, position, logdensity_fn):
+        return apply(self, key, position, logdensity_fn)
