@@ -39,6 +39,7 @@ import jax.numpy as jnp
 from ppl.inference import sharding
 from ppl.inference.smc import islands as IS
 from ppl.inference.smc import kernels as K
+from ppl.inference.smc import rejuvenation
 from ppl.inference.smc import resampling as R
 from ppl.inference.smc.cut import SequentialCut, sequential_cut
 from ppl.semantics import ir
@@ -429,7 +430,7 @@ class Filter:
             def logdensity_fn(position):
                 return K.replay(cut, args, position, fixed, path, t, self._loop_args)[0]
 
-            new_u = kernel(k, u, logdensity_fn)
+            new_u = rejuvenation.apply(kernel, k, u, logdensity_fn)  # the kernel contract's init/step
             _, outs, new_choices, carry, ys = K.replay(cut, args, new_u, fixed, path, t, self._loop_args)
             rand = [o for o, r in zip(outs, random) if r]
             changed = jnp.any(jnp.stack([jnp.any(new_u[a] != u[a]) for a in u]))

@@ -46,9 +46,10 @@ class SMC:
     array arguments for structured carries) and sampling the step's sites by
     their addresses; particles are weighted by ``p(x_t, y_t | carry) / q(x_t)``.
 
-    ``rejuvenation``: a kernel ``kernel(key, position, logdensity_fn) ->
-    position`` (``RandomWalk(step_size=0.2)``, ``HMCMove(step_size=0.1)``,
-    ``NUTSMove(step_size=0.1)`` from ``ppl.inference.smc``, or your own) applied to every particle
+    ``rejuvenation``: a move (``RandomWalk(step_size=0.2)``, ``HMCMove(step_size=0.1)``,
+    ``NUTSMove(step_size=0.1)`` from ``ppl.inference.smc``: families ``move.kernel(logdensity_fn)``
+    of kernels with ``init``/``step``, the MCMC driver's contract; or your own
+    ``kernel(key, position, logdensity_fn) -> position``) applied to every particle
     after each resampling; it moves the static parameters (the continuous
     random choices before the loop, unconstrained) and must leave
     ``exp(logdensity_fn)``, the current partial posterior, invariant.
@@ -100,7 +101,7 @@ class SMC:
                              "inference method with warm-up and chains",
                              hint=f"Use ppl.inference.smc.{move.get(kind, 'RandomWalk(step_size=0.1)')}, "
                                   "with a step size on the scale of the posterior.")
-        if self.rejuvenation is not None and not callable(self.rejuvenation):
+        if self.rejuvenation is not None and not (callable(self.rejuvenation) or hasattr(self.rejuvenation, "kernel")):
             raise ModelError(f"SMC(rejuvenation=...) must be a kernel(key, position, logdensity_fn) -> position, "
                              f"not {type(self.rejuvenation).__name__}",
                              hint="Use ppl.inference.smc.RandomWalk(step_size=0.1), or your own kernel.")
