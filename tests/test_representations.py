@@ -31,13 +31,17 @@ from ppl.semantics.interpret.free import Pure, SampleF, ScoreF, reify_ir, reify_
 
 
 def coins():
-    """Random structure: which choice exists ('b' or 'c') and how many scores a run meets depend on 'a'."""
+    """Random structure: which choices exist ('b', or 'c' and maybe 'd'), how many there are and how many
+    scores a run meets depend on the values drawn."""
     a = int(ppl.sample("a", dist.Bernoulli(probs=0.3)))
     if a:
         b = int(ppl.sample("b", dist.Bernoulli(probs=0.6)))
         ppl.observe("y1", dist.Bernoulli(probs=0.9 if b else 0.2), 1.0)
     else:
         b = int(ppl.sample("c", dist.Categorical(probs=np.array([0.2, 0.5, 0.3]))))
+        if b == 2:
+            d = int(ppl.sample("d", dist.Bernoulli(probs=0.4)))
+            ppl.factor("fd", 0.5 if d else -0.5)
     ppl.observe("y2", dist.Bernoulli(probs=0.7 if a else 0.4), 1.0)
     ppl.deterministic("s", a + b)  # a record after the last score
     return a + 2 * b
@@ -84,7 +88,7 @@ def truncate(free, t):
     return ScoreF(free.site, free.log_weight, rest)
 
 
-CHOICES = ("a", "b", "c")
+CHOICES = ("a", "b", "c", "d")
 
 
 def signature(trace):
@@ -157,7 +161,7 @@ def test_the_sequential_representation_run_to_completion_is_the_weighted_sampler
             sequential.advance(p)
             suspensions += 1
         same_run(p, sampler.weighted(reify_python(coins), k))  # the record after the last score included
-        assert suspensions == (2 if int(p.trace["a"]) else 1)
+        assert suspensions == (2 if int(p.trace["a"]) or int(p.trace["c"]) == 2 else 1)
     # sequentially(identity) . spawn(n) is spawn(n) of the weighted sampler, particle by particle,
     # and applies the function once per suspension point (at most two scores in a run)
     seen = []
@@ -254,7 +258,7 @@ def test_resampling_preserves_the_enumerated_distribution_in_expectation(scheme)
     pop = table_population(coins, copies=2)
     log_w = population.log_weights(pop)
     values = np.array([p.value for p in pop], dtype=np.float64)
-    draws = np.array([population.ancestors(k, log_w, scheme) for k in keys(10, 250)])
+    draws = np.array([population.ancestors(k, log_w, scheme) for k in keys(10, 160)])
     for f, target in [(values, sum(v * p for v, p in COINS.values())),
                       (values == 3, sum(p for v, p in COINS.values() if v == 3)),
                       (values == 0, sum(p for v, p in COINS.values() if v == 0))]:
@@ -273,11 +277,11 @@ def test_resampling_preserves_the_enumerated_distribution_in_expectation(scheme)
 def test_eager_smc_evidence_and_posterior_are_unbiased():
     """SMC resampling at every suspension point: mean of Z_hat over runs is Z, and the unnormalised
     estimate of P(value = v) Z is unbiased too (the last point is never followed by resampling)."""
-    runs = [ppl.infer(coins_model, method=ppl.SMC(num_particles=5, ess_threshold=1.0), seed=s) for s in range(30)]
+    runs = [ppl.infer(coins_model, method=ppl.SMC(num_particles=5, ess_threshold=1.0), seed=s) for s in range(24)]
     assert all(r.engine == "eager" for r in runs)
     # resampled at every point that another follows (none may: every particle can finish at point 1)
     assert all(r.sample_stats["resampled"][:-1].all() for r in runs)
-    assert sum(r.sample_stats["resampled"][0] for r in runs) > 15
+    assert sum(r.sample_stats["resampled"][0] for r in runs) > 12
     z_hat = [math.exp(r.log_evidence) for r in runs]
     assert abs(z_of_mean(z_hat, Z_COINS)) < 4
     for u in (0, 3):
