@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppl.semantics import _jax_compat as jc
+from ppl.stdlib import jax_compat as jc
 from ppl.semantics import effects, index_check, ir
 from ppl.stdlib.errors import DensityError, ModelError, PPLError, SupportError
 
