@@ -56,10 +56,13 @@ def finite_coupling(df, dc, x):
     pf = jnp.exp(df.log_density(values))
     pc = jnp.exp(dc.log_density(values))
     ff, fc = jnp.cumsum(pf, axis=0), jnp.cumsum(pc, axis=0)
+    # interval k is [F(k-1), F(k)): each boundary is one number, so equal parameters give the identity exactly
+    ff_lo = jnp.concatenate([jnp.zeros_like(ff[:1]), ff[:-1]], axis=0)
+    fc_lo = jnp.concatenate([jnp.zeros_like(fc[:1]), fc[:-1]], axis=0)
     hit = values == jnp.asarray(x)[None]
     hi = jnp.sum(jnp.where(hit, ff, 0.0), axis=0)
-    lo = hi - jnp.sum(jnp.where(hit, pf, 0.0), axis=0)
-    overlap = jnp.clip(jnp.minimum(hi[None], fc) - jnp.maximum(lo[None], fc - pc), 0.0, None)
+    lo = jnp.sum(jnp.where(hit, ff_lo, 0.0), axis=0)
+    overlap = jnp.clip(jnp.minimum(hi[None], fc) - jnp.maximum(lo[None], fc_lo), 0.0, None)
     mass = hi - lo
     probs = jnp.where(mass[None] > 0, overlap / jnp.where(mass > 0, mass, 1.0)[None], pc)
     probs = jnp.moveaxis(probs, 0, -1)
