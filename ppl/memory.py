@@ -179,14 +179,16 @@ def check(program, args, method, available: int | None = None, command_line: boo
         chains = max(_count(getattr(method, "num_chains", 1), 1), 1)
         what = f"{chains} chain{'s' if chains != 1 else ''} × {_count(samples, 1)} draws"
         most = max(fit // chains, 0)
-        thin = max(-(-_count(samples, 1) // max(most, 1)), 2)
+        k = max(-(-_count(samples, 1) // max(most, 1)), 2)  # keep k times fewer draws ...
+        thin = k * max(_count(getattr(method, "thin", 1), 1), 1)  # ... of as many iterations as asked for
+        kept = _count(samples, 1) // k
         if command_line:
             fix = f"Lower --num-samples to at most {most} (or use fewer --num-chains)"
-            fix += (f"; to run as many iterations, keep every k-th: --num-samples {_count(samples, 1) // thin} "
+            fix += (f"; to run as many iterations, keep every k-th: --num-samples {kept} "
                     f"--thin {thin}." if hasattr(method, "thin") else ".")
         else:
             fix = (f"Use {name}(num_samples=...) of at most {most}, or fewer chains"
-                   + (f"; to run as many iterations, keep every k-th: num_samples={_count(samples, 1) // thin}, "
+                   + (f"; to run as many iterations, keep every k-th: num_samples={kept}, "
                       f"thin={thin}." if hasattr(method, "thin") else "."))
     else:
         what = f"{_count(particles, 1)} particles"

@@ -71,3 +71,9 @@ def test_the_memory_refusal_suggests_thinning_for_nuts():
     with pytest.raises(memory.MemoryLimitError) as e:
         memory.check(program, leaves, ppl.HMC(num_samples=10**9), available=10**8, command_line=True)
     assert "--thin " in e.value.hint
+    # a run that already thins is told to thin more, never to run fewer iterations
+    with pytest.raises(memory.MemoryLimitError) as e:
+        memory.check(program, leaves, ppl.NUTS(num_samples=10**9, thin=5), available=10**8)
+    k = int(e.value.hint.split("thin=")[1].rstrip("."))
+    kept = int(e.value.hint.split("num_samples=")[-1].split(",")[0])
+    assert k % 5 == 0 and k > 5 and 0 <= 10**9 * 5 - kept * k < k and kept < 10**9
