@@ -47,6 +47,9 @@ def _median_time(fn, repeats: int, label: str = "") -> float:
 
 def measure(devices: int, quick: bool, repeats: int) -> dict:
     """The three sweeps in this process, on ``devices`` devices."""
+    import warnings
+
+    warnings.simplefilter("ignore")  # short runs of many chains: sampling warnings are expected
     import jax
     import jax.numpy as jnp
     import numpy as np
