@@ -210,6 +210,38 @@ def check_draws(
         warnings.warn(text, SamplingWarning, stacklevel=user_stacklevel())
 
     where = frontend()
+    _divergences(method, stats, warn, where)
+    if max_tree_depth is not None and "tree_depth" in stats:
+        depth = np.asarray(stats["tree_depth"])
+        saturated = int((depth >= max_tree_depth).sum())
+        if saturated:
+            warn(
+                f"{saturated} of {depth.size} transitions after warm-up stopped at the maximum tree depth "
+                f"({max_tree_depth}); sampling is inefficient. Raise the maximum tree depth "
+                f"({how_to_set(method, 'max_tree_depth', str(max_tree_depth + 2), where)}) or reparameterise."
+            )
+    _ebfmi(method, stats, warn, where)
+    if min_acceptance is not None and "accept_prob" in stats:
+        accept = np.asarray(stats["accept_prob"], dtype=np.float64)
+        rate = float(np.nanmean(accept))
+        if rate < min_acceptance:
+            per_chain = ", ".join(format_below(r, min_acceptance) if r < min_acceptance else f"{r:.3g}"
+                                  for r in np.nanmean(accept.reshape(accept.shape[0], -1), axis=1))
+            warn(
+                f"the mean acceptance rate of {method} is {format_below(rate, min_acceptance)} (per chain: "
+                f"{per_chain}), below {min_acceptance}: the chains rarely move, and their draws are few "
+                "distinct points. Propose smaller moves (a block selection, or a proposal model: "
+                f"ppl.{method}(proposal=...)), or use ppl.NUTS for continuous sites."
+            )
+
+    if draws is None or draws.ndim != 3 or draws.shape[1] < 4 or not names:
+        return messages
+    _convergence(method, names, draws, warn, where)
+    return messages
+
+
+def _divergences(method: str, stats: dict, warn, where: str) -> None:
+    """Warn about transitions that met a NaN density or gradient, and about divergent ones."""
     if "diverging" in stats:
         diverging = np.asarray(stats["diverging"], dtype=bool)
         C, S = diverging.shape
@@ -234,15 +266,10 @@ def check_draws(
                 "a hierarchical scale, a non-centred parameterisation; a hard condition(...) on a continuous "
                 "value is a wall no gradient method crosses (use ppl.MH or ppl.Importance)."
             )
-    if max_tree_depth is not None and "tree_depth" in stats:
-        depth = np.asarray(stats["tree_depth"])
-        saturated = int((depth >= max_tree_depth).sum())
-        if saturated:
-            warn(
-                f"{saturated} of {depth.size} transitions after warm-up stopped at the maximum tree depth "
-                f"({max_tree_depth}); sampling is inefficient. Raise the maximum tree depth "
-                f"({how_to_set(method, 'max_tree_depth', str(max_tree_depth + 2), where)}) or reparameterise."
-            )
+
+
+def _ebfmi(method: str, stats: dict, warn, where: str) -> None:
+    """Warn about chains whose energy E-BFMI is below ``EBFMI_THRESHOLD``."""
     if "energy" in stats:
         energy = np.asarray(stats["energy"], dtype=np.float64)
         if energy.ndim == 2 and energy.shape[1] > 2:
@@ -258,23 +285,6 @@ def check_draws(
                     "resampling explores the energy distribution poorly. Reparameterise the model, or "
                     f"lengthen warm-up ({how_to_set(method, 'num_warmup', '2000', where)})."
                 )
-    if min_acceptance is not None and "accept_prob" in stats:
-        accept = np.asarray(stats["accept_prob"], dtype=np.float64)
-        rate = float(np.nanmean(accept))
-        if rate < min_acceptance:
-            per_chain = ", ".join(format_below(r, min_acceptance) if r < min_acceptance else f"{r:.3g}"
-                                  for r in np.nanmean(accept.reshape(accept.shape[0], -1), axis=1))
-            warn(
-                f"the mean acceptance rate of {method} is {format_below(rate, min_acceptance)} (per chain: "
-                f"{per_chain}), below {min_acceptance}: the chains rarely move, and their draws are few "
-                "distinct points. Propose smaller moves (a block selection, or a proposal model: "
-                f"ppl.{method}(proposal=...)), or use ppl.NUTS for continuous sites."
-            )
-
-    if draws is None or draws.ndim != 3 or draws.shape[1] < 4 or not names:
-        return messages
-    _convergence(method, names, draws, warn, where)
-    return messages
 
 
 def _convergence(method: str, names: list[str], draws: np.ndarray, warn, where: str) -> None:

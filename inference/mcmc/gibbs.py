@@ -31,7 +31,11 @@ run, its sites follow a uniform reference distribution over their support
 Continuous sites inside branches are not (use MH). Dynamic models are not
 supported (use MH, which runs them eagerly).
 
-Static programs only: all chains ``vmap``-ed, iterations in ``lax.scan``, one
+Static programs only. A sweep is one transition of a kernel (the contract of
+``kernel``): ``GibbsFamily(log_scale) -> GibbsKernel`` with ``init(choices)`` and
+``step(key, state)``; the random walks' log-scales are the family's parameters,
+tuned during warm-up by ``warmup.Scales`` (``_Kernel.adaptation``). The chains
+run in the one MCMC driver (``trace_chains``): all chains ``vmap``-ed, one
 ``jit``. ``sample_stats["accept_prob"]`` is the mean acceptance of the
 Metropolis updates of an iteration (1 when every site is Gibbs-updated).
 

@@ -38,8 +38,10 @@ Three kinds of moves:
   of the *current* values at those addresses when run on ``x'`` — so a
   non-symmetric proposal is corrected exactly. One move per iteration.
 
-Static programs run compiled: all chains ``vmap``-ed, every iteration in one
-``lax.scan``, one ``jit``. A single-site move evaluates only the terms of the
+Static programs run compiled: an iteration is one transition of the kernel
+``mh_kernel.TraceMH`` (the contract of ``kernel``: ``init(choices)``,
+``step(key, state)``), and the chains run in the one MCMC driver
+(``trace_chains``, ``driver``): all chains ``vmap``-ed, one ``jit``. A single-site move evaluates only the terms of the
 regenerated site and its children (``semantics.graph``); the rest of the
 joint cancels in the ratio and is dead code under ``jit``. When the
 regenerated site can change which branch of an ``If`` runs, the move uses
@@ -47,7 +49,7 @@ the whole joint. User proposals evaluate the whole joint.
 
 Dynamic programs (recursion, random-length structure) run in the eager
 engine on the *traced* representation: each move re-runs the model with a
-handler that replays the kept addresses and draws the others.
+handler that replays the kept addresses and draws the others (``mh_eager``).
 
 Law (each move preserves the posterior): checked in ``tests/test_mh.py``
 against exact enumeration and conjugate posteriors.
