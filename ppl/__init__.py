@@ -44,6 +44,7 @@ from ppl.inference.causal.estimators import ipw, aipw
 from ppl.config import config, enable_default_cache
 from ppl.lower import load, loads
 from ppl.vi import expectation, param, VI, ELBO, IWELBO, AutoNormal, AutoDelta
+from ppl.vi import RWS, VIMCO, marginal
 
 __all__ = [
     "dist",
@@ -64,6 +65,9 @@ __all__ = [
     "VI",
     "ELBO",
     "IWELBO",
+    "RWS",
+    "VIMCO",
+    "marginal",
     "AutoNormal",
     "AutoDelta",
     "infer",

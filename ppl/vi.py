@@ -7,11 +7,13 @@ into a model where an API accepts one.
 from __future__ import annotations
 
 from ppl.inference.vi import ELBO, IWELBO, VI, AutoDelta, AutoNormal, Expectation
+from ppl.inference.vi import RWS, VIMCO, Marginal
 from ppl.model import Model
 from ppl.model import model as _as_model
 from ppl.semantics.effects import param
 
 __all__ = ["expectation", "param", "VI", "ELBO", "IWELBO", "AutoNormal", "AutoDelta"]
+__all__ += ["RWS", "VIMCO", "marginal"]
 
 
 def expectation(fn) -> Expectation:
@@ -23,3 +25,10 @@ def expectation(fn) -> Expectation:
     ``estimator=`` (``ppl.sample(name, d, estimator="reinforce")``). They jit and vmap.
     """
     return Expectation(fn if isinstance(fn, Model) else _as_model(fn))
+
+
+def marginal(guide, over, K: int = 1, args: tuple = ()) -> Marginal:
+    """The guide ``guide(*args)`` with its auxiliary random choices ``over`` (a name or several)
+    marginalised by SIR with ``K`` particles: a hierarchical family. With ``ppl.ELBO`` and K = 1 this
+    is HVI, with K > 1 IWHVI, and with ``ppl.IWELBO`` on top DIWHVI (``docs/vi.md``)."""
+    return Marginal(guide if isinstance(guide, Model) else _as_model(guide), over, int(K), tuple(args))

@@ -26,6 +26,7 @@ import numpy as np
 from ppl.inference.result import Result
 from ppl.inference.vi.guides import bind_guide
 from ppl.inference.vi.objectives import ELBO, Context
+from ppl.inference.vi.paramset import with_model_params
 from ppl.inference.vi.progress import FitProgress, enabled
 from ppl.semantics import compile as C
 from ppl.semantics import ir
@@ -74,7 +75,7 @@ class VI:
         if steps < 1:
             raise ModelError(f"VI needs num_steps >= 1, not {self.num_steps}")
         optimizer = self.optimizer if self.optimizer is not None else _default_optimizer()
-        guide = bind_guide(self.guide, program, args, self.guide_args)
+        guide = with_model_params(bind_guide(self.guide, program, args, self.guide_args), program, args)
         k_init, k_fit, k_final, k_draw = jax.random.split(key, 4)
         phi = guide.init(k_init)
         fns = _compiled(program, self, guide, optimizer)
