@@ -28,7 +28,7 @@ import optax
 import ppl
 from ppl import dist
 from ppl.inference.vi.guides import bind_guide
-from ppl.inference.vi.method import _compiled
+from ppl.inference.vi.method import compiled
 from ppl.inference.vi.paramset import with_model_params
 
 N, D = 5000, 25
@@ -65,7 +65,7 @@ def median_time(fn, repeats):
 def ppl_chunk(model, args, method):
     program, leaves = model.program(*args)
     guide = with_model_params(bind_guide(method.guide, program, leaves), program, leaves)
-    fns = _compiled(program, method, guide, method.optimizer)
+    fns = compiled(program, method, guide, method.optimizer)
     phi = guide.init(jax.random.key(0))
     state = (phi, method.optimizer.init(phi), jnp.zeros(()), jnp.zeros((), jnp.int32), jax.random.key(1))
     chunk = fns.chunk(int(method.chunk_size))
@@ -141,8 +141,8 @@ def handwritten_vae(vae, x, steps, lr):
 
     enc = vae.encoder(0)
     enc_params, enc_static = eqx.partition(enc, eqx.is_inexact_array)
-    dec = {"w1": vae._init((vae.LATENT, vae.HIDDEN), 1), "b1": np.zeros(vae.HIDDEN, np.float32),
-           "w2": vae._init((vae.HIDDEN, vae.PIXELS), 2), "b2": np.zeros(vae.PIXELS, np.float32)}
+    dec = {"w1": vae.init_weights((vae.LATENT, vae.HIDDEN), 1), "b1": np.zeros(vae.HIDDEN, np.float32),
+           "w2": vae.init_weights((vae.HIDDEN, vae.PIXELS), 2), "b2": np.zeros(vae.PIXELS, np.float32)}
     params = {"enc": enc_params, "dec": jax.tree.map(jnp.asarray, dec)}
     opt = optax.adam(lr)
 
@@ -198,7 +198,6 @@ def main(argv=None):
         print("numpyro not installed: its rows are skipped")
     for fn in fns.values():  # compile / warm up
         jax.block_until_ready(fn())
-    per_step = {name: 0.0 for name in fns}
     runs = {name: [] for name in fns}
     for _ in range(R):  # interleaved, so that load on the machine hits every row alike
         for name, fn in fns.items():

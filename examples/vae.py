@@ -34,15 +34,15 @@ def digits(n: int | None = None) -> np.ndarray:
     return x if n is None else x[:n]
 
 
-def _init(shape, seed):
+def init_weights(shape, seed):
     return np.random.default_rng(seed).normal(0.0, 1.0 / np.sqrt(shape[0]), shape).astype(np.float32)
 
 
 @ppl.model
 def decoder(x):
-    w1 = ppl.param("w1", _init((LATENT, HIDDEN), 1))
+    w1 = ppl.param("w1", init_weights((LATENT, HIDDEN), 1))
     b1 = ppl.param("b1", np.zeros(HIDDEN, np.float32))
-    w2 = ppl.param("w2", _init((HIDDEN, PIXELS), 2))
+    w2 = ppl.param("w2", init_weights((HIDDEN, PIXELS), 2))
     b2 = ppl.param("b2", np.zeros(PIXELS, np.float32))
     z = ppl.sample("z", dist.Normal(jnp.zeros((x.shape[0], LATENT)), 1.0))
     logits = jnp.tanh(z @ w1 + b1) @ w2 + b2

@@ -45,6 +45,7 @@ from ppl.config import config, enable_default_cache
 from ppl.lower import load, loads
 from ppl.vi import expectation, param, VI, ELBO, IWELBO, AutoNormal, AutoDelta
 from ppl.vi import RWS, VIMCO, marginal
+from ppl.vi import AutoMultivariateNormal, AutoLowRank, AutoLaplace, AutoFlow, Amortized, Pathfinder
 
 __all__ = [
     "dist",
@@ -70,6 +71,12 @@ __all__ = [
     "marginal",
     "AutoNormal",
     "AutoDelta",
+    "AutoMultivariateNormal",
+    "AutoLowRank",
+    "AutoLaplace",
+    "AutoFlow",
+    "Amortized",
+    "Pathfinder",
     "infer",
     "identify",
     "NotIdentifiable",

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from ppl.inference.vi import ELBO, IWELBO, VI, AutoDelta, AutoNormal, Expectation
 from ppl.inference.vi import RWS, VIMCO, Marginal
+from ppl.inference.vi import AutoFlow, AutoLaplace, AutoLowRank, AutoMultivariateNormal, Pathfinder
+from ppl.inference.vi import Amortized as _Amortized
 from ppl.model import Model
 from ppl.model import model as _as_model
 from ppl.semantics.effects import param
 
 __all__ = ["expectation", "param", "VI", "ELBO", "IWELBO", "AutoNormal", "AutoDelta"]
 __all__ += ["RWS", "VIMCO", "marginal"]
+__all__ += ["AutoMultivariateNormal", "AutoLowRank", "AutoLaplace", "AutoFlow", "Amortized", "Pathfinder"]
 
 
 def expectation(fn) -> Expectation:
@@ -25,6 +28,13 @@ def expectation(fn) -> Expectation:
     ``estimator=`` (``ppl.sample(name, d, estimator="reinforce")``). They jit and vmap.
     """
     return Expectation(fn if isinstance(fn, Model) else _as_model(fn))
+
+
+def Amortized(guide, net):  # noqa: N802 - a constructor, named as the guide it builds
+    """An amortised guide: ``guide(net, *data)`` draws the model's latent sites, with ``net`` any pytree
+    (an Equinox module, a Flax parameter dict) whose floating-point arrays are trained. ``data`` are the
+    model's array arguments, in order. ``guide`` is a ``@ppl.model`` or a plain function."""
+    return _Amortized(guide if isinstance(guide, Model) else _as_model(guide), net)
 
 
 def marginal(guide, over, K: int = 1, args: tuple = ()) -> Marginal:

@@ -10,28 +10,27 @@ once bound to a model (:func:`bind_guide`), offers:
 - ``expect_many(phi, keys, f, b)``: the same over K independent draws (stacked);
 - ``draw(phi, key) -> z``, one draw of the latent choices.
 
-Three kinds:
+The kinds:
 
 - a ppl model with ``ppl.param`` sites (either front end): :class:`ProgramGuide`; its random
   choices use their own estimators;
-- :class:`AutoNormal` (mean-field): ``u_a ~ Normal(loc_a, scale_a)`` independently for each
-  latent site ``a`` in unconstrained coordinates, ``z_a = T_a(u_a)`` through the site's
-  bijector, so ``log q(z) = sum_a log N(u_a) - log |det J_{T_a}(u_a)|`` (reparameterised);
-- :class:`AutoDelta` (MAP): a point mass at ``z = T(u)``, ``log q = 0``, so the ELBO is the
-  model's log density and maximising it finds the posterior mode (in the model's coordinates).
+- the automatic guides (``autoguides.py``, ``flows.py``): families over the model's unconstrained
+  coordinates, which also give the objective the model's ``density`` in those coordinates;
+- amortised guides (``amortised.py``): a program whose parameters are a network reading the data.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ppl.inference.vi.adev import surrogate, surrogate_many
+from ppl.inference.vi.amortised import Amortized
+from ppl.inference.vi.autoguides import (AutoDelta, AutoLaplace, AutoLowRank, AutoMultivariateNormal, AutoNormal,
+                                         ToSupport)
+from ppl.inference.vi.flows import AutoFlow
 from ppl.semantics import compile as C
 from ppl.semantics import ir
 from ppl.semantics import params as P
@@ -40,113 +39,12 @@ from ppl.stdlib import constraints as K
 from ppl.stdlib.bijectors import biject_to
 from ppl.stdlib.errors import ModelError
 
-__all__ = ["AutoNormal", "AutoDelta", "ProgramGuide", "bind_guide", "ToSupport"]
+__all__ = ["AutoNormal", "AutoDelta", "AutoMultivariateNormal", "AutoLowRank", "AutoLaplace", "AutoFlow", "Amortized",
+           "ProgramGuide", "bind_guide", "check_against_model", "ToSupport"]
 
 
 def _latents(trace, addresses):
     return {a: trace.choices[a] for a in addresses}
-
-
-# ---------------------------------------------------------------------------
-# Automatic guides
-
-
-class ToSupport(C.Mode):
-    """Law: a latent choice takes ``x = T(u[a])`` (``T`` its support's bijector); its term is
-    ``log |det J_T(u[a])|``, given. (The push-forward of unconstrained values onto the model.)"""
-
-    def sample(self, stmt, dist, inputs, key):
-        if getattr(dist, "is_discrete", False):
-            raise ModelError(
-                f"the random choice '{stmt.address}' is discrete; an automatic guide covers continuous "
-                "choices only", span=stmt.span,
-                hint="Write a guide (a model with ppl.param) that draws it, e.g. from a Categorical.")
-        bij = biject_to(dist.support)
-        u = inputs[stmt.address]
-        return bij.forward(u), C.sum_terms(bij.log_det_jacobian(u)), True
-
-
-def _unconstrained_shapes(program, args):
-    shapes = C.unconstrained_shapes(program, args)
-    sites = program.latent_sites()
-    for a, shape in shapes.items():
-        if shape is None:
-            raise ModelError(
-                f"the random choice '{a}' is discrete; an automatic guide covers continuous choices only",
-                span=sites[a].span,
-                hint="Write a guide (a model with ppl.param) that draws it, e.g. from a Categorical.")
-    return shapes
-
-
-@dataclass(frozen=True)
-class AutoNormal:
-    """Mean-field normal guide in unconstrained coordinates (see the module docstring)."""
-
-    init_scale: float = 0.1
-
-    def bind(self, program, args):
-        return _AutoNormal(program, args, _unconstrained_shapes(program, args), float(self.init_scale))
-
-
-@dataclass(frozen=True)
-class AutoDelta:
-    """Point-mass guide: VI with it is MAP estimation (see the module docstring)."""
-
-    def bind(self, program, args):
-        return _AutoDelta(program, args, _unconstrained_shapes(program, args))
-
-
-class _AutoNormal:
-    def __init__(self, program, args, shapes, init_scale):
-        self.program, self.args, self.shapes = program, args, shapes
-        self.log_init_scale = math.log(init_scale)
-
-    def init(self, key):
-        dtype = jnp.result_type(float)
-        return {"loc": {a: jnp.zeros(s, dtype) for a, s in self.shapes.items()},
-                "log_scale": {a: jnp.full(s, self.log_init_scale, dtype) for a, s in self.shapes.items()}}
-
-    def constrained(self, phi):
-        return {"loc": phi["loc"], "scale": jax.tree.map(jnp.exp, phi["log_scale"])}
-
-    def _draw(self, phi, key, args=None):
-        args = self.args if args is None else args
-        u, log_n = {}, jnp.zeros((), jnp.result_type(float))
-        for a in self.shapes:
-            loc, log_scale = phi["loc"][a], phi["log_scale"][a]
-            eps = jax.random.normal(jax.random.fold_in(key, C.address_hash(a)), loc.shape, loc.dtype)
-            u[a] = loc + jnp.exp(log_scale) * eps
-            log_n = log_n + jnp.sum(-0.5 * eps**2 - log_scale - 0.5 * math.log(2 * math.pi))
-        trace = C.run(self.program, ToSupport(), args, inputs=u)
-        return _latents(trace, self.shapes), log_n - trace.log_given
-
-    def expect(self, phi, key, f, baseline, args=None):
-        z, log_q = self._draw(phi, key, args)
-        value = f(z, log_q)
-        return value, value
-
-    def expect_many(self, phi, keys, f, baseline, args=None):
-        z, log_q = jax.vmap(lambda k: self._draw(phi, k, args))(keys)
-        value = f(z, log_q)
-        return value, value
-
-    def draw(self, phi, key, args=None):
-        return self._draw(phi, key, args)[0]
-
-
-class _AutoDelta(_AutoNormal):
-    def __init__(self, program, args, shapes):
-        self.program, self.args, self.shapes = program, args, shapes
-
-    def init(self, key):
-        return {a: jnp.zeros(s, jnp.result_type(float)) for a, s in self.shapes.items()}
-
-    def constrained(self, phi):
-        return self.draw(phi, None)
-
-    def _draw(self, phi, key, args=None):
-        trace = C.run(self.program, ToSupport(), self.args if args is None else args, inputs=phi)
-        return _latents(trace, self.shapes), jnp.zeros((), jnp.result_type(float))
 
 
 # ---------------------------------------------------------------------------
@@ -158,7 +56,7 @@ class ProgramGuide:
 
     def __init__(self, guide_program: ir.Program, guide_args, model_program: ir.Program, model_args):
         self.program, self.args = guide_program, guide_args
-        _check_against_model(guide_program, guide_args, model_program, model_args)
+        check_against_model(guide_program, guide_args, model_program, model_args)
         self.latents = tuple(guide_program.latent_sites())
         self.infos = P.params_of(guide_program)
         for info in self.infos.values():
@@ -203,7 +101,8 @@ def bind_guide(guide, model_program, model_args, guide_args=()):
             raise ModelError(program.describe() + " A guide must be static.", span=program.span)
         return ProgramGuide(program, leaves, model_program, model_args)
     raise ModelError(f"guide={guide!r} is not a guide",
-                     hint="Use ppl.AutoNormal(), ppl.AutoDelta(), or a @ppl.model function with ppl.param.")
+                     hint="Use an automatic guide (ppl.AutoNormal(), ppl.AutoMultivariateNormal(), ...), a @ppl.model "
+                          "function with ppl.param, or ppl.Amortized(guide_fn, net).")
 
 
 # ---------------------------------------------------------------------------
@@ -240,7 +139,7 @@ def _inside(guide_support, model_support) -> bool:
     return False
 
 
-def _check_against_model(guide, guide_args, model, model_args):
+def check_against_model(guide, guide_args, model, model_args):
     g_sites, m_sites = guide.latent_sites(), model.latent_sites()
     for a, info in m_sites.items():
         if a not in g_sites:

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.inference.result import Result
+from ppl.inference.marginalize import recover_discrete
 from ppl.inference.vi.guides import bind_guide
 from ppl.inference.vi.objectives import ELBO, Context
 from ppl.inference.vi.paramset import with_model_params
@@ -83,20 +84,21 @@ class VI:
         history: list = []
         with FitProgress(steps, type(self.objective).__name__, enabled(self.progress)) as bar:
             state = self._fit(program, args, guide, fns, state, steps, history, bar, k_draw)
-        phi = state[0]
+        phi = fns.finish(state[0], args)
+        if hasattr(guide, "check"):
+            guide.check(phi)
         finals = np.asarray(fns.final(phi, jax.random.split(k_final, int(self.num_final)), args), np.float64)
-        draws = fns.draws(phi, jax.random.split(k_draw, int(self.num_samples)), args)
-        trace = draws
-        samples = {a: np.asarray(v) for a, v in trace.choices.items()}
+        choices, retval = fns.posterior(phi, k_draw, int(self.num_samples), args)
+        samples = {a: np.asarray(v) for a, v in choices.items()}
         return VIResult(
             samples=samples,
-            returns=jax.tree.map(np.asarray, trace.retval),
+            returns=jax.tree.map(np.asarray, retval),
             method="VI",
             engine="compiled",
             log_evidence=float(np.mean(finals)),
             notes=[f"log_evidence is the final objective ({type(self.objective).__name__}), a lower bound on "
                    f"log p(y): {np.mean(finals):.4f} +- {np.std(finals) / np.sqrt(finals.size):.4f}"],
-            params=jax.tree.map(np.asarray, guide.constrained(phi)),
+            params=jax.tree.map(_readable, guide.constrained(phi)),
             history=np.concatenate(history),
             log_evidence_se=float(np.std(finals) / np.sqrt(finals.size)),
         )
@@ -124,6 +126,10 @@ class VI:
         return state
 
 
+def _readable(x):
+    return np.asarray(x) if isinstance(x, (jax.Array, np.ndarray)) else x
+
+
 def _diagnose(program, args, guide, phi, fns, key) -> None:
     """Replay one guide draw at the parameters the failing chunk started from, eagerly and checked,
     in the guide (a program guide) and in the model: raises an error naming the first bad site."""
@@ -134,8 +140,8 @@ def _diagnose(program, args, guide, phi, fns, key) -> None:
         with P.bound(guide.constrained(phi)):
             draw = C.run(guide.program, C.Simulate(), guide.args, key=key)
             diagnose(guide.program, guide.args, dict(draw.choices))
-    z = fns.draws(phi, jax.random.split(key, 1), args)
-    diagnose(program, args, {a: np.asarray(v)[0] for a, v in z.choices.items()})
+    choices, _ = fns.posterior(phi, key, 1, args)
+    diagnose(program, args, {a: np.asarray(v)[0] for a, v in choices.items()})
 
 
 class _Compiled:
@@ -151,7 +157,7 @@ class _Compiled:
             key, sub = jax.random.split(key)
 
             def loss(p):
-                value, s = objective(Context(guide, p, program, args, baseline), sub)
+                value, s = objective(context(guide, p, program, args, baseline), sub)
                 return -s, value
 
             (_, value), grads = jax.value_and_grad(loss, has_aux=True)(phi)
@@ -165,17 +171,33 @@ class _Compiled:
         self._chunks: dict[int, Any] = {}
 
         def final(phi, keys, args):
-            return jax.vmap(lambda k: objective(Context(guide, phi, program, args), k)[0])(keys)
+            return jax.vmap(lambda k: objective(context(guide, phi, program, args), k)[0])(keys)
 
         def draws(phi, keys, args):
             def one(k):
                 z = guide.draw(phi, k, args)
                 return C.run(program, C.Given(), args, inputs=z)
 
-            return jax.vmap(one)(keys)
+            trace = jax.vmap(one)(keys)
+            return trace.choices, trace.retval
 
         self.final = jax.jit(final)
-        self.draws = jax.jit(draws)
+        self.program = program
+        self.guide = guide
+        if hasattr(guide, "draw_u"):  # an automatic guide: unconstrained draws, discrete sites drawn back
+            self._draw_u, self._push = jax.jit(guide.draw_u), jax.jit(guide.push)
+        else:
+            self._draws = jax.jit(draws)
+        self.finish = jax.jit(guide.finish) if hasattr(guide, "finish") else (lambda phi, args: phi)
+
+    def posterior(self, phi, key, n, args):
+        """``(choices, retval)``: ``n`` draws of the fitted guide pushed through the model."""
+        if not hasattr(self, "_draw_u"):
+            return self._draws(phi, jax.random.split(key, n), args)
+        k_u, k_d = jax.random.split(key)
+        u = self._draw_u(phi, jax.random.split(k_u, n), args)
+        discrete = recover_discrete(self.program, k_d, u, args) if self.guide.discrete else None
+        return self._push(u, discrete, args)
 
     def chunk(self, n: int):
         fn = self._chunks.get(n)
@@ -189,7 +211,27 @@ class _Compiled:
         return fn
 
 
+def context(guide, phi, program, args, baseline=0.0):
+    """The objective's blocks for one step. An automatic guide hands the objective its draws in the
+    model's unconstrained coordinates and gives the model's density there (``guide.density``)."""
+    if hasattr(guide, "density"):
+        return _UnconstrainedContext(guide, phi, program, args, baseline)
+    return Context(guide, phi, program, args, baseline)
+
+
+class _UnconstrainedContext(Context):
+    def density(self, z):
+        """``log p(T(u), y) + log|det J_T(u)|`` (discrete sites summed out) at the guide's draw ``u``."""
+        return self.guide.density(z, self.model_args)
+
+
 _CACHE: "weakref.WeakKeyDictionary[ir.Program, dict]" = weakref.WeakKeyDictionary()
+
+
+def compiled(program, method, guide, optimizer) -> "_Compiled":
+    """The compiled loop of one (program, method, guide), cached: its ``chunk(n)(state, args)`` runs n steps
+    (what ``VI.run`` does; ``benchmarks/vi.py`` times it)."""
+    return _compiled(program, method, guide, optimizer)
 
 
 def _compiled(program, method, guide, optimizer) -> _Compiled:

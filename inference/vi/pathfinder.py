@@ -91,8 +91,8 @@ def _running(fs, rel_tol):
     below ``rel_tol``); iterates after that only repeat the mode in rounding noise."""
     change = jnp.abs(fs[1:] - fs[:-1]) <= rel_tol * jnp.maximum(1.0, jnp.abs(fs[1:]))
     change = change | ~jnp.isfinite(fs[1:])
-    stopped = jnp.cumsum(change) > 0  # stopped[l - 1]: converged at or before iterate l
-    return jnp.concatenate([jnp.ones(1, bool), ~jnp.concatenate([jnp.zeros(1, bool), stopped[:-1]])])
+    stopped = jnp.cumsum(change) > 0  # stopped[l - 1]: the step into iterate l, or one before it, changed nothing
+    return jnp.concatenate([jnp.ones(1, bool), ~stopped])
 
 
 def _normal_draws(key, mean, H, n):
