@@ -73,7 +73,7 @@ class _GradientMCMC:
     num_chains: int = 4
     target_accept: float = 0.8
     dense_mass: bool = False
-    init: Any = "uniform"  # "uniform" (in (-2, 2), unconstrained) or a dict of constrained values
+    init: Any = "uniform"  # "uniform" (in (-2, 2), unconstrained), "pathfinder", or a dict of constrained values
     progress: bool | None = None
     thin: int = 1  # keep every thin-th draw after warm-up: num_samples kept, num_samples * thin run
 
@@ -116,7 +116,12 @@ class _GradientMCMC:
         ushapes = C.unconstrained_shapes(program, args)
         template = {a: jnp.zeros(ushapes[a], jnp.result_type(float)) for a in latent if ushapes[a] is not None}
         logdensity, constrain = _functions(program, marginal)
-        strategy = _init_strategy(self.init, program, args, template)
+        if isinstance(self.init, str) and self.init == "pathfinder":  # one Pathfinder draw per chain
+            from ppl.inference.vi.pathfinder import pathfinder_init
+
+            strategy = init_mod.values(pathfinder_init(program, args, jax.random.fold_in(key, 2), self.num_chains))
+        else:
+            strategy = _init_strategy(self.init, program, args, template)
         adapt = adapt_mod.Adaptation(target_accept=self.target_accept,
                                      metric="dense" if self.dense_mass else "diag")
         try:
@@ -174,7 +179,7 @@ def _diagnose_start(program, args, key, init, err):
 def _init_strategy(init, program, args, template):
     if isinstance(init, str):
         if init != "uniform":
-            raise ModelError(f"init={init!r}: use 'uniform' or a dict of initial values")
+            raise ModelError(f"init={init!r}: use 'uniform', 'pathfinder' or a dict of initial values")
         return init_mod.uniform(template)
     if isinstance(init, dict):
         from ppl.stdlib.bijectors import biject_to
