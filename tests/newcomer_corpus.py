@@ -314,7 +314,7 @@ CASES: list[Case] = [
     Case("nuts_thin", {"coin.ppl": COIN, "d.json": json.dumps({"flips": [1, 1, 0, 1, 1]})},
          ["run", "coin.ppl", "--data", "d.json", "--method", "nuts", "--thin", "3", "--num-samples", "300",
           "--num-warmup", "300", "--no-progress"],
-         error=False, answer=_near("p", 5 / 7, 0.04)),
+         error=False, answer=_near("p", 5 / 7, 0.04), slow=True),
     Case("thin_with_importance", {"coin.ppl": COIN, "d.json": json.dumps({"flips": [1, 0, 1]})},
          ["run", "coin.ppl", "--data", "d.json", "--method", "importance", "--thin", "2"],
          must_say=(r"--thin", r"nuts|mh")),
