@@ -300,7 +300,7 @@ CASES: list[Case] = [
     Case("ppl_index_in_ode_right_hand_side",
          {"m.ppl": "def rhs(t, y, k) {\n  return [-k * y[3]]\n}\n\nmodel m() {\n  k ~ lognormal(0, 0.5)\n"
                    "  return ode_rk45(rhs, [1.0], 0.0, [1.0, 2.0], k)\n}\n"},
-         ["run", "m.ppl", "--method", "importance"], must_say=(r"index 3", r"line 2")),
+         ["run", "m.ppl", "--method", "importance"], must_say=(r"index 3", r"line 2"), slow=True),
     # --- forward-mode derivatives of the stiff solver -----------------------------------
     Case("python_jacfwd_through_ode_bdf", {}, python=(
         "import jax, jax.numpy as jnp\nfrom ppl.ode import ode_bdf\n"
