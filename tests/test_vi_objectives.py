@@ -240,6 +240,7 @@ def test_hvi_value_and_gradient_match_the_closed_form():
     assert_unbiased(g, jax.grad(hvi_exact)(theta))
 
 
+@pytest.mark.slow
 def test_sir_tightens_towards_the_marginal_elbo():
     hvi = float(hvi_exact(jnp.array([A0, B0, math.log(S0)])))
     top = elbo_of_the_marginal(A0, B0, S0)
@@ -279,6 +280,7 @@ def test_nested_sim_composes():
     assert_unbiased(grads["q"], (2 + 4 * q) * q * (1 - q))  # d/du through q = sigmoid(u)
 
 
+@pytest.mark.slow
 def test_nested_program_is_the_tower_property():
     """A sub-model called inside an expectation's program: its choices join the measure."""
 
