@@ -51,10 +51,12 @@ def surrogate_grads(model, guide, args, objective, n=N, seed=1):
     """``n`` gradient estimates of ``objective`` at the guide's initial parameters, and the value estimates."""
     program, leaves, g, phi = bound(model, guide, *args)
 
+    def surrogate(p, key):
+        value, s = objective(Context(g, p, program, leaves), key)
+        return s, value
+
     def one(key):
-        (s, value), grad = jax.value_and_grad(
-            lambda p: (lambda v_s: (v_s[1], v_s[0]))(objective(Context(g, p, program, leaves), key)),
-            has_aux=True)(phi)
+        (_, value), grad = jax.value_and_grad(surrogate, has_aux=True)(phi, key)
         return grad, value
 
     grads, values = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(seed), n))

@@ -178,6 +178,6 @@ def _check(program, over, model_program) -> tuple:
     for a in over:
         late = graph.ancestors(a) & set(kept)
         if late:
-            raise ModelError(f"the marginalised site '{a}' depends on '{sorted(late)[0]}', a site the guide keeps",
+            raise ModelError(f"the marginalised site '{a}' depends on '{min(late)}', a site the guide keeps",
                              span=sites[a].span, hint="Draw the auxiliary sites first, independently of the rest.")
     return kept
