@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.inference import sharding
 from ppl.inference._common import annotate, raise_if_impossible, stack_draws
 from ppl.inference.diagnose import diagnose
 from ppl.inference.result import Result
@@ -48,7 +49,10 @@ class Importance:
         if isinstance(program, Dynamic):
             return self._run_eager(program, key, n)
         fn = _batched_generate(program, n)
-        trace, logw = fn(jax.random.split(key, n), args)
+        keys = jax.random.split(key, n)
+        # placement (inference/sharding.py): on a mesh, the samples split over the devices
+        fn = sharding.place(fn, sharding.for_batch(n, "samples"), n, keys, args)
+        trace, logw = sharding.fetch(fn(keys, args))
         logw = np.asarray(logw, dtype=np.float64)
         samples = {a: np.asarray(v) for a, v in trace.choices.items()}
         _check_weights(program, args, samples, logw, np.asarray(trace.log_prior), np.asarray(trace.valid))
