@@ -22,6 +22,7 @@ from ppl.inference._common import annotate, raise_if_impossible, stack_draws
 from ppl.inference.diagnose import diagnose
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
+from ppl.semantics.cache import cached
 from ppl.semantics import ir
 from ppl.semantics.interpret import population
 from ppl.semantics.interpret.population import log_mean_exp
@@ -30,9 +31,6 @@ from ppl.semantics.program import Dynamic
 from ppl.stdlib.errors import ModelError, PPLError
 
 __all__ = ["Importance"]
-
-_compiled_cache: dict = {}
-
 
 @dataclass(frozen=True, kw_only=True)
 class Importance:
@@ -88,15 +86,13 @@ class Importance:
 
 
 def _batched_generate(program: ir.Program, n: int):
-    key = (program, n)
-    fn = _compiled_cache.get(key)
-    if fn is None:
+    def build():
         def one(k, args):
             return C.generate(program, k, args, {})
 
-        fn = jax.jit(jax.vmap(one, in_axes=(0, None)))
-        _compiled_cache[key] = fn
-    return fn
+        return jax.jit(jax.vmap(one, in_axes=(0, None)))
+
+    return cached(program, ("importance", n), build)
 
 
 def _check_weights(program, args, samples, logw, log_prior, valid):

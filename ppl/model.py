@@ -14,6 +14,7 @@ from ppl.inference.causal import surgery
 from ppl.inference.causal.transform import do_program
 from ppl.semantics import compile as C
 from ppl.semantics import effects, ir
+from ppl.semantics.condition import condition_program
 from ppl.semantics.interpret.free import sample_log_density, site_score
 from ppl.semantics.program import Dynamic, split_args
 from ppl.stdlib.errors import AddressError, ModelError, PPLError, ShapeError
@@ -75,7 +76,6 @@ class Model:
 
         wanted = {full(k): v for k, v in self.conditions.items()}
         used: set = set()
-        inner_site, inner_scan = h.site, h.run_scan
         # Inside ppl.scan a site's value is stacked by step: each enclosing loop gets the slices of
         # the given values for its step (threaded through the loop's xs), keyed by the address
         # without step indices. Without this, every step would see the whole stack.
@@ -105,7 +105,7 @@ class Model:
 
         made: set = set()
 
-        def site(s):
+        def site(s, inner_site):
             made.add(s.address)
             if s.kind == "sample":
                 value, key = given("wanted", s)
@@ -115,8 +115,8 @@ class Model:
                     return jnp.asarray(value)
             return inner_site(s)
 
-        def run_scan(step, init, xs, length, reverse, span):
-            n = effects._scan_length(xs, length, span)
+        def run_scan(step, init, xs, length, reverse, span, inner_scan):
+            n = effects.scan_length(xs, length, span)
             outer = loops[-1] if loops else {"wanted": wanted}
 
             def per_step(table):
@@ -147,11 +147,8 @@ class Model:
 
             return inner_scan(step_with_values, init, (xs, sliced), length, reverse, span)
 
-        h.site, h.run_scan = site, run_scan
-        try:
+        with h.layered(_Given(site, run_scan)):
             out = self.fn(*args, **kwargs)
-        finally:
-            h.site, h.run_scan = inner_site, inner_scan
         missing = set(wanted) - used
         if missing:
             raise surgery.unknown_site_error(self.name, missing, made)
@@ -199,12 +196,25 @@ class Model:
             if self.interventions:
                 got = self._surgery(args, kwargs)
             else:
-                got = tracing.trace(self.body, args, kwargs, self.name)
+                got = self._conditioned(args, kwargs)
             self._programs[key] = got
         if isinstance(got, Dynamic):
             a, k = rebuild(leaves)
             return Dynamic(self.body, a, k, self.name, got.reason, got.span), leaves
         return got, leaves
+
+    def _conditioned(self, args, kwargs):
+        """The traced program with this model's conditions (the arguments coerced already):
+        ``condition`` as an IR -> IR transformation (``semantics/condition.py``) where it applies,
+        else the model's code run with the conditions layered over the tracer."""
+        if not self.conditions:
+            return tracing.trace(self.fn, args, kwargs, self.name)
+        plain = tracing.trace(self.fn, args, kwargs, self.name)
+        if isinstance(plain, ir.Program):
+            got = condition_program(plain, self.conditions)
+            if got is not None:
+                return got
+        return tracing.trace(self.body, args, kwargs, self.name)
 
     def _surgery(self, args, kwargs):
         """The interventions as an IR -> IR transformation of the program without them
@@ -212,7 +222,7 @@ class Model:
         clear error: surgery transforms the model's diagram, and a dynamic model has none."""
         # a condition on an intervened site is dropped with its observation: do() replaces it
         kept = {k: v for k, v in self.conditions.items() if k not in self.interventions}
-        program = tracing.trace(Model(self.fn, self.name, kept, self.source).body, args, kwargs, self.name)
+        program = Model(self.fn, self.name, kept, self.source)._conditioned(args, kwargs)
         if not isinstance(program, ir.Program):
             raise _dynamic_do_error(self, program)
         return do_program(program, self.interventions)
@@ -279,6 +289,20 @@ class Model:
         _check_addresses(program, constraints, require_all=False)
         fn = self._fn("generate", program, lambda k, c, a: C.generate(program, k, a, c))
         return fn(key, constraints, leaves)
+
+
+class _Given(effects.Layer):
+    """The model's conditions, layered over the handler that runs it (used where the IR -> IR
+    transformation does not apply: a sub-model call, a dynamic model)."""
+
+    def __init__(self, site, scan):
+        self._site, self._scan = site, scan
+
+    def site(self, site, below):
+        return self._site(site, below)
+
+    def scan(self, step, init, xs, length, reverse, span, below):
+        return self._scan(step, init, xs, length, reverse, span, below)
 
 
 def _dynamic_do_error(model: "Model", program) -> ModelError:

@@ -26,44 +26,41 @@ from ppl.inference.mcmc.base import run_chains
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
 from ppl.semantics import ir
+from ppl.semantics.cache import cached
 from ppl.semantics.program import Dynamic
 from ppl.stdlib.errors import DensityError, ModelError, PPLError
 
 __all__ = ["NUTS", "HMC"]
 
-# per program: the log density function (its identity keys the compiled sampler) and helpers
-_FUNCTIONS: dict = {}
-
 
 def _functions(program: ir.Program, marginal: bool):
-    key = (program, marginal)
-    got = _FUNCTIONS.get(key)
-    if got is None:
-        if marginal:
-            from ppl.inference import marginalize as M
+    """Per program (kept in the compile cache): the log density function, whose identity keys the
+    compiled sampler, and the compiled map back to constrained values."""
+    return cached(program, ("gradient-mcmc", marginal), lambda: _build_functions(program, marginal))
 
-            def logdensity(u, *args):
-                return M.marginal_log_density_unconstrained(program, u, list(args))
-        else:
-            def logdensity(u, *args):
-                return C.log_density_unconstrained(program, u, list(args))
 
-        if marginal:
-            from ppl.inference import marginalize as M
+def _build_functions(program: ir.Program, marginal: bool):
+    if marginal:
+        from ppl.inference import marginalize as M
 
-            def constrain_one(u, d, args):
-                return M.constrained_trace(program, u, d, args)
+        def logdensity(u, *args):
+            return M.marginal_log_density_unconstrained(program, u, list(args))
 
-            constrain = jax.jit(jax.vmap(jax.vmap(constrain_one, in_axes=(0, 0, None)), in_axes=(0, 0, None)))
-        else:
-            def constrain_one(u, args):
-                trace = C.run_unconstrained(program, u, args)
-                return trace.choices, trace.retval
+        def constrain_one(u, d, args):
+            return M.constrained_trace(program, u, d, args)
 
-            constrain = jax.jit(jax.vmap(jax.vmap(constrain_one, in_axes=(0, None)), in_axes=(0, None)))
-        got = (logdensity, constrain)
-        _FUNCTIONS[key] = got
-    return got
+        constrain = jax.jit(jax.vmap(jax.vmap(constrain_one, in_axes=(0, 0, None)), in_axes=(0, 0, None)))
+        return logdensity, constrain
+
+    def logdensity(u, *args):
+        return C.log_density_unconstrained(program, u, list(args))
+
+    def constrain_one(u, args):
+        trace = C.run_unconstrained(program, u, args)
+        return trace.choices, trace.retval
+
+    constrain = jax.jit(jax.vmap(jax.vmap(constrain_one, in_axes=(0, None)), in_axes=(0, None)))
+    return logdensity, constrain
 
 
 @dataclass(frozen=True, kw_only=True)
