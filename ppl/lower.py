@@ -1177,23 +1177,39 @@ def lower_module(module: A.Module) -> PplModule:
 
 
 def _make_intervened(item: A.ModelDo, low: "Lowering") -> Model:
-    """``model m_on = m.do(site = value, site ~ dist)``: ``m.do({...})`` under the new name."""
-    from ppl.stdlib.distributions.base import Distribution
-
+    """``model m2 = m.do(...)`` (``m.do({...})``), ``m.condition(...)`` (``m.condition({...})``) or
+    ``m.counterfactual(...).do(...)`` (``ppl.counterfactual(m, observed={...}, do={...})``), named ``m2``."""
     base = low.globals.get(item.base)
     if not isinstance(base, Model):
-        raise ModelError(f"'{item.base}' is not a model: .do(...) intervenes on a model", span=item.span)
+        raise ModelError(f"'{item.base}' is not a model: .{item.kind}(...) needs a model", span=item.span)
+    table = _derived_table(item.items, low, item.kind == "do")
+    if item.kind == "condition":
+        m = base.condition(table)
+    elif item.kind == "counterfactual":
+        from ppl.counterfactual import counterfactual
+
+        m = counterfactual(base, observed=_derived_table(item.given, low, False), do=table)
+    else:
+        m = base.do(table)
+    m.name = item.name
+    m.source = item
+    return m
+
+
+def _derived_table(items, low: "Lowering", mechanisms: bool) -> dict:
+    """The values (and, in ``.do``, new distributions) of a derived model's items, by site."""
+    from ppl.stdlib.distributions.base import Distribution
+
     table = {}
-    for it in item.items:
+    for it in items:
         with effects_free(it):
             value = low.expr(it.value, dict(low.globals))
         if it.draw and not isinstance(value, Distribution):
             raise ModelError(f"'{it.site} ~ ...' in .do(...) needs a distribution", span=it.span)
+        if isinstance(value, Distribution) and not (mechanisms and it.draw):
+            raise ModelError(f"'{it.site} = ...' needs a value, not a distribution", span=it.span)
         table[it.site] = value
-    m = base.do(table)
-    m.name = item.name
-    m.source = item
-    return m
+    return table
 
 
 class effects_free:

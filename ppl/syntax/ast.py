@@ -22,7 +22,7 @@ Nodes, by kind::
     Module(items)                          a file
       Import(path, stdlib)                 import "f.ppl" / import stdlib.name
       ModelDef(name, params, body)         model m(x: real[]) { ... }
-      ModelDo(name, base, items)           model m_on = m.do(x = 1, y ~ normal(0, 1))
+      ModelDo(name, base, items, kind, given) model m_on = m.do(x = 1), m.condition(..), m.counterfactual(..).do(..)
       FunDef(name, params, body)           def f(x) { ... }
       Param(name, annotation)              x: real[N]
       TypeAnn(base, dims)                  int | real | bool, dims None for a scalar
@@ -358,11 +358,17 @@ class DoItem(Node):
 
 @dataclass(frozen=True)
 class ModelDo(Node):
-    """``model name = base.do(site = value, site ~ dist, ...)``: ``base`` after the interventions."""
+    """A model derived from ``base``: ``kind`` "do" (``base.do(site = value, site ~ dist, ...)``,
+    after the interventions ``items``), "condition" (``base.condition(site = value, ...)``, with the
+    random choices ``items`` observed) or "counterfactual"
+    (``base.counterfactual(site = value, ...).do(...)``: the world after the interventions
+    ``items``, given the factual observations ``given``)."""
 
     name: str
     base: str
     items: tuple[DoItem, ...]
+    kind: str = "do"
+    given: tuple[DoItem, ...] = ()
 
 
 @dataclass(frozen=True)

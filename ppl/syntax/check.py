@@ -293,33 +293,50 @@ class _Checker:
         )
 
     def _model_do(self, item: ast.ModelDo) -> None:
-        """``model m_on = m.do(site = value, site ~ dist)``: a model, sites it makes, constant values."""
+        """``model m2 = m.do(...)``, ``m.condition(...)`` or ``m.counterfactual(...).do(...)``: a model,
+        sites it makes, constant values (distributions only as new mechanisms in ``.do``)."""
         base = self.module_names.get(item.base)
+        verb = {"do": "intervenes on", "condition": "conditions", "counterfactual": "asks a counterfactual of"}[item.kind]
         if base is None or base.kind != "model":
             models = [n for n, b in self.module_names.items() if b.kind == "model" and n != item.name]
             close = difflib.get_close_matches(item.base, models, n=1, cutoff=0.6)
             what = "is not defined" if base is None else f"is {base.kind}, not a model"
-            self.error(f"'{item.base}' {what}: .do(...) intervenes on a model", item.span,
+            self.error(f"'{item.base}' {what}: .{item.kind}(...) {verb} a model", item.span,
                        f"Did you mean '{close[0]}'?" if close else "Define the model first: model NAME(...) { ... }.")
             return
         sites = self._site_names(item.base)
-        seen: set = set()
-        for it in item.items:
-            if it.site in seen:
-                self.error(f"the site '{it.site}' is intervened on twice", it.span, "Give each site once.")
-            seen.add(it.site)
-            if sites is not None and "/" not in it.site and "[" not in it.site and it.site not in sites:
-                close = difflib.get_close_matches(it.site, sorted(sites), n=1, cutoff=0.6)
-                self.error(f"the model '{item.base}' makes no random choice named '{it.site}'", it.span,
-                           (f"Did you mean '{close[0]}'? " if close else "")
-                           + f"Its random choices: {', '.join(sorted(sites)) or 'none'}.")
-            ty = self.expr(it.value)
-            if it.draw and ty.base not in ("dist", "unknown"):
-                self.error(f"'{it.site} ~ ...' in .do(...) needs a distribution (a new mechanism for the site)",
-                           it.span, f"To set the site to a value, write {it.site} = value.")
-            if not it.draw and ty.base == "dist":
-                self.error(f"'{it.site} = ...' in .do(...) sets a value, but this is a distribution", it.span,
-                           f"To give the site a new distribution, write {it.site} ~ dist(...).")
+        groups = [(item.given, "counterfactual")] if item.kind == "counterfactual" else []
+        groups.append((item.items, "condition" if item.kind == "condition" else "do"))
+        for items, method in groups:
+            seen: set = set()
+            for it in items:
+                self._derived_item(item, it, method, sites, seen)
+
+    def _derived_item(self, item: ast.ModelDo, it: ast.DoItem, method: str, sites, seen: set) -> None:
+        what = "intervened on" if method == "do" else "given"
+        if it.site in seen:
+            self.error(f"the site '{it.site}' is {what} twice in .{method}(...)", it.span, "Give each site once.")
+        seen.add(it.site)
+        if sites is not None and "/" not in it.site and "[" not in it.site and it.site not in sites:
+            close = difflib.get_close_matches(it.site, sorted(sites), n=1, cutoff=0.6)
+            self.error(f"the model '{item.base}' makes no random choice named '{it.site}'", it.span,
+                       (f"Did you mean '{close[0]}'? " if close else "")
+                       + f"Its random choices: {', '.join(sorted(sites)) or 'none'}.")
+        ty = self.expr(it.value)
+        if method != "do":
+            if it.draw:
+                self.error(f"'{it.site} ~ ...' in .{method}(...): what was seen is a value", it.span,
+                           f"Write {it.site} = value (a new mechanism belongs in .do(...)).")
+            elif ty.base == "dist":
+                self.error(f"'{it.site} = ...' in .{method}(...) needs a value, but this is a distribution",
+                           it.span, f"Write {it.site} = value.")
+            return
+        if it.draw and ty.base not in ("dist", "unknown"):
+            self.error(f"'{it.site} ~ ...' in .do(...) needs a distribution (a new mechanism for the site)",
+                       it.span, f"To set the site to a value, write {it.site} = value.")
+        if not it.draw and ty.base == "dist":
+            self.error(f"'{it.site} = ...' in .do(...) sets a value, but this is a distribution", it.span,
+                       f"To give the site a new distribution, write {it.site} ~ dist(...).")
 
     def _site_names(self, model: str) -> set | None:
         """The names the model draws with '~' (None when not known here: an import, an intervened model)."""

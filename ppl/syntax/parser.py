@@ -211,12 +211,33 @@ class _Build(Transformer_NonRecursive):
         return ast.ModelDef(str(name), params or (), body, span=_span(meta))
 
     def model_do(self, meta, items):
-        name, base, method, *rest = items
-        if str(method) != "do":
-            raise _error(f"expected '{base}.do(...)' after 'model {name} =', not '{base}.{method}(...)'",
-                         _tok_span(method),
-                         f"An intervened model is written model {name} = {base}.do(site = value, ...).")
-        return ast.ModelDo(str(name), str(base), tuple(i for i in rest if i is not None), span=_span(meta))
+        name, base, *groups = items
+        groups = [g for g in groups if g is not None]
+        first_method, first_items = groups[0]
+        methods = [str(m) for m, _ in groups]
+        hint = (f"Write model {name} = {base}.do(site = value, ...), {base}.condition(site = value, ...) "
+                f"or {base}.counterfactual(site = value, ...).do(site = value, ...).")
+        for m, _ in groups:
+            if str(m) not in ("do", "condition", "counterfactual"):
+                raise _error(f"expected '{base}.do(...)', '{base}.condition(...)' or '{base}.counterfactual(...)' "
+                             f"after 'model {name} =', not '{base}.{m}(...)'", _tok_span(m), hint)
+        span = _span(meta)
+        if methods == ["do"]:
+            return ast.ModelDo(str(name), str(base), first_items, span=span)
+        if methods == ["condition"]:
+            return ast.ModelDo(str(name), str(base), first_items, "condition", span=span)
+        if methods == ["counterfactual", "do"]:
+            return ast.ModelDo(str(name), str(base), groups[1][1], "counterfactual", first_items, span=span)
+        if methods == ["counterfactual"]:
+            raise _error(f"'{base}.counterfactual(...)' says what was seen; the world it asks about needs "
+                         "interventions too", _tok_span(first_method),
+                         f"Write model {name} = {base}.counterfactual(site = value, ...).do(site = value, ...).")
+        raise _error(f"'{base}.{methods[0]}(...).{methods[1]}(...)' is not a model this file can define",
+                     _tok_span(groups[1][0]), hint)
+
+    def do_group(self, meta, items):
+        method, *rest = items
+        return method, tuple(i for i in rest if i is not None)
 
     def do_set(self, meta, items):
         return ast.DoItem(items[0], items[1], False, span=_span(meta))
