@@ -5,14 +5,16 @@
 - ``resampling``: multinomial, systematic and stratified resampling (pure JAX).
 - ``compiled``: the vectorised filter, one jitted function.
 - ``eager``: Population over Sequential, for dynamic programs.
-- ``rejuvenation``: MCMC kernels for resample-move (``RandomWalk``, ``HMCMove``, ``NUTSMove``).
+- ``rejuvenation``: MCMC kernels for resample-move (``RandomWalk``, ``HMCMove``, ``NUTSMove``); ``TraceMH``
+  (in ``eager``) moves whole traces, for dynamic models.
 - ``methods``: the ``SMC`` method.
 - ``pmmh``: particle marginal Metropolis-Hastings (``PMMH``), the filter inside an MH chain.
 """
 
 from ppl.inference.smc.cut import SequentialCut, sequential_cut
+from ppl.inference.smc.eager import TraceMH
 from ppl.inference.smc.methods import SMC
 from ppl.inference.smc.pmmh import PMMH
 from ppl.inference.smc.rejuvenation import HMCMove, NUTSMove, RandomWalk
 
-__all__ = ["SMC", "PMMH", "RandomWalk", "HMCMove", "NUTSMove", "SequentialCut", "sequential_cut"]
+__all__ = ["SMC", "PMMH", "RandomWalk", "HMCMove", "NUTSMove", "TraceMH", "SequentialCut", "sequential_cut"]

@@ -25,6 +25,8 @@ the same particles as ``Importance`` draws, key for key.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import jax
 import numpy as np
 
@@ -34,7 +36,23 @@ from ppl.semantics.interpret import population, sequential, traced
 from ppl.semantics.interpret.sampler import start
 from ppl.stdlib.errors import ModelError, PPLError
 
-__all__ = ["run_eager"]
+__all__ = ["run_eager", "TraceMH"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TraceMH:
+    """Resample-move for any program: after each resampling, ``num_moves`` single-site
+    Metropolis-Hastings moves of every particle's whole trace so far (the traced representation's
+    MH step, which leaves the partial posterior at that point invariant). It runs in the eager
+    engine, so it serves dynamic models (recursion, random-length structure), where the compiled
+    moves (``RandomWalk``, ``HMCMove``, ``NUTSMove``) cannot go."""
+
+    num_moves: int = 1
+
+    def __post_init__(self):
+        k = self.num_moves
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ModelError(f"TraceMH(num_moves=...) must be a positive whole number, not {k!r}")
 
 
 def run_eager(program, args, key, *, num_particles: int, resampling: str, ess_threshold: float,

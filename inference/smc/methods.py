@@ -19,7 +19,7 @@ import numpy as np
 from ppl.inference.diagnose import diagnose
 from ppl.inference.result import Result
 from ppl.inference.smc import compiled
-from ppl.inference.smc.eager import run_eager
+from ppl.inference.smc.eager import TraceMH, run_eager
 from ppl.inference.smc.resampling import SCHEMES
 from ppl.semantics import ir
 from ppl.semantics.program import Dynamic
@@ -101,7 +101,8 @@ class SMC:
                              "inference method with warm-up and chains",
                              hint=f"Use ppl.inference.smc.{move.get(kind, 'RandomWalk(step_size=0.1)')}, "
                                   "with a step size on the scale of the posterior.")
-        if self.rejuvenation is not None and not (callable(self.rejuvenation) or hasattr(self.rejuvenation, "kernel")):
+        if self.rejuvenation is not None and not (callable(self.rejuvenation) or hasattr(self.rejuvenation, "kernel")
+                                                  or isinstance(self.rejuvenation, TraceMH)):
             raise ModelError(f"SMC(rejuvenation=...) must be a kernel(key, position, logdensity_fn) -> position, "
                              f"not {type(self.rejuvenation).__name__}",
                              hint="Use ppl.inference.smc.RandomWalk(step_size=0.1), or your own kernel.")
@@ -121,19 +122,27 @@ class SMC:
     def run(self, program, args, key) -> Result:
         if not jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
             key = jax.random.wrap_key_data(key)
-        eager = isinstance(program, Dynamic) or self.engine == "eager"
+        trace_mh = isinstance(self.rejuvenation, TraceMH)
+        if trace_mh and self.engine == "compiled":
+            raise ModelError("SMC(rejuvenation=TraceMH(...)) moves whole traces in the eager engine, but "
+                             "engine='compiled' was asked for",
+                             hint="Leave engine= out, or use RandomWalk/HMCMove/NUTSMove with the compiled engine.")
+        eager = isinstance(program, Dynamic) or self.engine == "eager" or trace_mh
         if eager:
             if isinstance(program, Dynamic) and self.engine == "compiled":
                 raise ModelError(f"SMC(engine='compiled') cannot run this model: {program.describe()}",
                                  span=program.span)
-            if self.proposal is not None or self.rejuvenation is not None or self.islands != 1:
+            if self.proposal is not None or (self.rejuvenation is not None and not trace_mh) or self.islands != 1:
                 what = "proposal=" if self.proposal is not None else \
                     "rejuvenation=" if self.rejuvenation is not None else "islands="
                 why = program.describe() if isinstance(program, Dynamic) else "engine='eager' was asked for"
                 raise ModelError(f"SMC({what}...) needs the compiled engine, but {why}",
-                                 hint="Write the model's steps with ppl.scan (and branches with ppl.cond).")
+                                 hint="Write the model's steps with ppl.scan (and branches with ppl.cond)"
+                                 + ("; for resample-move on this model use rejuvenation=TraceMH(num_moves=k)."
+                                    if what == "rejuvenation=" else "."))
             return run_eager(program, args, key, num_particles=int(self.num_particles),
-                             resampling=self.resampling, ess_threshold=float(self.ess_threshold))
+                             resampling=self.resampling, ess_threshold=float(self.ess_threshold),
+                             mh_steps=self.rejuvenation.num_moves if trace_mh else 0)
         return _run_compiled(program, args, key, self.options)
 
 
