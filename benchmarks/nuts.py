@@ -181,10 +181,9 @@ def run_ppl(problem, cfg, seed):
             post = ppl.infer(problem.ppl_model, *problem.ppl_args, method=method, seed=s)
         return {k: v for k, v in post.samples.items() if k in problem.template}
 
-    from ppl.inference.mcmc import methods
-
     fresh_compilation()
-    methods._FUNCTIONS.clear()
+    # compiled functions live on the traced program (ppl.semantics.cache): dropping the model's
+    # programs drops them too, so the first call pays for tracing and compiling again
     problem.ppl_model._programs.clear()
     problem.ppl_model._compiled.clear()
     cold, _ = timed(sample, seed)
