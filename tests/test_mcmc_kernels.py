@@ -114,10 +114,15 @@ def test_dense_adaptation(builder):
     assert_moments(result.positions["x"], mean, cov)
     imm = np.asarray(result.adaptation["inverse_mass_matrix"])
     assert imm.shape == (4, 3, 3)
-    # The estimate's correlations match the target's.
+    # The estimate's correlations match the target's, within Monte Carlo error: the last window's
+    # draws estimate them, and a sample correlation has standard error (1 - rho^2) / sqrt(n_eff).
+    # n_eff is taken as a quarter of the window (warm-up draws of HMC/NUTS are autocorrelated).
     corr = imm / np.sqrt(np.einsum("cii,cjj->cij", imm, imm))
     target = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
-    assert np.max(np.abs(corr - target)) < 0.05
+    ends = np.flatnonzero(adaptation.schedule(500, Adaptation(metric="dense"))[1])
+    n_eff = (ends[-1] - ends[-2]) / 4
+    z = np.abs(corr - target) / ((1 - target**2 + 1e-12) / np.sqrt(n_eff))
+    assert np.max(z[:, ~np.eye(3, dtype=bool)]) < 4, z
 
 
 def test_nuts_needs_fewer_steps_with_dense_metric():
