@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.stdlib import jax_compat as jc
 from ppl.stdlib.distributions.base import deferred_validation
 from ppl.stdlib.errors import AddressError, ModelError, PPLError, ShapeError, Span
 
@@ -261,7 +262,9 @@ class Handler:
 
     def handle_site(self, site: Site, depth: int | None = None) -> Any:
         """``site`` through the layers below ``depth`` (all of them by default), then :meth:`site`."""
-        depth = len(self.layers) if depth is None else depth
+        if depth is None:  # ppl's own work: no user index operations to check in the eager engine
+            with jc.without_eager_hook():
+                return self.handle_site(site, len(self.layers))
         if depth == 0:
             return self.site(site)
         return self.layers[depth - 1].site(site, lambda s: self.handle_site(s, depth - 1))

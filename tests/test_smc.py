@@ -476,8 +476,24 @@ def test_eager_engine_on_a_static_program_and_its_errors():
         ppl.infer(hmm_dynamic, ys, method=SMC(num_particles=10, engine="compiled"))
 
 
+def test_trace_mh_resample_move_runs_through_the_public_api():
+    """SMC(rejuvenation=TraceMH(k)) on a dynamic model: the eager engine, particles moved, and its errors
+    (the distribution it gives is checked by the slow test below)."""
+    from ppl.inference.smc import TraceMH
+
+    ys = HMM_YS[:3]
+    post = ppl.infer(hmm_dynamic, ys, method=SMC(num_particles=12, ess_threshold=1.0,
+                                                 rejuvenation=TraceMH(num_moves=1)), seed=0)
+    assert post.engine == "eager" and np.mean(post.sample_stats["moved"]) > 0
+    with pytest.raises(ppl.ModelError, match="eager engine"):
+        ppl.infer(hmm, ys, method=SMC(num_particles=10, rejuvenation=TraceMH(), engine="compiled"))
+    with pytest.raises(ppl.ModelError, match="positive whole number"):
+        TraceMH(num_moves=0)
+
+
+@pytest.mark.slow
 def test_trace_mh_resample_move_on_a_dynamic_model_keeps_evidence_and_posterior():
-    """SMC(rejuvenation=TraceMH(k)): resample-move through the public API on a dynamic model."""
+    """SMC(rejuvenation=TraceMH(k)): unbiased evidence and the exact filtering posterior."""
     from ppl.inference.smc import TraceMH
 
     ys = HMM_YS[:4]
@@ -488,10 +504,6 @@ def test_trace_mh_resample_move_on_a_dynamic_model_keeps_evidence_and_posterior(
     assert all(np.mean(p.sample_stats["moved"]) > 0 for p in runs)  # the moves did move particles
     assert abs(z_of_mean([np.exp(p.log_evidence - log_z) for p in runs], 1.0)) < 4
     assert abs(z_of_mean([np.sum(p.weights * (np.asarray(p.returns) == 1)) for p in runs], p_last)) < 4
-    with pytest.raises(ppl.ModelError, match="eager engine"):
-        ppl.infer(hmm, ys, method=SMC(num_particles=10, rejuvenation=TraceMH(), engine="compiled"))
-    with pytest.raises(ppl.ModelError, match="positive whole number"):
-        TraceMH(num_moves=0)
 
 
 # --- options ---------------------------------------------------------------------------------------------------
