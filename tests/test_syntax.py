@@ -397,9 +397,9 @@ def _write(folder: pathlib.Path, name: str, text: str) -> pathlib.Path:
 def test_imports_resolve_relative_paths_and_stdlib(tmp_path):
     lib = tmp_path / "stdlib_lib"
     _write(lib, "priors.ppl", "model scale_prior() {\n  tau ~ half_cauchy(5)\n  return tau\n}\n")
-    _write(tmp_path, "shared/helpers.ppl", "let scale = 2.0\ndef double(x) { return x * scale }\n")
+    _write(tmp_path, "common/helpers.ppl", "let scale = 2.0\ndef double(x) { return x * scale }\n")
     main = _write(tmp_path, "project/main.ppl",
-                  'import "../shared/helpers.ppl"\nimport stdlib.priors\n'
+                  'import "../common/helpers.ppl"\nimport stdlib.priors\n'
                   "model m(y: real[]) {\n  tau = scale_prior()\n  mu ~ normal(0, double(tau))\n"
                   "  scale ~ normal(0, 1)\n}\n")
     m = resolve_imports(parse_file(main), main.parent, lib)

@@ -22,6 +22,8 @@ vectors.
 
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
@@ -373,12 +375,13 @@ def build_kernel(
     return kernel_from_stepwise(stepwise(num_integration_steps, divergence_threshold, step_size_jitter))
 
 
-class _Options:
+class _Options(abc.ABC):
     """What HMC's and NUTS's option objects share: the family of a log density, and BlackJAX's
     ``init``/``build_kernel`` pair."""
 
-    def stepwise(self) -> Stepwise:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def stepwise(self) -> Stepwise:
+        """The kernel as a machine advanced one integration step at a time."""
 
     def family(self, logdensity_fn: Callable) -> Family:
         return Family(self.stepwise(), logdensity_fn)
