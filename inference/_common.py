@@ -46,6 +46,24 @@ def raise_if_impossible(log_weights, reasons) -> None:
 _INDEXED = re.compile(r"^(.*)\[(\d+)\]$")
 
 
+def population_result(particles, method: str, sample_stats: dict | None = None):
+    """The eager engine's Result for a finished weighted population: draws stacked by site, the
+    return values, the log weights and ``log mean exp`` of them as the evidence estimate."""
+    from ppl.inference.result import Result
+    from ppl.semantics.interpret import population
+
+    log_w = population.log_weights(particles)
+    return Result(
+        samples=stack_draws([p.trace for p in particles]),
+        returns=[p.value for p in particles],
+        method=method,
+        engine="eager",
+        log_weights=log_w,
+        log_evidence=population.log_mean_exp(log_w),
+        sample_stats=dict(sample_stats or {}),
+    )
+
+
 def stack_draws(traces: list[dict]) -> dict[str, np.ndarray]:
     """Per-address arrays over draws. Addresses 'x[0]', 'x[1]', ... present in every draw are
     stacked into 'x'; an address missing from some draws is NaN there."""

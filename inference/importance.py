@@ -14,11 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ppl.inference import sharding
-from ppl.inference._common import annotate, raise_if_impossible, stack_draws
+from ppl.inference._common import annotate, population_result, raise_if_impossible
 from ppl.inference.diagnose import diagnose
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
@@ -75,14 +74,7 @@ class Importance:
         if np.all(logw == -np.inf):
             raise ModelError("every particle has weight zero: the observations are impossible under the prior "
                              "draws", hint="Use more particles, or a method that does not draw from the prior.")
-        return Result(
-            samples=stack_draws([p.trace for p in particles]),
-            returns=[p.value for p in particles],
-            method="Importance",
-            engine="eager",
-            log_weights=logw,
-            log_evidence=log_mean_exp(logw),
-        )
+        return population_result(particles, "Importance")
 
 
 def _batched_generate(program: ir.Program, n: int):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from ppl.inference._common import annotate, program_tree, stack_draws
+from ppl.inference._common import annotate, population_result, program_tree
 from ppl.inference.result import Result
 from ppl.semantics.interpret import population, sequential, traced
 from ppl.semantics.interpret.sampler import start
@@ -73,16 +73,7 @@ def run_eager(program, args, key, *, num_particles: int, resampling: str, ess_th
     stats = {"ess": np.asarray([r[0] for r in reports]), "resampled": np.asarray([r[1] for r in reports], bool)}
     if mh_steps:
         stats["moved"] = np.asarray([r[2] for r in reports])
-    log_w = population.log_weights(particles)
-    return Result(
-        samples=stack_draws([p.trace for p in particles]),
-        returns=[p.value for p in particles],
-        method="SMC",
-        engine="eager",
-        log_weights=log_w,
-        log_evidence=population.log_mean_exp(log_w),
-        sample_stats=stats,
-    )
+    return population_result(particles, "SMC", stats)
 
 
 def _at_suspension(root, n: int, resampling: str, ess_threshold: float, mh_steps: int):
