@@ -68,3 +68,43 @@ def test_param_addresses_are_claimed():
 
     with pytest.raises(ppl.AddressError, match="'a' is used twice"):
         twice.ir()
+
+
+# ---------------------------------------------------------------------------
+# Posterior draws push the guide's draws through the model with its FITTED parameters
+
+
+YS = np.array([1.3, 2.2, 0.6, 3.0, 1.9], np.float32)
+
+
+@ppl.model
+def learned_shift(y):
+    mu = ppl.param("mu", 0.0)
+    z = ppl.sample("z", ppl.dist.Normal(mu, 1.0))
+    ppl.deterministic("shifted", z + mu)
+    with ppl.plate("data", y.shape[0]):
+        ppl.observe("y", ppl.dist.Normal(z, 1.0), y)
+    return mu
+
+
+@ppl.model
+def z_guide():
+    m = ppl.param("m", 0.0)
+    s = ppl.param("s", 1.0, constraint=ppl.constraints.positive)
+    ppl.sample("z", ppl.dist.Normal(m, s))
+
+
+def z_encoder(net, y):
+    ppl.sample("z", ppl.dist.Normal(net["w"][0] + 0.0 * jnp.sum(y), jnp.exp(net["w"][1])))
+
+
+@pytest.mark.parametrize("guide", [z_guide, ppl.Amortized(z_encoder, {"w": jnp.zeros(2)})], ids=["program", "amortised"])
+def test_posterior_draws_use_the_fitted_model_parameters(guide):
+    import optax
+
+    method = ppl.VI(guide=guide, objective=ppl.ELBO(4), optimizer=optax.adam(5e-2), num_steps=300, num_samples=200)
+    post = ppl.infer(learned_shift, YS, method=method, seed=0)
+    mu = float(post.params["model"]["mu"])
+    assert mu > 0.5  # it moved from its init 0 towards the data (the maximum-likelihood mu is mean(y) = 1.8)
+    np.testing.assert_allclose(np.asarray(post.samples["shifted"]), np.asarray(post.samples["z"]) + mu, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(post.returns), mu, rtol=1e-6)

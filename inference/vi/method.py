@@ -30,6 +30,7 @@ from ppl.inference.vi.objectives import ELBO, Context
 from ppl.inference.vi.paramset import with_model_params
 from ppl.inference.vi.progress import FitProgress, enabled
 from ppl.semantics import compile as C
+from ppl.semantics import params as P
 from ppl.semantics import ir
 from ppl.semantics.program import Dynamic
 from ppl.stdlib.errors import ModelError
@@ -134,7 +135,6 @@ def _diagnose(program, args, guide, phi, fns, key) -> None:
     """Replay one guide draw at the parameters the failing chunk started from, eagerly and checked,
     in the guide (a program guide) and in the model: raises an error naming the first bad site."""
     from ppl.inference.diagnose import diagnose
-    from ppl.semantics import params as P
 
     if hasattr(guide, "program") and hasattr(guide, "infos"):
         with P.bound(guide.constrained(phi)):
@@ -174,9 +174,12 @@ class _Compiled:
             return jax.vmap(lambda k: objective(context(guide, phi, program, args), k)[0])(keys)
 
         def draws(phi, keys, args):
+            fitted = guide.model_values(phi) if hasattr(guide, "model_values") else {}
+
             def one(k):
                 z = guide.draw(phi, k, args)
-                return C.run(program, C.Given(), args, inputs=z)
+                with P.bound(fitted):  # the model's own ppl.param values: the fitted ones
+                    return C.run(program, C.Given(), args, inputs=z)
 
             trace = jax.vmap(one)(keys)
             return trace.choices, trace.retval
