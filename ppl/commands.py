@@ -1,7 +1,7 @@
 """What the command line and the REPL share: method names and options, building a method
 object from them, and printing values and return-value summaries.
 
-Both ``ppl/cli.py`` and ``ppl/repl.py`` import this module; neither imports the other.
+Both ``ppl/cli.py`` and the REPL (``ppl/repl/``) import this module; neither imports the other.
 """
 
 from __future__ import annotations

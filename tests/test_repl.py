@@ -63,12 +63,12 @@ def test_submissions_group_lines_until_complete():
     # a blank line inside open brackets is still typing; two blank lines submit anyway
     lines = ["", "x = 1", "model m() {", "  y ~ normal(0, 1)", "}", ":models", "model bad( {", "", "", "2 * x",
              "def f(a) {"]
-    got = list(R._submissions(iter(lines)))
+    got = list(R.submissions(iter(lines)))
     assert got == ["x = 1", "model m() {\n  y ~ normal(0, 1)\n}", ":models", "model bad( {", "2 * x", "def f(a) {"]
 
 
 def test_a_command_line_ends_unfinished_text():
-    got = list(R._submissions(iter(["model m() {", ":quit"])))
+    got = list(R.submissions(iter(["model m() {", ":quit"])))
     assert got == ["model m() {", ":quit"]
 
 
@@ -153,12 +153,12 @@ def test_errors_leave_the_session_unchanged_and_point_at_what_was_typed():
     with pytest.raises(PPLError) as e:
         s.add("model bad( {\n}")
     text = e.value.render()
-    assert "Syntax error in '<repl>', line 1, column 12" in text
+    assert "Syntax error in '<repl:3>', line 1, column 12" in text   # the third entry typed
     assert "  1 | model bad( {" in text and re.search(r"\n\s+\|\s{12}\^", text)
     with pytest.raises(PPLError) as e:
         s.add("model m() {\n  z ~ normal(0, sigam)\n  return z\n}")
     text = e.value.render()
-    assert "Semantic error in '<repl>', line 2, column 17" in text   # line 2 of what was typed
+    assert "Semantic error in '<repl:4>', line 2, column 17" in text   # line 2 of what was typed
     assert "'sigam' is not defined" in text
     with pytest.raises(PPLError, match="'nope' is not defined"):
         s.add("nope + 1")
@@ -172,7 +172,7 @@ def test_a_redefinition_that_breaks_an_older_definition_is_refused_there():
     with pytest.raises(PPLError) as e:
         s.add('n = "three"')
     text = e.value.render()
-    assert "'<repl>', line 2" in text and "for i in 0..n" in text   # the model's own text
+    assert "'<repl:2>', line 2" in text and "for i in 0..n" in text   # the model's own text
     assert int(s.constants["n"]) == 3
 
 
@@ -297,7 +297,7 @@ def test_run_repl_script_end_to_end():
     assert out.splitlines()[0] == "3"
     assert "Enumerate on 'two'" in out and "0.6667" in out
     assert "return value:" in out and "1  0.6667" in out
-    assert "Syntax error in '<repl>', line 1, column 12" in out
+    assert "Syntax error in '<repl:3>', line 1, column 12" in out   # commands are not entries
     assert re.search(r"models:\n  two\(\)", out)
     assert "program two():" in out
     assert "unknown command ':nonsense'" in out
@@ -332,16 +332,18 @@ def test_internal_errors_are_reported_and_the_session_survives(monkeypatch):
 def test_history_location(monkeypatch, tmp_path):
     from prompt_toolkit.history import FileHistory, InMemoryHistory
 
+    from ppl.repl import terminal
+
     monkeypatch.setenv("PPL_HISTORY", "off")
-    assert isinstance(R._history(), InMemoryHistory)
+    assert isinstance(terminal.history(), InMemoryHistory)
     monkeypatch.setenv("PPL_HISTORY", str(tmp_path / "h" / "hist"))
-    assert isinstance(R._history(), FileHistory)
+    assert isinstance(terminal.history(), FileHistory)
     assert (tmp_path / "h" / "hist").exists()
     home = tmp_path / "home"
     (home / ".ppl_history").mkdir(parents=True)   # cannot be opened as a file, even by root
     monkeypatch.delenv("PPL_HISTORY")
     monkeypatch.setenv("HOME", str(home))
-    assert isinstance(R._history(), InMemoryHistory)
+    assert isinstance(terminal.history(), InMemoryHistory)
 
 
 # ---------------------------------------------------------------------------
@@ -441,7 +443,7 @@ def test_a_session_at_the_terminal(terminal, tmp_path):
     t.line("model bad( {")
     t.line("")
     t.line("")
-    t.expect(r"Syntax error in '<repl>', line 1, column 12")
+    t.expect(r"Syntax error in '<repl:2>', line 1, column 12")
     m = t.expect(r"1 \| model bad\( \{\n(.*)\n")
     assert re.fullmatch(r"\s+\|\s{12}\^", m.group(1)), m.group(1)
     t.expect(r"expected a name or '\)'")

@@ -44,7 +44,7 @@ def test_brackets_open(text, open_):
 
 
 def test_a_blank_line_inside_a_model_does_not_submit_it():
-    got = list(R._submissions(iter(GAPPED.splitlines())))
+    got = list(R.submissions(iter(GAPPED.splitlines())))
     assert got == [GAPPED.rstrip()]
 
 
@@ -57,14 +57,14 @@ def test_a_model_with_blank_lines_loads_and_runs():
 
 
 def test_two_blank_lines_submit_a_broken_definition_so_the_user_is_never_stuck():
-    got = list(R._submissions(iter(["model bad( {", "", "", "x = 2"])))
+    got = list(R.submissions(iter(["model bad( {", "", "", "x = 2"])))
     assert got == ["model bad( {", "x = 2"]
     code, out = run_script("model bad( {\n\n\nx = 2\nx * 3\n")
-    assert code == 1 and "Syntax error in '<repl>', line 1" in out and "\n6\n" in out, out
+    assert code == 1 and "Syntax error in '<repl:1>', line 1" in out and "\n6\n" in out, out
 
 
 def test_a_blank_line_after_a_complete_or_operator_ended_line_still_submits():
-    assert list(R._submissions(iter(["x = 1 +", "", "y = 2"]))) == ["x = 1 +", "y = 2"]
+    assert list(R.submissions(iter(["x = 1 +", "", "y = 2"]))) == ["x = 1 +", "y = 2"]
 
 
 # --------------------------------------------------------------------------- help, quit, exit

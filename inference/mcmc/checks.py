@@ -86,7 +86,7 @@ def frontend() -> str:
     found = "python"
     while frame is not None:
         name = _module_name(frame)
-        if name == "ppl.repl":
+        if name == "ppl.repl" or name.startswith("ppl.repl."):
             return "repl"
         if name == "ppl.cli":
             found = "cli"

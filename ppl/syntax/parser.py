@@ -44,8 +44,14 @@ _MAX_INT = 2**63 - 1
 # -------------------------------------------------------------------- public API
 
 
-def parse(source: str, file: str = "<string>") -> ast.Module:
+def parse(source: str, file: str = "<string>", *, annotated: bool = True) -> ast.Module:
     """Parse the text of a .ppl file into an ``ast.Module``.
+
+    ``file`` names the text in every span (a path, or an origin such as
+    ``<repl:3>``). ``annotated=False`` leaves out the resolution facts of
+    ``annotate`` (which depend on the other top-level definitions), for a
+    caller that annotates the fragment later together with the rest of its
+    program, as the REPL does with each entry.
 
     Raises ``SyntaxError_`` (with the file, line, column and what was expected)
     if the text is not a program; never a lark exception.
@@ -74,6 +80,8 @@ def parse(source: str, file: str = "<string>") -> ast.Module:
                 habit = stan_syntax_error(source, file, getattr(span, "line", None))
                 raise (habit or e.orig_exc) from None
             raise
+        if not annotated:
+            return module
         try:
             return annotate(module)
         except RecursionError:
