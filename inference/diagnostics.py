@@ -8,7 +8,9 @@ draws are scalar):
   near 1 when the chains agree, above 1.01 is a warning sign;
 - ``ess_bulk`` / ``ess_tail``: effective sample sizes of the rank-normalised
   draws and of the 5% / 95% quantile indicators;
-- ``mcse_mean``: Monte Carlo standard error of the posterior mean.
+- ``mcse_mean``: Monte Carlo standard error of the posterior mean;
+- ``nested_rhat``: nested R-hat (Margossian et al. 2024) for many short
+  chains grouped into superchains (what ChEES-HMC runs).
 
 For a stationary AR(1) chain with coefficient ``phi`` the ESS of the mean is
 ``n (1 - phi) / (1 + phi)``.
@@ -32,7 +34,7 @@ import numpy as np
 from scipy import special
 from scipy.fftpack import next_fast_len
 
-__all__ = ["split_rhat", "ess_bulk", "ess_tail", "mcse_mean"]
+__all__ = ["split_rhat", "ess_bulk", "ess_tail", "mcse_mean", "nested_rhat"]
 
 _MIN_DRAWS = 4  # ArviZ's minimum: fewer draws give NaN
 _TAIL_PROBS = (0.05, 0.95)
@@ -274,3 +276,30 @@ def mcse_mean(draws: Any) -> Any:
         ess = _ess(_split_chains(x))
         sd = np.std(x.reshape(x.shape[0], -1), axis=-1, ddof=1)
         return _finish(sd / np.sqrt(ess), invalid, event)
+
+
+def nested_rhat(draws: Any, superchains: int) -> Any:
+    """Nested R-hat per coordinate (Margossian, Hoffman, Sountsov, Riou-Durand, Vehtari & Gelman,
+    *Nested R-hat: assessing the convergence of Markov chain Monte Carlo when running many short
+    chains*, Bayesian Analysis 2024): the chains, in order, form ``superchains`` groups of equal size
+    ``M``, and ``sqrt(1 + B / W)`` compares the variance ``B`` of the superchain means with ``W``,
+    the mean over superchains of (the variance of its chain means + its mean within-chain variance).
+
+    Unlike R-hat it does not need long chains: at stationarity ``B / W`` shrinks with ``M`` as well
+    as with the chain length. With ``M = 1`` it is R-hat without the ``(n - 1) / n`` correction.
+    """
+    x, event, invalid = _coordinates(draws)
+    k, chains, n = x.shape
+    if superchains < 2 or chains % superchains or n < 2:
+        raise ValueError(f"nested R-hat needs at least 2 superchains that divide the {chains} chains, and at "
+                         f"least 2 draws per chain; got superchains={superchains}, draws={n}")
+    m = chains // superchains
+    grouped = x.reshape(k, superchains, m, n)
+    chain_mean = grouped.mean(axis=-1)  # (k, K, M)
+    within_chain = grouped.var(axis=-1, ddof=1).mean(axis=-1)  # (k, K)
+    between_chain = chain_mean.var(axis=-1, ddof=1) if m > 1 else np.zeros_like(within_chain)
+    between = chain_mean.mean(axis=-1).var(axis=-1, ddof=1)  # (k,)
+    within = (between_chain + within_chain).mean(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.sqrt(1.0 + between / within)
+    return _finish(values, invalid, event)

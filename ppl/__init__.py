@@ -32,7 +32,7 @@ from ppl.model import Model, model, Trace
 from ppl.posterior import Posterior
 from ppl.inference.enumerate import Enumerate
 from ppl.inference.importance import Importance
-from ppl.inference.mcmc.methods import NUTS, HMC
+from ppl.inference.mcmc.methods import NUTS, HMC, ChEES
 from ppl.inference.mcmc.checks import SamplingWarning
 from ppl.inference.mcmc.mh import MH
 from ppl.inference.mcmc.gibbs import Gibbs
@@ -90,6 +90,7 @@ __all__ = [
     "Importance",
     "NUTS",
     "HMC",
+    "ChEES",
     "MH",
     "Gibbs",
     "SMC",

@@ -135,7 +135,13 @@ class _Density(NamedTuple):
         start = init_mod.initialize(key, strategy, value_and_grad, num_chains, lambda t: ravel_pytree(t)[0])
         ok = jnp.all(start.status == init_mod.OK)
         states = FlatState(start.position.astype(dtype), start.log_density, start.log_density_grad.astype(dtype))
-        adaptation = warmup.Windowed(spec.adapt, numbers, spec.plan.num_warmup, self.dim, dtype, value_and_grad, ok)
+        make_warmup = getattr(spec.kernel_builder, "warmup", None)  # a kernel with its own warm-up (ChEES)
+        if make_warmup is None:
+            adaptation = warmup.Windowed(spec.adapt, numbers, spec.plan.num_warmup, self.dim, dtype,
+                                         value_and_grad, ok)
+        else:
+            adaptation = make_warmup(numbers=numbers, num_warmup=spec.plan.num_warmup, dim=self.dim, dtype=dtype,
+                                     value_and_grad=value_and_grad, ok=ok)
         return driver.Setup(family_of(spec.kernel_builder, flat_logdensity), adaptation, states, ok,
                             record=lambda state: state.position, dtype=dtype,
                             report=(start.status, start.tries, start.log_density))

@@ -20,7 +20,7 @@ import numpy as np
 
 from ppl.inference.mcmc import adaptation as adapt_mod
 from ppl.inference.mcmc import checks
-from ppl.inference.mcmc import hmc, nuts
+from ppl.inference.mcmc import chees, hmc, many_chains, nuts
 from ppl.inference.mcmc import init as init_mod
 from ppl.inference.mcmc.base import run_chains
 from ppl.inference.result import Result
@@ -30,7 +30,7 @@ from ppl.semantics.cache import cached
 from ppl.semantics.program import Dynamic
 from ppl.stdlib.errors import DensityError, ModelError, PPLError
 
-__all__ = ["NUTS", "HMC"]
+__all__ = ["NUTS", "HMC", "ChEES"]
 
 
 def _functions(program: ir.Program, marginal: bool):
@@ -153,9 +153,11 @@ class _GradientMCMC:
         )
         # the checks every MCMC method runs (divergences, tree depth, E-BFMI, R-hat, ESS), on the
         # latent sites in the model's own coordinates; reported once, as SamplingWarnings
-        checks.check_result(out, max_tree_depth=getattr(self, "max_tree_depth", None),
-                            sites=[a for a, s in latent.items() if not s.is_discrete])
+        self._check(out, [a for a, s in latent.items() if not s.is_discrete])
         return out
+
+    def _check(self, out: Result, sites: list) -> None:
+        checks.check_result(out, max_tree_depth=getattr(self, "max_tree_depth", None), sites=sites)
 
 
 def _diagnose_start(program, args, key, init, err):
@@ -240,3 +242,46 @@ class HMC(_GradientMCMC):
 
     def _builder(self):
         return hmc.Builder(num_integration_steps=self.num_steps)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChEES(_GradientMCMC):
+    """ChEES-HMC: many chains of jittered HMC sharing one step size, trajectory length and diagonal
+    metric, tuned across the chains during warm-up (``chees``, ``chees_warmup``). Every chain takes
+    the same number of leapfrog steps per transition, so thousands of chains vectorise without
+    waiting for one another (on an accelerator, where NUTS's chains each build their own tree).
+
+    Needs at least ``chees.MIN_CHAINS`` chains; made for hundreds to thousands.
+    ``max_leapfrog_steps`` bounds a trajectory; ``learning_rate`` is the warm-up's step on the
+    log trajectory length; ``adapt_mass=False`` keeps the identity metric.
+    """
+
+    num_chains: int = 256
+    num_warmup: int = 500
+    num_samples: int = 500
+    target_accept: float = 0.651
+    max_leapfrog_steps: int = 1000
+    learning_rate: float = 0.025
+    adapt_mass: bool = True
+
+    def _validate(self):
+        super()._validate()
+        if self.num_chains < chees.MIN_CHAINS:
+            raise ModelError(
+                f"ChEES tunes its step size and trajectory length from statistics across chains, so it needs "
+                f"at least {chees.MIN_CHAINS} chains, not num_chains={self.num_chains}",
+                hint=f"Give ChEES(num_chains=...) {chees.MIN_CHAINS} or more (it is made for hundreds to "
+                     "thousands, e.g. 1024 on an accelerator), or use ppl.NUTS for a few chains.",
+            )
+        if self.dense_mass:
+            raise ModelError("ChEES adapts a diagonal metric; dense_mass=True is not supported",
+                             hint="Leave dense_mass out, or use ppl.NUTS(dense_mass=True).")
+        if self.max_leapfrog_steps < 1 or not self.learning_rate > 0:
+            raise ModelError("ChEES needs max_leapfrog_steps >= 1 and learning_rate > 0")
+
+    def _check(self, out: Result, sites: list) -> None:
+        many_chains.check_result(out, sites)  # nested R-hat and a total ESS floor (many short chains)
+
+    def _builder(self):
+        return chees.Builder(max_leapfrog_steps=self.max_leapfrog_steps, learning_rate=self.learning_rate,
+                             adapt_mass=self.adapt_mass)
