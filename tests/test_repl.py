@@ -231,6 +231,110 @@ def test_ir_lines_refer_to_what_was_typed():
     assert "sample 'x' ~ Normal" in text and "# line 2" in text
 
 
+# ---------------------------------------------------------------------------
+# Entries: each parsed once, with its own origin
+
+
+def test_an_error_in_entry_n_points_at_that_entry_as_typed():
+    s = R.Session()
+    s.add("n = 3")
+    s.add("xs = [1.0, 2.0]\nys = [3.0]")
+    with pytest.raises(PPLError):
+        s.add("model bad( {")                                  # a failed entry keeps its number
+    with pytest.raises(PPLError) as e:
+        s.add("model m() {\n  z ~ normal(0, 1)\n  w ~ normal(z, sigam)\n}")
+    span = e.value.errors[0].span if getattr(e.value, "errors", None) else e.value.span
+    assert (span.file, span.line, span.column, span.end_column) == ("<repl:4>", 3, 17, 21)
+    text = e.value.render()
+    assert "in '<repl:4>', line 3, column 17 to column 21" in text
+    assert "  3 |   w ~ normal(z, sigam)" in text and re.search(r"\n\s+\|\s{17}\^{5}\n", text), text
+    with pytest.raises(PPLError) as e:
+        s.add("2 * n + nope")                                  # a bare expression: no shifted columns
+    assert "'<repl:5>', line 1, column 9 to column 12" in e.value.render()
+    assert s.entries == 5 and set(s.constants) == {"n", "xs", "ys"}
+    assert {it.file for it in s.items.values()} == {"<repl:1>", "<repl:2>"}
+    assert s.items["ys"].node.span.line == 2                   # line 2 of entry 2, as typed
+
+
+def test_an_error_while_running_points_at_the_entry_that_defined_the_model():
+    s = R.Session()
+    s.add("xs = [1.0, 2.0]")
+    s.add("model m(k: int) {\n  x ~ normal(0, 1)\n  return x + xs[k]\n}")
+    with pytest.raises(PPLError) as e:
+        s.ir(["m", "5"])
+    text = e.value.render()
+    assert "in '<repl:2>', line 3, column 17" in text and "  3 |   return x + xs[k]" in text, text
+
+
+def test_a_model_redefined_in_a_later_entry_replaces_it_everywhere():
+    s = R.Session()
+    s.add("model coin() {\n  a ~ bernoulli(0.5)\n  return a\n}")
+    s.add("model pair() {\n  c = coin()\n  d ~ bernoulli(0.5)\n  return c + d\n}")
+    assert abs(float(s.infer(["pair", "method=enumerate"]).mean()) - 1.0) < 1e-6
+    s.add("model coin() {\n  a ~ bernoulli(0.9)\n  h ~ bernoulli(0.5)\n  return a\n}")
+    assert abs(float(s.infer(["coin", "method=enumerate"]).mean()) - 0.9) < 1e-6
+    assert abs(float(s.infer(["pair", "method=enumerate"]).mean()) - 1.4) < 1e-6   # pair calls the new coin
+    assert list(s.models) == ["pair", "coin"] and s.items["coin"].file == "<repl:3>"
+    assert "sample 'h' ~ Bernoulli" in s.ir(["coin"])
+    with pytest.raises(PPLError, match="'coin' takes 0 argument|takes 0"):
+        s.add("x = 1\nmodel pair() {\n  c = coin(x)\n  return c\n}")    # checked against the session
+    assert set(s.constants) == set() and "x" not in s.items
+
+
+def test_a_long_session_parses_each_entry_once(monkeypatch):
+    import ppl.syntax
+    import ppl.syntax.parser
+
+    parsed: list[tuple[str, int]] = []
+    real = ppl.syntax.parser.parse
+
+    def counting(source, file="<string>", **options):
+        parsed.append((file, len(source)))
+        return real(source, file, **options)
+
+    monkeypatch.setattr(ppl.syntax.parser, "parse", counting)
+    monkeypatch.setattr(ppl.syntax, "parse", counting)
+    s = R.Session()
+    s.add("model m(k) {\n  x ~ normal(0, 1)\n  return x * k\n}")
+    for i in range(2, 31):
+        s.add(f"c{i} = {i}" if i % 3 else f"c{i - 1} * 2")
+    assert [f for f, _ in parsed] == [f"<repl:{i}>" for i in range(1, 31)]
+    assert max(n for _, n in parsed[1:]) <= len("c29 = 29")     # only the entry's own text
+    assert int(s.constants["c29"]) == 29 and "m" in s.models
+
+
+def test_printed_ir_and_errors_have_no_relocation_artifacts(tmp_path):
+    lib = tmp_path / "lib.ppl"
+    lib.write_text("# a comment\n\nmodel g() {\n  u ~ normal(0, 1)\n  v ~ normal(u, 1)\n}\n")
+    s = R.Session()
+    s.add("n = 1")
+    s.add("\n\nmodel m() {\n  x ~ normal(0, 1)\n\n  y ~ normal(x, 1)\n  return y\n}")
+    s.load_file(str(lib))
+    text = s.ir(["m"])
+    assert re.search(r"sample 'x' ~ Normal.*# line 4\n", text) and re.search(r"sample 'y' ~ Normal.*# line 6\n",
+                                                                             text), text
+    text = s.ir(["g"])
+    assert re.search(r"sample 'u' ~ Normal.*# line 4\n", text) and re.search(r"sample 'v' ~ Normal.*# line 5\n",
+                                                                             text), text
+    code, out = run_script("n = 1\nmodel m() {\n  x ~ normal(0, 1)\n  return x\n}\n:ir m\n:infer nope\nm2 = \n")
+    for shown in (text, out):
+        assert "<session>" not in shown and "relocat" not in shown
+    assert "# line 2" in out and "<repl:3>" in out
+    assert not hasattr(R.Session, "relocate") and not hasattr(R.Session, "relabel")
+
+
+def test_typed_imports_resolve_against_the_working_folder(tmp_path, monkeypatch):
+    (tmp_path / "helpers.ppl").write_text("def sq(v) { return v * v }\nscale = 2\n")
+    monkeypatch.chdir(tmp_path)
+    s = R.Session()
+    s.add('import "helpers.ppl"')
+    (_, v), = s.add("sq(3) * scale")
+    assert int(v) == 18
+    with pytest.raises(PPLError) as e:
+        s.add('import "missing.ppl"')
+    assert "'<repl:3>', line 1" in e.value.render() and "no file 'missing.ppl'" in e.value.render()
+
+
 def test_infer_by_enumeration_is_exact():
     s = R.Session()
     s.add(TWO_COINS)
