@@ -42,7 +42,7 @@ from ppl.inference.causal import identify, NotIdentifiable, diagram
 from ppl.counterfactual import counterfactual, probabilities_of_causation
 from ppl.inference.causal.estimators import ipw, aipw
 from ppl.config import config, enable_default_cache
-from ppl.lower import load, loads
+from ppl.evaluate import load, loads
 from ppl.vi import expectation, param, VI, ELBO, IWELBO, AutoNormal, AutoDelta
 from ppl.vi import RWS, VIMCO, marginal
 from ppl.vi import AutoMultivariateNormal, AutoLowRank, AutoLaplace, AutoFlow, Amortized, Pathfinder

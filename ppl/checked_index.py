@@ -9,7 +9,7 @@ One whose indices are known only when the model runs (a loop variable inside a
 scan, an index read from the data or drawn) is marked ``check_index``, and the
 engines check it at run time.
 
-The user's line of an equation is the ``.ppl`` span the lowering put in its
+The user's line of an equation is the ``.ppl`` span the evaluator put in its
 name stack, or the innermost Python frame outside JAX; an index operation
 made by ppl's own code (or another library) is not the user's and is left alone.
 """

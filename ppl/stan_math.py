@@ -1,7 +1,7 @@
 """JAX implementations of the Stan-named builtins of ``ppl.syntax.builtins_stan``.
 
 Each is a pure, elementwise (unless its doc says otherwise), differentiable
-function of JAX arrays; ``ppl.lower`` adds ``PURE`` to its table of builtins.
+function of JAX arrays; ``ppl.evaluate`` adds ``PURE`` to its table of builtins.
 """
 
 from __future__ import annotations

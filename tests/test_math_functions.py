@@ -1,5 +1,5 @@
 """Stan's math functions as .ppl builtins (ppl/syntax/builtins_stan.py, ppl/stan_math.py),
-each checked against numpy/scipy through the whole front end (parse, check, lower, run)."""
+each checked against numpy/scipy through the whole front end (parse, check, evaluate, run)."""
 
 from __future__ import annotations
 

@@ -164,9 +164,9 @@ def test_python_in_a_ppl_file_is_only_text(tmp_path, monkeypatch, payload):
 
 
 def test_no_python_evaluation_in_the_front_end_source():
-    """The front end (parser, checker, imports, lowering, REPL, CLI) never evaluates text as Python."""
-    files = [*(ROOT / "ppl" / "syntax").glob("*.py"), ROOT / "ppl" / "lower.py", ROOT / "ppl" / "repl.py",
-             ROOT / "ppl" / "cli.py"]
+    """The front end (parser, checker, imports, evaluator, REPL, CLI) never evaluates text as Python."""
+    files = [*(ROOT / "ppl" / "syntax").glob("*.py"), ROOT / "ppl" / "evaluate.py",
+             *(ROOT / "ppl" / "repl").glob("*.py"), ROOT / "ppl" / "cli.py"]
     for path in files:
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"(?<![\w.])(eval|exec|compile)\(", text), path.name

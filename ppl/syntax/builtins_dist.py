@@ -8,7 +8,7 @@
 - ``ode_bdf``: the stiff ODE solver, with the arguments of ``ode_rk45``.
 
 ``builtins`` registers these into ``FUNCTIONS`` with one call (``register``). The
-evaluator (``ppl.lower``) maps each generated name through ``DIST_FUNCTIONS`` to the
+evaluator (``ppl.evaluate``) maps each generated name through ``DIST_FUNCTIONS`` to the
 distribution's ``cdf``/``log_cdf``/``log_ccdf`` method.
 """
 

@@ -1,12 +1,12 @@
-"""``.ppl`` AST -> a model: a Python callable that performs ppl's effects.
+"""Evaluating the ``.ppl`` AST: a checked module -> models, Python callables that perform ppl's effects.
 
-Lowering gives every construct of the language its meaning in terms of the
+This is an interpreter of the tree, not a compiler: evaluation gives every construct of the language its meaning in terms of the
 effects of ``ppl.semantics.effects`` (``sample``, ``observe``, ``factor``,
 ``plate``, ``scan``, ``cond``, ``mem``, sub-model calls). The callable is then
 traced by the same tracer as a decorated Python function, so a ``.ppl`` model
 and its Python twin produce the same IR; when a program needs concrete values
 (recursion on a random condition, a ``return`` inside an ``if`` on a random
-value, a random loop bound), lowering raises ``NeedsDynamic`` at the user's
+value, a random loop bound), evaluation raises ``NeedsDynamic`` at the user's
 text and the eager engine runs the same callable with concrete values.
 
 No Python from the file is ever run: the evaluator below interprets the tree,
@@ -42,7 +42,7 @@ from ppl.syntax import builtins as B
 from ppl.syntax.builtins_stan import REDUCTIONS as _STAN_REDUCTIONS
 from ppl.syntax.builtins_dist import DIST_FUNCTIONS as _DIST_FUNCTIONS
 
-__all__ = ["load", "loads", "PplModule", "lower_module"]
+__all__ = ["load", "loads", "PplModule", "evaluate_module"]
 
 
 class _Return(Exception):
@@ -204,12 +204,12 @@ def _vectorizable(body: A.Block) -> bool:
 class Closure:
     """A function value: a ``def``, a lambda, or a builtin wrapped for first-class use."""
 
-    def __init__(self, name: str, params, body, env: dict, lowering: "Lowering", node: A.Node):
+    def __init__(self, name: str, params, body, env: dict, evaluator: "Evaluator", node: A.Node):
         self.name = name
         self.params = tuple(p.name for p in params)
         self.body = body
         self.env = env
-        self.lowering = lowering
+        self.evaluator = evaluator
         self.node = node
         self.samples = _may_sample(body)
         self.nested = True  # whether a call nests its addresses under the function's name
@@ -222,10 +222,10 @@ class Closure:
         if len(args) != len(self.params):
             raise ModelError(f"'{self.name}' takes {len(self.params)} argument(s) but was given {len(args)}",
                              span=self.node.span)
-        low = self.lowering
-        low.depth += 1
+        ev = self.evaluator
+        ev.depth += 1
         try:
-            if low.depth > 400 and _tracing():
+            if ev.depth > 400 and _tracing():
                 raise _dynamic(f"the function '{self.name}' recurses deeper than the compiler follows",
                                self.node.span)
             if self.samples and self.nested and effects.current_handler() is not None:
@@ -234,31 +234,31 @@ class Closure:
                 return run_deterministic(self._run, *args)
             return self._run(*args)
         finally:
-            low.depth -= 1
+            ev.depth -= 1
 
     def _run(self, *args):
         env = dict(self.env)
         env.update(zip(self.params, args))
-        with self.lowering.in_body(self.body):
+        with self.evaluator.in_body(self.body):
             if isinstance(self.body, A.Block):
                 try:
-                    self.lowering.block(self.body, env)
+                    self.evaluator.block(self.body, env)
                 except _Return as r:
                     return r.value
                 return None
-            return self.lowering.expr(self.body, env)
+            return self.evaluator.expr(self.body, env)
 
 
 class _MemoDraw:
     """``mem(fn(x) => sample(d))`` (or ``flip(p)``) bound to ``name``: the draw at arguments ``args``
     is the random choice ``name[args]`` itself (``strength[alice]``), not a site nested under it."""
 
-    def __init__(self, name: str, lam: A.Lambda, env: dict, lowering: "Lowering"):
+    def __init__(self, name: str, lam: A.Lambda, env: dict, evaluator: "Evaluator"):
         self.name = self.__name__ = name
         self.params = tuple(p.name for p in lam.params)
         self.call = lam.body
         self.env = env
-        self.lowering = lowering
+        self.evaluator = evaluator
         self.node = lam
 
     def __repr__(self) -> str:
@@ -270,11 +270,11 @@ class _MemoDraw:
                              span=self.node.span)
         env = dict(self.env)
         env.update(zip(self.params, args))
-        low, e = self.lowering, self.call
+        ev, e = self.evaluator, self.call
         address = effects.memo_label(self.name, args)
         if e.func.id == "sample":
-            return effects.sample(address, low.distribution(e.args[0], env, e), span=e.span)
-        p = low.expr(e.args[0], env) if e.args else 0.5
+            return effects.sample(address, ev.distribution(e.args[0], env, e), span=e.span)
+        p = ev.expr(e.args[0], env) if e.args else 0.5
         return effects.sample(address, D.Bernoulli(probs=p), span=e.span) == 1
 
 
@@ -394,7 +394,7 @@ PURE.update(_STAN_PURE)
 # The evaluator
 
 
-class Lowering:
+class Evaluator:
     """Interprets a checked module's definitions; one rule per node kind."""
 
     def __init__(self, module: A.Module):
@@ -1151,44 +1151,44 @@ def _all_items(module: A.Module, seen=None) -> list:
     return items
 
 
-def lower_module(module: A.Module) -> PplModule:
+def evaluate_module(module: A.Module) -> PplModule:
     """Evaluate a checked module's constants and build its models and functions."""
-    low = Lowering(module)
+    ev = Evaluator(module)
     models, functions, constants = {}, {}, {}
     for item in _all_items(module):
         if isinstance(item, A.Assign):
             with effects_free(item):
-                value = low.expr(item.value, dict(low.globals))
-            low.globals[item.name] = value
+                value = ev.expr(item.value, dict(ev.globals))
+            ev.globals[item.name] = value
             constants[item.name] = value
         elif isinstance(item, A.FunDef):
-            fn = Closure(item.name, item.params, item.body, low.globals, low, item)
-            low.globals[item.name] = fn
+            fn = Closure(item.name, item.params, item.body, ev.globals, ev, item)
+            ev.globals[item.name] = fn
             functions[item.name] = fn
         elif isinstance(item, A.ModelDef):
-            m = _make_model(item, low)
-            low.globals[item.name] = m
+            m = _make_model(item, ev)
+            ev.globals[item.name] = m
             models[item.name] = m
         elif isinstance(item, A.ModelDo):
-            m = _make_intervened(item, low)
-            low.globals[item.name] = m
+            m = _make_intervened(item, ev)
+            ev.globals[item.name] = m
             models[item.name] = m
     return PplModule(module.file, models, functions, constants, module)
 
 
-def _make_intervened(item: A.ModelDo, low: "Lowering") -> Model:
+def _make_intervened(item: A.ModelDo, ev: "Evaluator") -> Model:
     """``model m2 = m.do(...)`` (``m.do({...})``), ``m.condition(...)`` (``m.condition({...})``) or
     ``m.counterfactual(...).do(...)`` (``ppl.counterfactual(m, observed={...}, do={...})``), named ``m2``."""
-    base = low.globals.get(item.base)
+    base = ev.globals.get(item.base)
     if not isinstance(base, Model):
         raise ModelError(f"'{item.base}' is not a model: .{item.kind}(...) needs a model", span=item.span)
-    table = _derived_table(item.items, low, item.kind == "do")
+    table = _derived_table(item.items, ev, item.kind == "do")
     if item.kind == "condition":
         m = base.condition(table)
     elif item.kind == "counterfactual":
         from ppl.counterfactual import counterfactual
 
-        m = counterfactual(base, observed=_derived_table(item.given, low, False), do=table)
+        m = counterfactual(base, observed=_derived_table(item.given, ev, False), do=table)
     else:
         m = base.do(table)
     m.name = item.name
@@ -1196,14 +1196,14 @@ def _make_intervened(item: A.ModelDo, low: "Lowering") -> Model:
     return m
 
 
-def _derived_table(items, low: "Lowering", mechanisms: bool) -> dict:
+def _derived_table(items, ev: "Evaluator", mechanisms: bool) -> dict:
     """The values (and, in ``.do``, new distributions) of a derived model's items, by site."""
     from ppl.stdlib.distributions.base import Distribution
 
     table = {}
     for it in items:
         with effects_free(it):
-            value = low.expr(it.value, dict(low.globals))
+            value = ev.expr(it.value, dict(ev.globals))
         if it.draw and not isinstance(value, Distribution):
             raise ModelError(f"'{it.site} ~ ...' in .do(...) needs a distribution", span=it.span)
         if isinstance(value, Distribution) and not (mechanisms and it.draw):
@@ -1228,7 +1228,7 @@ class effects_free:
         return False
 
 
-def _make_model(item: A.ModelDef, low: Lowering) -> Model:
+def _make_model(item: A.ModelDef, ev: Evaluator) -> Model:
     params = item.params
 
     def run(*args, **kwargs):
@@ -1241,7 +1241,7 @@ def _make_model(item: A.ModelDef, low: Lowering) -> Model:
         for p in params:
             env[p.name] = _convert_param(env[p.name], p.annotation)
         try:
-            low.block(item.body, env)
+            ev.block(item.body, env)
         except _Return as r:
             return r.value
         return None
@@ -1294,7 +1294,7 @@ def _check(module: A.Module, data_shapes=None) -> None:
 
 
 def loads(source: str, file: str = "<string>") -> PplModule:
-    """Parse, check and lower ``.ppl`` source text (imports resolve against the working folder)."""
+    """Parse, check and evaluate ``.ppl`` source text (imports resolve against the working folder)."""
     from ppl.syntax import parser as P
     from ppl.syntax.imports import resolve_imports
 
@@ -1303,7 +1303,7 @@ def loads(source: str, file: str = "<string>") -> PplModule:
     # the standard library is found through the package (ppl.stdlib), installed or editable
     module = resolve_imports(module, base)
     _check(module)
-    return lower_module(module)
+    return evaluate_module(module)
 
 
 def load(path) -> PplModule:
