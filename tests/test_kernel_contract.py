@@ -15,7 +15,7 @@ import pytest
 
 import ppl
 from ppl import dist
-from ppl.inference.mcmc import hmc, nuts
+from ppl.inference.mcmc import chees, hmc, nuts
 from ppl.inference.mcmc.gibbs import _Kernel as GibbsSweeps
 from ppl.inference.mcmc.kernel import Kernel, accept_prob
 from ppl.inference.mcmc.mh import MH
@@ -79,6 +79,7 @@ def exact_draws(seed):
 DENSITY_KERNELS = {
     "hmc": lambda: hmc.Builder(num_integration_steps=5)(gaussian, 0.3, jnp.ones(2)),
     "nuts": lambda: nuts.Builder()(gaussian, 0.3, jnp.ones(2)),
+    "chees": lambda: chees.Builder()(gaussian, 0.3, jnp.ones(2), 1.5),  # jittered HMC, T = 1.5
     "smc_random_walk": lambda: RandomWalk(step_size=0.8).kernel(gaussian),
     "smc_nuts_move": lambda: NUTSMove(step_size=0.3).kernel(gaussian),
 }
