@@ -44,7 +44,7 @@ from ppl.inference.causal.estimators import ipw, aipw
 from ppl.config import config, enable_default_cache
 from ppl.evaluate import load, loads
 from ppl.vi import expectation, param, VI, ELBO, IWELBO, AutoNormal, AutoDelta
-from ppl.vi import RWS, VIMCO, marginal
+from ppl.vi import RWS, VIMCO, marginal, sim, density
 from ppl.vi import AutoMultivariateNormal, AutoLowRank, AutoLaplace, AutoFlow, Amortized, Pathfinder
 
 __all__ = [
@@ -69,6 +69,8 @@ __all__ = [
     "RWS",
     "VIMCO",
     "marginal",
+    "sim",
+    "density",
     "AutoNormal",
     "AutoDelta",
     "AutoMultivariateNormal",

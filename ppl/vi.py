@@ -13,9 +13,10 @@ from ppl.inference.vi import Amortized as _Amortized
 from ppl.model import Model
 from ppl.model import model as _as_model
 from ppl.semantics.effects import param
+from ppl.semantics.scored_call import density, sim
 
 __all__ = ["expectation", "param", "VI", "ELBO", "IWELBO", "AutoNormal", "AutoDelta"]
-__all__ += ["RWS", "VIMCO", "marginal"]
+__all__ += ["RWS", "VIMCO", "marginal", "sim", "density"]
 __all__ += ["AutoMultivariateNormal", "AutoLowRank", "AutoLaplace", "AutoFlow", "Amortized", "Pathfinder"]
 
 

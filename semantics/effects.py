@@ -512,12 +512,18 @@ def param(name: Any, init, *, constraint=None, span: Span | None = None):
     h = _require_handler("param")
     span = span or caller_span()
     address = h.address(name)
+    shared = h.__dict__.get("shared_params")  # inside ppl.sim / ppl.density (semantics/scored_call.py):
+    if shared is not None and shared.prefix is not None:  # the name inside the called program, one value
+        address = shared.rename(address)
+        if address in shared.values:
+            return shared.values[address]
     h.claim(address, span)
     init = jnp.asarray(init, dtype=jnp.result_type(float))
     handle = getattr(h, "param_site", None)  # the tracer records it in the IR; other handlers use init
-    if handle is None:
-        return init
-    return handle(address, init, constraint, span)
+    value = init if handle is None else handle(address, init, constraint, span)
+    if shared is not None and shared.prefix is not None:
+        shared.values[address] = value
+    return value
 
 
 @contextlib.contextmanager

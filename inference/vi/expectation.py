@@ -18,6 +18,7 @@ import jax
 
 from ppl.inference.vi.adev import surrogate
 from ppl.semantics import ir
+from ppl.semantics import params as P
 from ppl.semantics.program import Dynamic
 from ppl.stdlib.errors import ModelError
 
@@ -68,3 +69,19 @@ class Expectation:
     def grad(self, key, *args, baseline=0.0):
         """An unbiased estimate of the gradient of the expectation w.r.t. ``args``."""
         return self.value_and_grad(key, *args, baseline=baseline)[1]
+
+    def __call__(self, ctx, key):
+        """As a variational objective (``ppl.VI(objective=E)``): the program runs on the model's arguments,
+        with the guide's and the model's ``ppl.param`` values bound (those its ``ppl.sim``/``ppl.density``
+        calls declare); ``(value, s)`` with ``E[grad s]`` the gradient of its expectation."""
+        program, leaves = self._program(tuple(ctx.model_args))
+        values = ctx.param_values()
+        missing = [a for a in P.params_of(program) if a not in values]
+        if missing:
+            info = P.params_of(program)[missing[0]]
+            raise ModelError(f"the objective '{program.name}' has a parameter '{missing[0]}' that is neither the "
+                             f"guide's nor the model's", span=info.span,
+                             hint="An objective program's parameters are those of the guide it simulates with "
+                                  "ppl.sim and of the model it scores with ppl.density; pass that guide to ppl.VI.")
+        with P.bound(values):
+            return surrogate(program, key, leaves, lambda trace: trace.retval, ctx.baseline)

@@ -54,6 +54,8 @@ def _latents(trace, addresses):
 class ProgramGuide:
     """A ppl program with ``ppl.param`` sites as the guide of ``model`` (checked against it)."""
 
+    named_params = True  # ``constrained(phi)`` maps each ppl.param's name to its value
+
     def __init__(self, guide_program: ir.Program, guide_args, model_program: ir.Program, model_args):
         self.program, self.args = guide_program, guide_args
         check_against_model(guide_program, guide_args, model_program, model_args)

@@ -74,6 +74,18 @@ class Context:
 
     expect, expect_many = sim, sim_many  # the names of the first version
 
+    def param_values(self) -> dict:
+        """Every ``ppl.param`` value by name, the guide's and the model's (constrained): what an objective
+        written as a program (``ppl.expectation`` with ``ppl.sim``/``ppl.density``) binds."""
+        guide, phi = self.guide, self.phi
+        if isinstance(guide, WithModelParams):
+            guide, phi = guide.inner, phi["guide"]
+        if not getattr(guide, "named_params", False):
+            raise ModelError(f"an objective written as a program (ppl.expectation) needs a guide whose parameters "
+                             f"are ppl.param sites, not {type(guide).__name__}",
+                             hint="Write the guide as a @ppl.model with ppl.param (and ppl.sim it in the objective).")
+        return {**guide.constrained(phi), **self.model_params}
+
     def draw(self, key):
         """One draw ``z ~ q`` that no gradient flows through."""
         return sg(self.guide.draw(self.phi, key, self.model_args))
