@@ -5,8 +5,11 @@ turns each random choice into an equation of one JAX primitive, ``ppl_site``.
 The resulting jaxpr — JAX's own record of the deterministic code, with our
 sites in place — is then converted statement by statement into the IR of
 ``ppl.semantics.ir``: site equations become Sample/Observe/Factor, scans and
-conds that contain sites become For/If, named scopes become Plate/Call
-groups, and every other equation is a Prim.
+conds that contain sites become For/If, and every other equation is a Prim.
+Where the model opens a plate or calls a sub-model, the handler emits a pair of
+``ppl_group`` marks (an opening one carrying a :class:`Group`: kind, name,
+size, options and the user's span; a closing one), and the equations between
+the two become that Plate/Call group.
 
 When Python control flow asks for the value of a random choice (an ``if`` on
 a sample, recursion until a coin comes up heads) tracing cannot proceed: the
@@ -32,7 +35,7 @@ from ppl.semantics.params import ParamOp
 from ppl.semantics.program import Dynamic, split_args
 from ppl.stdlib.errors import ModelError, PPLError, ShapeError, Span
 
-__all__ = ["trace", "site_p", "TraceHandler"]
+__all__ = ["trace", "site_p", "group_p", "Group", "TraceHandler"]
 
 # ---------------------------------------------------------------------------
 # The site primitive
@@ -56,6 +59,33 @@ def _site_impl(*args, kind, address, **_):
 
 site_p.def_abstract_eval(_site_abstract_eval)
 site_p.def_impl(_site_impl)
+
+# ---------------------------------------------------------------------------
+# The group marks: where a plate or sub-model call opens (edge="open") and closes (edge="close")
+
+group_p = jc.marker_primitive("ppl_group")
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one per plate entered or call made
+class Group:
+    """A plate or sub-model call entered while tracing: what its IR node (Plate/Call) records."""
+
+    kind: str  # "plate" | "call"
+    name: str  # a call: its scope name ("sub", "sub_1" for the second call, ...)
+    span: Span | None  # where the user opened the plate or called the sub-model
+    size: int | None = None  # a plate's rows
+    shard: bool | str | None = None
+    subsampled_from: int | None = None
+
+
+@contextlib.contextmanager
+def _marked(group: Group):
+    """The block's equations between an opening and a closing mark of ``group``."""
+    group_p.bind(edge="open", group=group)
+    try:
+        yield
+    finally:
+        group_p.bind(edge="close", group=group)
 
 
 class _Hashable:
@@ -158,21 +188,13 @@ class TraceHandler(effects.Handler):
     @contextlib.contextmanager
     def enter_call(self, name):
         with super().enter_call(name):
-            scope = f"ppl.call.{self.scope[-1]}"
-            self.group_spans.setdefault(scope, effects.caller_span())
-            with jax.named_scope(scope):
+            with _marked(Group("call", self.scope[-1], effects.caller_span())):
                 yield
 
-    def record_sharded_plate(self, name, size, shard, span):
-        """``ppl.plate(..., shard=...)``: kept with the program, for placing its data on devices."""
-        self.sharded_plates[name] = (name, int(size), shard, span)
-
     @contextlib.contextmanager
-    def enter_plate(self, name, size, span):
-        with super().enter_plate(name, size, span) as frame:
-            scope = f"ppl.plate.{name}.{int(size)}"
-            self.group_spans.setdefault(scope, span)
-            with jax.named_scope(scope):
+    def enter_plate(self, name, size, span, *, shard=None, subsampled_from=None):
+        with super().enter_plate(name, size, span, shard=shard, subsampled_from=subsampled_from) as frame:
+            with _marked(Group("plate", name, span, int(size), shard, subsampled_from)):
                 yield frame
 
 
@@ -210,13 +232,8 @@ def trace(fn: Callable, args: tuple, kwargs: dict, name: str) -> "ir.Program | D
 
     def flat_fn(*leaves):
         a, k = rebuild(leaves)
-        handler = TraceHandler()
-        handler.sharded_plates = {}
-        handler.group_spans = {}
-        with handler:
+        with TraceHandler():
             out = fn(*a, **k)
-        out_tree_box["sharded_plates"] = tuple(handler.sharded_plates.values())
-        out_tree_box["group_spans"] = handler.group_spans
         flat, tree = jax.tree.flatten(out)
         out_tree_box["tree"] = tree
         return [jnp.asarray(x) for x in flat]
@@ -240,11 +257,22 @@ def trace(fn: Callable, args: tuple, kwargs: dict, name: str) -> "ir.Program | D
             span = effects.user_span_of(err)
             return Dynamic(fn, args, kwargs, name, "Python code needs the value of a random choice", span)
         raise
-    block = _Converter(out_tree_box.get("group_spans", {})).block(closed)
+    block = _Converter().block(closed)
     program = ir.Program(name, block, rebuild, out_tree_box["tree"], span=effects.caller_span(),
-                         sharded_plates=out_tree_box.get("sharded_plates", ()))
+                         sharded_plates=_sharded_plates(block))
     check_or_raise(program)
     return program
+
+
+def _sharded_plates(block: ir.Block) -> tuple:
+    """``(name, rows, shard, span)`` of each plate marked ``shard=`` (by name; the last one's options),
+    for placing its data on devices (``inference.sharding``); rows are the data's, before subsampling."""
+    found = {}
+    for s in ir.walk(block.stmts):
+        if isinstance(s, ir.Plate) and s.shard is not None:
+            rows = s.size if s.subsampled_from is None else s.subsampled_from
+            found[s.name] = (s.name, rows, s.shard, s.span)
+    return tuple(found.values())
 
 
 def _dynamic_reason(err, span: Span | None) -> str:
@@ -270,16 +298,10 @@ def _has_sites(jaxpr) -> bool:
     return False
 
 
-def _ppl_path(eqn) -> tuple[str, ...]:
-    return tuple(p for p in jc.eqn_name_stack(eqn) if p.startswith(("ppl.call.", "ppl.plate.")))
-
-
 class _Converter:
-    """A jaxpr of a traced model -> IR; ``group_spans`` (named scope -> span) says where the user
-    opened each plate and called each sub-model."""
+    """A jaxpr of a traced model -> IR."""
 
-    def __init__(self, group_spans: dict | None = None):
-        self.group_spans = dict(group_spans or {})
+    def __init__(self):
         self.env: dict[Any, ir.Atom] = {}
         self.indices = checked_index.IndexTracker()
 
@@ -295,46 +317,40 @@ class _Converter:
             self.env[jvar] = v
         return v
 
-    def block(self, closed, params_from=None, base_path=()) -> ir.Block:
+    def block(self, closed) -> ir.Block:
         jaxpr, consts = jc.closed_to_parts(closed)
         for cv, c in zip(jaxpr.constvars, consts):
             self.env[cv] = ir.Lit(c)
         params = tuple(self.new_var(v) for v in jaxpr.invars)
-        stmts = self.stmts(jaxpr.eqns, base_path)
+        stmts = self.stmts(jaxpr.eqns)
         returns = tuple(self.read(v) for v in jaxpr.outvars)
         return ir.Block(params, tuple(stmts), returns)
 
-    def stmts(self, eqns, base_path) -> list[ir.Stmt]:
+    def stmts(self, eqns) -> list[ir.Stmt]:
+        """The statements of ``eqns``; those between a group's marks go into its Plate/Call node."""
         root: list = []
-        stack: list[tuple[tuple[str, ...], list]] = [((), root)]
+        stack: list[tuple[Group | None, list]] = [(None, root)]
         for eqn in eqns:
-            path = _ppl_path(eqn)
-            if path[: len(base_path)] == base_path:
-                path = path[len(base_path):]
-            stmt = self.stmt(eqn, base_path + path)
-            while stack[-1][0] != path[: len(stack[-1][0])]:
-                self._close(stack)
-            while len(stack[-1][0]) < len(path):
-                stack.append((path[: len(stack[-1][0]) + 1], []))
+            if eqn.primitive is group_p:
+                group = eqn.params["group"]
+                if eqn.params["edge"] == "open":
+                    stack.append((group, []))
+                    continue
+                if stack[-1][0] is not group:  # marks nest as the with-blocks that emit them do
+                    raise ModelError(f"the {group.kind} '{group.name}' closes out of order while tracing",
+                                     span=group.span, hint="This is a bug in ppl.")
+                _, body = stack.pop()
+                stack[-1][1].append(_group_node(group, body))
+                continue
+            stmt = self.stmt(eqn)
             stack[-1][1].extend(stmt if isinstance(stmt, list) else [stmt])
-        while len(stack) > 1:
-            self._close(stack)
+        if len(stack) > 1:
+            group = stack[-1][0]
+            raise ModelError(f"the {group.kind} '{group.name}' is never closed while tracing",
+                             span=group.span, hint="This is a bug in ppl.")
         return root
 
-    def _close(self, stack):
-        path, body = stack.pop()
-        seg = path[-1]
-        # where the user opened the plate or called the sub-model; else where its first statement is
-        span = self.group_spans.get(seg) or _first_span(body)
-        if seg.startswith("ppl.plate."):
-            _, _, rest = seg.partition("ppl.plate.")
-            name, _, size = rest.rpartition(".")
-            group = ir.Plate(span, name, int(size), tuple(body))
-        else:
-            group = ir.Call(span, seg[len("ppl.call."):], tuple(body))
-        stack[-1][1].append(group)
-
-    def stmt(self, eqn, path) -> ir.Stmt:
+    def stmt(self, eqn) -> ir.Stmt:
         prim = eqn.primitive
         if prim is site_p:
             return self.site(eqn)
@@ -347,11 +363,11 @@ class _Converter:
                      or (name in (jc.SCAN, jc.COND, *jc.JIT_NAMES)
                          and any(checked_index.contains_checked_index(s, verified) for s in subs))):
             if name == jc.SCAN:
-                return self.scan(eqn, path)
+                return self.scan(eqn)
             if name == jc.COND:
-                return self.cond(eqn, path)
+                return self.cond(eqn)
             if name in jc.JIT_NAMES:
-                return self.inline(eqn, path)
+                return self.inline(eqn)
             raise ModelError(
                 f"random choices inside `{name}` are not supported",
                 hint="Use ppl.scan for loops and ppl.cond for branches around random choices.",
@@ -383,33 +399,41 @@ class _Converter:
         out = self.new_var(eqn.outvars[0])
         return ir.Deterministic(span, out, p["address"], args[0])
 
-    def scan(self, eqn, path) -> ir.Stmt:
+    def scan(self, eqn) -> ir.Stmt:
         sp = jc.scan_params(eqn)
-        body = self.block(sp["jaxpr"], base_path=path)
+        body = self.block(sp["jaxpr"])
         args = tuple(self.read(a) for a in eqn.invars)
         outs = tuple(self.new_var(v) for v in eqn.outvars)
         span = _first_span(body.stmts)
         return ir.For(span, outs, body, sp["length"], sp["reverse"], sp["num_consts"], sp["num_carry"], args)
 
-    def cond(self, eqn, path) -> ir.Stmt:
-        branches = tuple(self.block(b, base_path=path) for b in jc.cond_branches(eqn))
+    def cond(self, eqn) -> ir.Stmt:
+        branches = tuple(self.block(b) for b in jc.cond_branches(eqn))
         index, *ops = (self.read(a) for a in eqn.invars)
         outs = tuple(self.new_var(v) for v in eqn.outvars)
         span = next((s for b in branches for s in [_first_span(b.stmts)] if s), None)
         return ir.If(span, outs, index, branches, tuple(ops))
 
-    def inline(self, eqn, path) -> ir.Stmt:
+    def inline(self, eqn) -> ir.Stmt:
         body = jc.jit_body(eqn)
         jaxpr, consts = jc.closed_to_parts(body)
         for cv, c in zip(jaxpr.constvars, consts):
             self.env[cv] = ir.Lit(c)
         for inner, outer in zip(jaxpr.invars, eqn.invars):
             self.env[inner] = self.read(outer)
-        stmts = self.stmts(jaxpr.eqns, path)
+        stmts = self.stmts(jaxpr.eqns)
         for inner, outer in zip(jaxpr.outvars, eqn.outvars):
             if not jc.is_dropvar(outer):
                 self.env[outer] = self.read(inner)
         return ir.Call(_first_span(stmts), getattr(eqn.params.get("name"), "__str__", lambda: "jit")(), tuple(stmts))
+
+
+def _group_node(group: Group, body: list) -> ir.Stmt:
+    """The Plate or Call node of ``group`` around the statements ``body`` traced inside it."""
+    span = group.span or _first_span(body)  # where the user opened it; else where its first site is
+    if group.kind == "plate":
+        return ir.Plate(span, group.name, group.size, tuple(body), group.shard, group.subsampled_from)
+    return ir.Call(span, group.name, tuple(body))
 
 
 def _first_span(stmts):

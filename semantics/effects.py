@@ -24,7 +24,7 @@ import contextlib
 import os
 import sys
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import jax
@@ -338,9 +338,14 @@ class Handler:
             self.scope.pop()
 
     @contextlib.contextmanager
-    def enter_plate(self, name: str, size: int, span: Span | None):
+    def enter_plate(self, name: str, size: int, span: Span | None, *, shard: bool | str | None = None,
+                    subsampled_from: int | None = None):
+        """Run the block inside plate ``name`` of ``size`` rows; ``subsampled_from``: the number of rows
+        they are drawn from (each observation inside then weighs ``subsampled_from / size``); ``shard``:
+        as ``plate(shard=...)``, for handlers that keep the program's structure (the tracer)."""
         dim = -1 - len(self.plates)
-        self.plates.append(PlateFrame(name, int(size), dim))
+        scale = 1.0 if subsampled_from is None else subsampled_from / int(size)
+        self.plates.append(PlateFrame(name, int(size), dim, scale))
         try:
             yield self.plates[-1]
         finally:
@@ -561,23 +566,19 @@ def plate(name: str, size: int, *, dim: int | None = None, subsample_size: int |
             span=span,
             hint="A plate's size must not depend on a random value.",
         ) from None
-    if shard is not None and shard is not False:
-        if not isinstance(shard, (bool, str)):
-            raise ModelError(f"plate '{name}' was given shard={shard!r}: use shard=True or the name of a "
-                             "mesh axis", span=span)
-        record = getattr(h, "record_sharded_plate", None)  # the tracer keeps it with the program
-        if record is not None:
-            record(name, size, shard, span)
+    if shard is not None and not isinstance(shard, (bool, str)):  # False is kept: never split automatically
+        raise ModelError(f"plate '{name}' was given shard={shard!r}: use shard=True or the name of a "
+                         "mesh axis", span=span)
     if subsample_size is not None and subsample_size != size:
-        with _subsampled(h, name, size, subsample_size, span) as idx:
+        with _subsampled(h, name, size, subsample_size, span, shard) as idx:
             yield idx
         return
-    with h.enter_plate(name, size, span) as frame:
+    with h.enter_plate(name, size, span, shard=shard) as frame:
         yield frame
 
 
 @contextlib.contextmanager
-def _subsampled(h, name: str, size: int, subsample_size, span):
+def _subsampled(h, name: str, size: int, subsample_size, span, shard):
     """``plate(name, size, subsample_size=B)``: B distinct rows drawn at random (the site ``name``,
     ``SubsampleIndices``), a plate of size B over them, each observation inside weighted size / B."""
     from ppl.stdlib.distributions.subsample import SubsampleIndices
@@ -593,8 +594,7 @@ def _subsampled(h, name: str, size: int, subsample_size, span):
         raise ModelError(f"plate '{name}' subsamples its rows but is inside plate '{h.plates[-1].name}'",
                          span=span, hint="Make the subsampled plate the outermost one.")
     idx = sample(name, SubsampleIndices(size, b), span=span)
-    with h.enter_plate(name, b, span) as frame:
-        h.plates[-1] = replace(frame, scale=size / b)
+    with h.enter_plate(name, b, span, shard=shard, subsampled_from=size):
         yield idx
 
 

@@ -179,13 +179,22 @@ class For(Stmt):
 
 @dataclass(frozen=True, eq=False)
 class Plate(Stmt):
+    """``ppl.plate(name, size)``: sites inside are ``size`` independent copies; ``span`` is where the
+    user opened it. ``shard``: the ``shard=`` option (None, True, False or a mesh axis name);
+    ``subsampled_from``: with ``subsample_size=``, the number of rows its ``size`` rows are drawn from."""
+
     name: str
     size: int
     stmts: tuple[Stmt, ...]
+    shard: bool | str | None = None
+    subsampled_from: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
 class Call(Stmt):
+    """A sub-model call: the statements of the callee, whose addresses are nested under ``name``;
+    ``span`` is where the user called it."""
+
     name: str
     stmts: tuple[Stmt, ...]
 
@@ -382,11 +391,13 @@ def _format_stmt(s: Stmt, indent: int, lines: list[str]) -> None:
         lines.append(f"{pad}  step({', '.join(repr(p) for p in s.body.params)}):")
         _format_block(s.body, indent + 2, lines)
     elif isinstance(s, Plate):
-        lines.append(f"{pad}plate '{s.name}' ({s.size}):")
+        size = f"{s.size} of {s.subsampled_from}" if s.subsampled_from is not None else f"{s.size}"
+        shard = "" if s.shard is None else f" shard={s.shard!r}"
+        lines.append(f"{pad}plate '{s.name}' ({size}){shard}:{_where(s.span)}")
         for t in s.stmts:
             _format_stmt(t, indent + 1, lines)
     elif isinstance(s, Call):
-        lines.append(f"{pad}call '{s.name}':")
+        lines.append(f"{pad}call '{s.name}':{_where(s.span)}")
         for t in s.stmts:
             _format_stmt(t, indent + 1, lines)
     elif isinstance(s, Lambda):

@@ -31,6 +31,7 @@ __all__ = [
     "COND",
     "JIT_NAMES",
     "threefry_2x32",
+    "marker_primitive",
 ]
 
 Primitive = jcore.Primitive
@@ -231,6 +232,21 @@ def without_eager_hook():
         return
     with jcore_src.set_current_trace(jcore_src.eval_trace):
         yield
+
+
+def marker_primitive(name: str) -> Primitive:
+    """A primitive that takes no operands and returns nothing: a mark in a jaxpr whose parameters
+    carry what a tracer records at that point (ppl's: where a plate or sub-model call opens and
+    closes). JAX evaluates and compiles it as a no-op, so a jaxpr that holds one (inside a loop
+    body ppl keeps opaque, say) runs under ``jit``, ``vmap`` and ``grad`` as it would without."""
+    from jax.interpreters import mlir
+
+    prim = Primitive(name)
+    prim.multiple_results = True
+    prim.def_abstract_eval(lambda **params: [])
+    prim.def_impl(lambda **params: [])
+    mlir.register_lowering(prim, lambda ctx, **params: [])
+    return prim
 
 
 def cond_branches(eqn) -> tuple:
