@@ -41,8 +41,6 @@ def prompt_session(repl):
     """A prompt_toolkit session for ``repl`` (a ``loop.Repl``): its editor, keys and completion."""
     from prompt_toolkit import PromptSession
     from prompt_toolkit.completion import Completer, Completion
-    from prompt_toolkit.filters import has_completions
-    from prompt_toolkit.key_binding import KeyBindings
     from prompt_toolkit.lexers import Lexer, PygmentsLexer
 
     from ppl.syntax.highlight import PplLexer
@@ -57,6 +55,40 @@ def prompt_session(repl):
             if document.text.lstrip().startswith(":"):
                 return lambda i: [("", document.lines[i])] if i < len(document.lines) else []
             return self.ppl.lex_document(document)
+
+    class _Names(Completer):
+        def get_completions(self, document, complete_event):
+            word = document.get_word_before_cursor(WORD=True)
+            line = document.text_before_cursor
+            if line.startswith(":") and " " not in line:
+                for c in COMMANDS:
+                    if (":" + c).startswith(line):
+                        yield Completion(":" + c, start_position=-len(line))
+                return
+            word = re.search(r"[A-Za-z_][A-Za-z0-9_]*$", line)
+            if not word:
+                return
+            stem = word.group(0)
+            from ppl.syntax import builtins as B
+
+            names = [*repl.session.models, *repl.session.functions, *repl.session.constants,
+                     *B.DISTRIBUTIONS, *B.FUNCTIONS]
+            for n in sorted(set(names)):
+                if n.startswith(stem) and n != stem:
+                    yield Completion(n, start_position=-len(stem))
+
+    return PromptSession(
+        message="ppl> ", multiline=True, key_bindings=_key_bindings(), history=history(), lexer=_Highlight(),
+        prompt_continuation=lambda width, line_number, wrap_count: "...  ".rjust(width),
+        completer=_Names(), complete_while_typing=False, enable_history_search=False,
+    )
+
+
+def _key_bindings():
+    """Enter submits complete input (else a newline, indented after an opening bracket);
+    Esc-Enter inserts a newline; ``}`` on a blank indented line dedents first."""
+    from prompt_toolkit.filters import has_completions
+    from prompt_toolkit.key_binding import KeyBindings
 
     kb = KeyBindings()
 
@@ -87,30 +119,4 @@ def prompt_session(repl):
         if before and not before.strip() and len(before) >= 2:
             buf.delete_before_cursor(2)
         buf.insert_text("}")
-
-    class _Names(Completer):
-        def get_completions(self, document, complete_event):
-            word = document.get_word_before_cursor(WORD=True)
-            line = document.text_before_cursor
-            if line.startswith(":") and " " not in line:
-                for c in COMMANDS:
-                    if (":" + c).startswith(line):
-                        yield Completion(":" + c, start_position=-len(line))
-                return
-            word = re.search(r"[A-Za-z_][A-Za-z0-9_]*$", line)
-            if not word:
-                return
-            stem = word.group(0)
-            from ppl.syntax import builtins as B
-
-            names = [*repl.session.models, *repl.session.functions, *repl.session.constants,
-                     *B.DISTRIBUTIONS, *B.FUNCTIONS]
-            for n in sorted(set(names)):
-                if n.startswith(stem) and n != stem:
-                    yield Completion(n, start_position=-len(stem))
-
-    return PromptSession(
-        message="ppl> ", multiline=True, key_bindings=kb, history=history(), lexer=_Highlight(),
-        prompt_continuation=lambda width, line_number, wrap_count: "...  ".rjust(width),
-        completer=_Names(), complete_while_typing=False, enable_history_search=False,
-    )
+    return kb
