@@ -77,6 +77,7 @@ class VI:
         if steps < 1:
             raise ModelError(f"VI needs num_steps >= 1, not {self.num_steps}")
         optimizer = self.optimizer if self.optimizer is not None else _default_optimizer()
+        C.check_data(program, args)  # once here; each step's density leaves these checks out
         guide = with_model_params(bind_guide(self.guide, program, args, self.guide_args), program, args)
         k_init, k_fit, k_final, k_draw = jax.random.split(key, 4)
         phi = guide.init(k_init)
@@ -157,7 +158,8 @@ class _Compiled:
             key, sub = jax.random.split(key)
 
             def loss(p):
-                value, s = objective(context(guide, p, program, args, baseline), sub)
+                with C.trusting(program):  # the data was checked once, before the loop (VI.run)
+                    value, s = objective(context(guide, p, program, args, baseline), sub)
                 return -s, value
 
             (_, value), grads = jax.value_and_grad(loss, has_aux=True)(phi)

@@ -5,12 +5,16 @@
   each with its law;
 - :mod:`.gfi`: the generative-function interface (``simulate``, ``log_density``,
   ``generate``, ``regenerate``, ``update``, and the unconstrained forms gradient methods use),
-  each with its mathematical specification.
+  each with its mathematical specification;
+- :mod:`.data_only`, :mod:`.data_checks`: the checks that read only the data, made once per run
+  (``check_data``) so that a density compiled inside ``trusting(program)`` leaves them out.
 
 An inference family adds a way of running programs by subclassing :class:`Mode` (or
 composing the modes here) and calling :func:`run`; it never needs the interpreter's insides.
 """
 
+from ppl.semantics.compile.data_checks import check_data
+from ppl.semantics.compile.data_only import data_only_checks, trusting
 from ppl.semantics.compile.gfi import (
     Regenerated,
     constrain,
@@ -46,4 +50,5 @@ __all__ = [
     "ShapeProbe", "SupportProbe", "SupportProblem",
     "simulate", "log_density", "generate", "regenerate", "Regenerated", "update",
     "log_density_unconstrained", "constrain", "run_unconstrained", "site_log_densities", "unconstrained_shapes",
+    "check_data", "data_only_checks", "trusting",
 ]

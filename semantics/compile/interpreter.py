@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from ppl.stdlib import jax_compat as jc
 from ppl.semantics import index_check, ir
+from ppl.semantics.compile import data_only
 
 if TYPE_CHECKING:  # the modes module imports this one
     from ppl.semantics.compile.modes import Mode
@@ -95,11 +96,14 @@ class Accumulator:
 
 class Interpreter:
     """Walks blocks of IR; ``mode`` decides each random choice, ``inputs`` are the mode's values
-    (by address) and ``key`` its randomness (``None`` for deterministic modes)."""
+    (by address) and ``key`` its randomness (``None`` for deterministic modes). ``trusted``: the
+    data-only checks this run skips (:mod:`.data_only`; None: every check is made)."""
 
-    def __init__(self, mode: Mode, inputs: dict, key, record_terms: bool = False):
+    def __init__(self, mode: Mode, inputs: dict, key, record_terms: bool = False,
+                 trusted: data_only.DataOnly | None = None):
         self.mode = mode
         self.record_terms = record_terms
+        self.trusted = trusted
         self.rules = {
             ir.Prim: self.prim,
             ir.Sample: self.sample,
@@ -148,7 +152,7 @@ class Interpreter:
     # -- rules, one per node kind ---------------------------------------------
     def prim(self, s: ir.Prim, env, acc):
         args = [self.read(env, a) for a in s.args]
-        if s.check_index:
+        if s.check_index and not (self.trusted is not None and self.trusted.skips_index(s)):
             # an index outside its array: JAX would clamp it; the run's density is NaN instead
             # (and the trace invalid), which the methods report by replaying the draw eagerly
             ok = index_check.in_range(jnp, s.op.name, s.params, args)
@@ -178,7 +182,11 @@ class Interpreter:
     def observe(self, s: ir.Observe, env, acc):
         dist = self._dist(s, env)
         acc.valid = acc.valid & params_ok(dist)
-        ll = sum_terms(dist.log_density(self.read(env, s.value)))
+        value = self.read(env, s.value)
+        if self.trusted is not None and self.trusted.skips_observe(s, dist):
+            ll = sum_terms(dist.log_density_in_support(value))  # the data was checked before the run
+        else:
+            ll = sum_terms(dist.log_density(value))
         acc.log_likelihood = acc.log_likelihood + ll
         if self.record_terms:
             acc.terms[s.address] = ll
@@ -271,8 +279,9 @@ class Interpreter:
 
 def run(program: ir.Program, mode: Mode, args, inputs=None, key=None, record_terms=False) -> Trace:
     """Run ``program`` on ``args`` in ``mode``: the :class:`Trace` (and, with ``record_terms``, each
-    site's log-density term, stacked by step in loops)."""
-    interp = Interpreter(mode, dict(inputs or {}), key, record_terms)
+    site's log-density term, stacked by step in loops). Inside ``data_only.trusting(program)`` the run
+    skips the program's data-only checks."""
+    interp = Interpreter(mode, dict(inputs or {}), key, record_terms, data_only.trusted(program))
     out, acc = interp.run_block(program.block, list(args))
     retval = jax.tree.unflatten(program.out_tree, out)
     trace = Trace(acc.choices, acc.log_prior, acc.log_likelihood, acc.log_given, retval, acc.present, acc.valid)
