@@ -98,6 +98,7 @@ def split_args(args: tuple, kwargs: dict):
     leaves, treedef = jax.tree.flatten((args, kwargs))
     dynamic_pos = [i for i, x in enumerate(leaves) if _is_dynamic_leaf(x)]
     dyn = [jnp.asarray(leaves[i]) for i in dynamic_pos]
+    dtypes = {i: str(v.dtype) for i, v in zip(dynamic_pos, dyn)}  # converted once (each is a transfer)
     static = list(leaves)
 
     def rebuild(values):
@@ -107,7 +108,7 @@ def split_args(args: tuple, kwargs: dict):
         return jax.tree.unflatten(treedef, filled)
 
     static_key = tuple(
-        ("dyn", tuple(np.shape(x)), str(jnp.asarray(x).dtype)) if i in set(dynamic_pos) else ("static", _hashable(x))
+        ("dyn", tuple(np.shape(x)), dtypes[i]) if i in dtypes else ("static", _hashable(x))
         for i, x in enumerate(leaves)
     )
     rebuild.key = (treedef, static_key)

@@ -153,7 +153,7 @@ def _particles_first(a, axis):
 
 def _run_compiled(program: ir.Program, args, key, options: compiled.Options) -> Result:
     f = compiled.get_filter(program, options)
-    out = jax.device_get(f(key, args))  # one transfer of everything, then NumPy only
+    out = f(key, args)  # fetched to the host in one transfer; NumPy from here on
     n = options.num_particles
     log_w = np.asarray(out.log_weights, dtype=np.float64)
     log_z = float(out.log_evidence)
