@@ -32,6 +32,7 @@ __all__ = [
     "JIT_NAMES",
     "threefry_2x32",
     "marker_primitive",
+    "shard_map",
 ]
 
 Primitive = jcore.Primitive
@@ -271,3 +272,21 @@ def threefry_2x32(key_words: Any, counts: Any) -> Any:
     from jax.extend import random as jrandom
 
     return jrandom.threefry_2x32(key_words, counts)
+
+
+def shard_map(fn: Callable, mesh, in_specs, out_specs, axis_names=None) -> Callable:
+    """``fn`` run once per device of ``mesh`` on its block of the inputs (``jax.shard_map``).
+
+    ``axis_names``: the mesh axes ``fn`` is manual over (the others stay automatic); None: all.
+    Replication is not checked (``check_vma``/``check_rep`` off): the callers' bodies are per-device
+    loops whose outputs are split along the manual axes. Wraps the two homes and the two spellings
+    of the check flag that JAX versions use.
+    """
+    names = frozenset(mesh.axis_names if axis_names is None else axis_names)
+    public = getattr(jax, "shard_map", None)
+    if public is not None:
+        return public(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, axis_names=names, check_vma=False)
+    from jax.experimental.shard_map import shard_map as experimental  # older JAX
+
+    auto = frozenset(mesh.axis_names) - names
+    return experimental(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_rep=False, auto=auto)

@@ -177,14 +177,15 @@ def _compiled(key, logdensity_fn: Callable, strategy: init_mod.Strategy, templat
         plan=plan,
     )
 
-    def build(ref):
-        return driver.build(_Density(ref, spec, unravel, int(flat.size), flat.dtype), plan)
+    # placement (inference/sharding.py): on a mesh, the chains split over the devices, each running
+    # the loop of its num_chains / D chains (driver.on_devices); identity on one device
+    placement = sharding.for_batch(plan.num_chains, "chains")
 
-    program = programs.program_for(logdensity_fn, spec, build)
-    # placement (inference/sharding.py): on a mesh, the same program with the chain axis of its
-    # outputs split over the devices, so each runs num_chains / D chains; identity on one device
-    return sharding.place(program, sharding.for_batch(plan.num_chains, "chains"), plan.num_chains,
-                          key, strategy.data, args, adapt.numbers())
+    def build(ref):
+        return driver.build(_Density(ref, spec, unravel, int(flat.size), flat.dtype), plan, placement)
+
+    program = programs.program_for(logdensity_fn, (spec, placement), build)
+    return sharding.place(program, placement, plan.num_chains, key, strategy.data, args, adapt.numbers())
 
 
 # --------------------------------------------------------------------------- public entry point

@@ -105,8 +105,12 @@ def counters(values: dict, shape) -> tuple[Array, Array]:
     return values.get("diverging", zero), values.get("num_steps", zero)
 
 
-def build(target: Any, plan: Plan) -> Callable:
-    """The jitted program ``(key, data, args, numbers) -> (records, stats, summary, report)``."""
+def build(target: Any, plan: Plan, placement: Any = None) -> Callable:
+    """The jitted program ``(key, data, args, numbers) -> (records, stats, summary, report)``.
+
+    ``placement`` (``inference.sharding.Placement``, or None): with a batch axis, the chains are
+    split over it and each device runs the loop of its own chains (``on_devices``).
+    """
     C = plan.num_chains
 
     def program(key, data, args, numbers):
@@ -120,14 +124,44 @@ def build(target: Any, plan: Plan) -> Callable:
         else:
             run = transitions
             chain_keys = jax.random.split(key_run, C)
-        records, stats, adapt, steps = run(plan, setup, adapt, chain_keys)
+        records, stats, adapt, steps = on_devices(run, plan, setup, adapt, chain_keys, placement)
         summary = dict(setup.adaptation.summary(adapt), num_integration_steps=steps)
         return target.finalize(records), stats, summary, setup.report
 
     return jax.jit(program)
 
 
-def transitions(plan: Plan, setup: Setup, adapt: Any, keys: Array):
+def on_devices(run: Callable, plan: Plan, setup: Setup, adapt: Any, keys: Array, placement: Any):
+    """``run(plan, setup, adapt, keys)``; on a placement with a batch axis of ``D`` devices, once per
+    device on its ``C / D`` chains (``shard_map``), so the loops' conditions, bookkeeping and
+    adaptation are each device's own and the devices exchange nothing until the draws are returned.
+
+    Everything before (initial points, the initial step size) and the chain keys are computed for
+    all chains together, so each chain starts from, and draws with, what it would on one device;
+    ``setup.ok`` (every chain has a usable start) is the one value all devices share. This needs an
+    adaptation that tunes each chain on its own (``per_chain``: Stan's warm-up, MH, Gibbs); one
+    that pools statistics across chains (ChEES) runs as one loop over all chains, which XLA
+    partitions over the devices (its means over chains are then collectives at every step).
+    """
+    axis = None if placement is None else placement.batch_axis
+    if axis is None or not getattr(setup.adaptation, "per_chain", False):
+        return run(plan, setup, adapt, keys)
+    from ppl.stdlib.jax_compat import shard_map
+    from jax.sharding import PartitionSpec
+
+    devices = int(placement.mesh.shape[axis])
+    local = plan._replace(num_chains=plan.num_chains // devices)
+
+    def one_device(states, adapt, keys, first):
+        return run(local, setup._replace(states=states), adapt, keys, first=first[0])
+
+    split = PartitionSpec(axis)
+    first = jnp.arange(devices, dtype=jnp.int32) * local.num_chains  # each device's first chain
+    return shard_map(one_device, placement.mesh, in_specs=(split, split, split, split), out_specs=split,
+                     axis_names={axis})(setup.states, adapt, keys, first)
+
+
+def transitions(plan: Plan, setup: Setup, adapt: Any, keys: Array, first: Any = None):
     """One whole transition of every chain per loop iteration."""
     C, W, S, K = plan.num_chains, plan.num_warmup, plan.num_samples, plan.thin
     total = W + S * K
@@ -173,7 +207,7 @@ def transitions(plan: Plan, setup: Setup, adapt: Any, keys: Array):
         if plan.progress:
             jax.lax.cond(
                 (i + 1) % every == 0,
-                lambda: progress_mod.report(jnp.full((C,), i + 1), divergences),
+                lambda: progress_mod.report(jnp.full((C,), i + 1), divergences, first),
                 lambda: None,
             )
         return states, adapt, (draws, stats), divergences, steps

@@ -44,15 +44,20 @@ def interval(num_chains: int, num_transitions: int) -> int:
     return max(1, (num_chains * num_transitions) // REPORTS_PER_RUN)
 
 
-def _host_report(transitions: Any, divergences: Any) -> None:
+def _host_report(transitions: Any, divergences: Any, first: Any = None) -> None:
     with _LOCK:
         if _ACTIVE:
-            _ACTIVE[-1].update(np.asarray(transitions), np.asarray(divergences))
+            share = () if first is None else (int(first),)  # a device's share of the chains, from chain `first`
+            _ACTIVE[-1].update(np.asarray(transitions), np.asarray(divergences), *share)
 
 
-def report(transitions: jax.Array, divergences: jax.Array) -> None:
-    """Inside a traced program: send per-chain transition and divergence counts to the display."""
-    jax.debug.callback(_host_report, transitions, divergences)
+def report(transitions: jax.Array, divergences: jax.Array, first: Any = None) -> None:
+    """Inside a traced program: send per-chain transition and divergence counts to the display
+    (``first``: the index of the first of these chains, when a device reports its share)."""
+    if first is None:
+        jax.debug.callback(_host_report, transitions, divergences)
+    else:
+        jax.debug.callback(_host_report, transitions, divergences, first)
 
 
 class ChainProgress:
@@ -114,12 +119,15 @@ class ChainProgress:
         ]
         self._progress.start()
 
-    def update(self, transitions: np.ndarray, divergences: np.ndarray) -> None:
+    def update(self, transitions: np.ndarray, divergences: np.ndarray, first: int = 0) -> None:
         if self._progress is None:
             if time.perf_counter() - self._start < self.delay:
                 return
             self._open()
-        for c, task in enumerate(self._tasks):
+        for c in range(len(transitions)):
+            if not 0 <= first + c < len(self._tasks):
+                continue
+            task = self._tasks[first + c]
             done = int(transitions[c])
             phase = "warm-up" if done < self.num_warmup else "sampling"
             self._progress.update(task, completed=done, phase=phase, divergences=int(divergences[c]))

@@ -98,8 +98,10 @@ class _Machine(NamedTuple):
         return jax.vmap(self.machine.finish)(traj)
 
 
-def run(plan: Plan, setup: Setup, adapt: Any, keys: Array):
-    """Warm-up and sampling of every chain: ``(records, stats, adapt, integration steps)``."""
+def run(plan: Plan, setup: Setup, adapt: Any, keys: Array, first: Any = None):
+    """Warm-up and sampling of every chain: ``(records, stats, adapt, integration steps)``.
+
+    ``first``: the index of the first of these chains among all (a device's share; for progress)."""
     C, W, S = plan.num_chains, plan.num_warmup, plan.num_samples
     total = W + S * plan.thin
     family = setup.family
@@ -118,7 +120,7 @@ def run(plan: Plan, setup: Setup, adapt: Any, keys: Array):
     carry = Carry(traj, adapt, zeros, started + 1,
                   jax.tree.map(lambda x: jnp.zeros((C, S + 1) + x.shape[1:], x.dtype), record0),
                   jnp.zeros((C, S + 1, len(table.names)), dtype), zeros, zeros)
-    body = _body(plan, setup, mach, table, keys, wait_budget)
+    body = _body(plan, setup, mach, table, keys, wait_budget, first)
 
     def more(c: Carry) -> Array:
         return setup.ok & jnp.any(c.t < total)
@@ -155,7 +157,7 @@ def _inner(plan: Plan, mach: _Machine, wait_budget: int):
     return steps
 
 
-def _body(plan: Plan, setup: Setup, mach: _Machine, table: StatTable, keys: Array, wait_budget: int):
+def _body(plan: Plan, setup: Setup, mach: _Machine, table: StatTable, keys: Array, wait_budget: int, first: Any):
     C, W, S, K = plan.num_chains, plan.num_warmup, plan.num_samples, plan.thin
     total = W + S * K
     every = progress_mod.interval(C, total)
@@ -191,7 +193,7 @@ def _body(plan: Plan, setup: Setup, mach: _Machine, table: StatTable, keys: Arra
         started = c.started + done.astype(jnp.int32)
         if plan.progress:
             before, after = jnp.sum(c.t) // every, jnp.sum(t) // every
-            jax.lax.cond(after != before, lambda: progress_mod.report(t, divergences), lambda: None)
+            jax.lax.cond(after != before, lambda: progress_mod.report(t, divergences, first), lambda: None)
         return Carry(traj, adapt, t, started, draws, stats, divergences, steps)
 
     return body

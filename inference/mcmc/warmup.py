@@ -6,7 +6,9 @@ chain), ``update(A, t, active, states, infos)`` after transition ``t`` of the
 chains that are ``active`` (in warm-up), ``stats(A)`` (recorded with each
 draw) and ``summary(A)`` (reported after the run). The driver calls
 ``update`` only during warm-up, so the parameters are fixed afterwards and
-the draws are those of one Markov kernel.
+the draws are those of one Markov kernel. These three adapt each chain on its
+own (``per_chain``), so on a mesh each device runs its chains' loop alone
+(``driver.on_devices``); an adaptation that pools chains (ChEES) does not say so.
 
 - ``Windowed``: Stan's warm-up for HMC and NUTS (``adaptation``: step size by
   dual averaging, metric from windowed (co)variance estimates), with Stan's
@@ -52,6 +54,7 @@ class Windowed(NamedTuple):
     """
 
     config: adapt_mod.Adaptation
+    per_chain = True  # each chain adapts on its own (the driver may split the chains over devices)
     numbers: adapt_mod.DualAveragingParams
     num_warmup: int
     dim: int
@@ -109,6 +112,7 @@ class Scales(NamedTuple):
     acceptance probability of that proposal in the transition."""
 
     targets: tuple  # ((name, target acceptance), ...)
+    per_chain = True  # each chain adapts on its own (the driver may split the chains over devices)
     dtype: Any
 
     def init(self, key: Array, states: Any) -> dict:
@@ -133,6 +137,7 @@ class Fixed(NamedTuple):
     """No adaptation: the family is always called with ``value``."""
 
     value: Any = None
+    per_chain = True  # nothing crosses chains (the driver may split the chains over devices)
 
     def init(self, key: Array, states: Any) -> None:
         return None
