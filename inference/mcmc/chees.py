@@ -31,7 +31,6 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from blackjax.mcmc import dynamic_hmc
 from jax.flatten_util import ravel_pytree
 
 __all__ = ["State", "Info", "Params", "Kernel", "Family", "Builder", "jitter", "num_steps", "MIN_CHAINS"]
@@ -107,6 +106,10 @@ class Kernel(NamedTuple):
         return State(position, log_density, grad, jnp.zeros((), jnp.int32))
 
     def step(self, key: Array, state: State) -> tuple[State, Info]:
+        # imported here: importing BlackJAX computes arrays, which starts JAX's backend, and a process
+        # of a multi-host run must not start it before ppl.distributed.initialize()
+        from blackjax.mcmc import dynamic_hmc
+
         p = self.params
         steps = num_steps(p, state.iteration)
         transition = dynamic_hmc.build_kernel(
