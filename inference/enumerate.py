@@ -5,7 +5,8 @@ program's tree, lists every outcome with its exact (unnormalised) weight.
 For a static program whose discrete sites have supports fixed in advance,
 the compiled engine does the same work in one vectorised call: it evaluates
 the joint log density on the whole grid of site values (the product of the
-supports), so both engines compute the same table.
+supports), so both engines compute the same table. On a mesh of devices
+(``inference.sharding``) the grid's outcomes are split over them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.inference import sharding
 from ppl.inference._common import program_tree, stack_draws, annotate
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
@@ -170,7 +172,17 @@ def _run_compiled(program, args, grid) -> Result:
     choices = {a: jnp.asarray(per_site[j][idx[:, j]]) for j, a in enumerate(names)}
     canonical = {a: jnp.asarray(grid[a][0][0]) for a in names}
 
-    logw, returns, recorded, valid = _weights_fn(program, canonical, len(mesh))(choices, list(args))
+    fn = _weights_fn(program, canonical, len(mesh))
+    # placement (inference/sharding.py): on a mesh, the outcomes split over the devices; the grid's
+    # size is not the user's choice, so a size that does not divide goes on fewer devices, never an error
+    placement = sharding.current()
+    if placement is not None and placement.batch_axis is not None:
+        if len(mesh) % placement.axis_size(placement.batch_axis) == 0 or jax.process_count() == 1:
+            placement = sharding.for_batch(len(mesh), "outcomes", placement._replace(explicit=False))
+        else:  # several processes: each computes the whole (small) grid itself
+            placement = None
+    fn = sharding.place(fn, placement, len(mesh), choices, list(args))
+    logw, returns, recorded, valid = sharding.fetch(fn(choices, list(args)))
     logw = np.asarray(logw, dtype=np.float64)
     valid = np.asarray(valid)
     if not np.all(valid):

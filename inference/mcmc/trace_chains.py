@@ -7,7 +7,9 @@ method's (``mh_kernel.TraceMH.family``, ``gibbs.GibbsSweep.family``), built
 from an analysis of the program done once per compiled program; a kept draw
 records every site's value (deterministic ones included) and the return
 value. The compiled program lives in the program's compile cache
-(``programs``), keyed by the method's options and the ``driver.Plan``.
+(``programs``), keyed by the method's options, the ``driver.Plan`` and the
+placement (on a mesh the chains are split over the devices, each device
+running its own chains' loop: ``driver.on_devices``).
 
 ``run`` packages the draws as a ``Result`` and runs the checks every MCMC
 method runs (``checks.check_result``); when no chain has a starting point the
@@ -23,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.inference import sharding
 from ppl.inference.mcmc import checks, driver, programs
 from ppl.inference.mcmc.mh_kernel import MHState
 from ppl.inference.result import Result
@@ -75,12 +78,16 @@ def run(method_name: str, options: Hashable, analyse: Callable[[], Any], adaptat
     method's analysis of the program (with ``family(args)``) the first time.
     """
     plan = driver.Plan(int(num_chains), int(num_warmup), int(num_samples), int(thin))
+    # placement (inference/sharding.py): on a mesh, the chains split over the devices, each device
+    # running the loop of its own chains (driver.on_devices)
+    placement = sharding.for_batch(plan.num_chains, "chains")
     compiled = programs.program_for(
-        program, (options, adaptation, plan),
-        lambda ref: driver.build(_Trace(ref(), analyse(), adaptation), plan))
+        program, (options, adaptation, plan, placement),
+        lambda ref: driver.build(_Trace(ref(), analyse(), adaptation), plan, placement))
+    compiled = sharding.place(compiled, placement, plan.num_chains, key, None, list(args), None)
 
     def go():
-        out = compiled(key, None, list(args), None)
+        out = sharding.fetch(compiled(key, None, list(args), None))  # several processes: all chains
         return _result(method_name, out, list(program.latent_sites()), min_acceptance)
 
     return checked_start(program, args, key, go)
