@@ -96,7 +96,7 @@ def measure(devices: int, quick: bool, repeats: int) -> dict:
         x = rng.normal(size=(n, 5)).astype(np.float32)
         y = (rng.random(n) < 0.5).astype(np.int32)
         program, leaves = logistic.program(jnp.asarray(x), jnp.asarray(y))
-        _, placed = sharding.for_program(program, leaves, devices)
+        _, placed, _ = sharding.for_program(program, leaves, devices)
         grad = jax.jit(jax.value_and_grad(lambda w, a: C.log_density(program, {"w": w}, list(a))))
         w = jnp.full((5,), 0.1, jnp.float32)
         out["rows"][n] = _median_time(lambda: jax.block_until_ready(grad(w, placed)), repeats,

@@ -43,7 +43,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from ppl.stdlib.errors import ModelError
 
 __all__ = ["Placement", "resolve", "placed", "current", "for_batch", "place", "constrain", "put_data",
-           "fetch", "describe", "default_mesh", "set_default", "BATCH", "DATA"]
+           "fetch", "describe", "default_mesh", "set_default", "auto_shard_rows", "set_auto_shard_rows",
+           "automatic_plates", "for_program", "BATCH", "DATA", "AUTO_SHARD_ROWS"]
 
 BATCH = "batch"  # the axis name of meshes ppl builds: chains, particles, samples
 DATA = "data"
@@ -87,7 +88,10 @@ class Used:
 
 _current: ContextVar[Placement | None] = ContextVar("ppl_placement", default=None)
 _used: ContextVar[Used | None] = ContextVar("ppl_placement_used", default=None)
-_default: dict = {"devices": None}
+# A plate over observations with at least this many rows is split over the devices without being
+# marked (``automatic_plates``); ``ppl.config(auto_shard_rows=...)`` changes it, None turns it off.
+AUTO_SHARD_ROWS = 100_000
+_default: dict = {"devices": None, "auto_shard_rows": AUTO_SHARD_ROWS}
 
 
 def set_default(devices) -> None:
@@ -96,6 +100,19 @@ def set_default(devices) -> None:
         raise ModelError(f"devices={devices!r}: give a number of devices, a list of devices, a "
                          "jax.sharding.Mesh, 'all' or None")
     _default["devices"] = devices
+
+
+def set_auto_shard_rows(rows) -> None:
+    """The size from which plates over observations are split automatically (None: never)."""
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 1):
+        raise ModelError(f"auto_shard_rows={rows!r}: give a number of rows (at least 1), or None to split "
+                         "only the plates marked shard=True")
+    _default["auto_shard_rows"] = None if rows is None else int(rows)
+
+
+def auto_shard_rows():
+    """What ``ppl.config(auto_shard_rows=...)`` set (default ``AUTO_SHARD_ROWS``)."""
+    return _default["auto_shard_rows"]
 
 
 def default_mesh():
@@ -164,6 +181,11 @@ def _from_mesh(mesh: Mesh, batch_axis, data_axis, shard_data) -> Placement:
             data_axis = only
         else:
             batch_axis = only
+    if batch_axis is None and data_axis is None:
+        raise ModelError(f"the mesh's axes {names} name neither '{BATCH}' (for chains, particles and samples) "
+                         f"nor '{DATA}' (for the rows of sharded plates), so ppl would split nothing over it",
+                         hint=f"Build the mesh with an axis named '{BATCH}' or '{DATA}' (e.g. "
+                              f"Mesh(devices, ('{BATCH}', '{DATA}'))), or mark a plate shard='<axis>'.")
     return Placement(mesh, batch_axis, data_axis, True)
 
 
@@ -325,19 +347,24 @@ def describe(placement: Placement | None) -> list:
 
 
 def for_program(program, leaves: Sequence, devices=None) -> tuple:
-    """``(placement, leaves)`` for a run of ``program`` on ``leaves`` (its flat arguments).
+    """``(placement, leaves, notes)`` for a run of ``program`` on ``leaves`` (its flat arguments).
 
-    The placement comes from ``devices`` (see ``resolve``); the data of plates marked ``shard=`` go on
-    its data axis, split by rows (``put_data``). A plate's ``shard='name'`` must name an axis of the mesh.
+    The placement comes from ``devices`` (see ``resolve``); the data of plates marked ``shard=``, and
+    of large plates over observations (``automatic_plates``), go on its data axis, split by rows
+    (``put_data``). A plate's ``shard='name'`` must name an axis of the mesh. ``notes``: what the run
+    should tell the user (a large plate left whole because its rows do not divide).
     """
-    plates = tuple(getattr(program, "sharded_plates", ()) or ())
+    plates = tuple(p for p in (getattr(program, "sharded_plates", ()) or ()) if p[2] is not False)
     axes = {s for (_, _, s, _) in plates if isinstance(s, str)}
     if len(axes) > 1:
         raise ModelError(f"the model's plates ask for different mesh axes {sorted(axes)}: ppl splits data over "
                          "one axis", span=plates[0][3], hint="Give every sharded plate the same axis name.")
+    notes: list = []
+    if not plates:
+        plates, notes = _automatic(program, devices)
     placement = resolve(devices, shard_data=bool(plates))
     if placement is None or not plates:
-        return placement, list(leaves)
+        return placement, list(leaves), notes
     if axes:
         (axis,) = axes
         names = tuple(placement.mesh.axis_names)
@@ -349,6 +376,51 @@ def for_program(program, leaves: Sequence, devices=None) -> tuple:
                                   f"to ppl.infer.")
         placement = placement._replace(data_axis=axis,
                                        batch_axis=None if placement.batch_axis == axis else placement.batch_axis)
+    elif placement.data_axis is None:
+        name, _, _, span = plates[0]
+        raise ModelError(f"plate '{name}' is marked shard=True, but the mesh's axes {tuple(placement.mesh.axis_names)} "
+                         f"include no '{DATA}' axis to split its rows over", span=span,
+                         hint=f"Name a mesh axis '{DATA}', or give the plate the axis: shard='<axis name>'.")
     sizes = {name: size for (name, size, _, _) in plates}
     spans = {name: sp for (name, _, _, sp) in plates}
-    return placement, put_data(leaves, sizes, placement, spans)
+    return placement, put_data(leaves, sizes, placement, spans), notes
+
+
+def automatic_plates(program, threshold: int | None) -> tuple:
+    """``(name, rows, None, span)`` of the plates split without being marked: a plate at the top of the
+    model (not inside a loop, a branch or another plate; sub-model calls are entered) with at least
+    ``threshold`` rows, that observes data and was not marked ``shard=False``. None: no plate."""
+    from ppl.semantics import ir
+
+    if threshold is None or not hasattr(program, "block"):
+        return ()
+    found: dict = {}
+
+    def visit(stmts):
+        for s in stmts:
+            if isinstance(s, ir.Call):
+                visit(s.stmts)
+            elif (isinstance(s, ir.Plate) and s.shard is None and s.subsampled_from is None
+                  and s.size >= threshold and any(isinstance(t, ir.Observe) for t in ir.walk(s.stmts))):
+                found.setdefault(s.name, (s.name, int(s.size), None, s.span))
+
+    visit(program.block.stmts)
+    return tuple(found.values())
+
+
+def _automatic(program, devices) -> tuple:
+    """The automatic plates that divide over the devices ``devices`` gives (none on one device or on a
+    user's mesh without a data axis), and a note for each one that does not divide (left whole)."""
+    plates = automatic_plates(program, auto_shard_rows())
+    if not plates:
+        return (), []
+    placement = resolve(devices, shard_data=True)
+    if placement is None or placement.data_axis is None:
+        return (), []
+    d = placement.axis_size(placement.data_axis)
+    keep = tuple(p for p in plates if p[1] % d == 0)
+    notes = [f"plate '{name}' has {rows} rows, at least {auto_shard_rows()}, but they cannot be split evenly over "
+             f"the {d} devices, so every device holds all of them (pad the data to a multiple of {d} rows to "
+             f"split it, or mark the plate shard=False to keep it whole without this note)"
+             for (name, rows, _, _) in plates if rows % d]
+    return keep, notes

@@ -61,10 +61,10 @@ def infer(model: Model, *args, method=None, seed: int = 0, key=None, devices=Non
         from ppl import memory
 
         memory.check(program, leaves, method)
-    placement = None
+    placement, notes = None, []
     try:
         if not isinstance(program, Dynamic):  # chains, particles and sharded data on the devices
-            placement, leaves = sharding.for_program(program, leaves, devices)
+            placement, leaves, notes = sharding.for_program(program, leaves, devices)
         with sharding.placed(placement) as used:
             result = method.run(program, None if isinstance(program, Dynamic) else leaves, key)
     except PPLError as err:  # a mistake in the user's model or data: one error, at the user's line
@@ -76,5 +76,6 @@ def infer(model: Model, *args, method=None, seed: int = 0, key=None, devices=Non
             raise
         raise memory.exhausted_error(program, leaves, method, err) from None
     post = Posterior(result, model.name, reason)
+    post.notes.extend(notes)
     post.devices = sharding.describe(used.effective(placement))
     return post

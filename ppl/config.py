@@ -13,7 +13,7 @@ _UNSET = object()
 
 
 def config(*, x64: bool | None = None, platform: str | None = None, compilation_cache=None,
-           devices=_UNSET) -> dict:
+           devices=_UNSET, auto_shard_rows=_UNSET) -> dict:
     """Set global options; returns the settings in force.
 
     ``x64=True`` computes in float64 (the default is float32); call it before
@@ -25,11 +25,18 @@ def config(*, x64: bool | None = None, platform: str | None = None, compilation_
     ``devices``: where ``ppl.infer`` runs when its call names no devices (a number
     of devices, a list of devices, a ``jax.sharding.Mesh``, or None for every
     device; see docs/devices.md).
+    ``auto_shard_rows``: with several devices, a plate over observations with at least this many
+    rows (100,000 by default) is split over them unless marked ``shard=False``; None: only plates
+    marked ``shard=True`` are split.
     """
     if devices is not _UNSET:
         from ppl.inference import sharding
 
         sharding.set_default(devices)
+    if auto_shard_rows is not _UNSET:
+        from ppl.inference import sharding
+
+        sharding.set_auto_shard_rows(auto_shard_rows)
     if x64 is not None:
         jax.config.update("jax_enable_x64", bool(x64))
     if platform is not None:
@@ -46,7 +53,7 @@ def config(*, x64: bool | None = None, platform: str | None = None, compilation_
 
     return {"x64": bool(jax.config.jax_enable_x64),
             "compilation_cache": jax.config.jax_compilation_cache_dir,
-            "devices": sharding.default_mesh()}
+            "devices": sharding.default_mesh(), "auto_shard_rows": sharding.auto_shard_rows()}
 
 
 def enable_default_cache() -> None:
