@@ -13,8 +13,10 @@ Each device count runs in its own process (JAX fixes the device count when it st
 ``XLA_FLAGS=--xla_force_host_platform_device_count=D`` on CPU; on a machine with real devices
 ``--devices`` picks the first D). Times are medians of ``--repeats`` warm calls (compiled before
 timing). On a CPU the virtual devices share the same cores, so 4 devices show the cost of the
-partitioned program and its collectives rather than a speed-up; on several GPUs the same script
-shows the speed-up. ``--quick`` measures two points per sweep with shorter runs (a check that the script works).
+partitioned program rather than a speed-up; on several GPUs the same script shows the speed-up.
+Chains run one loop per device (no collective per integration step; benchmarks/chain_loops.py
+compares that with the partitioned loop ppl used before); split rows end each evaluation of the
+density with an all-reduce. ``--quick`` measures two points per sweep with shorter runs (a check that the script works).
 """
 
 from __future__ import annotations

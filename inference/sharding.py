@@ -5,14 +5,18 @@ A run has two kinds of independent work that a ``jax.sharding.Mesh`` can split:
 - a *batch* axis: MCMC chains, SMC particles, importance samples (the leading
   axis of every per-chain or per-particle array);
 - a *data* axis: the rows of a plate over observations marked
-  ``ppl.plate(..., shard=True)`` (each device evaluates its slice of the
-  likelihood; the sum over rows is finished by a collective).
+  ``ppl.plate(..., shard=True)``, or of a large one (``automatic_plates``:
+  at least ``auto_shard_rows()`` rows, not marked ``shard=False``): each
+  device evaluates its slice of the likelihood; the sum over rows is
+  finished by a collective.
 
-A ``Placement`` names the mesh and which of its axes carries each. The drivers
-do not change: the compiled program is jitted with the batch axis of its
-outputs sharded (``place``), data arrays are handed to it already sharded
-(``put_data``), and XLA's partitioner gives each device its share of the one
-compiled program (``N`` chains on ``D`` devices: ``N/D`` per device).
+A ``Placement`` names the mesh and which of its axes carries each. The
+compiled program is jitted with the batch axis of its outputs sharded
+(``place``), data arrays are handed to it already sharded (``put_data``), and
+XLA's partitioner gives each device its share of the one compiled program
+(``N`` chains on ``D`` devices: ``N/D`` per device). The MCMC driver goes one
+step further (``driver.on_devices``): each device runs the loop of its own
+chains under ``shard_map``, so the loop conditions are not collectives.
 
 Law: placement changes where a value is computed, never what: a program run
 on a mesh computes the same function of its key and data as on one device
