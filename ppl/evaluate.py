@@ -25,7 +25,7 @@ import contextlib
 import dataclasses
 import functools
 import pathlib
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -39,8 +39,7 @@ from ppl.stdlib import distributions as D
 from ppl.stdlib.errors import ModelError, PPLError, ShapeError, Span
 from ppl.syntax import ast as A
 from ppl.syntax import builtins as B
-from ppl.syntax.builtins_stan import REDUCTIONS as _STAN_REDUCTIONS
-from ppl.syntax.builtins_dist import DIST_FUNCTIONS as _DIST_FUNCTIONS
+from ppl.syntax.builtins.arrays import sizes as _sizes
 
 __all__ = ["load", "loads", "PplModule", "evaluate_module"]
 
@@ -153,7 +152,17 @@ def _assigned(block) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-_RANDOM_BUILTINS = {"sample", "flip", "mem", "map", "fold"}
+def _builtin_use(f) -> "B.Builtin | str | None":
+    """What a call of ``f`` calls: a registered builtin function, ``"other"`` for another builtin
+    (a distribution, a support, ``flat``), None for anything else (a function of the program)."""
+    if not isinstance(f, A.Name):
+        return None
+    spec = B.FUNCTIONS.get(f.id)
+    if spec is not None:
+        return spec
+    if f.id in B.DISTRIBUTIONS or f.id in B.SUPPORTS or f.id == "flat":
+        return "other"
+    return None
 
 
 def _may_sample(body) -> bool:
@@ -161,11 +170,8 @@ def _may_sample(body) -> bool:
         if isinstance(n, (A.Tilde, A.Observe, A.Factor, A.Condition)):
             return True
         if isinstance(n, A.Call):
-            f = n.func
-            if not isinstance(f, A.Name) or f.id in _RANDOM_BUILTINS:
-                return True
-            if f.id not in B.FUNCTIONS and f.id not in B.DISTRIBUTIONS and f.id not in B.SUPPORTS \
-                    and f.id != "flat":
+            use = _builtin_use(n.func)
+            if use is None or (isinstance(use, B.Builtin) and use.random):
                 return True
     return False
 
@@ -178,17 +184,8 @@ def _vectorizable(body: A.Block) -> bool:
         if isinstance(n, (A.Lambda, A.IfExpr)):
             return False
         if isinstance(n, A.Call):
-            f = n.func
-            if not isinstance(f, A.Name):
-                return False
-            if f.id in ("map", "fold", "mem", "ode_rk45", "len", "concat", "sort", "reverse", "cumsum",
-                        "sum", "prod", "mean", "sd", "variance", "min", "max", "logsumexp", "softmax",
-                        "log_softmax", "dot", "matmul", "transpose", "cholesky", "diag", "zeros", "ones",
-                        "fill", "arange", "linspace", "iid", "eye", "add_diag", "sq_dist") \
-                    or f.id in _STAN_REDUCTIONS or f.id == "ode_bdf":
-                return False
-            if f.id not in B.FUNCTIONS and f.id not in B.DISTRIBUTIONS and f.id not in B.SUPPORTS \
-                    and f.id != "flat":
+            use = _builtin_use(n.func)
+            if use is None or (isinstance(use, B.Builtin) and not use.elementwise):
                 return False
         if isinstance(n, A.Index) and any(isinstance(i, A.Slice) for i in n.indices):
             return False
@@ -276,118 +273,6 @@ class _MemoDraw:
             return effects.sample(address, ev.distribution(e.args[0], env, e), span=e.span)
         p = ev.expr(e.args[0], env) if e.args else 0.5
         return effects.sample(address, D.Bernoulli(probs=p), span=e.span) == 1
-
-
-# ---------------------------------------------------------------------------
-# Builtin functions
-
-
-def _sd(x):
-    return jnp.std(x, ddof=1)
-
-
-def _var(x):
-    return jnp.var(x, ddof=1)
-
-
-def _minmax(fn_all, fn_pair):
-    def f(x, y=None):
-        return fn_all(x) if y is None else fn_pair(x, y)
-
-    return f
-
-
-def _reduce(fn):
-    def f(x, axis=None):
-        return fn(jnp.asarray(x), axis=None if axis is None else int(axis))
-
-    return f
-
-
-def _sizes(*ns):
-    out = []
-    for n in ns:
-        if jc.is_tracer(n):
-            raise TypeError("size")
-        out.append(int(n))
-    return tuple(out)
-
-
-def _add_diag(m, v):
-    m = jnp.asarray(m)
-    return m + jnp.eye(m.shape[-1], dtype=m.dtype) * v
-
-
-def _sq_dist(x, y):
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    return (x[:, None] - y[None, :]) ** 2
-
-
-def _arange(a, b=None):
-    return jnp.arange(int(a)) if b is None else jnp.arange(int(a), int(b))
-
-
-def _len(x):
-    if isinstance(x, (list, tuple, str)):
-        return len(x)
-    return int(jnp.shape(x)[0])
-
-
-def _ode_rk45(f, y0, t0, ts, params, rtol=1e-6, atol=1e-6):
-    from ppl.ode import ode_rk45
-
-    return ode_rk45(_deterministic_fn(f), y0, t0, ts, params, rtol, atol)
-
-
-def _ode_bdf(f, y0, t0, ts, params, rtol=1e-6, atol=1e-6):
-    from ppl.ode_stiff import ode_bdf
-
-    return ode_bdf(_deterministic_fn(f), y0, t0, ts, params, rtol, atol)
-
-
-def _deterministic_fn(f):
-    """``f`` called as a plain JAX function (an ODE right-hand side runs inside the solver's loops,
-    outside the model run): its ``if``s become ``lax.cond`` and its loops ``lax.scan``."""
-
-    def pure(*args):
-        return run_deterministic(f, *args)
-
-    return pure
-
-
-PURE: dict[str, Callable] = {
-    "exp": jnp.exp, "log": jnp.log, "sqrt": jnp.sqrt, "log1p": jnp.log1p, "expm1": jnp.expm1,
-    "sin": jnp.sin, "cos": jnp.cos, "tan": jnp.tan, "asin": jnp.arcsin, "acos": jnp.arccos,
-    "atan": jnp.arctan, "sinh": jnp.sinh, "cosh": jnp.cosh, "tanh": jnp.tanh,
-    "logistic": jax.nn.sigmoid, "logit": jax.scipy.special.logit, "log_logistic": jax.nn.log_sigmoid,
-    "lgamma": jax.scipy.special.gammaln, "digamma": jax.scipy.special.digamma, "erf": jax.scipy.special.erf,
-    "square": jnp.square, "floor": jnp.floor, "ceil": jnp.ceil, "round": jnp.round, "abs": jnp.abs,
-    "pow": jnp.power, "atan2": jnp.arctan2,
-    "sum": _reduce(jnp.sum), "prod": _reduce(jnp.prod), "mean": _reduce(jnp.mean), "sd": _sd,
-    "variance": _var, "min": _minmax(jnp.min, jnp.minimum), "max": _minmax(jnp.max, jnp.maximum),
-    "logsumexp": lambda x, axis=None: jax.scipy.special.logsumexp(x, axis=None if axis is None else int(axis)),
-    "softmax": lambda x: jax.nn.softmax(x, axis=-1), "log_softmax": lambda x: jax.nn.log_softmax(x, axis=-1),
-    "cumsum": lambda x: jnp.cumsum(x, axis=0), "reverse": lambda x: jnp.flip(x, axis=0),
-    "sort": lambda x: jnp.sort(x, axis=-1), "dot": jnp.dot, "matmul": jnp.matmul,
-    "transpose": lambda m: jnp.swapaxes(m, -1, -2), "cholesky": jnp.linalg.cholesky,
-    "diag": lambda x: jnp.diag(x), "eye": lambda n: jnp.eye(int(n)), "add_diag": _add_diag,
-    "sq_dist": _sq_dist, "len": _len,
-    "zeros": lambda *n: jnp.zeros(_sizes(*n)), "ones": lambda *n: jnp.ones(_sizes(*n)),
-    "fill": lambda x, *n: jnp.full(_sizes(*n), x), "arange": _arange,
-    "linspace": lambda a, b, n: jnp.linspace(a, b, int(n)),
-    "concat": lambda *xs: jnp.concatenate([jnp.atleast_1d(jnp.asarray(x)) for x in xs]),
-    "to_int": lambda x: jnp.asarray(x).astype(jnp.int32), "to_real": lambda x: jnp.asarray(x).astype(_float()),
-    "where": jnp.where, "clip": jnp.clip,
-    "log_density": lambda d, x: d.log_density(x),
-    "ode_rk45": _ode_rk45,
-    "ode_bdf": _ode_bdf,
-}
-
-
-# the functions of Stan's math library, by their Stan names (ppl/syntax/builtins_stan.py)
-from ppl.stan_math import PURE as _STAN_PURE  # noqa: E402
-
-PURE.update(_STAN_PURE)
 
 
 # ---------------------------------------------------------------------------
@@ -691,11 +576,11 @@ class Evaluator:
         elif e.id in self.globals:
             v = self.globals[e.id]
         elif e.id in B.CONSTANTS:
-            return {"pi": float(np.pi), "inf": float("inf")}[e.id]
+            return B.CONSTANTS[e.id].value
         elif e.id in B.SUPPORTS and not B.SUPPORTS[e.id].args:
-            return getattr(cons, e.id)
-        elif e.id in PURE:
-            return PURE[e.id]
+            return B.SUPPORTS[e.id].impl
+        elif e.id in B.FUNCTIONS and not B.FUNCTIONS[e.id].form:
+            return B.FUNCTIONS[e.id].impl
         else:
             raise ModelError(f"the name '{e.id}' is not defined", span=e.span)
         if isinstance(v, _Collected):
@@ -814,45 +699,19 @@ class Evaluator:
         if isinstance(f, A.Name) and f.id not in env and f.id not in self.globals:
             name = f.id
             if name in B.DISTRIBUTIONS:
-                return self.make_distribution(name, [self.expr(a, env) for a in e.args], e)
+                return B.DISTRIBUTIONS[name].construct([self.expr(a, env) for a in e.args], e.span)
             if name == "flat":
                 return self.make_flat(e, env)
             if name == "param":
                 raise ModelError("param(...) must be the whole right side of an assignment, which names it",
                                  span=e.span, hint="Write m = param(0.0) on its own line, then use m.")
             if name in B.SUPPORTS:
-                return getattr(cons, name)(*[self.expr(a, env) for a in e.args])
-            if name == "sample":
-                d = self.distribution(e.args[0], env, e)
-                return effects.sample(self.site_name("sample", e), d, span=e.span)
-            if name == "flip":
-                p = self.expr(e.args[0], env) if e.args else 0.5
-                return effects.sample(self.site_name("flip", e), D.Bernoulli(probs=p), span=e.span) == 1
-            if name == "mem":
-                fn = self.expr(e.args[0], env)
-                return effects.mem(fn)
-            if name == "map":
-                fn, xs = self.expr(e.args[0], env), self.expr(e.args[1], env)
-                items = list(xs) if isinstance(xs, (list, tuple)) else [xs[i] for i in range(_len(xs))]
-                out = [fn(x) for x in items]
-                return out if out and isinstance(out[0], str) else jnp.stack([jnp.asarray(o) for o in out])
-            if name == "fold":
-                fn, acc, xs = (self.expr(a, env) for a in e.args)
-                items = list(xs) if isinstance(xs, (list, tuple)) else [xs[i] for i in range(_len(xs))]
-                for x in items:
-                    acc = fn(acc, x)
-                return acc
-            if name == "iid":
-                d = self.distribution(e.args[0], env, e)
-                sizes = _sizes(*[self.expr(a, env) for a in e.args[1:]])
-                return d.expand(sizes + tuple(d.batch_shape))
-            if name == "truncated":
-                return self.make_truncated(e, env)
-            if name in _DIST_FUNCTIONS:
-                return self.dist_function(name, e, env)
-            if name in PURE:
-                args = [self.expr(a, env) for a in e.args]
-                return PURE[name](*args)
+                return B.SUPPORTS[name].impl(*[self.expr(a, env) for a in e.args])
+            spec = B.FUNCTIONS.get(name)
+            if spec is not None and spec.form:
+                return spec.impl(self, e, env)
+            if spec is not None:
+                return spec.impl(*[self.expr(a, env) for a in e.args])
         fn = self.expr(f, env)
         args = [self.expr(a, env) for a in e.args]
         if isinstance(fn, Model):
@@ -874,39 +733,6 @@ class Evaluator:
             raise ModelError(f"the right side of `~` must be a distribution, but it is a {type(d).__name__}",
                              span=node.span)
         return d
-
-    def make_distribution(self, name: str, args, node):
-        spec = B.DISTRIBUTIONS[name]
-        if len(args) != len(spec.params):
-            raise ModelError(f"{name} takes {len(spec.params)} argument(s) ({', '.join(spec.params)}), "
-                             f"but was given {len(args)}", span=node.span)
-        cls = getattr(D, spec.cls)
-        kwargs = {p: (jnp.asarray(a, _float()) if p not in ("total_count",) else jnp.asarray(a))
-                  for p, a in zip(spec.params, args)}
-        try:
-            return cls(**kwargs)
-        except PPLError as err:
-            raise err.with_span(node.span) from None
-
-    def make_truncated(self, e: A.Call, env):
-        """``truncated(d, low, high)``, which is what ``d T[low, high]`` parses to."""
-        d = self.distribution(e.args[0], env, e)
-        low, high = self.expr(e.args[1], env), self.expr(e.args[2], env)
-        try:
-            return D.Truncated(d, low, high)
-        except PPLError as err:
-            raise err.with_span(e.span) from None
-
-    def dist_function(self, name: str, e: A.Call, env):
-        """Stan's ``normal_lcdf(x | mu, sigma)``: the distribution's cdf, log_cdf or log_ccdf at x."""
-        dist_name, method = _DIST_FUNCTIONS[name]
-        args = [self.expr(a, env) for a in e.args]
-        d = self.make_distribution(dist_name, args[1:], e)
-        try:
-            d.validate_params()
-        except PPLError as err:
-            raise err.with_span(e.span) from None
-        return getattr(d, method)(args[0])
 
     def make_flat(self, e: A.Call, env):
         support = self.expr(e.args[0], env)

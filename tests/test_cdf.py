@@ -163,7 +163,7 @@ PPL_PARAMS = {
 def test_every_family_with_a_cdf_has_its_ppl_names():
     from ppl.stdlib.distributions.cdf import FAMILIES
     from ppl.syntax.builtins import DISTRIBUTIONS, FUNCTIONS
-    from ppl.syntax.builtins_dist import DIST_FUNCTIONS, HAS_CDF
+    from ppl.syntax.builtins.dist_functions import DIST_FUNCTIONS, HAS_CDF
 
     assert HAS_CDF == set(FAMILIES)
     with_cdf = {n for n, s in DISTRIBUTIONS.items() if s.cls in HAS_CDF}

@@ -1,4 +1,4 @@
-"""Stan's math functions as .ppl builtins (ppl/syntax/builtins_stan.py, ppl/stan_math.py),
+"""Stan's math functions as .ppl builtins (ppl/syntax/builtins/stan.py),
 each checked against numpy/scipy through the whole front end (parse, check, evaluate, run)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from scipy import stats
 import ppl
 from ppl.syntax import CheckErrors
 from ppl.syntax.builtins import FUNCTIONS
-from ppl.syntax.builtins_stan import STAN_FUNCTIONS
+from ppl.syntax.builtins.stan import STAN_FUNCTIONS
 
 X = np.array([0.3, 1.7, 2.5, 4.0])  # positive reals
 U = np.array([0.05, 0.3, 0.5, 0.9])  # in (0, 1)

@@ -35,7 +35,7 @@ from ppl.stdlib.errors import CheckError, PPLError, Span
 
 from . import ast
 from .habits import stan_unbound_name
-from .builtins_dist import truncation_problem
+from .builtins.dist_functions import truncation_problem
 from .builtins import (
     BOOL, CONSTANTS, DISTRIBUTIONS, FUNCTIONS, INT, SUPPORTS, TYPE_ALIASES, TYPE_NAMES,
     UNKNOWN, Ty, TypeProblem, broadcast, broadcast_shapes, describe, dist_ty, fun_ty, matmul_rule,
@@ -909,7 +909,7 @@ class _Checker:
             n = len(DISTRIBUTIONS[name].params)
             return Binding("builtin", fun_ty(n, n), None)
         if name in CONSTANTS:
-            return Binding("builtin", CONSTANTS[name], None)
+            return Binding("builtin", CONSTANTS[name].ty, None)
         if name == "flat":
             return Binding("builtin", fun_ty(1, None), None)
         if self.lenient or name in self.frame.reported:

@@ -418,7 +418,7 @@ def _truncate(dist, truncation):
 
 
 # the names that take Stan's f(x | params): the distribution functions (normal_lcdf, ...)
-from .builtins_dist import DIST_FUNCTIONS as _GIVEN_FUNCTIONS  # noqa: E402
+from .builtins.dist_functions import DIST_FUNCTIONS as _GIVEN_FUNCTIONS  # noqa: E402
 
 
 # ------------------------------------------------------------ error translation
