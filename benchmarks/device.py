@@ -1,10 +1,11 @@
-"""The NUTS, SMC (and, where present, VI) benchmarks on whatever accelerator JAX finds, in one process.
+"""The NUTS, SMC, ChEES (and, where present, VI) benchmarks on whatever accelerator JAX finds, in one process.
 
-    python benchmarks/device.py [--quick] [--only nuts,smc,vi]
+    python benchmarks/device.py [--quick] [--only nuts,smc,vi,chees]
 
 Runs ``benchmarks/nuts.py`` (ppl through ``ppl.infer`` against NumPyro jitted and BlackJAX, min
 bulk ESS per second), ``benchmarks/smc.py`` (ppl against the hand-written JAX filters) and
-``benchmarks/vi.py`` when that script exists, one after another in this process, on the default
+``benchmarks/vi.py`` when that script exists, and ``benchmarks/chees.py`` (ppl.ChEES against
+ppl.NUTS at 1,024 and 4,096 chains: time to a target min-ESS), one after another in this process, on the default
 device (a GPU or TPU when one is present, else the CPU), and prints which device ran them. Each
 benchmark prints its own side-by-side table with ratios. ``--quick``: shorter runs, to check that
 everything works on a new machine before a full run. Paste the output into benchmarks/README.md
@@ -45,13 +46,14 @@ ARGS = {
     "nuts": ([], ["--repeats", "1", "--warmup", "300", "--samples", "300"]),
     "smc": ([], ["--repeats", "3", "--particles", "1000", "10000"]),
     "vi": ([], ["--repeats", "1", "--steps", "200", "--skip-vae"]),
+    "chees": ([], ["--repeats", "1", "--chains", "1024", "--warmup", "200"]),
 }
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="nuts,smc,vi")
+    parser.add_argument("--only", default="nuts,smc,vi,chees")
     args = parser.parse_args(argv)
     print(f"devices: {describe_devices()}", flush=True)
     for name in args.only.split(","):

@@ -19,14 +19,14 @@ from ppl.stdlib.errors import PPLError
 __all__ = ["METHODS", "OPTION_METHODS", "CommandLineError", "method_name", "model_parameters", "build_method",
            "return_summary", "format_value"]
 
-METHODS = ("enumerate", "importance", "smc", "nuts", "hmc", "mh", "gibbs", "pmmh", "vi")
+METHODS = ("enumerate", "importance", "smc", "nuts", "hmc", "chees", "mh", "gibbs", "pmmh", "vi")
 #: the methods each method-specific option goes with
 OPTION_METHODS = {
-    "target_accept": ("nuts", "hmc"),
+    "target_accept": ("nuts", "hmc", "chees"),
     "max_tree_depth": ("nuts",),
     "dense_mass": ("nuts", "hmc"),
-    "init": ("nuts", "hmc"),
-    "thin": ("nuts", "hmc", "mh", "gibbs"),
+    "init": ("nuts", "hmc", "chees"),
+    "thin": ("nuts", "hmc", "chees", "mh", "gibbs"),
 }
 
 
@@ -97,7 +97,7 @@ def build_method(name: str | None, program, num_samples=None, num_warmup=None, n
     if name in ("importance", "smc"):
         if num_samples is not None:
             opts["num_particles"] = num_samples
-    elif name in ("nuts", "hmc", "mh", "gibbs", "pmmh"):
+    elif name in ("nuts", "hmc", "chees", "mh", "gibbs", "pmmh"):
         for key, value in (("num_samples", num_samples), ("num_warmup", num_warmup), ("num_chains", num_chains)):
             if value is not None:
                 opts[key] = value
@@ -108,7 +108,7 @@ def build_method(name: str | None, program, num_samples=None, num_warmup=None, n
                                    "then draws --num-samples from it)", hint="Leave them out.")
         if num_samples is not None:
             opts["num_samples"] = num_samples
-    cls = {"importance": "Importance", "smc": "SMC", "nuts": "NUTS", "hmc": "HMC", "mh": "MH",
+    cls = {"importance": "Importance", "smc": "SMC", "nuts": "NUTS", "hmc": "HMC", "chees": "ChEES", "mh": "MH",
            "gibbs": "Gibbs", "pmmh": "PMMH", "vi": "VI"}[name]
     if not hasattr(ppl, cls):
         raise CommandLineError(f"the method '{name}' is not available in this version of ppl")

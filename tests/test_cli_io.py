@@ -299,7 +299,7 @@ def test_an_unknown_method_gets_did_you_mean(capsys, model_file, typed, suggesti
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err == (f"error: argument --method: unknown method '{typed}'; the methods are enumerate, importance, "
-                   f"smc, nuts, hmc, mh, gibbs, pmmh, vi (Did you mean '{suggestion}'?)\n"
+                   f"smc, nuts, hmc, chees, mh, gibbs, pmmh, vi (Did you mean '{suggestion}'?)\n"
                    "See `ppl run --help` for the options.\n")
 
 
@@ -334,7 +334,7 @@ def test_argparse_errors_share_the_prefix(capsys, argv, message):
 
 @pytest.mark.parametrize("argv, message", [
     (["--method", "mh", "--target-accept", "0.9"],
-     "error: --target-accept goes with --method nuts, hmc, not with mh (--method mh)\n"
+     "error: --target-accept goes with --method nuts, hmc, chees, not with mh (--method mh)\n"
      "Leave --target-accept out, or choose --method nuts.\n"),
     (["--method", "importance", "--dense-mass"],
      "error: --dense-mass goes with --method nuts, hmc, not with importance (--method importance)\n"
@@ -343,7 +343,7 @@ def test_argparse_errors_share_the_prefix(capsys, argv, message):
      "error: --max-tree-depth goes with --method nuts, not with hmc (--method hmc)\n"
      "Leave --max-tree-depth out, or choose --method nuts.\n"),
     (["--method", "importance", "--thin", "2"],
-     "error: --thin goes with --method nuts, hmc, mh, gibbs, not with importance (--method importance)\n"
+     "error: --thin goes with --method nuts, hmc, chees, mh, gibbs, not with importance (--method importance)\n"
      "Leave --thin out, or choose --method nuts.\n"),
     (["--method", "nuts", "--max-depth", "5"],
      "error: --max-depth bounds exact enumeration; it does not go with --method nuts\n"
@@ -369,7 +369,7 @@ def test_the_default_method_refuses_options_it_does_not_take(capsys, tmp_path):
     src = write(tmp_path, "coin.ppl", "model c() {\n  a ~ bernoulli(0.3)\n  return a\n}\n")
     code, _, err = run(capsys, "run", src, "--target-accept", "0.9")
     assert code == 1
-    assert err.startswith("error: --target-accept goes with --method nuts, hmc, not with enumerate "
+    assert err.startswith("error: --target-accept goes with --method nuts, hmc, chees, not with enumerate "
                           "(the method chosen for this model is enumerate)")
 
 

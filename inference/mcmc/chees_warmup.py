@@ -108,6 +108,8 @@ class ChEESWarmup(NamedTuple):
     ``ok`` says every chain has a usable start.
     """
 
+    across_chains = True  # its statistics are means over all chains: a driver must not split it per device
+
     builder: Any
     numbers: adapt_mod.DualAveragingParams
     num_warmup: int

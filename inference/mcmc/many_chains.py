@@ -13,8 +13,10 @@ instead:
 - the smaller of bulk and tail ESS below ``MIN_ESS`` in all: too few
   effective draws for the summaries.
 
-Divergences and E-BFMI are checked as for NUTS. Each warning is a
-``SamplingWarning`` that says what to change, issued once per run.
+Divergences are counted as for NUTS but reported in total (with the number
+of chains that had any), not chain by chain; E-BFMI is pooled over the
+chains (a chain of a few dozen draws cannot estimate its own). Each warning
+is a ``SamplingWarning`` that says what to change, issued once per run.
 """
 
 from __future__ import annotations
@@ -35,18 +37,21 @@ MIN_ESS = 400
 
 def check_result(result: Any, sites: Iterable[str]) -> list[str]:
     """Issue the warnings for a finished many-chain run (``inference.result.Result``); returns them."""
-    messages = checks.check_draws(result.method, result.sample_stats, [], None)  # divergences, E-BFMI
+    messages: list[str] = []
+    where = checks.frontend()
+
+    def warn(text: str) -> None:
+        messages.append(text)
+        warnings.warn(text, SamplingWarning, stacklevel=checks.user_stacklevel())
+
+    _divergences(result.method, result.sample_stats, warn, where)
+    _pooled_ebfmi(result.method, result.sample_stats, warn, where)
     names, draws = checks._coordinates({a: result.samples[a] for a in sites if a in result.samples})
     if draws is None or draws.shape[1] < 4 or draws.shape[0] % SUPERCHAINS:
         return messages
     from ppl.inference import diagnostics
 
-    where = checks.frontend()
     longer = checks.how_to_set(result.method, "num_warmup", "1000", where)
-
-    def warn(text: str) -> None:
-        messages.append(text)
-        warnings.warn(text, SamplingWarning, stacklevel=checks.user_stacklevel())
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -71,3 +76,33 @@ def check_result(result: Any, sites: Iterable[str]) -> list[str]:
             f"); posterior summaries are imprecise. Draw more samples ({more}) or more chains."
         )
     return messages
+
+
+def _divergences(method: str, stats: dict, warn, where: str) -> None:
+    if "diverging" not in stats:
+        return
+    diverging = np.asarray(stats["diverging"], dtype=bool)
+    if diverging.ndim != 2 or not diverging.any():
+        return
+    chains = int(diverging.any(axis=1).sum())
+    warn(
+        f"{int(diverging.sum())} of {diverging.size} transitions after warm-up were divergent (in {chains} of "
+        f"{diverging.shape[0]} chains); the draws may miss parts of the posterior. Raise the target acceptance "
+        f"rate ({checks.how_to_set(method, 'target_accept', '0.9', where)}) or reparameterise the model — for "
+        "a hierarchical scale, a non-centred parameterisation."
+    )
+
+
+def _pooled_ebfmi(method: str, stats: dict, warn, where: str) -> None:
+    """E-BFMI of all chains together: mean squared energy change over the mean within-chain variance."""
+    energy = np.asarray(stats.get("energy", np.zeros((0, 0))), dtype=np.float64)
+    if energy.ndim != 2 or energy.shape[1] < 3:
+        return
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ebfmi = np.mean(np.diff(energy, axis=1) ** 2) / np.mean(np.var(energy, axis=1))
+    if ebfmi < checks.EBFMI_THRESHOLD:
+        warn(
+            f"E-BFMI of the chains together is {checks.format_below(ebfmi, checks.EBFMI_THRESHOLD)}, below "
+            f"{checks.EBFMI_THRESHOLD}: the momentum resampling explores the energy distribution poorly. "
+            f"Reparameterise the model, or lengthen warm-up ({checks.how_to_set(method, 'num_warmup', '1000', where)})."
+        )
