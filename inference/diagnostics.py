@@ -8,6 +8,7 @@ draws are scalar):
   near 1 when the chains agree, above 1.01 is a warning sign;
 - ``ess_bulk`` / ``ess_tail``: effective sample sizes of the rank-normalised
   draws and of the 5% / 95% quantile indicators;
+- ``convergence``: the three above at once (sharing the rank normalisation);
 - ``mcse_mean``: Monte Carlo standard error of the posterior mean;
 - ``nested_rhat``: nested R-hat (Margossian et al. 2024) for many short
   chains grouped into superchains (what ChEES-HMC runs).
@@ -26,6 +27,7 @@ coordinate at a time through xarray.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import Any
@@ -34,7 +36,7 @@ import numpy as np
 from scipy import special
 from scipy.fftpack import next_fast_len
 
-__all__ = ["split_rhat", "ess_bulk", "ess_tail", "mcse_mean", "nested_rhat"]
+__all__ = ["split_rhat", "ess_bulk", "ess_tail", "convergence", "mcse_mean", "nested_rhat"]
 
 _MIN_DRAWS = 4  # ArviZ's minimum: fewer draws give NaN
 _TAIL_PROBS = (0.05, 0.95)
@@ -118,11 +120,20 @@ def _z_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ends[:, :-1] = starts[:, 1:]
         stop = np.minimum.accumulate(np.where(ends, position + 1, size)[:, ::-1], axis=-1)[:, ::-1]
         doubled = first + stop + 1
-    ranks = np.arange(2 * size + 1) / 2
-    table = special.ndtri((ranks - _BLOM_OFFSET) / (size - 2 * _BLOM_OFFSET + 1))
+    table = _normal_scores(size)
     z = np.empty(k * size)
     z[order] = table[doubled]
     return z.reshape(x.shape), ordered
+
+
+@functools.lru_cache(maxsize=16)
+def _normal_scores(size: int) -> np.ndarray:
+    """The normal quantile of Blom's offset rank, at every doubled average rank ``0 .. 2 size``
+    (the same table for every run of ``size`` pooled draws, so it is computed once)."""
+    ranks = np.arange(2 * size + 1) / 2
+    table = special.ndtri((ranks - _BLOM_OFFSET) / (size - 2 * _BLOM_OFFSET + 1))
+    table.flags.writeable = False
+    return table
 
 
 def _rhat(x: np.ndarray) -> np.ndarray:
@@ -230,6 +241,26 @@ def _quantile(x: np.ndarray, prob: float) -> np.ndarray:
 # --------------------------------------------------------------------------- public
 
 
+def _split_rhat(x: np.ndarray, split: np.ndarray, z: np.ndarray, ordered: np.ndarray) -> np.ndarray:
+    """R-hat of coordinates ``x`` from their split chains and the split chains' z-scores."""
+    if x.shape[1] < 2 or x.shape[2] < _MIN_DRAWS:
+        return np.full(x.shape[0], np.nan)
+    bulk = _rhat(z)
+    middle = ordered.shape[1] // 2  # the split draws are even in number
+    median = (ordered[:, middle - 1] + ordered[:, middle]) / 2
+    tail = _rhat(_z_scale(np.abs(split - median[:, None, None]))[0])
+    return np.where(tail > bulk, tail, bulk)
+
+
+def _ess_tail(x: np.ndarray) -> np.ndarray:
+    if x.shape[2] < _MIN_DRAWS:
+        return np.full(x.shape[0], np.nan)
+    flat = x.reshape(x.shape[0], -1)
+    below = [x <= _quantile(flat, p)[:, None, None] for p in _TAIL_PROBS]
+    low, high = np.split(_ess(_split_chains(np.concatenate(below).astype(np.float64))), 2)
+    return np.where(high < low, high, low)
+
+
 def split_rhat(draws: Any) -> Any:
     """Rank-normalised split R-hat per coordinate."""
     x, event, invalid = _coordinates(draws)
@@ -237,12 +268,7 @@ def split_rhat(draws: Any) -> Any:
         return _finish(np.full(x.shape[0], np.nan), invalid, event)
     split = _split_chains(x)
     with np.errstate(divide="ignore", invalid="ignore"):
-        z, ordered = _z_scale(split)
-        bulk = _rhat(z)
-        middle = ordered.shape[1] // 2  # the split draws are even in number
-        median = (ordered[:, middle - 1] + ordered[:, middle]) / 2
-        tail = _rhat(_z_scale(np.abs(split - median[:, None, None]))[0])
-    return _finish(np.where(tail > bulk, tail, bulk), invalid, event)
+        return _finish(_split_rhat(x, split, *_z_scale(split)), invalid, event)
 
 
 def ess_bulk(draws: Any) -> Any:
@@ -258,13 +284,24 @@ def ess_bulk(draws: Any) -> Any:
 def ess_tail(draws: Any) -> Any:
     """Tail effective sample size per coordinate (minimum over the 5% and 95% quantiles)."""
     x, event, invalid = _coordinates(draws)
-    if x.shape[2] < _MIN_DRAWS:
-        return _finish(np.full(x.shape[0], np.nan), invalid, event)
-    flat = x.reshape(x.shape[0], -1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        below = [x <= _quantile(flat, p)[:, None, None] for p in _TAIL_PROBS]
-        low, high = np.split(_ess(_split_chains(np.concatenate(below).astype(np.float64))), 2)
-    return _finish(np.where(high < low, high, low), invalid, event)
+        return _finish(_ess_tail(x), invalid, event)
+
+
+def convergence(draws: Any) -> tuple[Any, Any, Any]:
+    """``(split_rhat, ess_bulk, ess_tail)`` of the same draws, equal to the three functions' results,
+    computed together: the split chains and their rank z-scores serve both R-hat and the bulk ESS."""
+    x, event, invalid = _coordinates(draws)
+    if x.shape[2] < _MIN_DRAWS:
+        nan = _finish(np.full(x.shape[0], np.nan), invalid, event)
+        return nan, nan, nan
+    split = _split_chains(x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z, ordered = _z_scale(split)
+        rhat = _split_rhat(x, split, z, ordered)
+        bulk = _ess(z)
+        tail = _ess_tail(x)
+    return _finish(rhat, invalid, event), _finish(bulk, invalid, event), _finish(tail, invalid, event)
 
 
 def mcse_mean(draws: Any) -> Any:

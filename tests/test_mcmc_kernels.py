@@ -453,6 +453,15 @@ def test_diagnostics_edge_values():
             diagnostics.ess_bulk(bad)
 
 
+@pytest.mark.parametrize("case", sorted(_DIAGNOSTICS_CASES))
+def test_convergence_is_the_three_diagnostics_at_once(case):
+    x = _DIAGNOSTICS_CASES[case]
+    together = diagnostics.convergence(x)
+    alone = (diagnostics.split_rhat(x), diagnostics.ess_bulk(x), diagnostics.ess_tail(x))
+    for a, b in zip(together, alone):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_diagnostics_tail_ess_quantile_follows_arviz_0x():
     # Half the draws tie at the maximum. ArviZ 0.x's 95% quantile (mquantiles' arithmetic) lands
     # one ulp below it, so the indicator varies; ArviZ 1.x's (np.quantile) is the maximum itself,

@@ -293,9 +293,7 @@ def _convergence(method: str, names: list[str], draws: np.ndarray, warn, where: 
     C = draws.shape[0]
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        rhat = np.atleast_1d(np.asarray(diagnostics.split_rhat(draws), dtype=np.float64))
-        bulk = np.atleast_1d(np.asarray(diagnostics.ess_bulk(draws), dtype=np.float64))
-        tail = np.atleast_1d(np.asarray(diagnostics.ess_tail(draws), dtype=np.float64))
+        rhat, bulk, tail = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in diagnostics.convergence(draws))
     rhat = np.where(stuck(draws), np.inf, rhat)
     longer = how_to_set(method, "num_samples", "4000", where)
     if C >= 2:

@@ -40,11 +40,14 @@ def _functions(program: ir.Program, marginal: bool):
 
 
 def _build_functions(program: ir.Program, marginal: bool):
+    """The log density leaves out the checks that read only the data: ``run`` makes them once
+    (``C.check_data``) before the chains start."""
     if marginal:
         from ppl.inference import marginalize as M
 
         def logdensity(u, *args):
-            return M.marginal_log_density_unconstrained(program, u, list(args))
+            with C.trusting(program):
+                return M.marginal_log_density_unconstrained(program, u, list(args))
 
         def constrain_one(u, d, args):
             return M.constrained_trace(program, u, d, args)
@@ -53,7 +56,8 @@ def _build_functions(program: ir.Program, marginal: bool):
         return logdensity, constrain
 
     def logdensity(u, *args):
-        return C.log_density_unconstrained(program, u, list(args))
+        with C.trusting(program):
+            return C.log_density_unconstrained(program, u, list(args))
 
     def constrain_one(u, args):
         trace = C.run_unconstrained(program, u, args)
@@ -110,8 +114,9 @@ class _GradientMCMC:
                     span=err.span or latent[discrete[0]].span,
                     hint=err.hint or "Use ppl.Gibbs, ppl.MH or ppl.SMC, or marginalise the site by hand.",
                 ) from None
+        C.check_data(program, args)  # once here; the compiled density leaves these checks out
         ushapes = C.unconstrained_shapes(program, args)
-        template = {a: jnp.zeros(ushapes[a], jnp.result_type(float)) for a in latent if ushapes[a] is not None}
+        template = {a: np.zeros(ushapes[a], jnp.result_type(float)) for a in latent if ushapes[a] is not None}
         logdensity, constrain = _functions(program, marginal)
         if isinstance(self.init, str) and self.init == "pathfinder":  # one Pathfinder draw per chain
             from ppl.inference.vi.pathfinder import pathfinder_init
