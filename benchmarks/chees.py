@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 import warnings
 
@@ -95,6 +96,8 @@ def measure(name: str, sampler: str, chains: int, warmup: int, samples: int, see
            "nested_rhat": float(np.max(diagnostics.nested_rhat(x, 8)))}
     if sd is not None:
         out["mean_error_sd"] = float(np.max(np.abs(x.mean(axis=(0, 1))) / sd))
+    print(f"  ({name}, {chains} chains, {sampler}, {samples} draws, seed {seed}: "
+          + ", ".join(f"{k} {v:.4g}" for k, v in out.items()) + ")", file=sys.stderr, flush=True)
     return out
 
 

@@ -108,6 +108,29 @@ def test_jitter_is_the_halton_sequence():
     assert [int(chees.num_steps(params, jnp.int32(i))) for i in range(3)] == [5, 3, 8]
 
 
+
+def test_the_chees_gradient_points_to_a_quarter_period():
+    """On a standard normal the exact flow is x' = x cos t + p sin t, and the ChEES criterion
+    E[(|x'|^2 - |x|^2)^2] grows with t up to pi / 2 and falls after it: its estimated derivative
+    changes sign there (a proposal at a NaN density is left out, not propagated)."""
+    from ppl.inference.mcmc.chees_warmup import harmonic_mean, trajectory_gradient
+
+    rng = np.random.default_rng(0)
+    x, p = rng.normal(size=(2, 512, 3))
+    ones, keep = jnp.ones(512), jnp.ones(512, bool)
+    grads = []
+    for t in (0.3, 1.0, 1.4, 1.75, 2.5):
+        moved, velocity = x * np.cos(t) + p * np.sin(t), -x * np.sin(t) + p * np.cos(t)
+        grads.append(float(trajectory_gradient(jnp.asarray(x), jnp.asarray(moved), jnp.asarray(velocity),
+                                               jnp.full(512, t), ones, keep, jnp.ones(3))))
+    assert grads[0] > 0 and grads[1] > 0 and grads[2] > 0 and grads[3] < 0 and grads[4] < 0, grads
+    moved = x.copy()
+    moved[0] = np.nan
+    assert np.isfinite(float(trajectory_gradient(jnp.asarray(x), jnp.asarray(moved), jnp.asarray(p),
+                                                 jnp.ones(512), ones, keep, jnp.ones(3))))
+    # the step size follows the harmonic mean of the acceptance (divergent chains left out)
+    assert float(harmonic_mean(jnp.array([0.5, 1.0, 0.0]), jnp.array([True, True, False]))) == pytest.approx(2 / 3)
+
 SHARDED = """
 import json, numpy as np, ppl
 from ppl import dist

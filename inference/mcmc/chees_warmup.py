@@ -81,7 +81,9 @@ def trajectory_gradient(previous: Array, proposal: Array, velocity: Array, time:
                         keep: Array, inverse_mass_matrix: Array) -> Array:
     """The ChEES criterion's derivative in ``log T``, averaged over chains weighted by ``accept``
     (chains not in ``keep`` left out). Arrays are (chains, dim), ``accept`` / ``time`` (chains,)."""
+    keep = keep & jnp.all(jnp.isfinite(proposal), axis=-1)  # a proposal at a NaN density says nothing
     weights = jnp.where(keep, accept, 0.0)
+    proposal = jnp.where(keep[:, None], proposal, 0.0)
     scale = jax.lax.rsqrt(inverse_mass_matrix)
     centred_before = previous - jnp.mean(previous, axis=0)
     prop_mean = jnp.sum(weights[:, None] * proposal, axis=0) / (jnp.sum(weights) + 1e-20)
