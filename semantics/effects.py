@@ -21,19 +21,18 @@ Laws (for any handler ``h``)::
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppl.stdlib import jax_compat as jc
-from ppl.stdlib.distributions.base import deferred_validation
-from ppl.stdlib.errors import AddressError, ModelError, PPLError, ShapeError, Span
+from ppl.stdlib.errors import ModelError, PPLError, ShapeError, Span
+from ppl.semantics.handler import (  # noqa: F401 - re-exported: the names of effects' handlers
+    Handler, Layer, MemoOnTracedValue, NeedsDynamic, PlateFrame, Site, address_key, current_handler,
+    require_handler, scan_length,
+)
+from ppl.semantics.memo import mem, memo_label  # noqa: F401 - re-exported
+from ppl.semantics.user_spans import caller_span, is_internal, user_span_of  # noqa: F401 - re-exported
 
 __all__ = [
     "Site",
@@ -55,325 +54,6 @@ __all__ = [
     "caller_span",
     "address_key",
 ]
-
-
-@dataclass(frozen=True)
-class PlateFrame:
-    """An enclosing ``plate``: ``size`` independent copies along batch dimension ``dim`` (< 0)."""
-
-    name: str
-    size: int
-    dim: int
-    scale: float = 1.0  # a subsampled plate: size / subsample_size, the weight of each observed row
-
-
-@dataclass
-class Site:
-    """One effect performed by a model.
-
-    ``kind`` is ``"sample"``, ``"observe"``, ``"factor"`` or ``"deterministic"``;
-    ``value`` is the observed value (observe), the log weight (factor) or the
-    recorded value (deterministic).
-    """
-
-    kind: str
-    address: str
-    dist: Any = None
-    value: Any = None
-    span: Span | None = None
-    plates: tuple[PlateFrame, ...] = ()
-    estimator: str | None = None  # sample sites: the gradient estimator a VI objective uses here
-
-
-_current: ContextVar["Handler | None"] = ContextVar("ppl_handler", default=None)
-
-
-def current_handler() -> "Handler | None":
-    return _current.get()
-
-
-# ---------------------------------------------------------------------------
-# Addresses
-
-
-def address_key(scope: tuple[str, ...], name: Any, indices: tuple[int, ...] = ()) -> str:
-    """The string key of an address: ``"sub/x[3]"`` for ("sub", "x", 3)."""
-    if isinstance(name, tuple):
-        if not name:
-            raise AddressError("an address must not be an empty tuple")
-        base, *rest = name
-        name = str(base) + "".join(f"[{_index_text(i)}]" for i in rest)
-    elif not isinstance(name, str):
-        raise AddressError(
-            f"an address must be a string (or a tuple such as ('x', i)), but got {name!r}",
-            hint="Give every random choice a name: ppl.sample('x', dist).",
-        )
-    key = "/".join((*scope, name)) if scope else name
-    return key + "".join(f"[{i}]" for i in indices)
-
-
-def _index_text(i) -> str:
-    if hasattr(i, "shape") and getattr(i, "shape", None) == ():
-        try:
-            return str(int(i))
-        except Exception:  # a traced index: the address is not static
-            raise
-    return str(i)
-
-
-def _package_roots() -> tuple[str, ...]:
-    """The folders of ppl's four packages (already imported by the time a model runs)."""
-    roots = {os.path.dirname(os.path.abspath(__file__))}
-    for mod in ("ppl", "ppl.semantics", "ppl.inference", "ppl.stdlib"):
-        m = sys.modules.get(mod)
-        if m is not None and getattr(m, "__file__", None):
-            roots.add(os.path.dirname(os.path.abspath(m.__file__)))
-    return tuple(sorted(roots))
-
-
-_ROOTS: tuple[str, ...] | None = None
-_SKIP_PREFIXES = ("<frozen", "<string>")
-
-
-def is_internal(filename: str) -> bool:
-    global _ROOTS
-    if _ROOTS is None or len(_ROOTS) < 4:
-        _ROOTS = _package_roots()
-    if filename.startswith(_SKIP_PREFIXES):
-        return True
-    path = os.path.abspath(filename)
-    if any(path.startswith(root + os.sep) for root in _ROOTS):
-        # the user's examples and tests live outside the package folders
-        return True
-    parts = path.split(os.sep)
-    return "jax" in parts or "contextlib.py" in parts[-1:] or "site-packages" in parts
-
-
-def caller_span() -> Span | None:
-    """The first stack frame outside ppl and JAX: the user's line that made the call."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        filename = frame.f_code.co_filename
-        if not is_internal(filename):
-            return Span(filename, frame.f_lineno)
-        frame = frame.f_back
-    return None
-
-
-def user_span_of(exc: BaseException) -> Span | None:
-    """The innermost traceback frame of ``exc`` in the user's code."""
-    tb = exc.__traceback__
-    found = None
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if not is_internal(filename):
-            found = Span(filename, tb.tb_lineno)
-        tb = tb.tb_next
-    return found
-
-
-# ---------------------------------------------------------------------------
-# Handlers
-
-
-@dataclass
-class _Scope:
-    names: list = field(default_factory=list)
-    calls: list = field(default_factory=list)  # per scope: name -> count
-
-
-class Layer:
-    """A reinterpretation of some effects, layered over a running handler for the extent of a
-    block (``with handler.layered(layer): ...``), as effect handlers compose in Pyro and
-    MonadBayes. Each method receives ``below``, the rest of the stack: a layer decides what an
-    effect means here and passes it on (changed, or not at all). The defaults pass everything on.
-    """
-
-    def site(self, site: "Site", below: Callable[["Site"], Any]) -> Any:
-        return below(site)
-
-    def scan(self, step, init, xs, length, reverse, span, below: Callable) -> Any:
-        return below(step, init, xs, length, reverse, span)
-
-
-class Handler:
-    """Runs a model: decides what each effect does.
-
-    Subclasses implement :meth:`site`; the control effects have eager
-    defaults here (a Python loop for ``scan``, a Python ``if`` for ``cond``),
-    which the tracer overrides with ``lax.scan``/``lax.cond``.
-    """
-
-    #: whether sites inside ``scan`` get the step appended to their address
-    index_loops = True
-
-    def __init__(self):
-        self.scope: list[str] = []
-        self._call_counts: list[dict[str, int]] = [{}]
-        self.plates: list[PlateFrame] = []
-        self.indices: list[int] = []
-        self.seen: dict[str, Span | None] = {}
-        self.memo: dict[int, dict] = {}
-        self._memo_counts: dict[tuple, dict] = {}  # per scope that memoised values are drawn in: name -> count
-        self.layers: list[Layer] = []
-        self._token = None
-
-    # -- installation ------------------------------------------------------
-    def __enter__(self):
-        self._token = _current.set(self)
-        self._defer = deferred_validation()
-        self._defer.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self._defer.__exit__(*exc)
-        _current.reset(self._token)
-        self._token = None
-        return False
-
-    # -- addresses -----------------------------------------------------------
-    def address(self, name: Any) -> str:
-        indices = tuple(self.indices) if self.index_loops else ()
-        return address_key(tuple(self.scope), name, indices)
-
-    def claim(self, address: str, span: Span | None) -> None:
-        """Record that ``address`` is used; two uses in one run is an error."""
-        if address in self.seen:
-            first = self.seen[address]
-            where = f" (first used at {first.describe()})" if first is not None else ""
-            raise AddressError(
-                f"the address '{address}' is used twice in one run of the model{where}",
-                span=span,
-                hint="Every random choice needs its own name. Inside a Python loop, "
-                "index it: ppl.sample(('x', i), ...), or use ppl.plate / ppl.scan.",
-            )
-        self.seen[address] = span
-
-    # -- layers --------------------------------------------------------------------
-    @contextlib.contextmanager
-    def layered(self, layer: "Layer"):
-        """Run the block with ``layer`` over this handler: each site and loop passes through it
-        first (the innermost layer first), and reaches the handler only if it passes it on."""
-        self.layers.append(layer)
-        try:
-            yield layer
-        finally:
-            self.layers.pop()
-
-    def handle_site(self, site: Site, depth: int | None = None) -> Any:
-        """``site`` through the layers below ``depth`` (all of them by default), then :meth:`site`."""
-        if depth is None:  # ppl's own work: no user index operations to check in the eager engine
-            with jc.without_eager_hook():
-                return self.handle_site(site, len(self.layers))
-        if depth == 0:
-            return self.site(site)
-        return self.layers[depth - 1].site(site, lambda s: self.handle_site(s, depth - 1))
-
-    def handle_scan(self, step, init, xs, length, reverse, span, depth: int | None = None):
-        """A loop through the layers below ``depth``, then :meth:`run_scan`."""
-        depth = len(self.layers) if depth is None else depth
-        if depth == 0:
-            return self.run_scan(step, init, xs, length, reverse, span)
-
-        def below(step, init, xs, length, reverse, span):
-            return self.handle_scan(step, init, xs, length, reverse, span, depth - 1)
-
-        return self.layers[depth - 1].scan(step, init, xs, length, reverse, span, below)
-
-    # -- the effects -----------------------------------------------------------
-    def site(self, site: Site) -> Any:  # pragma: no cover - abstract
-        raise TypeError(f"{type(self).__name__} does not handle random choices")
-
-    def run_scan(self, step, init, xs, length, reverse, span):
-        """Eager meaning of ``scan``: a Python loop; sites get the step as an index."""
-        n = scan_length(xs, length, span)
-        carry = init
-        ys = []
-        steps = range(n - 1, -1, -1) if reverse else range(n)
-        for i in steps:
-            x = None if xs is None else jax.tree.map(lambda a: a[i], xs)
-            self.indices.append(i)
-            try:
-                carry, y = step(carry, x)
-            finally:
-                self.indices.pop()
-            ys.append(y)
-        if reverse:
-            ys.reverse()
-        if n == 0:
-            return carry, None
-        stacked = jax.tree.map(lambda *a: jnp.stack(a), *ys)
-        return carry, stacked
-
-    def run_cond(self, pred, true_fn, false_fn, operands, span):
-        """Eager meaning of ``cond``: evaluate the predicate, run one branch."""
-        return true_fn(*operands) if bool(pred) else false_fn(*operands)
-
-    @contextlib.contextmanager
-    def enter_scope(self, scope: list[str] | None):
-        """Run with the addresses nested under ``scope`` instead of the current one (None: unchanged),
-        outside any ``scan`` step (a memoised value belongs to no step)."""
-        if scope is None:
-            yield
-            return
-        saved = self.scope, self._call_counts, self.indices
-        counts = self.__dict__.setdefault("_memo_counts", {}).setdefault(tuple(scope), {})
-        self.scope, self._call_counts, self.indices = list(scope), [counts], []
-        try:
-            yield
-        finally:
-            self.scope, self._call_counts, self.indices = saved
-
-    @contextlib.contextmanager
-    def enter_call(self, name: str):
-        counts = self._call_counts[-1]
-        n = counts.get(name, 0)
-        counts[name] = n + 1
-        self.scope.append(name if n == 0 else f"{name}_{n}")
-        self._call_counts.append({})
-        try:
-            yield
-        finally:
-            self._call_counts.pop()
-            self.scope.pop()
-
-    @contextlib.contextmanager
-    def enter_plate(self, name: str, size: int, span: Span | None, *, shard: bool | str | None = None,
-                    subsampled_from: int | None = None):
-        """Run the block inside plate ``name`` of ``size`` rows; ``subsampled_from``: the number of rows
-        they are drawn from (each observation inside then weighs ``subsampled_from / size``); ``shard``:
-        as ``plate(shard=...)``, for handlers that keep the program's structure (the tracer)."""
-        dim = -1 - len(self.plates)
-        scale = 1.0 if subsampled_from is None else subsampled_from / int(size)
-        self.plates.append(PlateFrame(name, int(size), dim, scale))
-        try:
-            yield self.plates[-1]
-        finally:
-            self.plates.pop()
-
-
-def scan_length(xs, length, span) -> int:
-    leaves = jax.tree.leaves(xs)
-    if leaves:
-        n = int(np.shape(leaves[0])[0])
-        if length is not None and int(length) != n:
-            raise ShapeError(f"scan was given length={length} but xs have {n} steps", span=span)
-        return n
-    if length is None:
-        raise ShapeError("scan needs xs or length=", span=span)
-    return int(length)
-
-
-def _require_handler(what: str) -> Handler:
-    h = _current.get()
-    if h is None:
-        raise ModelError(
-            f"ppl.{what} was called outside a model run",
-            span=caller_span(),
-            hint="Decorate the function with @ppl.model and run it with model.simulate(key, ...) "
-            "or ppl.infer(model, ...).",
-        )
-    return h
 
 
 # ---------------------------------------------------------------------------
@@ -442,7 +122,7 @@ def sample(name: Any, dist, *, obs=None, estimator: str | None = None, span: Spa
     """
     if obs is not None:
         return observe(name, dist, obs, span=span or caller_span())
-    h = _require_handler("sample")
+    h = require_handler("sample")
     span = span or caller_span()
     if any(f.scale != 1.0 for f in h.plates):
         raise ModelError(f"the random choice {name!r} is inside the subsampled plate '{h.plates[-1].name}': "
@@ -463,7 +143,7 @@ def sample(name: Any, dist, *, obs=None, estimator: str | None = None, span: Spa
 
 def observe(name: Any, dist, value, *, span: Span | None = None):
     """Condition on ``value`` having been drawn from ``dist``; returns ``value``."""
-    h = _require_handler("observe")
+    h = require_handler("observe")
     span = span or caller_span()
     address = h.address(name)
     _check_dist(dist, "observe", address, span)
@@ -493,7 +173,7 @@ def _scaled_name(name: Any) -> Any:
 
 def factor(name: Any, log_weight, *, span: Span | None = None):
     """Multiply the program's weight by ``exp(log_weight)`` (summed over its elements)."""
-    h = _require_handler("factor")
+    h = require_handler("factor")
     span = span or caller_span()
     address = h.address(name)
     h.claim(address, span)
@@ -502,7 +182,7 @@ def factor(name: Any, log_weight, *, span: Span | None = None):
 
 def deterministic(name: Any, value, *, span: Span | None = None):
     """Record a derived quantity in the trace (no effect on the weight); returns it."""
-    h = _require_handler("deterministic")
+    h = require_handler("deterministic")
     span = span or caller_span()
     address = h.address(name)
     h.claim(address, span)
@@ -514,7 +194,7 @@ def param(name: Any, init, *, constraint=None, span: Span | None = None):
     real numbers by default). Variational inference optimises it, in unconstrained coordinates
     through the constraint's bijector; everywhere else (simulate, MCMC, ...) it is ``init``.
     Returns the value."""
-    h = _require_handler("param")
+    h = require_handler("param")
     span = span or caller_span()
     address = h.address(name)
     shared = h.__dict__.get("shared_params")  # inside ppl.sim / ppl.density (semantics/scored_call.py):
@@ -547,7 +227,7 @@ def plate(name: str, size: int, *, dim: int | None = None, subsample_size: int |
     observe("y", d, y[idx])``; every observation inside counts ``N / B`` times, so
     the log-likelihood is an unbiased estimate of the full data's.
     """
-    h = _require_handler("plate")
+    h = require_handler("plate")
     span = span or caller_span()
     own = -1 - len(h.plates)
     if dim is not None and dim != own:
@@ -605,91 +285,20 @@ def scan(step: Callable, init, xs=None, length: int | None = None, *, reverse: b
     Sites inside ``step`` are indexed by the step: their values are stacked
     along a new leading axis.
     """
-    h = _require_handler("scan")
+    h = require_handler("scan")
     span = span or caller_span()
     return h.handle_scan(step, init, xs, length, reverse, span)
 
 
 def cond(pred, true_fn: Callable, false_fn: Callable, *operands, span: Span | None = None):
     """A branch on a (possibly random) boolean, with ``jax.lax.cond``'s signature."""
-    h = _require_handler("cond")
+    h = require_handler("cond")
     span = span or caller_span()
     return h.run_cond(pred, true_fn, false_fn, operands, span)
 
 
 def call(name: str, fn: Callable, *args, **kwargs):
     """Run ``fn`` with its addresses nested under ``name`` (a sub-model call)."""
-    h = _require_handler("call")
+    h = require_handler("call")
     with h.enter_call(name):
         return fn(*args, **kwargs)
-
-
-def mem(fn: Callable, name: str | None = None, *, nest: bool = True) -> Callable:
-    """Stochastic memoisation: a random function whose value at each argument is drawn once.
-
-    The memo table belongs to the current run of the model (it is created afresh
-    by each run), so ``mem`` is a pure transformation of the program's meaning.
-    Random choices made inside ``fn(*args)`` are nested under ``name[args]``
-    (``strength[alice]/...``), where ``name`` is given or the function's name
-    (``mem`` for a Python lambda), in the scope where ``mem`` was called: the
-    address of a memoised value does not depend on where it is first asked for.
-    ``nest=False``: ``fn`` names its own random choice (``memo_label(name, args)``).
-    """
-    fname = name or getattr(fn, "__name__", None) or "mem"
-    if fname == "<lambda>":
-        fname = "mem"
-    creator = _current.get()
-    home = list(creator.scope) if creator is not None else None
-
-    def memoised(*args):
-        h = _require_handler("mem")
-        table = h.memo.setdefault(id(memoised), {})
-        key = tuple(_memo_key(a) for a in args)
-        if key not in table and getattr(h, "branch_depth", 0) > 0:
-            raise NeedsDynamic(
-                f"the memoised function '{fname}' is first called inside a branch on a random value "
-                "(its value must exist whichever branch runs)", caller_span())
-        if key not in table:
-            with h.enter_scope(home if h is creator else None):
-                if nest:
-                    with h.enter_call(memo_label(fname, args)):
-                        table[key] = fn(*args)
-                else:
-                    table[key] = fn(*args)
-        return table[key]
-
-    memoised.__name__ = f"mem({fname})"
-    return memoised
-
-
-def memo_label(name: str, args: tuple) -> str:
-    """``strength[alice]``: the name of a memoised function at these arguments."""
-    return f"{name}[{','.join(str(_memo_key(a)) for a in args)}]"
-
-
-def _memo_key(a):
-    from ppl.stdlib.jax_compat import is_tracer
-
-    if is_tracer(a):
-        raise MemoOnTracedValue()
-    if isinstance(a, (str, int, bool, float, tuple)):
-        return a
-    arr = np.asarray(a)
-    if arr.shape == ():
-        return arr.item()
-    return tuple(arr.ravel().tolist())
-
-
-class MemoOnTracedValue(Exception):
-    """Signal: a memoised function was called on a value known only at run time."""
-
-
-class NeedsDynamic(Exception):
-    """Signal from a front end: this program needs concrete values where it has traced ones
-    (recursion on a random condition, a loop bound that is random, ...). ``span`` points at
-    the user's text; tracing stops and the program runs in the eager engine."""
-
-    def __init__(self, reason: str, span: Span | None):
-        super().__init__(reason)
-        self.reason = reason
-        self.span = span
