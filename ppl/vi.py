@@ -38,8 +38,14 @@ def Amortized(guide, net):  # noqa: N802 - a constructor, named as the guide it 
     return _Amortized(guide if isinstance(guide, Model) else _as_model(guide), net)
 
 
-def marginal(guide, over, K: int = 1, args: tuple = ()) -> Marginal:
+def marginal(guide, over, K: int = 1, args: tuple = (), reverse=None) -> Marginal:
     """The guide ``guide(*args)`` with its auxiliary random choices ``over`` (a name or several)
     marginalised by SIR with ``K`` particles: a hierarchical family. With ``ppl.ELBO`` and K = 1 this
-    is HVI, with K > 1 IWHVI, and with ``ppl.IWELBO`` on top DIWHVI (``docs/vi.md``)."""
-    return Marginal(guide if isinstance(guide, Model) else _as_model(guide), over, int(K), tuple(args))
+    is HVI, with K > 1 IWHVI, and with ``ppl.IWELBO`` on top DIWHVI (``docs/vi.md``).
+
+    ``reverse``: a learned reverse model ``r(u | z)``, a ppl model (or function) taking the dict of the
+    guide's other sites' values and drawing the ``over`` sites, with its own ``ppl.param``s; SIR then
+    proposes from it instead of ``q(u)``, and the objective trains it (a tighter bound)."""
+    if reverse is not None and not isinstance(reverse, Model):
+        reverse = _as_model(reverse)
+    return Marginal(guide if isinstance(guide, Model) else _as_model(guide), over, int(K), tuple(args), reverse)

@@ -14,6 +14,18 @@ genjax.vi's ``Marginal``; Sobolev & Vetrov 2019), with the guide's own ``q(u)`` 
 - *density at given values* (``log_density``): ``u_1..u_K ~ q(u)``, the same formula: an unbiased
   estimate of ``q(z)`` (used by wake-sleep objectives).
 
+With a learned reverse (auxiliary) model ``reverse=r``, a ppl program ``r(z)`` over the ``u`` sites
+with its own ``ppl.param``s (Ranganath et al. 2016; Sobolev & Vetrov 2019), the fresh ``u_k`` are
+drawn from ``r(u | z)`` instead and each weight is ``q(z, u_k) / r(u_k | z)``::
+
+    log qhat(z) = log (1/K) [ q(z, u_1) / r(u_1 | z) + sum_{k=2..K} q(z, u_k) / r(u_k | z) ]
+
+still ``E[1 / qhat(z)] = 1 / q(z)`` for any ``r`` covering ``q(u | z)``, so the bound stays a bound;
+with ``r = q(u | z)`` every weight is ``q(z)`` and the bound is tight for any K (the ELBO of the
+exact marginal). Training ``r`` with the objective raises the bound towards that. A parameter of
+``r`` named as one of the guide's *is* the guide's (one value), so ``r`` may read the guide's
+parameters; ``r(z)`` takes the dict of the kept sites' values.
+
 Every draw, the fresh ``u_k`` included, is a random choice of the objective's expectation under
 its own estimator, and its REINFORCE score is weighted by the whole integrand, so gradients stay
 unbiased for the estimate they differentiate. The ``u`` sites must not depend on the ``z`` sites.
@@ -54,6 +66,7 @@ class Marginal:
     over: tuple
     K: int = 1
     args: tuple = ()
+    reverse: Any = None
 
     def bind(self, program, args):
         return MarginalGuide(self, program, args)
@@ -64,6 +77,7 @@ class MarginalGuide:
     ``constrained``, ``expect``, ``expect_many``, ``draw``) and ``log_density``."""
 
     density_is_estimated = True  # ``log_density`` takes a key
+    named_params = True  # ``constrained(phi)`` maps each ppl.param's name to its value
 
     def __init__(self, spec: Marginal, model_program, model_args):
         program, leaves = spec.guide.program(*spec.args)
@@ -76,21 +90,43 @@ class MarginalGuide:
         over = (spec.over,) if isinstance(spec.over, str) else tuple(spec.over)
         self.over, self.kept = over, _check(program, over, model_program)
         self.params = ParamSet(program, leaves)
+        self.reverse = spec.reverse
+        if self.reverse is not None:
+            self.reverse_params = _check_reverse(self, model_program)
 
     def init(self, key):
-        return self.params.init()
+        phi = self.params.init()
+        if self.reverse is not None:  # the reverse model's own parameters (shared names are the guide's)
+            phi = {**self.reverse_params.init(), **phi}
+        return phi
 
     def constrained(self, phi):
-        return self.params.constrained(phi)
+        out = self.params.constrained({a: phi[a] for a in self.params.infos})
+        if self.reverse is not None:
+            rest = {a: v for a, v in phi.items() if a not in self.params.infos}
+            out = {**self.reverse_params.constrained(rest), **out}
+        return out
 
     def _log_w(self, u, z):
-        """``log q(z | u)``: the guide's terms of the kept sites, at ``u`` and ``z``."""
+        """``log q(z | u)`` (no reverse model), else ``log q(z, u) - log r(u | z)``, at ``u`` and ``z``."""
         terms = C.site_log_densities(self.program, {**u, **z}, self.args)
-        return sum(jnp.sum(terms[a]) for a in self.kept)
+        log_w = sum(jnp.sum(terms[a]) for a in self.kept)
+        if self.reverse is None:
+            return log_w
+        program, leaves = self._reverse_program(z)
+        return log_w + sum(jnp.sum(terms[a]) for a in self.over) - C.log_density(program, u, leaves)
+
+    def _reverse_program(self, z):
+        program, leaves = self.reverse.program(z)
+        return program, leaves
 
     def _fresh(self, keys, z):
-        """``(log q(z | u_k) for K-1 fresh u_k ~ q(u), their REINFORCE score)``."""
-        traces, scores = jax.vmap(lambda k: adev.draw(self.program, k, self.args, self.over))(keys)
+        """``(log w_k for K-1 fresh u_k, their REINFORCE score)``: ``u_k ~ q(u)``, or ``r(u | z)``."""
+        if self.reverse is None:
+            program, args = self.program, self.args
+        else:
+            program, args = self._reverse_program(z)
+        traces, scores = jax.vmap(lambda k: adev.draw(program, k, args, self.over))(keys)
         us = {a: traces.choices[a] for a in self.over}
         return jax.vmap(lambda u: self._log_w(u, z))(us), jnp.sum(scores)
 
@@ -181,3 +217,31 @@ def _check(program, over, model_program) -> tuple:
             raise ModelError(f"the marginalised site '{a}' depends on '{min(late)}', a site the guide keeps",
                              span=sites[a].span, hint="Draw the auxiliary sites first, independently of the rest.")
     return kept
+
+
+def _check_reverse(guide: "MarginalGuide", model_program) -> ParamSet:
+    """The reverse model's parameters, after checking that it draws exactly the ``over`` sites."""
+    zeros = {a: jnp.zeros(info.stacked_shape, jnp.result_type(float)) for a, info in
+             model_program.latent_sites().items() if a in guide.kept}
+    program, leaves = guide._reverse_program(zeros)
+    if isinstance(program, Dynamic):
+        raise ModelError(program.describe() + " A reverse model must be static.", span=program.span)
+    sites, g_sites = program.latent_sites(), guide.program.latent_sites()
+    if set(sites) != set(guide.over):
+        raise ModelError(f"the reverse model '{program.name}' draws {sorted(sites)}, but marginal(over=...) "
+                         f"marginalises {sorted(guide.over)}", span=program.span,
+                         hint="The reverse model r(u | z) draws exactly the marginalised sites, with their names.")
+    for a, info in sites.items():
+        if info.stacked_shape != g_sites[a].stacked_shape:
+            raise ModelError(f"the reverse model draws '{a}' with shape {info.stacked_shape}, but the guide's '{a}' "
+                             f"has shape {g_sites[a].stacked_shape}", span=info.span)
+    for a, info in program.sites.items():
+        if info.kind in ("observe", "factor"):
+            raise ModelError(f"the reverse model has an {info.kind} ('{a}'); it only draws the marginalised sites",
+                             span=info.span)
+    est = adev.estimators(program)
+    for a, e in est.items():
+        if e in ("enum", "mvd"):
+            raise ModelError(f"a reverse model does not take estimator={e!r} at '{a}'", span=sites[a].span,
+                             hint="Use 'reparam', 'implicit' or 'reinforce'.")
+    return ParamSet(program, leaves)
