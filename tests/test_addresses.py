@@ -1,4 +1,4 @@
-"""Readable addresses for lambdas and mem (ppl/evaluate.py, semantics/effects.mem):
+"""Readable addresses for lambdas and mem (ppl/evaluate/, semantics/effects.mem):
 a lambda bound by '=' is named after its variable, a memoised draw is
 ``name[argument]`` where mem was called, and addresses stay unique."""
 

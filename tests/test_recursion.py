@@ -1,5 +1,5 @@
 """Recursion without a base case: one clear error at the user's recursive call,
-in both front ends (ppl/evaluate.py, semantics/recursion.py), never a raw
+in both front ends (ppl/evaluate/, semantics/recursion.py), never a raw
 RecursionError and never advice to use a method that fails the same way."""
 
 from __future__ import annotations

@@ -201,7 +201,7 @@ _HINT = {
 
 
 def _annotation_text(ann: ast.TypeAnn) -> str:
-    from .check import _annotation_text as text
+    from .check.words import annotation_text as text
 
     return text(ann)
 

@@ -29,7 +29,7 @@ def _ode_rule(name):
 
 def _deterministic_fn(f):
     """``f`` called as a plain JAX function (an ODE right-hand side runs inside the solver's loops)."""
-    from ppl.evaluate import run_deterministic
+    from ppl.evaluate.handlers import run_deterministic
 
     def pure(*args):
         return run_deterministic(f, *args)
