@@ -365,9 +365,8 @@ class Filter:
         single_proposal = self.proposal
 
         def body(state: _State, inp):
-            t, x_shared = inp
-            kt = jax.random.fold_in(k_loop, t)
-            k_draw, k_q, k_res, k_move = jax.random.split(kt, 4)
+            t, keys_t, x_shared = inp
+            k_draw, k_q, k_res, k_move = keys_t
             consts = [self._value(state, shared, a) for a in loop.args[:c]]
             it = iter(x_shared)
             xs = []
@@ -398,23 +397,25 @@ class Filter:
             e = summary[1]
             allowed = True if cut.final_weighted else (t != last)
             state, anc, did = self._maybe_resample(state, k_res, summary, allowed)
-            moved = jnp.zeros((), lw.dtype)
             if rejuvenate:
                 state, moved = jax.lax.cond(did, lambda s: self._move(s, k_move, t, args),
                                             lambda s: (s, jnp.zeros((), lw.dtype)), state)
                 return state, (e, did, moved)
             own_ys = [y for j, y in enumerate(ys_t) if j not in aliases]
-            return state, (piece.choices, own_ys, anc, e, did, moved)
+            return state, (piece.choices, own_ys, anc, e, did)
 
         # a loop output that is a random choice of the step (``return x, x``) is read from the choices
         site_of = {s.out: s.address for s in ir.walk(loop.body.stmts) if isinstance(s, (ir.Sample, ir.Deterministic))}
         aliases = {j: site_of[a] for j, a in enumerate(loop.body.returns[k:]) if isinstance(a, ir.Var) and a in site_of}
         steps = jnp.arange(T, dtype=jnp.int32)
-        state, out = jax.lax.scan(body, state, (steps, shared_xs), reverse=loop.reverse)
+        # every step's keys at once, before the loop: those of split(fold_in(k_loop, t), 4) at step t
+        step_keys = jax.vmap(lambda t: jax.random.split(jax.random.fold_in(k_loop, t), 4))(steps)
+        state, out = jax.lax.scan(body, state, (steps, step_keys, shared_xs), reverse=loop.reverse)
         if rejuvenate:
             e, did, moved = out
             return state, dict(state.path), list(state.ys), 0, e, did, moved
-        choices, own_ys, anc, e, did, moved = out
+        choices, own_ys, anc, e, did = out
+        moved = jnp.zeros(e.shape, e.dtype)  # no rejuvenation: nothing moved
         if anc is not None:
             choices, own_ys = self._backtrack(anc, choices, own_ys, loop.reverse)
         it = iter(own_ys)
@@ -426,7 +427,7 @@ class Filter:
 
         def back(idx, inp):
             anc_t, ch_t, ys_t = inp
-            idx = anc_t[idx]
+            idx = _take(idx)(anc_t)
             take = _take(idx)
             return idx, (jax.tree.map(take, ch_t), [take(y) for y in ys_t])
 
