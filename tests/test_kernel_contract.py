@@ -1,7 +1,7 @@
 """The kernel contract (``ppl.inference.mcmc.kernel``): every MCMC kernel in ppl is an object with
 ``init(position) -> State`` and ``step(key, state) -> (State, Info)``, and leaves its target invariant.
 
-Each kernel — HMC, NUTS, trace MH (single-site and block), Gibbs, and SMC's rejuvenation moves —
+Each kernel — HMC, NUTS, trace MH (single-site and block), Gibbs, SMC's rejuvenation moves and PMMH's —
 is driven here by the same few lines that know only ``init`` and ``step``. Every chain starts at
 an exact draw of the target and takes a few transitions; if the kernel leaves the target
 invariant its final positions are again exact, independent draws, so their means and variances
@@ -129,3 +129,36 @@ def test_trace_kernels_leave_a_conjugate_posterior_invariant(name):
     end, accept = drive(kernel, jax.random.PRNGKey(5), start, 3)
     stack = lambda p: jnp.stack([p["a"], p["b"]], axis=1)
     assert_invariant(stack(start), stack(end), POST_MEAN, POST_VAR, accept)
+
+
+# --------------------------------------------------------------------------- PMMH's kernel
+
+
+@ppl.model
+def mean_in_a_loop(y):
+    a = ppl.sample("a", dist.Normal(0.0, 1.0))
+
+    def step(c, y_t):
+        ppl.observe("y", dist.Normal(a, 1.0), y_t)
+        return c, c
+
+    ppl.scan(step, 0.0, y)
+
+
+def test_pmmh_kernel_leaves_the_posterior_invariant():
+    """PMMH's kernel (``pmmh_kernel``) on a model whose filter is exact (its steps draw nothing, so
+    every particle has the same weight and ``Z(a) = p(a) p(y | a)``): the kernel is then an exact
+    random-walk Metropolis chain on ``a | y ~ N(3/4, 1/4)``, and its points are exact draws."""
+    from ppl.inference.smc import compiled
+    from ppl.inference.smc import pmmh_kernel as PK
+
+    program, args = mean_in_a_loop.program(Y)
+    f = compiled.get_filter(program, compiled.Options(4, "systematic", 0.5))
+    estimate = PK.estimator(f, lambda flat: {"a": flat[0]})
+    kernel = PK.PMMHFamily(estimate, list(args))(jnp.asarray(0.8))
+    assert isinstance(kernel, Kernel)
+    u = POST_MEAN[0] + np.sqrt(POST_VAR[0]) * jax.random.normal(jax.random.PRNGKey(6), (CHAINS, 1))
+    keys = jax.random.split(jax.random.PRNGKey(7), CHAINS)
+    start = jax.jit(jax.vmap(lambda k, x: PK.point(estimate, k, list(args), x)))(keys, u)
+    end, accept = drive(kernel, jax.random.PRNGKey(8), start, 3)
+    assert_invariant(start.u, end.u, POST_MEAN[:1], POST_VAR[:1], accept)

@@ -8,7 +8,8 @@
 - ``rejuvenation``: MCMC kernels for resample-move (``RandomWalk``, ``HMCMove``, ``NUTSMove``); ``TraceMH``
   (in ``eager``) moves whole traces, for dynamic models.
 - ``methods``: the ``SMC`` method.
-- ``pmmh``: particle marginal Metropolis-Hastings (``PMMH``), the filter inside an MH chain.
+- ``pmmh``: particle marginal Metropolis-Hastings (``PMMH``), the filter inside an MH chain, run by the
+  MCMC driver; ``pmmh_kernel``: its transition as a kernel of the MCMC contract (``init``/``step``).
 """
 
 from ppl.inference.smc.cut import SequentialCut, sequential_cut

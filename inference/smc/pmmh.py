@@ -11,8 +11,10 @@ iteration is::
     accept with probability min(1, Z' / Z)
 
 and each draw also carries one particle's trajectory, picked by its final
-weight. The chains run vectorised in one compiled program (a ``lax.scan``
-over iterations, ``vmap`` over chains), with the filter inside.
+weight. The transition is a kernel of the MCMC contract (``pmmh_kernel``);
+the chains run in the one MCMC driver (``inference.mcmc.driver``), vectorised
+in one compiled program with the filter inside, kept in the program's compile
+cache (a second run with new data or a new step size compiles nothing).
 
 Law: because ``Z`` is unbiased for the unnormalised target and the proposal
 is symmetric, the chain on ``(u, particles)`` leaves ``p(theta, x | y)``
@@ -21,7 +23,6 @@ invariant whatever the number of particles (more particles only mix better).
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import jax
@@ -29,8 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from ppl.inference.mcmc import driver, programs, warmup
 from ppl.inference.result import Result
 from ppl.inference.smc import compiled
+from ppl.inference.smc import pmmh_kernel as PK
 from ppl.inference.smc.resampling import SCHEMES
 from ppl.semantics import compile as C
 from ppl.semantics import ir
@@ -86,16 +89,21 @@ class PMMH:
         params = _parameters(f.cut, program)
         shapes = C.unconstrained_shapes(program, args)
         template = {a: jnp.zeros(shapes[a], jnp.result_type(float)) for a in params}
-        run = _chains(f, template, int(self.num_chains), int(self.num_warmup), int(self.num_samples))
+        spec = tuple((a, tuple(np.shape(v)), str(v.dtype)) for a, v in sorted(template.items()))
+        plan = driver.Plan(int(self.num_chains), int(self.num_warmup), int(self.num_samples))
+        run = programs.program_for(program, ("PMMH", options, spec, plan),
+                                   lambda ref: driver.build(_Target(f, template), plan))
         step_size = jnp.asarray(self.step_size, jnp.result_type(float))
-        (draws, returns), accept, log_z = jax.device_get(run(key, list(args), step_size))
+        (draws, returns), stats, _, _ = jax.device_get(run(key, None, list(args), step_size))
         samples = {a: np.asarray(v) for a, v in draws.items()}  # (chains, draws, ...): one particle per draw
         returns = jax.tree.unflatten(program.out_tree, [np.asarray(v) for v in returns])
+        log_z = np.asarray(stats["log_density"])
         if not np.all(np.isfinite(log_z)):
             raise ModelError("PMMH: the particle filter's likelihood estimate was not finite at some draws "
                              "(every particle impossible, or a NaN in the model)",
                              hint="Use more particles, or check the data against the model's support.")
-        stats = {"accept_prob": np.asarray(accept, np.float64), "log_likelihood_estimate": np.asarray(log_z)}
+        accept = np.asarray(stats["accept_prob"], np.float64)
+        stats = {"accept_prob": accept, "log_likelihood_estimate": log_z}
         notes = []
         rate = float(np.mean(accept))
         if rate < 0.05 or rate > 0.6:
@@ -109,6 +117,33 @@ class PMMH:
         return result
 
 
+class _Target:
+    """The driver's target for PMMH: chains start at uniform draws in [-2, 2] (unconstrained), each
+    with a fresh estimate; the family is ``pmmh_kernel.PMMHFamily``, at the run's step size (the
+    driver's ``numbers``), with no adaptation; a kept draw records the picked particle."""
+
+    def __init__(self, f: compiled.Filter, template: dict):
+        self.flat0, unravel = ravel_pytree(template)
+        self.estimate = PK.estimator(f, unravel)
+
+    def setup(self, key, data, args, step_size, num_chains) -> driver.Setup:
+        dim, dtype = self.flat0.size, self.flat0.dtype
+
+        def start(k):
+            k_init, k_first = jax.random.split(k)
+            return PK.point(self.estimate, k_first, args, jax.random.uniform(k_init, (dim,), dtype, -2.0, 2.0))
+
+        points = jax.vmap(start)(jax.random.split(key, num_chains))
+        family = PK.PMMHFamily(self.estimate, args)
+        states = jax.vmap(lambda p: family(step_size).init(p))(points)
+        # a start whose estimate is -inf still moves (to the first proposal with a finite one)
+        return driver.Setup(family, warmup.Fixed(jnp.full((num_chains,), step_size)), states, jnp.asarray(True),
+                            record=lambda state: state.record, dtype=dtype, report=jnp.isfinite(points.log_z))
+
+    def finalize(self, records):
+        return records
+
+
 def _parameters(cut, program: ir.Program) -> tuple[str, ...]:
     if cut.loop is None:
         raise ModelError(f"PMMH estimates the likelihood with a particle filter over a loop, but {cut.describe()}",
@@ -119,61 +154,3 @@ def _parameters(cut, program: ir.Program) -> tuple[str, ...]:
         raise ModelError(f"PMMH moves the static parameters (continuous random choices before the loop), but "
                          f"the model '{program.name}' has none", hint="Use ppl.SMC to infer the trajectory alone.")
     return params
-
-
-_RUNS: "weakref.WeakKeyDictionary[compiled.Filter, dict]" = weakref.WeakKeyDictionary()
-
-
-def _chains(f: compiled.Filter, template: dict, num_chains: int, num_warmup: int, num_samples: int):
-    """The jitted chains for this filter and these sizes, built once (so a second run compiles nothing)."""
-    table = _RUNS.setdefault(f, {})
-    spec = (tuple((a, tuple(np.shape(v)), str(v.dtype)) for a, v in sorted(template.items())),
-            num_chains, num_warmup, num_samples)
-    if spec not in table:
-        table[spec] = _build_chains(f, template, num_chains, num_warmup, num_samples)
-    return table[spec]
-
-
-def _build_chains(f: compiled.Filter, template: dict, num_chains: int, num_warmup: int, num_samples: int):
-    flat0, unravel = ravel_pytree(template)
-    dim = flat0.size
-    total = num_warmup + num_samples
-
-    def target(key, args, flat):
-        out = f.at(key, args, unravel(flat))
-        log_z = jnp.where(jnp.isnan(out.log_evidence), -jnp.inf, out.log_evidence)
-        k_pick = jax.random.fold_in(key, 7)
-        j = jax.random.categorical(k_pick, jnp.where(jnp.isnan(out.log_weights), -jnp.inf, out.log_weights))
-        axes = f.sample_axes
-        picked = {a: jnp.take(v, j, axis=axes[a]) for a, v in out.samples.items()}
-        returns = [v if ax is None else jnp.take(v, j, axis=ax) for v, ax in zip(out.returns, f.return_axes)]
-        return log_z, (picked, returns)
-
-    def chain(key, args, step_size):
-        k_init, k_first, k_run = jax.random.split(key, 3)
-        flat = jax.random.uniform(k_init, (dim,), flat0.dtype, -2.0, 2.0)
-        log_z, picked = target(k_first, args, flat)
-
-        def step(state, k):
-            flat, log_z, picked = state
-            k_move, k_filter, k_accept = jax.random.split(k, 3)
-            proposal = flat + step_size * jax.random.normal(k_move, (dim,), flat.dtype)
-            log_z_new, picked_new = target(k_filter, args, proposal)
-            log_alpha = jnp.where(jnp.isfinite(log_z), log_z_new - log_z, jnp.where(jnp.isfinite(log_z_new), 0.0,
-                                                                                     -jnp.inf))
-            accept_prob = jnp.exp(jnp.minimum(0.0, log_alpha))
-            accept = jax.random.uniform(k_accept, (), flat.dtype) < accept_prob
-            pick = lambda new, old: jnp.where(accept, new, old)
-            state = (pick(proposal, flat), pick(log_z_new, log_z), jax.tree.map(pick, picked_new, picked))
-            return state, (state[2], accept_prob, state[1])
-
-        _, (draws, accept, log_zs) = jax.lax.scan(step, (flat, log_z, picked), jax.random.split(k_run, total))
-        keep = lambda x: x[num_warmup:]
-        return jax.tree.map(keep, draws), keep(accept), keep(log_zs)
-
-    @jax.jit
-    def run(key, args, step_size):
-        return jax.vmap(chain, in_axes=(0, None, None))(jax.random.split(key, num_chains), args, step_size)
-
-    return run
-
