@@ -34,7 +34,7 @@ from jax.flatten_util import ravel_pytree
 
 from ppl.inference import sharding
 from ppl.inference.mcmc import adaptation as adapt_mod
-from ppl.inference.mcmc import checks, driver, programs, warmup
+from ppl.inference.mcmc import checks, driver, export_cache, programs, warmup
 from ppl.inference.mcmc import init as init_mod
 from ppl.inference.mcmc import nuts
 from ppl.inference.mcmc import progress as progress_mod
@@ -182,10 +182,29 @@ def _compiled(key, logdensity_fn: Callable, strategy: init_mod.Strategy, templat
     placement = sharding.for_batch(plan.num_chains, "chains")
 
     def build(ref):
-        return driver.build(_Density(ref, spec, unravel, int(flat.size), flat.dtype), plan, placement)
+        jitted = driver.build(_Density(ref, spec, unravel, int(flat.size), flat.dtype), plan, placement)
+        name = _program_key(logdensity_fn, unravel, flat, args, spec, placement)
+        if name is None:
+            return jitted
+        return export_cache.load_or_export(jitted, name, (key, strategy.data, args, adapt.numbers()))
 
     program = programs.program_for(logdensity_fn, (spec, placement), build)
     return sharding.place(program, placement, plan.num_chains, key, strategy.data, args, adapt.numbers())
+
+
+def _program_key(logdensity_fn: Callable, unravel: Callable, flat: Array, args: tuple, spec: _Spec,
+                 placement: Any) -> str | None:
+    """The on-disk cache key of the program (``export_cache``), or None where it cannot be used:
+    on a device mesh, with a progress display, or with a kernel or adaptation from outside ppl."""
+    if export_cache.directory() is None or placement is not None or spec.plan.progress:
+        return None
+    if not all(type(x).__module__.startswith("ppl.") for x in (spec.kernel_builder, spec.adapt)):
+        return None
+
+    def value_and_grad(x, *a):
+        return jax.value_and_grad(lambda y: logdensity_fn(unravel(y), *a))(x)
+
+    return export_cache.fingerprint(value_and_grad, flat, args, repr(spec))
 
 
 # --------------------------------------------------------------------------- public entry point

@@ -1,0 +1,175 @@
+"""Sampler programs kept on disk, so a second process skips tracing them.
+
+JAX's persistent compilation cache (``cache.enable_compilation_cache``) saves
+the XLA *compilation* of a sampler, but its key is the lowered program: a new
+process still traces the whole driver (initialisation, the step-size search,
+warm-up and the NUTS loop) and lowers it before it can look the compilation
+up, and that tracing is most of a second process's wait. This cache keeps the
+lowered program itself, serialised with the public ``jax.export`` API, under a
+key computed *without* tracing the driver:
+
+- the log density, as the StableHLO text of its value and gradient at the
+  run's argument shapes (one small trace and lowering; every constant and the
+  gradient included, so two densities share a key only when they compute the
+  same numbers);
+- the run's static description (``base._Spec``: tree structures, shapes,
+  dtypes, init strategy, kernel options, adaptation structure, plan);
+- the source of every ppl module (the driver's code), the jax and jaxlib
+  versions, the float precision and the backend and device kind.
+
+Only ppl's own kernel builders and adaptations qualify (their behaviour is in
+the hashed source), on one device, without a progress display (its host
+callbacks cannot be serialised); anything else, or a description whose text
+names an object by its address, compiles as before. A file that cannot be read
+or does not match its key is replaced. The program called is the deserialised
+one in both the exporting and the later processes, so their XLA compilations
+share one persistent-cache entry and their draws are the same bits.
+
+The files live in ``<compilation cache dir>/ppl-programs``; with the
+compilation cache off (``ppl.config(compilation_cache=False)``) this cache is
+off too, and ``PPL_PROGRAM_CACHE=off`` turns it off alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import importlib.util
+import os
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["directory", "fingerprint", "load_or_export", "source_digest"]
+
+_MAGIC = b"ppl-program-v1\n"
+_PACKAGES = ("ppl", "ppl.semantics", "ppl.inference", "ppl.stdlib")
+
+
+def directory() -> Path | None:
+    """Where programs are kept, or None when the cache is off."""
+    if os.environ.get("PPL_PROGRAM_CACHE", "on").lower() in ("0", "off", "false", "no"):
+        return None
+    root = jax.config.jax_compilation_cache_dir
+    if not root or importlib.util.find_spec("flatbuffers") is None:  # jax.export serialises with it
+        return None
+    return Path(root) / "ppl-programs"
+
+
+@functools.lru_cache(maxsize=1)
+def source_digest() -> str:
+    """A digest of every source file of the ppl packages (the code that builds a sampler)."""
+    h = hashlib.sha256()
+    for name in _PACKAGES:
+        root = Path(importlib.import_module(name).__path__[0])
+        for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".ppl", ".lark")):
+            if "__pycache__" in path.parts:
+                continue
+            h.update(f"{name}/{path.relative_to(root).as_posix()}\0".encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _environment() -> str:
+    device = jax.devices()[0]
+    return (f"jax={jax.__version__} jaxlib={metadata.version('jaxlib')} x64={bool(jax.config.jax_enable_x64)} "
+            f"backend={jax.default_backend()} device={device.device_kind} ppl={source_digest()}")
+
+
+def fingerprint(value_and_grad: Callable, position: Any, args: tuple, description: str) -> str | None:
+    """The cache key of a sampler program, or None when it cannot be keyed soundly.
+
+    ``value_and_grad(position, *args)``: the log density's value and gradient on the flat position;
+    ``description``: the text of everything static about the run (it must not name objects by
+    their addresses, which differ between processes).
+    """
+    if " at 0x" in description or "object at" in description:
+        return None
+    density = jax.jit(value_and_grad).lower(position, *args).as_text()
+    text = "\n".join((_environment(), description, density))
+    return hashlib.sha256(text.encode()).hexdigest() + hashlib.sha256(density.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- flat calls (keys as data)
+
+
+def _flatten(args: tuple) -> tuple[list, Any, tuple]:
+    """The leaves of ``args`` as arrays (a typed PRNG key as its key data), the tree and key impls."""
+    leaves, tree = jax.tree.flatten(args)
+    flat, impls = [], []
+    for leaf in leaves:
+        if jnp.issubdtype(getattr(leaf, "dtype", np.float32), jax.dtypes.prng_key):
+            flat.append(jax.random.key_data(leaf))
+            impls.append(str(jax.random.key_impl(leaf)))
+        else:
+            flat.append(jnp.asarray(leaf))
+            impls.append(None)
+    return flat, tree, tuple(impls)
+
+
+def _spec(x: Any) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(np.shape(x), x.dtype, weak_type=bool(getattr(x, "weak_type", False)))
+
+
+def _export(program: Callable, tree: Any, impls: tuple, flat: list) -> Any:
+    def flat_program(*leaves):
+        leaves = [x if impl is None else jax.random.wrap_key_data(x, impl=impl) for x, impl in zip(leaves, impls)]
+        return program(*jax.tree.unflatten(tree, leaves))
+
+    return jax.export.export(jax.jit(flat_program))(*(_spec(x) for x in flat))
+
+
+def _read(path: Path, key: str, flat: list) -> Any | None:
+    """The exported program stored at ``path`` for ``key``, or None (missing, unreadable, another key)."""
+    try:
+        blob = path.read_bytes()
+        header = _MAGIC + key.encode() + b"\n"
+        if not blob.startswith(header):
+            return None
+        exported = jax.export.deserialize(bytearray(blob[len(header):]))
+    except Exception:  # a missing, truncated or foreign file: compile afresh and replace it
+        return None
+    def aval(x):
+        return tuple(x.shape), str(x.dtype), bool(getattr(x, "weak_type", False))
+
+    if [aval(a) for a in exported.in_avals] != [aval(x) for x in flat]:
+        return None
+    return exported
+
+
+def _write(path: Path, key: str, exported: Any) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = _MAGIC + key.encode() + b"\n" + bytes(exported.serialize())
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
+    except (OSError, ValueError, TypeError):
+        pass  # a read-only folder or a program that cannot be serialised: it still runs, uncached
+
+
+def load_or_export(program: Callable, key: str, args: tuple) -> Callable:
+    """A callable equal to ``program`` on arguments shaped like ``args``: the exported program
+    stored under ``key`` when there is one, else ``program`` exported now (and stored)."""
+    folder = directory()
+    flat, tree, impls = _flatten(args)
+    path = None if folder is None else folder / f"{key}.bin"
+    exported = None if path is None else _read(path, key, flat)
+    if exported is None:
+        exported = _export(program, tree, impls, flat)
+        if path is not None:
+            _write(path, key, exported)
+    run = jax.jit(exported.call)
+
+    def call(*call_args):
+        leaves, _, _ = _flatten(call_args)
+        return run(*leaves)
+
+    return call
