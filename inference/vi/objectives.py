@@ -138,7 +138,10 @@ def _count(value, what):
 
 def averaged(n, one, key):
     """The mean of ``n`` independent estimates ``one(key_i) -> (value, s)``."""
-    value, s = jax.vmap(one)(jax.random.split(key, n))
+    keys = jax.random.split(key, n)
+    if n == 1:  # the same estimate without a batch axis of one, which costs the gradient transposed copies
+        return one(keys[0])
+    value, s = jax.vmap(one)(keys)
     return jnp.mean(value), jnp.mean(s)
 
 
