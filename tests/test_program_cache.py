@@ -1,0 +1,101 @@
+"""Sampler programs kept on disk (inference/mcmc/export_cache.py).
+
+A run whose program is on disk loads it instead of tracing the driver, and draws the same bits; a
+changed density, shape or option is another key; a corrupt file is replaced. In one process, a
+"later process" is a new log density function (the in-memory programs are kept per function).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ppl.inference.mcmc import base, export_cache, hmc
+
+jax.config.update("jax_platforms", "cpu")
+
+
+@pytest.fixture
+def program_dir(tmp_path, monkeypatch):
+    """The compilation cache (and so the program cache) in a fresh folder; exports counted."""
+    before = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "xla"))
+    monkeypatch.delenv("PPL_PROGRAM_CACHE", raising=False)
+    exports = []
+    original = export_cache._export
+    monkeypatch.setattr(export_cache, "_export", lambda *a: exports.append(1) or original(*a))
+    yield tmp_path / "xla" / "ppl-programs", exports
+    jax.config.update("jax_compilation_cache_dir", before)
+
+
+def density(scale):
+    """A new function each call (a new in-memory program), computing the same numbers for one scale."""
+
+    def logdensity(x, y):
+        return -0.5 * jnp.sum((x["m"] - y) ** 2) / scale**2
+
+    return logdensity
+
+
+def run(fn, y, num_warmup=20, steps=3):
+    out = base.run_chains(jax.random.key(0), fn, {"m": jnp.zeros((2, 3))}, hmc.Builder(num_integration_steps=steps),
+                          num_warmup=num_warmup, num_samples=10, args=(y,), progress=False, warn=False)
+    return np.asarray(out.positions["m"])
+
+
+Y = jnp.array([0.5, -1.0, 2.0])
+
+
+def test_a_later_run_loads_the_program_and_draws_the_same_bits_and_a_corrupt_file_is_replaced(program_dir):
+    folder, exports = program_dir
+    first = run(density(1.0), Y)
+    assert len(exports) == 1 and len(list(folder.glob("*.bin"))) == 1
+    again = run(density(1.0), Y)  # a new function: no in-memory program, so from disk
+    assert len(exports) == 1, "the second run traced the driver instead of loading it"
+    np.testing.assert_array_equal(first, again)
+    other = run(density(1.0), Y + 1.0)  # new data of the same shapes: the same program
+    assert len(exports) == 1 and not np.array_equal(other, first)
+    (path,) = folder.glob("*.bin")
+    path.write_bytes(path.read_bytes()[:200])  # truncated
+    np.testing.assert_array_equal(run(density(1.0), Y), first)
+    assert len(exports) == 2  # compiled afresh ...
+    run(density(1.0), Y)  # ... and the rewritten file serves the next run
+    assert len(exports) == 2
+    path.write_bytes(b"not a program")  # a foreign file
+    np.testing.assert_array_equal(run(density(1.0), Y), first)
+    assert len(exports) == 3
+
+
+def test_keys_differ_with_the_density_the_shapes_and_the_description():
+    def key(fn, x, y, description="spec"):
+        return export_cache.fingerprint(jax.value_and_grad(lambda u, v: fn({"m": u}, v)), x, (y,), description)
+
+    x = jnp.zeros(3)
+    k = key(density(1.0), x, Y)
+    assert k == key(density(1.0), x, Y * 3.0)  # new values of the same shapes: the same program
+    assert k != key(density(2.0), x, Y)  # another constant in the density
+    assert k != key(lambda p, y: -jnp.sum(jnp.abs(p["m"] - y)), x, Y)  # another density
+    assert k != key(density(1.0), x, Y.reshape(3, 1))  # another shape of the data
+    assert k != key(density(1.0), x, Y.astype(jnp.int32))  # another dtype
+    assert k != key(density(1.0), x, Y, "spec'")  # another option
+
+
+@pytest.mark.slow
+def test_a_changed_density_shape_or_option_is_another_program(program_dir):
+    folder, exports = program_dir
+    run(density(1.0), Y)
+    run(density(2.0), Y)  # the density's constants differ
+    run(density(1.0), np.asarray(Y) * 3.0)  # new data of the same shape and dtype: the same program
+    assert len(exports) == 2
+    run(density(1.0), Y.reshape(3, 1))  # another shape of the data
+    run(density(1.0), Y, num_warmup=30)  # another option
+    run(density(1.0), Y, steps=4)  # another kernel option
+    assert len(exports) == 5 and len(list(folder.glob("*.bin"))) == 5
+
+
+def test_off_switch_and_unkeyable_descriptions(program_dir, monkeypatch):
+    assert export_cache.directory() == program_dir[0]
+    monkeypatch.setenv("PPL_PROGRAM_CACHE", "off")
+    assert export_cache.directory() is None
+    # a description naming an object by its address differs between processes: never a key
+    assert export_cache.fingerprint(lambda x: (x, x), jnp.zeros(2), (), "<object at 0x7f00>") is None
