@@ -184,6 +184,13 @@ class TildeRules:
 
     # --------------------------------------------------------------- checks
     def _require_dist(self, e, ty: Ty) -> bool:
+        if isinstance(e, ast.Call) and isinstance(e.func, ast.Name):
+            callee = self.scope.lookup(e.func.id) or self.module_names.get(e.func.id)
+            if callee is not None and callee.kind == "model":
+                self.error(f"'{e.func.id}' is a model, not a distribution: it cannot be on the right of '~'",
+                           e.span, f"Call a model with '=': `z = {expr_text(e)}` runs it, nests its random "
+                           f"choices under '{e.func.id}', and binds z to what it returns.")
+                return False
         if ty.base in ("dist", "unknown"):
             return True
         hint = "The right of '~' is a distribution, such as normal(0, 1)."
