@@ -51,12 +51,12 @@ class CallRules:
                 raise endless_recursion(fn, e, self.depth) from None
         if callable(fn):
             return fn(*args)
-        raise ModelError(f"this is a {type(fn).__name__}, not a function, so it cannot be called", span=e.span)
+        raise ModelError(f"this is {_value_words(fn)}, not a function, so it cannot be called", span=e.span)
 
     def distribution(self, node, env, site):
         d = self.expr(node, env)
         if not isinstance(d, D.Distribution):
-            raise ModelError(f"the right side of `~` must be a distribution, but it is a {type(d).__name__}",
+            raise ModelError(f"the right side of `~` must be a distribution, but it is {_value_words(d)}",
                              span=node.span)
         return d
 
@@ -66,3 +66,17 @@ class CallRules:
             raise ModelError("flat(...) needs a support such as positive or interval(0, 1) first", span=e.span)
         shape = sizes(*[self.expr(a, env) for a in e.args[1:]])
         return D.flat(support, shape=shape)
+
+
+def _value_words(v) -> str:
+    """A value as a user would name it (never a JAX tracer's class name)."""
+    shape = getattr(v, "shape", None)
+    if shape is not None:
+        return "a number" if shape == () else f"an array of shape {tuple(shape)}"
+    if isinstance(v, (bool, int, float)):
+        return "a number"
+    if isinstance(v, (list, tuple)):
+        return "a list"
+    if isinstance(v, str):
+        return "a string"
+    return f"a {type(v).__name__}"
