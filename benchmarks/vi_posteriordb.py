@@ -6,7 +6,7 @@ reference's parameters, the distance of the guide's posterior mean from the refe
 the reference posterior sd: ``|mean_vi - mean_ref| / sd_ref`` (median and max), the ratio of the guide's
 sd to the reference sd (median), and the final ELBO. VI is approximate: this reports, it does not judge.
 
-    python benchmarks/vi_posteriordb.py [--steps 5000] [--only NAME ...] [--guides normal mvn]
+    python benchmarks/vi_posteriordb.py [--steps 5000] [--only NAME ...] [--guides normal mvn] [--init-loc map|zero]
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ from test_posteriordb import CASES, _load, _precision  # noqa: E402
 GUIDES = {"normal": ppl.AutoNormal, "mvn": ppl.AutoMultivariateNormal}
 
 
-def fit(case, guide, steps: int, seed: int = 0, num_samples: int = 2000):
+def fit(case, guide, steps: int, seed: int = 0, num_samples: int = 2000, init_loc: str = "map"):
     """``(posterior, arrays by name (1, draws, ...), seconds)`` for one posterior and one guide."""
     data = load_data(case.posterior)
     with _precision(case.x64):
         model = _load(case)
         args = model_args(model, data)
-        method = ppl.VI(guide=GUIDES[guide](), objective=ppl.ELBO(4), num_steps=steps, num_samples=num_samples,
+        method = ppl.VI(guide=GUIDES[guide](init_loc=init_loc), objective=ppl.ELBO(4), num_steps=steps, num_samples=num_samples,
                         optimizer=optax.adam(optax.exponential_decay(1e-2, steps, 0.1)), progress=False)
         start = time.perf_counter()
         with warnings.catch_warnings():
@@ -68,6 +68,8 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--guides", nargs="*", default=list(GUIDES))
+    parser.add_argument("--init-loc", default="map", choices=["map", "zero"],
+                        help="where the guides' location starts (the mode by L-BFGS, or 0)")
     opts = parser.parse_args(argv)
     rows = []
     print(f"{'posterior':44s} {'guide':7s} {'ELBO':>11s} {'med |dz|':>9s} {'max |dz|':>9s} {'sd ratio':>9s} "
@@ -78,7 +80,7 @@ def main(argv=None) -> list[dict]:
         reference = load_reference(name)
         for guide in opts.guides:
             try:
-                post, arrays, seconds = fit(case, guide, opts.steps)
+                post, arrays, seconds = fit(case, guide, opts.steps, init_loc=opts.init_loc)
                 d = distances(arrays, reference)
                 row = dict(posterior=name, guide=guide, elbo=post.log_evidence, seconds=seconds, **d)
                 print(f"{name:44s} {guide:7s} {post.log_evidence:11.2f} {d['median_z']:9.3f} {d['max_z']:9.3f} "

@@ -69,11 +69,12 @@ from ppl.stdlib.errors import ModelError
 from ppl.inference.marginalize.contract import _align, _contract, _Factor, _factors, _run_terms
 from ppl.inference.marginalize.elements import ElementInterpreter, _Unconstrained, element_log_densities
 from ppl.inference.marginalize.layout import Layout, SiteAxes, site_axes, site_layout
-from ppl.inference.marginalize.plan import CHAIN_LIMIT, GRID_LIMIT, _plan, _Plan
+from ppl.inference.marginalize.plan import CHAIN_LIMIT, GRID_LIMIT, _plan, _Plan, refuse_subsampling
 from ppl.inference.marginalize.supports import site_supports
 
 __all__ = [
     "can_marginalize",
+    "refuse_subsampling",
     "check_marginalizable",
     "marginal_log_density_unconstrained",
     "recover_discrete",

@@ -206,7 +206,19 @@ class _Plan:
     groups: dict  # tuple of variables -> term names
 
 
+def refuse_subsampling(program, what: str = "this method") -> None:
+    """A subsampled plate's rows are a random choice, but not one to sum out: say what to use instead."""
+    for a, info in program.latent_sites().items():
+        if getattr(info.dist_type, "__name__", "") == "SubsampleIndices":
+            raise ModelError(
+                f"plate '{a}' draws a random subsample of its rows (subsample_size=): its likelihood is then a "
+                f"stochastic estimate, which {what} cannot use (it needs the exact density)", span=info.span,
+                hint="Fit it with stochastic variational inference (method=ppl.VI(...)), or drop subsample_size "
+                     "to use every row.")
+
+
 def _plan(program: ir.Program, args) -> _Plan:
+    refuse_subsampling(program)
     st = _structure(program, args)
     supports = site_supports(program, args) if st.discrete else {}
     variables = {}

@@ -105,6 +105,7 @@ class _GradientMCMC:
         if marginal:
             from ppl.inference import marginalize as M
 
+            M.refuse_subsampling(program, name)  # a subsampled plate: say to use VI, not "cannot be summed out"
             try:
                 M.check_marginalizable(program, args)
             except ModelError as err:

@@ -13,6 +13,9 @@ discrete latent sites that ``inference/marginalize.py`` can sum out, ``density``
 ``log sum_d p(T(u), d, y) + log|det J_T(u)|``: the guide covers the continuous sites and the
 discrete ones are drawn back from their exact conditional ``p(d | z, y)`` for the posterior.
 
+Each Gaussian family's location starts at ``init_loc`` (``init_loc.py``): ``"zero"`` (the default,
+``u = 0``), ``"map"`` (the mode of ``density``, by L-BFGS) or a dict of values by site.
+
 The families (``D`` the total unconstrained dimension, ``eps ~ N(0, I)``):
 
 - :class:`AutoNormal`: ``u_a = loc_a + scale_a * eps_a`` per site (mean-field);
@@ -35,6 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.inference import marginalize as M
+from ppl.inference.vi.init_loc import curvature_scale, initial_loc
+from ppl.inference.vi.subsample import subsample_sites
 from ppl.semantics import compile as C
 from ppl.stdlib.bijectors import biject_to
 from ppl.stdlib.errors import ModelError
@@ -71,10 +76,15 @@ class UnconstrainedGuide:
     Subclasses give ``init(key)``, ``sample_u(phi, key, args) -> (u, log q(u))`` and ``constrained(phi)``.
     """
 
-    def __init__(self, program, args):
-        self.program, self.args = program, args
+    def __init__(self, program, args, init_loc="zero"):
+        self.program, self.args, self.init_loc = program, args, init_loc
         shapes = C.unconstrained_shapes(program, args)
-        self.discrete = tuple(a for a, s in shapes.items() if s is None)
+        self.rows = frozenset(subsample_sites(program))  # subsampled plates' rows: drawn afresh (subsample.py)
+        self.discrete = tuple(a for a, s in shapes.items() if s is None and a not in self.rows)
+        if self.discrete and self.rows:
+            raise ModelError(f"the model '{program.name}' subsamples a plate and has discrete latent sites to sum "
+                             "out; an automatic guide does not do both yet", span=program.span,
+                             hint="Use all rows (no subsample_size), or write the guide as a program.")
         if self.discrete:
             M.check_marginalizable(program, args)  # the error says why the discrete sites cannot be summed
         self.shapes = {a: tuple(s) for a, s in shapes.items() if s is not None}
@@ -85,6 +95,17 @@ class UnconstrainedGuide:
                              hint="Use ppl.Enumerate for a model whose latent sites are all discrete.")
         self.sizes = {a: int(np.prod(s, dtype=np.int64)) for a, s in self.shapes.items()}
         self.dim = int(sum(self.sizes.values()))
+
+    def initial_loc(self):
+        """The flat unconstrained point the location starts at (``init_loc.py``)."""
+        return initial_loc(self, self.init_loc)
+
+    def initial_scales(self, loc, init_scale):
+        """Flat per-coordinate starting scales: ``init_scale``, or at the mode (``init_loc="map"``) the
+        curvature's (``init_loc.curvature_scale``)."""
+        if isinstance(self.init_loc, str) and self.init_loc == "map":
+            return curvature_scale(self, loc, init_scale)
+        return jnp.full(self.dim, init_scale, _float())
 
     # -- flat vectors and site dictionaries
     def unravel(self, flat) -> dict:
@@ -102,6 +123,9 @@ class UnconstrainedGuide:
         """The model's log density at unconstrained ``u`` (Jacobian included; discrete sites summed out)."""
         if self.discrete:
             return M.marginal_log_density_unconstrained(self.program, u, args)
+        if self.rows:  # the rows given with u (subsample.Subsampled draws them)
+            mode = C.Unconstrained(frozenset(self.shapes), rest=C.Given())
+            return C.run(self.program, mode, args, inputs=u).log_joint
         return C.log_density_unconstrained(self.program, u, args)
 
     def expect(self, phi, key, f, baseline, args=None):
@@ -132,6 +156,12 @@ class UnconstrainedGuide:
         """``(choices, retval)`` of the model for stacked draws ``u`` (and of the discrete sites); pure."""
         if self.discrete:
             return jax.vmap(lambda x, d: M.constrained_trace(self.program, x, d, args))(u, discrete)
+        if self.rows:  # each draw with rows of its own (a fixed stream: the rows are not part of the fit)
+            mode = C.Unconstrained(frozenset(self.shapes), rest=C.Generate())
+            n = jax.tree.leaves(u)[0].shape[0]
+            keys = jax.random.split(jax.random.key(0), n)
+            trace = jax.vmap(lambda x, k: C.run(self.program, mode, args, inputs=x, key=k))(u, keys)
+            return trace.choices, trace.retval
         trace = jax.vmap(lambda x: C.run(self.program, C.Unconstrained(), args, inputs=x))(u)
         return trace.choices, trace.retval
 
@@ -156,19 +186,21 @@ class AutoNormal:
     """Mean-field normal guide in unconstrained coordinates (see the module docstring)."""
 
     init_scale: float = 0.1
+    init_loc: object = "zero"
 
     def bind(self, program, args):
-        return _AutoNormal(program, args, float(self.init_scale))
+        return _AutoNormal(program, args, float(self.init_scale), self.init_loc)
 
 
 class _AutoNormal(UnconstrainedGuide):
-    def __init__(self, program, args, init_scale):
-        super().__init__(program, args)
+    def __init__(self, program, args, init_scale, init_loc):
+        super().__init__(program, args, init_loc)
         self.log_init_scale = math.log(init_scale)
 
     def init(self, key):
-        return {"loc": {a: jnp.zeros(s, _float()) for a, s in self.shapes.items()},
-                "log_scale": {a: jnp.full(s, self.log_init_scale, _float()) for a, s in self.shapes.items()}}
+        loc = self.initial_loc()
+        scale = self.initial_scales(loc, math.exp(self.log_init_scale))
+        return {"loc": self.unravel(loc), "log_scale": self.unravel(jnp.log(scale))}
 
     def constrained(self, phi):
         return {"loc": phi["loc"], "scale": jax.tree.map(jnp.exp, phi["log_scale"])}
@@ -192,13 +224,15 @@ class _AutoNormal(UnconstrainedGuide):
 class AutoDelta:
     """Point-mass guide: VI with it is MAP estimation in the model's coordinates."""
 
+    init_loc: object = "zero"
+
     def bind(self, program, args):
-        return _AutoDelta(program, args)
+        return _AutoDelta(program, args, self.init_loc)
 
 
 class _AutoDelta(UnconstrainedGuide):
     def init(self, key):
-        return {a: jnp.zeros(s, _float()) for a, s in self.shapes.items()}
+        return self.unravel(self.initial_loc())
 
     def constrained(self, phi):
         return self.constrain(phi)
@@ -231,20 +265,22 @@ class AutoMultivariateNormal:
     flat vector whose blocks are the sites in ``sites`` order (row-major within a site)."""
 
     init_scale: float = 0.1
+    init_loc: object = "zero"
 
     def bind(self, program, args):
-        return _AutoMVN(program, args, float(self.init_scale))
+        return _AutoMVN(program, args, float(self.init_scale), self.init_loc)
 
 
 class _AutoMVN(UnconstrainedGuide):
-    def __init__(self, program, args, init_scale):
-        super().__init__(program, args)
+    def __init__(self, program, args, init_scale, init_loc):
+        super().__init__(program, args, init_loc)
         self.log_init_scale = math.log(init_scale)
 
     def init(self, key):
         d = self.dim
-        return {"loc": jnp.zeros(d, _float()), "lower": jnp.zeros((d, d), _float()),
-                "log_diag": jnp.full(d, self.log_init_scale, _float())}
+        loc = self.initial_loc()
+        return {"loc": loc, "lower": jnp.zeros((d, d), _float()),
+                "log_diag": jnp.log(self.initial_scales(loc, math.exp(self.log_init_scale)))}
 
     def constrained(self, phi):
         L = _tril(phi["lower"], phi["log_diag"])
@@ -267,23 +303,24 @@ class AutoLowRank:
 
     rank: int = 2
     init_scale: float = 0.1
+    init_loc: object = "zero"
 
     def bind(self, program, args):
         if int(self.rank) < 1:
             raise ModelError(f"AutoLowRank needs rank >= 1, not {self.rank}")
-        return _AutoLowRank(program, args, int(self.rank), float(self.init_scale))
+        return _AutoLowRank(program, args, int(self.rank), float(self.init_scale), self.init_loc)
 
 
 class _AutoLowRank(UnconstrainedGuide):
-    def __init__(self, program, args, rank, init_scale):
-        super().__init__(program, args)
+    def __init__(self, program, args, rank, init_scale, init_loc):
+        super().__init__(program, args, init_loc)
         self.rank, self.init_scale = rank, init_scale
 
     def init(self, key):
         d = self.dim
         # W = 0 is a stationary point of the objective in W (it enters through W W^T): start off it
         factor = 0.01 * self.init_scale * jax.random.normal(key, (d, self.rank), _float())
-        return {"loc": jnp.zeros(d, _float()), "factor": factor,
+        return {"loc": self.initial_loc(), "factor": factor,
                 "log_diag": jnp.full(d, math.log(self.init_scale), _float())}
 
     def constrained(self, phi):
@@ -322,13 +359,15 @@ class AutoLaplace:
 
     ``post.params``: ``loc`` (per site), ``covariance`` ``H^{-1}``, ``scale_tril`` its Cholesky factor."""
 
+    init_loc: object = "zero"
+
     def bind(self, program, args):
-        return _AutoLaplace(program, args)
+        return _AutoLaplace(program, args, self.init_loc)
 
 
 class _AutoLaplace(UnconstrainedGuide):
     def init(self, key):
-        return {"loc": jnp.zeros(self.dim, _float())}
+        return {"loc": self.initial_loc()}
 
     def finish(self, phi, args):
         loc = phi["loc"]

@@ -31,6 +31,7 @@ from ppl.inference.vi.amortised import Amortized
 from ppl.inference.vi.autoguides import (AutoDelta, AutoLaplace, AutoLowRank, AutoMultivariateNormal, AutoNormal,
                                          ToSupport)
 from ppl.inference.vi.flows import AutoFlow
+from ppl.inference.vi.subsample import Subsampled, is_subsample, subsample_sites
 from ppl.semantics import compile as C
 from ppl.semantics import ir
 from ppl.semantics import params as P
@@ -93,6 +94,13 @@ class ProgramGuide:
 
 def bind_guide(guide, model_program, model_args, guide_args=()):
     """The guide object for ``guide`` (AutoNormal(), AutoDelta(), or a ppl model with params)."""
+    bound = _bind(guide, model_program, model_args, guide_args)
+    if subsample_sites(model_program):  # rows of subsampled plates: drawn afresh, not fitted
+        return Subsampled(bound, model_program, model_args)
+    return bound
+
+
+def _bind(guide, model_program, model_args, guide_args):
     if guide is None:
         guide = AutoNormal()
     if hasattr(guide, "bind"):
@@ -142,7 +150,8 @@ def _inside(guide_support, model_support) -> bool:
 
 
 def check_against_model(guide, guide_args, model, model_args):
-    g_sites, m_sites = guide.latent_sites(), model.latent_sites()
+    g_sites = guide.latent_sites()
+    m_sites = {a: info for a, info in model.latent_sites().items() if not is_subsample(info)}
     for a, info in m_sites.items():
         if a not in g_sites:
             raise ModelError(

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 from ppl.inference.vi import adev
 from ppl.inference.vi.adev import PerDraw
 from ppl.inference.vi.paramset import ParamSet
+from ppl.inference.vi.subsample import is_subsample
 from ppl.semantics import compile as C
 from ppl.semantics import params as P
 from ppl.semantics.graph import dependency_graph
@@ -181,7 +182,8 @@ class MarginalGuide:
 
 def _check(program, over, model_program) -> tuple:
     """The kept sites (the model's latent sites), after checking the guide against the model."""
-    sites, m_sites = program.latent_sites(), model_program.latent_sites()
+    sites = program.latent_sites()
+    m_sites = {a: info for a, info in model_program.latent_sites().items() if not is_subsample(info)}
     for a in over:
         if a not in sites:
             raise ModelError(f"marginal(over=...) names '{a}', which is not a random choice of the guide "

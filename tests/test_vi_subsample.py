@@ -1,0 +1,97 @@
+"""Stochastic VI with ``ppl.plate(name, N, subsample_size=B)`` (``inference/vi/subsample.py``).
+
+Gaussian conjugate model: mu ~ Normal(0, 1), y_i ~ Normal(mu, 1), i < N; guide mu ~ Normal(m, s).
+The ELBO with fresh rows at every estimate is unbiased for the full data's ELBO, whose closed form is
+``E[log p(mu, y)] + log(s sqrt(2 pi e))``, and so is its gradient; a fit reaches the exact posterior.
+Tolerances: 4 standard errors of the mean of the estimates (fixed seeds).
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import ppl
+from ppl import dist
+from ppl.inference.vi.guides import bind_guide
+from ppl.inference.vi.method import context
+
+N, B = 200, 20
+Y = np.random.default_rng(3).normal(1.0, 1.0, N).astype(np.float32)
+POST_MEAN, POST_SD = float(Y.astype(np.float64).sum() / (N + 1)), 1 / math.sqrt(N + 1)
+
+
+@ppl.model
+def subsampled(y):
+    mu = ppl.sample("mu", dist.Normal(0.0, 1.0))
+    with ppl.plate("data", y.shape[0], subsample_size=B) as idx:
+        ppl.observe("y", dist.Normal(mu, 1.0), y[idx])
+
+
+@ppl.model
+def guide():
+    m = ppl.param("m", 0.8)
+    s = ppl.param("s", 0.2, constraint=ppl.constraints.positive)
+    ppl.sample("mu", dist.Normal(m, s))
+
+
+def elbo_exact(m, s):
+    y = jnp.asarray(Y, jnp.float32)
+    e_log_p = (-0.5 * (N + 1) * math.log(2 * math.pi) - 0.5 * (m**2 + s**2) - 0.5 * jnp.sum((y - m) ** 2)
+               - 0.5 * N * s**2)
+    return e_log_p + jnp.log(s * math.sqrt(2 * math.pi)) + 0.5
+
+
+def assert_unbiased(samples, exact, z=4.0):
+    samples = np.asarray(samples, np.float64)
+    mean, se = samples.mean(), samples.std(ddof=1) / math.sqrt(samples.size)
+    assert abs(mean - float(exact)) <= z * se, (mean, float(exact), se)
+
+
+@pytest.mark.parametrize("which", ["program", "auto"])
+def test_the_subsampled_elbo_and_its_gradient_are_unbiased(which):
+    program, leaves = subsampled.program(jnp.asarray(Y))
+    g = bind_guide(guide if which == "program" else ppl.AutoNormal(init_loc={"mu": 0.8}, init_scale=0.2),
+                   program, leaves)
+    phi = g.init(jax.random.key(0))
+
+    def one(key):
+        def s(p):
+            value, surrogate = ppl.ELBO(1)(context(g, p, program, leaves), key)
+            return surrogate, value
+        (_, value), grad = jax.value_and_grad(s, has_aux=True)(phi)
+        return value, grad
+
+    values, grads = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(1), 20000))
+    assert_unbiased(values, elbo_exact(0.8, 0.2))
+    dm, ds = jax.grad(elbo_exact, (0, 1))(0.8, 0.2)
+    if which == "program":  # phi: m and u = log s
+        assert_unbiased(grads["m"], dm)
+        assert_unbiased(grads["s"], ds * 0.2)
+    else:
+        assert_unbiased(grads["loc"]["mu"], dm)
+        assert_unbiased(grads["log_scale"]["mu"], ds * 0.2)
+
+
+@pytest.mark.slow
+def test_a_conjugate_model_fits_with_subsampling():
+    """Fresh rows each step: the fitted guide is the exact posterior, up to the optimiser's noise (Adam,
+    decaying to 1e-4: its last steps move the location by about 1e-4 each, far below 0.2 posterior sds)."""
+    method = ppl.VI(guide=ppl.AutoNormal(), objective=ppl.ELBO(4), num_steps=3000, num_samples=4000,
+                    optimizer=optax.adam(optax.exponential_decay(2e-2, 3000, 0.005)), progress=False)
+    post = ppl.infer(subsampled, jnp.asarray(Y), method=method, seed=0)
+    assert abs(float(post.params["loc"]["mu"]) - POST_MEAN) < 0.2 * POST_SD
+    assert abs(float(post.params["scale"]["mu"]) / POST_SD - 1) < 0.2
+    draws = np.asarray(post.samples["mu"])
+    assert abs(draws.mean() - POST_MEAN) < 0.2 * POST_SD + 4 * POST_SD / math.sqrt(draws.size)
+    rows = np.asarray(post.samples["data"])  # each posterior draw has rows of its own
+    assert rows.shape == (4000, B) and len({tuple(r) for r in rows[:50]}) == 50
+
+
+def test_nuts_says_to_use_vi():
+    with pytest.raises(ppl.PPLError, match="subsample_size=.*NUTS cannot use") as err:
+        ppl.infer(subsampled, jnp.asarray(Y), method=ppl.NUTS(num_warmup=10, num_samples=10))
+    assert "ppl.VI" in str(err.value) and "summed out" not in str(err.value)
