@@ -1,9 +1,10 @@
 """One of two processes of a multi-host run on 127.0.0.1 (started by test_devices.py).
 
 Each process holds 2 virtual CPU devices; ``ppl.distributed.initialize`` joins them (settings from
-the environment: PPL_COORDINATOR, PPL_NUM_PROCESSES, PPL_PROCESS_ID), so ``ppl.infer`` runs the 4
-chains of ``devices_check.multihost_draws`` over the 4 devices of both processes, gathers them, and
-prints them; the test compares them with the one-process run on 4 devices.
+the environment: PPL_COORDINATOR, PPL_NUM_PROCESSES, PPL_PROCESS_ID), so ``ppl.infer`` runs the
+NUTS chains, SMC particles and importance samples of ``devices_check.multihost_results`` over the 4
+devices of both processes, gathers them into one Posterior on each process, and prints them; the
+test compares them with the one-process run on 4 devices.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ info = ppl.distributed.initialize(timeout=int(os.environ.get("PPL_TEST_TIMEOUT",
 
 import jax  # noqa: E402
 
-from devices_check import multihost_draws  # noqa: E402
+from devices_check import multihost_results  # noqa: E402
 
-draws = multihost_draws()
+results = multihost_results()
 print("RESULT " + json.dumps({"process": info["process_id"], "devices": len(jax.devices()),
-                              "local_devices": len(jax.local_devices()), "draws": draws}))
+                              "local_devices": len(jax.local_devices()), **results}))
 sys.stdout.flush()
