@@ -5,7 +5,7 @@
 Problems (ppl models through ``ppl.infer``, float32, on the default device):
 
 - ``gaussian50``: a 50-d Gaussian with AR(1) correlation 0.9 between neighbours and scales
-  log-spaced from 0.1 to 10 (``MultivariateNormal(0, scale_tril=L)``);
+  log-spaced from 0.5 to 2 (``MultivariateNormal(0, scale_tril=L)``);
 - ``hierarchical``: a normal hierarchical model, 50 groups x 20 observations (centred; the model of
   ``first_draw.py``).
 
@@ -55,7 +55,7 @@ model hierarchical(G: int, N: int, y: real[G, N]) {
 def gaussian50_scale_tril(d: int = 50, rho: float = 0.9) -> np.ndarray:
     idx = np.arange(d)
     corr = rho ** np.abs(idx[:, None] - idx[None, :])
-    scales = np.logspace(-1, 1, d)
+    scales = np.logspace(np.log10(0.5), np.log10(2.0), d)
     return np.linalg.cholesky(corr * np.outer(scales, scales)).astype(np.float32)
 
 
