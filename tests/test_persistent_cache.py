@@ -8,6 +8,10 @@ import sys
 SCRIPT = """
 import json, jax, ppl
 from ppl import dist
+from ppl.inference.mcmc import export_cache
+exports = []
+_export = export_cache._export
+export_cache._export = lambda *a: exports.append(1) or _export(*a)
 @ppl.model
 def m(y):
     mu = ppl.sample("mu", dist.Normal(0.0, 1.0))
@@ -16,7 +20,8 @@ def m(y):
     return mu
 post = ppl.infer(m, jax.numpy.array([0.5, 1.5]), method=ppl.NUTS(num_warmup=50, num_samples=50, num_chains=1,
                                                                    progress=False))
-print(json.dumps({"cache": str(jax.config.jax_compilation_cache_dir), "mean": float(post.mean("mu"))}))
+print(json.dumps({"cache": str(jax.config.jax_compilation_cache_dir), "mean": float(post.mean("mu")),
+                  "exports": len(exports)}))
 """
 
 
@@ -36,6 +41,7 @@ def test_cache_is_filled_by_one_process_and_reused_by_the_next(tmp_path):
     assert entries, "the first process stored nothing"
     second = _run(env)
     assert second["mean"] == first["mean"]  # same seed, same program, read back from the cache
+    assert first["exports"] == 1 and second["exports"] == 0  # the sampler program itself was not traced again
     assert set(os.listdir(tmp_path / "xla")) == entries  # nothing new had to be compiled
 
 
