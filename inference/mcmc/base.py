@@ -195,8 +195,9 @@ def _compiled(key, logdensity_fn: Callable, strategy: init_mod.Strategy, templat
 def _program_key(logdensity_fn: Callable, unravel: Callable, flat: Array, args: tuple, spec: _Spec,
                  placement: Any) -> str | None:
     """The on-disk cache key of the program (``export_cache``), or None where it cannot be used:
-    on a device mesh, with a progress display, or with a kernel or adaptation from outside ppl."""
-    if export_cache.directory() is None or placement is not None or spec.plan.progress:
+    on a device mesh or several processes, with a progress display (host callbacks), or with a
+    kernel or adaptation from outside ppl (its behaviour is not in the hashed source)."""
+    if export_cache.directory() is None or placement is not None or spec.plan.progress or jax.process_count() > 1:
         return None
     if not all(type(x).__module__.startswith("ppl.") for x in (spec.kernel_builder, spec.adapt)):
         return None
