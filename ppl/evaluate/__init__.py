@@ -21,7 +21,6 @@ vector); any other loop is a ``scan`` carrying the variables it rebinds, with
 the names first drawn in it collected, one value per iteration.
 """
 
-from .handlers import run_deterministic
 from .modules import PplModule, evaluate_module, load, loads
 
-__all__ = ["load", "loads", "PplModule", "evaluate_module", "run_deterministic"]
+__all__ = ["load", "loads", "PplModule", "evaluate_module"]
