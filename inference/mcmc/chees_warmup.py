@@ -110,7 +110,8 @@ class ChEESWarmup(NamedTuple):
     ``ok`` says every chain has a usable start.
     """
 
-    across_chains = True  # its statistics are means over all chains: a driver must not split it per device
+    # no ``per_chain``: its statistics are means over all chains, so the driver runs one loop over
+    # every chain (partitioned over a mesh by XLA) rather than one per device (``driver.on_devices``)
 
     builder: Any
     numbers: adapt_mod.DualAveragingParams
