@@ -45,7 +45,7 @@ def check_data(program: ir.Program, args) -> None:
     rest = [s for s in found.order if not _host_checked(found, s, args, flags)]
     if rest:
         outs = _program(program, rest, explain=False)(*args)
-        flags.update({s: np.asarray(v) for s, v in zip(rest, outs)})
+        flags.update({s: _on_host(v) for s, v in zip(rest, outs)})
     for s in found.order:
         bad = ~flags[s]
         if bad.any():
@@ -53,6 +53,16 @@ def check_data(program: ir.Program, args) -> None:
 
 
 # ----------------------------------------------------------------------------- on the host
+
+
+def _on_host(x) -> np.ndarray:
+    """``x`` as a NumPy array; an array split over the devices of several processes (a multi-host
+    run's sharded data) is gathered from all of them first."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
 
 
 def _family_support(stmt: ir.Observe):
@@ -68,7 +78,7 @@ def _host_checked(found: DataOnly, s, args, flags) -> bool:
     if obs is None or obs.source is None or _family_support(s) is None:
         return False
     support = _family_support(s)
-    value = np.asarray(args[obs.source])
+    value = _on_host(args[obs.source])
     ok = np.asarray(support.check_now(value))
     steps = len(obs.loops)
     flags[s] = ok.reshape(ok.shape[:steps] + (-1,)).all(axis=-1) if ok.ndim > steps else ok
