@@ -271,13 +271,23 @@ def automatic(rng) -> dict:
 
 def multihost_results() -> dict:
     """The runs that devices_multihost.py repeats over 2 processes x 2 devices: NUTS chains, SMC
-    particles and importance samples, each split over the 4 devices (of one or of two processes)."""
+    particles and importance samples, each split over the 4 devices (of one or of two processes), and
+    VI on a plate whose rows are split over them."""
     y = jnp.asarray(np.linspace(-1.0, 3.0, 16), jnp.float32)
     post = ppl.infer(normal_mean, y, method=ppl.NUTS(num_warmup=60, num_samples=20, num_chains=4, progress=False),
                      seed=11)
     ys = jnp.asarray(np.linspace(-2.0, 2.0, 12), jnp.float32)
     smc = ppl.infer(random_walk, ys, method=ppl.SMC(num_particles=400), seed=12)
     imp = ppl.infer(normal_mean, y, method=ppl.Importance(num_particles=400), seed=13)
+    # VI on a plate whose 400 rows are split over the 4 devices (each step's row sum an all-reduce)
+    import optax
+
+    rng = np.random.default_rng(14)
+    x = jnp.asarray(rng.normal(size=(400, 3)))
+    yb = jnp.asarray(rng.random(400) < 1 / (1 + np.exp(-np.asarray(x) @ np.array([1.0, -0.5, 0.25]))), jnp.int32)
+    vi = ppl.infer(logistic, x, yb, method=ppl.VI(guide=ppl.AutoNormal(), objective=ppl.ELBO(4),
+                                                  optimizer=optax.adam(1e-2), num_steps=60, num_samples=20,
+                                                  progress=False), seed=15)
     return {"nuts": np.asarray(post.samples["mu"], np.float64).ravel().tolist(),
             "nuts_devices": len(post.devices),
             "smc": np.asarray(smc.samples["x"], np.float64).ravel().tolist(),
@@ -285,7 +295,9 @@ def multihost_results() -> dict:
             "smc_log_z": smc.log_evidence, "smc_devices": len(smc.devices),
             "importance": np.asarray(imp.samples["mu"], np.float64).ravel().tolist(),
             "importance_log_weights": np.asarray(imp.log_weights, np.float64).tolist(),
-            "importance_devices": len(imp.devices)}
+            "importance_devices": len(imp.devices),
+            "vi_history": np.asarray(vi.history, np.float64).tolist(),
+            "vi": np.asarray(vi.samples["w"], np.float64).ravel().tolist(), "vi_devices": len(vi.devices)}
 
 
 if __name__ == "__main__":
