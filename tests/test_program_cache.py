@@ -5,6 +5,8 @@ changed density, shape or option is another key; a corrupt file is replaced. In 
 "later process" is a new log density function (the in-memory programs are kept per function).
 """
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -99,3 +101,40 @@ def test_off_switch_and_unkeyable_descriptions(program_dir, monkeypatch):
     assert export_cache.directory() is None
     # a description naming an object by its address differs between processes: never a key
     assert export_cache.fingerprint(lambda x: (x, x), jnp.zeros(2), (), "<object at 0x7f00>") is None
+
+
+# modules the driver imports that cannot change a traced program: error classes, the in-memory
+# program tables, the post-run diagnostics
+OUTSIDE_THE_KEY = {"ppl.stdlib.errors", "ppl.semantics.ir", "ppl.semantics.cache", "ppl.inference.diagnostics"}
+
+
+def test_the_source_digest_covers_every_module_the_driver_imports():
+    import ast
+    import importlib
+
+    def covered(name):
+        return any(name == s or name.startswith(s + ".") for s in export_cache.DRIVER_SOURCES)
+
+    seen, todo = set(), ["ppl.inference.mcmc.base"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        tree = ast.parse(Path(importlib.import_module(name).__file__).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ppl"):
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names if a.name.startswith("ppl")]
+            else:
+                continue
+            for t in targets:
+                try:
+                    importlib.import_module(t)
+                except ImportError:
+                    continue  # a name imported from a module, not a module
+                if t in OUTSIDE_THE_KEY or t in ("ppl", "ppl.inference", "ppl.stdlib", "ppl.semantics"):
+                    continue
+                assert covered(t), f"{name} imports {t}, which the program cache's source digest leaves out"
+                todo.append(t)

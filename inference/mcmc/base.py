@@ -199,7 +199,7 @@ def _program_key(logdensity_fn: Callable, unravel: Callable, flat: Array, args: 
     kernel or adaptation from outside ppl (its behaviour is not in the hashed source)."""
     if export_cache.directory() is None or placement is not None or spec.plan.progress or jax.process_count() > 1:
         return None
-    if not all(type(x).__module__.startswith("ppl.") for x in (spec.kernel_builder, spec.adapt)):
+    if not all(type(x).__module__.startswith("ppl.inference.mcmc.") for x in (spec.kernel_builder, spec.adapt)):
         return None
 
     def value_and_grad(x, *a):

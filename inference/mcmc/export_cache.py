@@ -14,11 +14,12 @@ key computed *without* tracing the driver:
   same numbers);
 - the run's static description (``base._Spec``: tree structures, shapes,
   dtypes, init strategy, kernel options, adaptation structure, plan);
-- the source of every ppl module (the driver's code), the jax and jaxlib
-  versions, the float precision and the backend and device kind.
+- the source of the code that builds the program around the density
+  (``DRIVER_SOURCES``: ``inference/mcmc``, the placement, the JAX shims), the
+  jax and jaxlib versions, the float precision and the backend and device kind.
 
-Only ppl's own kernel builders and adaptations qualify (their behaviour is in
-the hashed source), on one device, without a progress display (its host
+Only ppl's own kernel builders and adaptations qualify (their code is in the
+hashed source), on one device, without a progress display (its host
 callbacks cannot be serialised); anything else, or a description whose text
 names an object by its address, compiles as before. A file that cannot be read
 or does not match its key is replaced. The program called is the deserialised
@@ -49,7 +50,10 @@ import numpy as np
 __all__ = ["directory", "fingerprint", "load_or_export", "source_digest"]
 
 _MAGIC = b"ppl-program-v1\n"
-_PACKAGES = ("ppl", "ppl.semantics", "ppl.inference", "ppl.stdlib")
+# The code that traces a sampler program around its log density (the density itself is keyed by its
+# lowered value and gradient): the MCMC package, the placement and JAX's internals as ppl uses them.
+# tests/test_program_cache.py checks that these import no other ppl module that could shape a program.
+DRIVER_SOURCES = ("ppl.inference.mcmc", "ppl.inference.sharding", "ppl.stdlib.jax_compat")
 
 
 def directory() -> Path | None:
@@ -62,16 +66,21 @@ def directory() -> Path | None:
     return Path(root) / "ppl-programs"
 
 
+def _files(name: str) -> list[Path]:
+    module = importlib.import_module(name)
+    if hasattr(module, "__path__"):
+        root = Path(module.__path__[0])
+        return sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+    return [Path(module.__file__)]
+
+
 @functools.lru_cache(maxsize=1)
 def source_digest() -> str:
-    """A digest of every source file of the ppl packages (the code that builds a sampler)."""
+    """A digest of the source of the code that builds a sampler program (``DRIVER_SOURCES``)."""
     h = hashlib.sha256()
-    for name in _PACKAGES:
-        root = Path(importlib.import_module(name).__path__[0])
-        for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".ppl", ".lark")):
-            if "__pycache__" in path.parts:
-                continue
-            h.update(f"{name}/{path.relative_to(root).as_posix()}\0".encode())
+    for name in DRIVER_SOURCES:
+        for path in _files(name):
+            h.update(f"{name}:{path.name}\0".encode())
             h.update(path.read_bytes())
     return h.hexdigest()
 
