@@ -279,6 +279,11 @@ class _AutoMVN(UnconstrainedGuide):
     def init(self, key):
         d = self.dim
         loc = self.initial_loc()
+        if isinstance(self.init_loc, str) and self.init_loc == "map":  # the Laplace approximation, if it exists
+            H = -jax.hessian(lambda v: self.density(self.unravel(v), self.args))(loc)
+            L = jnp.linalg.cholesky(jnp.linalg.inv(0.5 * (H + H.T)))
+            if bool(jnp.all(jnp.isfinite(L))):
+                return {"loc": loc, "lower": jnp.tril(L, -1), "log_diag": jnp.log(jnp.diagonal(L))}
         return {"loc": loc, "lower": jnp.zeros((d, d), _float()),
                 "log_diag": jnp.log(self.initial_scales(loc, math.exp(self.log_init_scale)))}
 
