@@ -54,8 +54,10 @@ def particle_keys(key, n: int):
     per-thread streams). One key derivation instead of ``n`` hashes.
     """
     data = jax.random.key_data(key)
-    offsets = jnp.zeros((n,) + data.shape, data.dtype).at[:, -1].set(jnp.arange(n, dtype=data.dtype))
-    return jax.random.wrap_key_data(data[None] + offsets, impl=jax.random.key_impl(key))
+    # built from the key itself (no (n, words) constant for the compiler to fold and embed)
+    head = jnp.broadcast_to(data[:-1], (n,) + data[:-1].shape)
+    last = data[-1] + jnp.arange(n, dtype=data.dtype)
+    return jax.random.wrap_key_data(jnp.concatenate([head, last[:, None]], axis=1), impl=jax.random.key_impl(key))
 
 
 def _num_samples(block: ir.Block) -> int:
