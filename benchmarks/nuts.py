@@ -215,8 +215,8 @@ def run_ppl_driver(problem, cfg, seed):
     return {"ppl driver, hand density": (cold, warm, min_bulk_ess(draws))}
 
 
-def run_blackjax(problem, cfg, seed):
-    init = initial_positions(problem, cfg.chains, seed)
+def blackjax_sampler(problem, cfg):
+    """BlackJAX's window adaptation then NUTS, chains vmapped, as one jitted ``sample(key, init)``."""
     density = problem.logdensity
     chains, warmup, samples = cfg.chains, cfg.warmup, cfg.samples
 
@@ -238,24 +238,46 @@ def run_blackjax(problem, cfg, seed):
         _, positions = jax.lax.scan(body, states, jax.random.split(key_sample, samples))
         return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), positions)
 
+    return sample
+
+
+def run_blackjax(problem, cfg, seed):
+    init = initial_positions(problem, cfg.chains, seed)
+    sample = blackjax_sampler(problem, cfg)
     fresh_compilation()
     cold, _ = timed(sample, jax.random.PRNGKey(seed), init)
     warm, draws = timed(sample, jax.random.PRNGKey(seed + 100), init)
     return {"BlackJAX": (cold, warm, min_bulk_ess(draws))}
 
 
+def numpyro_mcmc(problem, cfg):
+    return MCMC(
+        NUTS(problem.numpyro_model),
+        num_warmup=cfg.warmup,
+        num_samples=cfg.samples,
+        num_chains=cfg.chains,
+        chain_method="vectorized",
+        progress_bar=False,
+    )
+
+
+def numpyro_jitted(problem, cfg):
+    """NumPyro's whole ``mcmc.run`` inside ``jax.jit``: ``sample(key, init)``; a second call reuses the executable."""
+    mcmc = numpyro_mcmc(problem, cfg)
+
+    @jax.jit
+    def sample(key, init):
+        mcmc.run(key, init_params=init)
+        return mcmc.get_samples(group_by_chain=True)
+
+    return sample
+
+
 def run_numpyro(problem, cfg, seed):
     init = initial_positions(problem, cfg.chains, seed)
 
     def make():
-        return MCMC(
-            NUTS(problem.numpyro_model),
-            num_warmup=cfg.warmup,
-            num_samples=cfg.samples,
-            num_chains=cfg.chains,
-            chain_method="vectorized",
-            progress_bar=False,
-        )
+        return numpyro_mcmc(problem, cfg)
 
     # Plain: a first and a second ``mcmc.run`` on one MCMC object.
     fresh_compilation()
@@ -270,13 +292,7 @@ def run_numpyro(problem, cfg, seed):
 
     # Jitted: the whole ``mcmc.run`` inside ``jax.jit``, so a second call reuses the executable.
     fresh_compilation()
-    mcmc_jit = make()
-
-    @jax.jit
-    def jitted(key, init):
-        mcmc_jit.run(key, init_params=init)
-        return mcmc_jit.get_samples(group_by_chain=True)
-
+    jitted = numpyro_jitted(problem, cfg)
     cold_jit, _ = timed(jitted, jax.random.PRNGKey(seed), init)
     warm_jit, draws_jit = timed(jitted, jax.random.PRNGKey(seed + 100), init)
     return {
