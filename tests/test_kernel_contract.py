@@ -145,6 +145,7 @@ def mean_in_a_loop(y):
     ppl.scan(step, 0.0, y)
 
 
+@pytest.mark.slow  # compiling the filter vmapped over 1000 chains, twice: about 45 s on the loaded 2-core machine
 def test_pmmh_kernel_leaves_the_posterior_invariant():
     """PMMH's kernel (``pmmh_kernel``) on a model whose filter is exact (its steps draw nothing, so
     every particle has the same weight and ``Z(a) = p(a) p(y | a)``): the kernel is then an exact
