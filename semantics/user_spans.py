@@ -3,6 +3,8 @@ the line an error or an IR statement points at."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import sys
 
@@ -37,8 +39,26 @@ def is_internal(filename: str) -> bool:
     return "jax" in parts or "contextlib.py" in parts[-1:] or "site-packages" in parts
 
 
+_STATEMENT: contextvars.ContextVar[Span | None] = contextvars.ContextVar("ppl_statement_span", default=None)
+
+
+@contextlib.contextmanager
+def statement(span: Span | None):
+    """While a front end evaluates one statement of the user's text (a ``.ppl`` statement), that
+    statement is where the user's code is: :func:`caller_span` gives its span."""
+    token = _STATEMENT.set(span)
+    try:
+        yield
+    finally:
+        _STATEMENT.reset(token)
+
+
 def caller_span() -> Span | None:
-    """The first stack frame outside ppl and JAX: the user's line that made the call."""
+    """The user's line that made the call: the front end's current statement (:func:`statement`),
+    else the first stack frame outside ppl and JAX."""
+    current = _STATEMENT.get()
+    if current is not None:
+        return current
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename

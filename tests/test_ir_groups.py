@@ -139,3 +139,27 @@ def test_the_marks_are_no_ops_in_code_ppl_keeps_opaque():
     grads = jax.vmap(jax.grad(lambda m: density({"mu": m})))(mus)
     exact_grads = -np.asarray(mus) + (0.625 - np.asarray(mus))
     np.testing.assert_allclose(np.asarray(grads), exact_grads, atol=1e-5)
+
+
+CALLS_PPL = """model coin(p: real) {
+  x ~ bernoulli(p)
+  return x
+}
+
+model two() {
+  a = coin(0.3)
+  for i in 0..2 {
+    b = coin(0.6)
+  }
+}
+"""
+
+
+def test_a_ppl_sub_model_call_points_at_the_calling_statement():
+    """In a .ppl file the call's span is the statement that calls (not a line of ppl's own code)."""
+    program = ppl.loads(CALLS_PPL, "calls.ppl").two.ir()
+    calls = [s for s in groups(program) if isinstance(s, ir.Call)]
+    assert [(c.name, c.span.file, c.span.line) for c in calls][:2] == [("coin", "calls.ppl", 7),
+                                                                       ("coin_1", "calls.ppl", 9)]
+    inner = [s for c in calls for s in c.stmts if isinstance(s, ir.Sample)]
+    assert {(s.span.file, s.span.line) for s in inner} == {("calls.ppl", 2)}

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppl.semantics import index_check
+from ppl.semantics import index_check, user_spans
 
 from .runtime import is_concrete, tracing
 
@@ -45,10 +45,17 @@ def check_indices(base, idx, nodes, what: str) -> None:
 
 
 def statement_scope(span):
-    """Carries the statement's span into the jaxpr, so every IR operation it makes has its span."""
-    if span is None or not tracing():
+    """The statement being evaluated: its span is where the user's code is (sub-model calls and
+    errors point at it), and, while tracing, it goes into the jaxpr, so every IR operation it makes
+    has its span."""
+    if span is None:
         return contextlib.nullcontext()
-    return jax.named_scope(index_check.statement_scope(span))
+    if not tracing():
+        return user_spans.statement(span)
+    scopes = contextlib.ExitStack()
+    scopes.enter_context(user_spans.statement(span))
+    scopes.enter_context(jax.named_scope(index_check.statement_scope(span)))
+    return scopes
 
 
 def index_scope(span, idx):
