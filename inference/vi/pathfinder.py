@@ -1,7 +1,7 @@
 """Pathfinder (Zhang, Carpenter, Gelman and Vehtari, JMLR 2022): normal approximations along an L-BFGS path.
 
 In the model's unconstrained coordinates ``u`` (target ``log p(u) = log p(T(u), y) + log|det J_T(u)|``, discrete
-sites summed out where ``marginalize.py`` can), one path is:
+sites summed out where ``inference/marginalize/`` can), one path is:
 
 1. L-BFGS (``optax.lbfgs``, zoom line search) maximises ``log p`` from a point drawn uniformly in
    ``(-init_radius, init_radius)``, recording the iterates ``x_0..x_L`` and their gradients ``g_l``;
