@@ -10,14 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl import trace as tracing
-from ppl.inference.causal import surgery
+from ppl.condition_layer import run_conditioned
 from ppl.inference.causal.transform import do_program
 from ppl.semantics import compile as C
 from ppl.semantics import effects, ir
 from ppl.semantics.condition import condition_program
 from ppl.semantics.interpret.free import sample_log_density, site_score
 from ppl.semantics.program import Dynamic, split_args
-from ppl.stdlib.errors import AddressError, ModelError, PPLError, ShapeError
+from ppl.stdlib.errors import AddressError, ModelError, PPLError
 
 __all__ = ["Model", "model", "Trace"]
 
@@ -68,91 +68,7 @@ class Model:
             raise _submodel_do_error(self)
         if not self.conditions:
             return self.fn(*args, **kwargs)
-        h = effects.current_handler()
-        prefix = "/".join(h.scope)
-
-        def full(k):
-            return f"{prefix}/{k}" if prefix else k
-
-        wanted = {full(k): v for k, v in self.conditions.items()}
-        used: set = set()
-        # Inside ppl.scan a site's value is stacked by step: each enclosing loop gets the slices of
-        # the given values for its step (threaded through the loop's xs), keyed by the address
-        # without step indices. Without this, every step would see the whole stack.
-        loops: list = []
-
-        def given(table_name, s):
-            """The value given for sample site ``s`` in ``wanted``, its key, or (None, None)."""
-            table = wanted
-            if not loops:
-                return (table[s.address], s.address) if s.address in table else (None, None)
-            if h.index_loops and s.address in table:  # eager addresses carry the step: 'y[3]'
-                return table[s.address], s.address
-            base = _strip_indices(s.address, len(loops)) if h.index_loops else s.address
-            if base in table and not _is_array_like(table[base]):  # a new mechanism: the same at every step
-                return table[base], base
-            step_values = loops[-1][table_name]
-            if base in step_values:
-                return step_values[base], base
-            if base in table or any(base in outer[table_name] for outer in loops[:-1]):
-                raise ShapeError(
-                    f"condition()/do() gives '{base}', a site inside ppl.scan, values whose leading axis "
-                    "is not the loop's steps",
-                    span=s.span,
-                    hint="Give the stacked values of a loop site: one row per step, as in its trace.",
-                )
-            return None, None
-
-        made: set = set()
-
-        def site(s, inner_site):
-            made.add(s.address)
-            if s.kind == "sample":
-                value, key = given("wanted", s)
-                if key is not None:
-                    used.add(key)
-                    inner_site(effects.Site("observe", s.address, s.dist, value, s.span, s.plates))
-                    return jnp.asarray(value)
-            return inner_site(s)
-
-        def run_scan(step, init, xs, length, reverse, span, inner_scan):
-            n = effects.scan_length(xs, length, span)
-            outer = loops[-1] if loops else {"wanted": wanted}
-
-            def per_step(table):
-                out = {}
-                for a, v in table.items():
-                    if not _is_array_like(v):  # a distribution or function: not sliced by step
-                        continue
-                    v = jnp.asarray(v)
-                    if v.ndim >= 1 and v.shape[0] == n:
-                        out[a] = v
-                return out
-
-            sliced = {"wanted": per_step(outer["wanted"])}
-            if not sliced["wanted"]:
-                loops.append(sliced)
-                try:
-                    return inner_scan(step, init, xs, length, reverse, span)
-                finally:
-                    loops.pop()
-
-            def step_with_values(carry, x_and_values):
-                x, values = x_and_values
-                loops.append(values)
-                try:
-                    return step(carry, x)
-                finally:
-                    loops.pop()
-
-            return inner_scan(step_with_values, init, (xs, sliced), length, reverse, span)
-
-        with h.layered(_Given(site, run_scan)):
-            out = self.fn(*args, **kwargs)
-        missing = set(wanted) - used
-        if missing:
-            raise surgery.unknown_site_error(self.name, missing, made)
-        return out
+        return run_conditioned(self.fn, self.name, self.conditions, args, kwargs)
 
     # -- derived models ---------------------------------------------------------
     def condition(self, data: dict) -> "Model":
@@ -291,20 +207,6 @@ class Model:
         return fn(key, constraints, leaves)
 
 
-class _Given(effects.Layer):
-    """The model's conditions, layered over the handler that runs it (used where the IR -> IR
-    transformation does not apply: a sub-model call, a dynamic model)."""
-
-    def __init__(self, site, scan):
-        self._site, self._scan = site, scan
-
-    def site(self, site, below):
-        return self._site(site, below)
-
-    def scan(self, step, init, xs, length, reverse, span, below):
-        return self._scan(step, init, xs, length, reverse, span, below)
-
-
 def _dynamic_do_error(model: "Model", program) -> ModelError:
     why = f" ({program.reason})" if getattr(program, "reason", None) else ""
     return ModelError(
@@ -318,19 +220,6 @@ def _submodel_do_error(model: "Model") -> ModelError:
         f"the model '{model.name}' has interventions (do) and is called as a sub-model: surgery transforms a "
         "whole program", span=effects.caller_span(),
         hint=f"Intervene on the outer model instead, naming the site as '{model.name}/<site>'.")
-
-
-def _is_array_like(v) -> bool:
-    """A value (number, list, array) rather than a new mechanism (a distribution or a function)."""
-    return not (callable(v) and not hasattr(v, "__array__")) and not hasattr(v, "log_density")
-
-
-def _strip_indices(address: str, count: int) -> str:
-    """``'sub/y[3][1]'`` without its last ``count`` step indices."""
-    for _ in range(count):
-        if address.endswith("]") and "[" in address:
-            address = address[: address.rindex("[")]
-    return address
 
 
 def model(fn: Callable | None = None, *, name: str | None = None):
