@@ -79,7 +79,7 @@ def ppl_chunk(model, args, method):
 def handwritten_logreg(X, y, steps, particles, lr):
     opt = optax.adam(lr)
 
-    def elbo(phi, key):
+    def elbo(phi, key, X, y):
         eps = jax.random.normal(key, (particles, D))
         w = phi["loc"] + jnp.exp(phi["log_scale"]) * eps
         log_prior = jnp.sum(-0.5 * w ** 2 - 0.5 * math.log(2 * math.pi), axis=1)
@@ -88,19 +88,20 @@ def handwritten_logreg(X, y, steps, particles, lr):
         log_q = jnp.sum(-0.5 * eps ** 2 - 0.5 * math.log(2 * math.pi) - phi["log_scale"], axis=1)
         return jnp.mean(log_prior + log_lik - log_q)
 
-    def step(state, _):
+    def step(state, _, X, y):
         phi, opt_state, key = state
         key, sub = jax.random.split(key)
-        value, grads = jax.value_and_grad(lambda p: -elbo(p, sub))(phi)
+        value, grads = jax.value_and_grad(lambda p: -elbo(p, sub, X, y))(phi)
         updates, opt_state = opt.update(grads, opt_state, phi)
         return (optax.apply_updates(phi, updates), opt_state, key), -value
 
     @jax.jit
-    def run(state, X_, y_):
-        return jax.lax.scan(step, state, None, length=steps)
+    def run(state, X_, y_):  # the data as arguments, as ppl's chunk takes them (not constants XLA may fold)
+        return jax.lax.scan(lambda st, i: step(st, i, X_, y_), state, None, length=steps)
 
     phi = {"loc": jnp.zeros(D), "log_scale": jnp.full(D, math.log(0.1))}
     state = (phi, opt.init(phi), jax.random.key(1))
+    X, y = jnp.asarray(X), jnp.asarray(y)
     return lambda: run(state, X, y)[1]
 
 

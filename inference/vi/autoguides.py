@@ -206,10 +206,12 @@ class _AutoNormal(UnconstrainedGuide):
         return {"loc": phi["loc"], "scale": jax.tree.map(jnp.exp, phi["log_scale"])}
 
     def sample_u(self, phi, key, args):
+        # one draw of the flat standard normal for all sites (one hash, not a key folded in per site)
+        noise = self.unravel(jax.random.normal(key, (self.dim,), _float()))
         u, log_q = {}, jnp.zeros((), _float())
         for a in self.shapes:
             loc, log_scale = phi["loc"][a], phi["log_scale"][a]
-            eps = jax.random.normal(jax.random.fold_in(key, C.address_hash(a)), loc.shape, loc.dtype)
+            eps = noise[a].astype(loc.dtype)
             u[a] = loc + jnp.exp(log_scale) * eps
             log_q = log_q + _normal_log_q(eps, jnp.sum(log_scale))
         return u, log_q
