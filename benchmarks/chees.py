@@ -39,17 +39,7 @@ import ppl
 from ppl import dist
 from ppl.inference import diagnostics
 
-HIERARCHICAL_PPL = """
-model hierarchical(G: int, N: int, y: real[G, N]) {
-  mu ~ normal(0, 5)
-  tau ~ half_normal(5)
-  sigma ~ half_normal(5)
-  theta ~ iid(normal(mu, tau), G)
-  for g in 0..G {
-    y[g] ~ normal(theta[g], sigma)
-  }
-}
-"""
+from first_draw import HIERARCHICAL_PPL  # noqa: E402 - the same model as the first-draw benchmark
 
 
 def gaussian50_scale_tril(d: int = 50, rho: float = 0.9) -> np.ndarray:

@@ -20,7 +20,23 @@ if TYPE_CHECKING:
 __all__ = ["Closure", "MemoDraw"]
 
 
-class Closure:
+class _FunctionValue:
+    """What every function value of a program has: a name, parameters and the node it comes from."""
+
+    name: str
+    params: tuple[str, ...]
+    node: A.Node
+
+    def __repr__(self) -> str:
+        return f"<function {self.name}>"
+
+    def _check_arity(self, args) -> None:
+        if len(args) != len(self.params):
+            raise ModelError(f"'{self.name}' takes {len(self.params)} argument(s) but was given {len(args)}",
+                             span=self.node.span)
+
+
+class Closure(_FunctionValue):
     """A function value: a ``def``, a lambda, or a builtin wrapped for first-class use."""
 
     def __init__(self, name: str, params, body, env: dict, evaluator: Evaluator, node: A.Node):
@@ -34,13 +50,8 @@ class Closure:
         self.nested = True  # whether a call nests its addresses under the function's name
         self.__name__ = name
 
-    def __repr__(self) -> str:
-        return f"<function {self.name}>"
-
     def __call__(self, *args):
-        if len(args) != len(self.params):
-            raise ModelError(f"'{self.name}' takes {len(self.params)} argument(s) but was given {len(args)}",
-                             span=self.node.span)
+        self._check_arity(args)
         ev = self.evaluator
         ev.depth += 1
         try:
@@ -68,7 +79,7 @@ class Closure:
             return self.evaluator.expr(self.body, env)
 
 
-class MemoDraw:
+class MemoDraw(_FunctionValue):
     """``mem(fn(x) => sample(d))`` (or ``flip(p)``) bound to ``name``: the draw at arguments ``args``
     is the random choice ``name[args]`` itself (``strength[alice]``), not a site nested under it."""
 
@@ -80,13 +91,8 @@ class MemoDraw:
         self.evaluator = evaluator
         self.node = lam
 
-    def __repr__(self) -> str:
-        return f"<function {self.name}>"
-
     def __call__(self, *args):
-        if len(args) != len(self.params):
-            raise ModelError(f"'{self.name}' takes {len(self.params)} argument(s) but was given {len(args)}",
-                             span=self.node.span)
+        self._check_arity(args)
         env = dict(self.env)
         env.update(zip(self.params, args))
         ev, e = self.evaluator, self.call
