@@ -9,7 +9,7 @@ Its ``density(u, args)`` is the model's log density in the same coordinates, Jac
 
 so every objective (the ELBO, IWELBO, ...) takes the same value as in the model's own coordinates,
 and constrained sites (positive, interval, simplex, ...) need nothing more. Where the model has
-discrete latent sites that ``inference/marginalize.py`` can sum out, ``density`` is the marginal
+discrete latent sites that ``inference/marginalize/`` can sum out, ``density`` is the marginal
 ``log sum_d p(T(u), d, y) + log|det J_T(u)|``: the guide covers the continuous sites and the
 discrete ones are drawn back from their exact conditional ``p(d | z, y)`` for the posterior.
 
