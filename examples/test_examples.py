@@ -1,6 +1,6 @@
-"""Every example runs and checks its answer.
+"""Every ``.ppl`` example runs and checks its answer (the Python examples, which check
+themselves, run in ``test_scripts.py``, a file of its own so that two test workers share them).
 
-Python examples check themselves (each ``main()`` asserts its expected result).
 Each ``.ppl`` example is loaded and run here, and its answer compared with an
 exact one (enumeration, a closed form, a grid, the forward algorithm, the
 Kalman filter) or a reference posterior, with Monte Carlo tolerances as
@@ -19,13 +19,7 @@ import pytest
 import ppl
 
 HERE = pathlib.Path(__file__).parent
-SCRIPTS = sorted(p for p in HERE.glob("*.py") if not p.name.startswith("test_"))
 PPL_FILES = sorted(HERE.glob("*.ppl"))
-
-
-@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
-def test_python_example(path):
-    runpy.run_path(str(path), run_name="__main__")
 
 
 def load(name):
