@@ -16,7 +16,7 @@ from scipy import stats
 
 import ppl
 from ppl import dist
-from ppl.inference.vi.pathfinder import lbfgs_inverse_hessian, run_paths
+from ppl.inference.vi.pathfinder import lbfgs_inverse_hessian, mixture_log_density, run_paths
 from test_vi_guides import COV, LOG_EVIDENCE, MEAN, X, Y, regression
 
 
@@ -34,6 +34,18 @@ def test_lbfgs_inverse_hessian_is_exact_after_d_conjugate_pairs_on_a_quadratic()
     # a masked pair is skipped: with 3 of 4 pairs the estimate is not the inverse
     part = lbfgs_inverse_hessian(jnp.asarray(S), jnp.asarray(Y_), jnp.array([True, True, False, True]))
     assert np.max(np.abs(np.asarray(part) - np.linalg.inv(H))) > 1e-3
+
+
+def test_mixture_log_density_matches_scipy():
+    """The pooled draws are weighted against the equal-weight mixture of the paths' normals."""
+    rng = np.random.default_rng(1)
+    means = rng.normal(size=(3, 2))
+    A = rng.normal(size=(3, 2, 2))
+    covs = A @ np.swapaxes(A, 1, 2) + 0.5 * np.eye(2)
+    x = rng.normal(size=(7, 2))
+    want = np.log(np.mean([stats.multivariate_normal(m, c).pdf(x) for m, c in zip(means, covs)], axis=0))
+    got = mixture_log_density(jnp.asarray(x), jnp.asarray(means), jnp.asarray(covs))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 @ppl.model

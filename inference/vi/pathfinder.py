@@ -11,10 +11,15 @@ sites summed out where ``inference/marginalize/`` can), one path is:
    ``q_l = N(x_l + H_l g_l, H_l)`` (one quasi-Newton step from ``x_l``);
 3. the path's answer is the ``q_l`` with the largest ELBO, estimated from ``num_elbo_draws`` draws each.
 
-``num_paths`` paths run in parallel (vmap); each contributes ``draws_per_path`` draws of its best normal,
-weighted by ``log p(u) - log q(u)``; the pooled weights are Pareto-smoothed (``psis.py``) and
-``num_samples`` draws are resampled from them (multi-path Pathfinder, the paper's Algorithm 2). The
-result's ``log_evidence`` is the importance estimate ``log mean w`` over the pooled draws, and its
+``num_paths`` paths run in parallel (vmap); each contributes ``draws_per_path`` draws of its best normal
+(multi-path Pathfinder, the paper's Algorithm 2). The pooled draws are weighted against the *mixture* of the
+paths' normals, ``w = p(u) / q̄(u)`` with ``q̄ = (1/P) sum_p q_p`` (multiple importance sampling with the
+balance heuristic: Veach and Guibas 1995; Elvira, Martino, Luengo and Bugallo 2019), rather than each draw
+against its own path's normal as the paper does. Both are unbiased for ``p(y)``; the mixture's weights never
+have a larger variance, and a path whose normal is too narrow in some direction no longer gives the pool a
+heavy tail wherever another path covers that direction. The weights are Pareto-smoothed (``psis.py``) and
+``num_samples`` draws are resampled from them. The result's ``log_evidence`` is the importance estimate
+``log mean w`` over the pooled draws, and its
 ``sample_stats`` record the Pareto ``k`` (above 0.7 the resampled draws are unreliable: warned).
 ``pathfinder_init`` gives NUTS its initial points this way (``NUTS(init="pathfinder")``).
 """
@@ -38,7 +43,7 @@ from ppl.semantics.program import Dynamic
 from ppl.inference.mcmc.checks import SamplingWarning
 from ppl.stdlib.errors import ModelError
 
-__all__ = ["Pathfinder", "pathfinder_init", "single_path", "lbfgs_inverse_hessian"]
+__all__ = ["Pathfinder", "pathfinder_init", "single_path", "lbfgs_inverse_hessian", "mixture_log_density"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -103,8 +108,21 @@ def _normal_draws(key, mean, H, n):
     return x, log_q
 
 
+def mixture_log_density(x, means, covs):
+    """``log (1/P) sum_p N(x; means[p], covs[p])`` at each row of ``x`` (N, D), for P normals."""
+    def one(mean, cov):
+        L = jnp.linalg.cholesky(cov)
+        z = jax.scipy.linalg.solve_triangular(L, (x - mean).T, lower=True)
+        return (-0.5 * jnp.sum(z ** 2, axis=0) - 0.5 * mean.shape[0] * _LOG_2PI
+                - jnp.sum(jnp.log(jnp.diagonal(L))))
+
+    each = jax.vmap(one)(means, covs)  # (P, N)
+    return jax.scipy.special.logsumexp(each, axis=0) - jnp.log(means.shape[0])
+
+
 def single_path(log_p, key, dim, *, max_iters, history, num_elbo_draws, num_draws, init_radius):
-    """One Pathfinder path: ``(draws, log_p(draws), log_q(draws), best index, ELBO per iterate)``. Pure."""
+    """One Pathfinder path: ``(draws, log_p(draws), log_q(draws), best index, ELBO per iterate, the best
+    normal's mean and covariance)``. Pure."""
     k_init, k_elbo, k_draw = jax.random.split(key, 3)
     x0 = jax.random.uniform(k_init, (dim,), minval=-init_radius, maxval=init_radius)
     xs, gs, fs = _lbfgs_path(log_p, x0, max_iters)
@@ -132,7 +150,7 @@ def single_path(log_p, key, dim, *, max_iters, history, num_elbo_draws, num_draw
     best = jnp.argmax(elbos) + 1
     mean, H = fit(best)
     x, log_q = _normal_draws(k_draw, mean, H, num_draws)
-    return x, jax.vmap(log_p)(x), log_q, best, elbos
+    return x, jax.vmap(log_p)(x), log_q, best, elbos, mean, H
 
 
 class _Target(UnconstrainedGuide):
@@ -159,7 +177,9 @@ def _paths_fn(program, target, options):
             run = lambda k: single_path(target.flat_log_p(args), k, target.dim, max_iters=max_iters,  # noqa: E731
                                         history=history, num_elbo_draws=num_elbo_draws, num_draws=num_draws,
                                         init_radius=init_radius)
-            return jax.vmap(run)(keys)
+            x, log_p, _, best, _, means, covs = jax.vmap(run)(keys)
+            flat = x.reshape(-1, x.shape[-1])
+            return flat, log_p.reshape(-1), mixture_log_density(flat, means, covs), best
 
         fn = table[options] = jax.jit(paths)
     return fn
@@ -167,7 +187,8 @@ def _paths_fn(program, target, options):
 
 def run_paths(program, args, key, *, num_paths, max_iters, history, num_elbo_draws, draws_per_path,
               init_radius):
-    """``(target, draws (P*M, D), log_p, log_q, best iterate per path)`` of ``num_paths`` paths."""
+    """``(target, draws (P*M, D), log_p, log_q, best iterate per path)`` of ``num_paths`` paths, where
+    ``log_q`` is the density of the mixture of the paths' best normals (see the module docstring)."""
     if isinstance(program, Dynamic):
         raise ModelError(program.describe() + " Pathfinder needs a static model.", span=program.span)
     for name, v in (("num_paths", num_paths), ("max_iters", max_iters), ("history", history),
@@ -177,9 +198,8 @@ def run_paths(program, args, key, *, num_paths, max_iters, history, num_elbo_dra
     target = _Target(program, args)
     options = (int(max_iters), int(history), int(num_elbo_draws), int(draws_per_path), float(init_radius))
     fn = _paths_fn(program, target, options)
-    x, log_p, log_q, best, _ = fn(jax.random.split(key, int(num_paths)), list(args))
-    d = target.dim
-    return target, x.reshape(-1, d), np.asarray(log_p).reshape(-1), np.asarray(log_q).reshape(-1), np.asarray(best)
+    x, log_p, log_q, best = fn(jax.random.split(key, int(num_paths)), list(args))
+    return target, x, np.asarray(log_p), np.asarray(log_q), np.asarray(best)
 
 
 @dataclass(frozen=True, kw_only=True)
