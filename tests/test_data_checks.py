@@ -220,3 +220,38 @@ def test_methods_report_bad_data_before_their_loop(method):
     y[3] = -1.0
     with pytest.raises(SupportError, match=r"observed value at 'y' is outside the support of Bernoulli"):
         ppl.infer(logreg, X, y, method=method, seed=0)
+
+
+# -- draw-major products: ``X @ w`` with data X and latent w is evaluated as ``w @ X^T`` ----------------
+
+
+@ppl.model
+def two_products(X, Z, y):
+    w = ppl.sample("w", dist.Normal(jnp.zeros(X.shape[1]), 1.0))
+    data_only_product = Z @ jnp.ones(Z.shape[1])  # data times data: left as it is
+    ppl.observe("y", dist.Normal(X @ w + data_only_product, 1.0), y)
+
+
+def _dots(jaxpr):
+    return [e for e in jaxpr.eqns if e.primitive.name == "dot_general"]
+
+
+def test_a_data_matrix_times_a_latent_vector_is_a_draw_major_product():
+    rng = np.random.default_rng(0)
+    X, Z = rng.normal(size=(30, 4)).astype(np.float32), rng.normal(size=(30, 2)).astype(np.float32)
+    y = rng.normal(size=30).astype(np.float32)
+    program, leaves = two_products.program(X, Z, y)
+    found = C.data_only_checks(program).products
+    assert len(found) == 1
+    (prod,) = found
+    assert prod.args[0].shape == (30, 4) and prod.args[1].shape == (4,)
+    # the same density as the unswapped product (float32 rounding of a 4-term sum)
+    ws = rng.normal(size=(5, 4)).astype(np.float32)
+    got = jax.vmap(lambda w: C.log_density(program, {"w": w}, leaves))(ws)
+    want = [np.sum(-0.5 * (y - X.astype(np.float64) @ w - Z.sum(1)) ** 2) - 0.5 * 30 * np.log(2 * np.pi)
+            + np.sum(-0.5 * w.astype(np.float64) ** 2) - 2 * np.log(2 * np.pi) for w in ws]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    # vmapped over draws, the product's output has the draw axis first: (5, 30), not (30, 5)
+    jaxpr = jax.make_jaxpr(jax.vmap(lambda w: C.log_density(program, {"w": w}, leaves)))(ws)
+    shapes = sorted(tuple(e.outvars[0].aval.shape) for e in _dots(jaxpr.jaxpr))
+    assert shapes == [(5, 30), (30,)]

@@ -97,13 +97,15 @@ class Accumulator:
 class Interpreter:
     """Walks blocks of IR; ``mode`` decides each random choice, ``inputs`` are the mode's values
     (by address) and ``key`` its randomness (``None`` for deterministic modes). ``trusted``: the
-    data-only checks this run skips (:mod:`.data_only`; None: every check is made)."""
+    data-only checks this run skips (:mod:`.data_only`; None: every check is made); ``products``: the
+    program's draw-major products (``DataOnly.products``), evaluated as ``v @ A^T``."""
 
     def __init__(self, mode: Mode, inputs: dict, key, record_terms: bool = False,
-                 trusted: data_only.DataOnly | None = None):
+                 trusted: data_only.DataOnly | None = None, products=frozenset()):
         self.mode = mode
         self.record_terms = record_terms
         self.trusted = trusted
+        self.products = products
         self.rules = {
             ir.Prim: self.prim,
             ir.Sample: self.sample,
@@ -160,7 +162,7 @@ class Interpreter:
             nan = jnp.asarray(jnp.nan, jnp.result_type(float))
             acc.log_prior = jnp.where(ok, acc.log_prior, nan)
             acc.log_likelihood = jnp.where(ok, acc.log_likelihood, nan)
-        outs = jc.bind(s.op, args, s.params)
+        outs = data_only.draw_major(s, args) if s in self.products else jc.bind(s.op, args, s.params)
         for v, o in zip(s.outs, outs):
             env[v] = o
 
@@ -281,7 +283,8 @@ def run(program: ir.Program, mode: Mode, args, inputs=None, key=None, record_ter
     """Run ``program`` on ``args`` in ``mode``: the :class:`Trace` (and, with ``record_terms``, each
     site's log-density term, stacked by step in loops). Inside ``data_only.trusting(program)`` the run
     skips the program's data-only checks."""
-    interp = Interpreter(mode, dict(inputs or {}), key, record_terms, data_only.trusted(program))
+    interp = Interpreter(mode, dict(inputs or {}), key, record_terms, data_only.trusted(program),
+                         data_only.data_only_checks(program).products)
     out, acc = interp.run_block(program.block, list(args))
     retval = jax.tree.unflatten(program.out_tree, out)
     trace = Trace(acc.choices, acc.log_prior, acc.log_likelihood, acc.log_given, retval, acc.present, acc.valid)
