@@ -139,6 +139,39 @@ class Constraint:
     def __hash__(self):
         return hash(type(self))
 
+    def same_set(self, other) -> bool | None:
+        """Whether ``self`` and ``other`` are the same set, as far as can be told now: ``True``,
+        ``False`` (provably different: another kind of set, or concrete bounds that differ), or
+        ``None`` when a bound is traced (``same_set_traced`` answers at run time). Bounds are
+        compared elementwise after broadcasting, so ``interval(0, 1)`` is the same set as
+        ``interval(zeros(3), ones(3))``."""
+        if type(self) is not type(other):
+            return False
+        undecided = False
+        for name in self._children:
+            a, b = getattr(self, name), getattr(other, name)
+            if a is b:
+                continue
+            if is_tracer(a) or is_tracer(b):
+                undecided = True
+                continue
+            try:
+                if not np.all(np.asarray(a) == np.asarray(b)):
+                    return False
+            except ValueError:  # bounds of shapes that do not broadcast together
+                return False
+        return None if undecided else True
+
+    def same_set_traced(self, other):
+        """``same_set`` as a boolean array, traced when a bound is (for pairs ``same_set``
+        could not decide): true when the kinds agree and every pair of bounds is equal."""
+        if type(self) is not type(other):
+            return jnp.asarray(False)
+        ok = jnp.asarray(True)
+        for name in self._children:
+            ok = ok & jnp.all(jnp.asarray(getattr(self, name)) == jnp.asarray(getattr(other, name)))
+        return ok
+
 
 # ---------------------------------------------------------------------------
 # Continuous scalar sets

@@ -198,3 +198,49 @@ def test_mixture_distribution_functions_and_truncation():
     assert not mv.has_cdf
     with pytest.raises(ModelError, match="has no cdf"):
         mv.cdf(jnp.zeros(2))
+
+
+def test_mixture_with_traced_support_bounds():
+    # Uniform(a, b) components whose bounds are traced (a latent, or any value inside jit): the
+    # supports are compared at run time, not refused when the mixture is built
+    def density(a, x):
+        return D.Mixture([0.4, 0.6], [D.Uniform(a, 2.0), D.Uniform(a, 2.0)]).log_density(x)
+
+    assert float(jax.jit(density)(-1.0, 0.5)) == pytest.approx(math.log(1 / 3), rel=1e-6)
+    assert float(jax.jit(density)(-1.0, 2.5)) == -math.inf
+
+    @ppl.model
+    def m(y):
+        a = ppl.sample("a", D.Normal(0.0, 1.0))
+        ppl.observe("y", D.Mixture([0.4, 0.6], [D.Uniform(a, 2.0), D.Uniform(a, 2.0)]), y)
+
+    ref = st.norm.logpdf(-1.0) + math.log(1 / 3)
+    assert float(m.log_density({"a": -1.0}, jnp.asarray(0.5))) == pytest.approx(ref, rel=1e-6)
+
+    # supports that turn out to differ when the bounds have values: an invalid parameter (NaN, and
+    # params_ok false), never a silently wrong density
+    def differing(a, x):
+        m = D.Mixture([0.4, 0.6], [D.Uniform(a, 2.0), D.Uniform(a, 3.0)])
+        return m.log_density(x), m.params_ok()
+
+    lp, ok = jax.jit(differing)(-1.0, 0.5)
+    assert math.isnan(float(lp)) and not bool(ok)
+    assert bool(jax.jit(lambda a: D.Mixture([0.4, 0.6], [D.Uniform(a, 2.0), D.Uniform(a, 2.0)]).params_ok())(-1.0))
+
+    @ppl.model
+    def m2(y):
+        a = ppl.sample("a", D.Normal(0.0, 1.0))
+        ppl.observe("y", D.Mixture([0.4, 0.6], [D.Uniform(a, 2.0), D.Uniform(a, 3.0)]), y)
+
+    assert math.isnan(float(m2.log_density({"a": -1.0}, jnp.asarray(0.5))))
+
+
+def test_mixture_supports_provably_different_are_refused_when_traced():
+    # a traced interval is never the real line; concrete bounds that differ are refused as before
+    with pytest.raises(ModelError, match="share one support"):
+        jax.jit(lambda a: D.Mixture([0.5, 0.5], [D.Uniform(a, 2.0), D.Normal(0.0, 1.0)]).log_density(0.5))(0.0)
+    with pytest.raises(ModelError, match="share one support"):
+        D.Mixture([0.5, 0.5], [D.Uniform(0.0, 2.0), D.Uniform(0.0, 3.0)])
+    # concrete bounds equal after broadcasting are one support
+    m = D.Mixture([0.5, 0.5], [D.Uniform(0.0, 1.0), D.Uniform(jnp.zeros(3), jnp.ones(3))])
+    np.testing.assert_allclose(np.asarray(m.log_density(0.5)), [0.0, 0.0, 0.0], atol=1e-7)

@@ -43,6 +43,20 @@ def _as_mixing(mixing, where: str) -> Categorical:
     return Categorical(probs=as_float(mixing))
 
 
+def _check_supports(comps) -> None:
+    """ModelError when two components' supports are provably different sets. Supports whose
+    bounds are traced (Uniform(a, b) with a latent ``a``) are compared where they can be: their
+    kinds now, their bound values at run time by ``Mixture.params_ok``."""
+    first = comps[0].support
+    for i, c in enumerate(comps[1:], 1):
+        if first.same_set(c.support) is False:
+            raise ModelError(
+                f"Mixture's components must share one support, but component 0 is on {first!r} "
+                f"and component {i} on {c.support!r}",
+                hint="Mix distributions over the same set of values (e.g. normal and student_t).",
+            )
+
+
 class _MixtureBase(Distribution, metaclass=abc.ABCMeta):
     """Shared by both mixtures: log density by logsumexp, draws by selection, moments."""
 
@@ -290,20 +304,13 @@ class Mixture(_MixtureBase):
         events = {tuple(c.event_shape) for c in comps}
         if len(events) > 1:
             raise ShapeError(f"Mixture's components have different event shapes: {sorted(events)}")
-        first = comps[0].support
-        for i, c in enumerate(comps[1:], 1):
-            if c.support != first:
-                raise ModelError(
-                    f"Mixture's components must share one support, but component 0 is on {first!r} "
-                    f"and component {i} on {c.support!r}",
-                    hint="Mix distributions over the same set of values (e.g. normal and student_t).",
-                )
         try:
             batch = jnp.broadcast_shapes(tuple(mixing.batch_shape), *[tuple(c.batch_shape) for c in comps])
         except ValueError:
             shapes = ", ".join(str(tuple(c.batch_shape)) for c in comps)
             raise ShapeError(f"Mixture's batch shapes do not broadcast together: mixing "
                              f"{tuple(mixing.batch_shape)}, components {shapes}") from None
+        _check_supports(comps)
         if tuple(mixing.batch_shape) != batch:
             mixing = mixing.expand(batch)
         comps = tuple(c if tuple(c.batch_shape) == batch else c.expand(batch) for c in comps)
@@ -335,6 +342,28 @@ class Mixture(_MixtureBase):
         self.mixing_distribution.validate_params()
         for c in self.component_distributions:
             c.validate_params()
+
+    def _supports_agree(self):
+        """``True`` when the components' supports are equal as far as ``__init__`` could tell; where a
+        support bound is traced (Uniform(a, b) with a latent ``a``), a traced boolean that compares
+        the bound values at run time."""
+        first = self.component_distributions[0].support
+        ok = True
+        for c in self.component_distributions[1:]:
+            if first.same_set(c.support) is not True:
+                ok = ok & first.same_set_traced(c.support)
+        return ok
+
+    def params_ok(self):
+        """Whether the parameters are in their domains and the components' supports agree (traced)."""
+        return super().params_ok() & jnp.asarray(self._supports_agree())
+
+    def _log_density(self, value):
+        """The mixture density; NaN (an invalid parameter) where traced support bounds turn out
+        to differ between components."""
+        lp = super()._log_density(value)
+        agree = self._supports_agree()
+        return lp if agree is True else jnp.where(agree, lp, jnp.nan)
 
     def _component_log_densities(self, value):
         return jnp.stack([c.log_density(value) for c in self.component_distributions], axis=-1)
