@@ -58,6 +58,34 @@ def test_compiled_and_eager_enumeration_agree():
     assert a.log_evidence == pytest.approx(b.log_evidence, abs=1e-6)
 
 
+@ppl.model
+def certain_branch(y):
+    # when w = 1, z is certain: the outcome (w=1, z=0) has probability 0 (log 0 = -inf)
+    w = ppl.sample("w", dist.Bernoulli(probs=0.3))
+    z = ppl.sample("z", dist.Bernoulli(probs=jnp.where(w == 1, 1.0, 0.5)))
+    ppl.sample("n", dist.Binomial(3, probs=jnp.where(w == 1, 1.0, 0.2)))
+    ppl.observe("y", dist.Normal(z * 1.0, 1.0), y)
+    return z
+
+
+def test_probability_one_outcomes_are_exact_in_both_engines():
+    # Bernoulli(probs=1.0) / Binomial(probs=1.0): the impossible outcomes get weight 0 (the compiled
+    # engine once took the logits derived from probs = 1, +inf, for an invalid parameter)
+    y = 0.8
+    lik = {z: math.exp(-((y - z) ** 2) / 2) / math.sqrt(2 * math.pi) for z in (0, 1)}
+    joint = {(1, 1): 0.3 * lik[1], (0, 1): 0.35 * lik[1], (0, 0): 0.35 * lik[0]}
+    z_total = sum(joint.values())
+    for engine in ("compiled", "eager"):
+        post = ppl.infer(certain_branch, y, method=ppl.Enumerate(engine=engine))
+        assert post.engine == engine
+        assert post.log_evidence == pytest.approx(math.log(z_total), abs=1e-6)
+        assert post.probs()[1] == pytest.approx((joint[(1, 1)] + joint[(0, 1)]) / z_total, abs=1e-6)
+        assert post.mean("w") == pytest.approx(joint[(1, 1)] / z_total, abs=1e-6)
+        # n is 3 whenever w = 1; else Binomial(3, 0.2)
+        p_n3 = joint[(1, 1)] / z_total + (1 - joint[(1, 1)] / z_total) * 0.2**3
+        assert post.probs("n")[3] == pytest.approx(p_n3, abs=1e-6)
+
+
 # --- a geometric distribution defined by recursion -----------------------------------
 
 

@@ -64,12 +64,18 @@ def params_ok(dist):
     own = getattr(dist, "params_ok", None)  # a distribution built of others (Truncated, Mixture) says itself
     if callable(own):
         return jnp.asarray(own())
+    # Only the parameters the distribution was given are checked: one derived from another is
+    # valid when its source is, though it may leave its own domain (Bernoulli(probs=1.0) has logits +inf)
+    given = getattr(dist, "__dict__", {}).get("_params")
     ok = jnp.asarray(True)
     for name, constraint in getattr(type(dist), "arg_constraints", {}).items():
-        try:
-            value = getattr(dist, name)
-        except AttributeError:
-            continue
+        if given is not None:
+            value = given.get(name)
+        else:
+            try:
+                value = getattr(dist, name)
+            except AttributeError:
+                continue
         if value is None:
             continue
         ok = ok & jnp.all(constraint.check(value))
