@@ -95,3 +95,40 @@ def test_nuts_says_to_use_vi():
     with pytest.raises(ppl.PPLError, match="subsample_size=.*NUTS cannot use") as err:
         ppl.infer(subsampled, jnp.asarray(Y), method=ppl.NUTS(num_warmup=10, num_samples=10))
     assert "ppl.VI" in str(err.value) and "summed out" not in str(err.value)
+
+
+def test_autodelta_fits_a_subsampled_model_its_objective_unbiased():
+    """AutoDelta (MAP) with fresh rows each estimate: ELBO(1) at a point is log p(mu, y) estimated from B
+    rows, unbiased for the full data's, and so is its gradient (was: 'SubsampleIndices has no finite
+    support to enumerate', from the guide's Jacobian run)."""
+    program, leaves = subsampled.program(jnp.asarray(Y))
+    g = bind_guide(ppl.AutoDelta(init_loc={"mu": 0.8}), program, leaves)
+    phi = g.init(jax.random.key(0))
+
+    def one(key):
+        def s(p):
+            value, surrogate = ppl.ELBO(1)(context(g, p, program, leaves), key)
+            return surrogate, value
+        (_, value), grad = jax.value_and_grad(s, has_aux=True)(phi)
+        return value, grad
+
+    values, grads = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(1), 20000))
+    y = Y.astype(np.float64)
+    log_joint = stats_norm_logpdf(0.8, 0.0) + stats_norm_logpdf(y, 0.8).sum()
+    assert_unbiased(values, log_joint)
+    assert_unbiased(grads["mu"], -0.8 + (y - 0.8).sum())
+
+
+def stats_norm_logpdf(x, loc):
+    return -0.5 * math.log(2 * math.pi) - 0.5 * (np.asarray(x, np.float64) - loc) ** 2
+
+
+@pytest.mark.parametrize("guide_", [ppl.AutoNormal(init_loc="map"), ppl.AutoMultivariateNormal(init_loc="map"),
+                                    ppl.AutoLaplace()], ids=["normal-map", "mvn-map", "laplace"])
+def test_the_full_data_mode_is_refused_under_subsampling_at_the_plate(guide_):
+    """The mode and the curvature need the full data's density, which a subsampled plate never computes: a
+    clear error at the plate's line (was: "no value was given for the random choice 'data'")."""
+    program, leaves = subsampled.program(jnp.asarray(Y))
+    with pytest.raises(ppl.PPLError, match="plate 'data' subsamples its rows") as err:
+        bind_guide(guide_, program, leaves)
+    assert err.value.span is not None and "subsample_size=B" in err.value.span.source_line(err.value.span.line)

@@ -54,6 +54,10 @@ def _float():
     return jnp.result_type(float)
 
 
+def _is_rows(dist) -> bool:
+    return type(dist).__name__ == "SubsampleIndices"
+
+
 class ToSupport(C.Mode):
     """Law: a latent choice takes ``x = T(u[a])`` (``T`` its support's bijector); its term is
     ``log |det J_T(u[a])|``, given. Discrete choices (summed out elsewhere) take ``inputs[a]``
@@ -62,8 +66,9 @@ class ToSupport(C.Mode):
     def sample(self, stmt, dist, inputs, key):
         if getattr(dist, "is_discrete", False):
             value = inputs.get(stmt.address)
-            if value is None:
-                value = jnp.broadcast_to(dist.enumerate_support()[0], stmt.out.shape)
+            if value is None:  # a subsampled plate's rows have no support to list: any rows do (term 0)
+                first = 0 if _is_rows(dist) else dist.enumerate_support()[0]
+                value = jnp.broadcast_to(first, stmt.out.shape)
             return jnp.asarray(value, stmt.out.dtype), jnp.zeros((), _float()), True
         bij = biject_to(dist.support)
         u = inputs[stmt.address]
@@ -85,6 +90,8 @@ class UnconstrainedGuide:
             raise ModelError(f"the model '{program.name}' subsamples a plate and has discrete latent sites to sum "
                              "out; an automatic guide does not do both yet", span=program.span,
                              hint="Use all rows (no subsample_size), or write the guide as a program.")
+        if self.rows and isinstance(init_loc, str) and init_loc == "map":
+            self.refuse_rows("init_loc='map' starts at the mode of the full data's density")
         if self.discrete:
             M.check_marginalizable(program, args)  # the error says why the discrete sites cannot be summed
         self.shapes = {a: tuple(s) for a, s in shapes.items() if s is not None}
@@ -95,6 +102,14 @@ class UnconstrainedGuide:
                              hint="Use ppl.Enumerate for a model whose latent sites are all discrete.")
         self.sizes = {a: int(np.prod(s, dtype=np.int64)) for a, s in self.shapes.items()}
         self.dim = int(sum(self.sizes.values()))
+
+    def refuse_rows(self, what: str):
+        """Raise: ``what`` needs the density of every row, which a subsampled plate never computes."""
+        info = self.program.latent_sites()[min(self.rows)]
+        raise ModelError(f"{what}, but plate '{min(self.rows)}' subsamples its rows (subsample_size=): the model's "
+                         "density is only ever estimated from a subsample", span=info.span,
+                         hint="Start from init_loc='zero' or a dict of values, fit AutoNormal/AutoMultivariateNormal, "
+                              "or drop subsample_size to use every row.")
 
     def initial_loc(self):
         """The flat unconstrained point the location starts at (``init_loc.py``)."""
@@ -373,6 +388,11 @@ class AutoLaplace:
 
 
 class _AutoLaplace(UnconstrainedGuide):
+    def __init__(self, program, args, init_loc):
+        super().__init__(program, args, init_loc)
+        if self.rows:
+            self.refuse_rows("AutoLaplace's covariance is the curvature of the full data's density at its mode")
+
     def init(self, key):
         return {"loc": self.initial_loc()}
 
