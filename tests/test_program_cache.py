@@ -138,3 +138,67 @@ def test_the_source_digest_covers_every_module_the_driver_imports():
                     continue
                 assert covered(t), f"{name} imports {t}, which the program cache's source digest leaves out"
                 todo.append(t)
+
+
+def _files_of(folder, sizes_and_ages):
+    """Fake program files: name -> (bytes, seconds since last use)."""
+    import os
+    import time
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for name, (size, age) in sizes_and_ages.items():
+        path = folder / name
+        path.write_bytes(b"x" * size)
+        os.utime(path, (now - age, now - age))
+
+
+def test_eviction_keeps_the_most_recently_used_programs_within_the_bound(tmp_path):
+    folder = tmp_path / "ppl-programs"
+    _files_of(folder, {"a.bin": (400, 50), "b.bin": (300, 40), "c.bin": (200, 30), "d.bin": (100, 10),
+                       ".tmp-old": (50, 7200), ".tmp-live": (50, 5), "notes.txt": (999, 9999)})
+    export_cache.evict(folder, 650)  # d + c + b = 600 fit; a would make 1000
+    assert sorted(p.name for p in folder.iterdir()) == [".tmp-live", "b.bin", "c.bin", "d.bin", "notes.txt"]
+    export_cache.evict(folder, 299)  # d + c = 300 > 299: only d; the newest first, stopping at the first misfit
+    assert sorted(p.name for p in folder.glob("*.bin")) == ["d.bin"]
+    export_cache.evict(folder, 0)
+    assert list(folder.glob("*.bin")) == []
+    export_cache.evict(tmp_path / "missing", 0)  # no folder: nothing to do
+
+
+def test_the_bound_is_configured_by_ppl_config_or_the_environment(monkeypatch):
+    import ppl
+    from ppl.stdlib.errors import ModelError
+
+    monkeypatch.delenv("PPL_PROGRAM_CACHE_MAX_MB", raising=False)
+    assert export_cache.max_mb() == export_cache.DEFAULT_MAX_MB == 256.0
+    monkeypatch.setenv("PPL_PROGRAM_CACHE_MAX_MB", "0.5")
+    assert export_cache.max_bytes() == 512 * 1024
+    try:
+        assert ppl.config(program_cache_max_mb=2)["program_cache_max_mb"] == 2.0  # the setting wins
+        assert export_cache.max_bytes() == 2 * 1024 * 1024
+        for bad in (-1, "lots", True, float("nan")):
+            with pytest.raises(ModelError, match="program_cache_max_mb"):
+                ppl.config(program_cache_max_mb=bad)
+    finally:
+        ppl.config(program_cache_max_mb=None)
+    assert export_cache.max_mb() == 0.5
+    monkeypatch.setenv("PPL_PROGRAM_CACHE_MAX_MB", "much")
+    with pytest.raises(ModelError, match="PPL_PROGRAM_CACHE_MAX_MB"):
+        export_cache.max_bytes()
+
+
+def test_a_tiny_bound_keeps_only_the_programs_last_used(program_dir, monkeypatch):
+    folder, exports = program_dir
+    run(density(1.0), Y)
+    (first,) = folder.glob("*.bin")
+    size = first.stat().st_size
+    monkeypatch.setenv("PPL_PROGRAM_CACHE_MAX_MB", str(2.5 * size / 2**20))  # room for two programs
+    run(density(2.0), Y)
+    run(density(1.0), Y)  # loaded from disk: a use, so density 2 is now the least recently used
+    assert len(exports) == 2 and len(list(folder.glob("*.bin"))) == 2
+    run(density(3.0), Y)  # a third program: the one used longest ago goes
+    assert len(exports) == 3
+    assert first.exists() and len(list(folder.glob("*.bin"))) == 2
+    run(density(2.0), Y)  # evicted, so traced and exported again
+    assert len(exports) == 4

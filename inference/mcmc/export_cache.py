@@ -29,6 +29,13 @@ share one persistent-cache entry and their draws are the same bits.
 The files live in ``<compilation cache dir>/ppl-programs``; with the
 compilation cache off (``ppl.config(compilation_cache=False)``) this cache is
 off too, and ``PPL_PROGRAM_CACHE=off`` turns it off alone.
+
+The folder is bounded: after each new file is written, the least recently used
+programs (a load counts as a use) are removed until the rest total at most
+``ppl.config(program_cache_max_mb=...)`` megabytes, else
+``$PPL_PROGRAM_CACHE_MAX_MB``, else ``DEFAULT_MAX_MB`` (256; one program is
+typically 0.1 to 1 MB). Temporary files a crashed writer left behind are
+removed once they are an hour old.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import importlib
 import importlib.util
 import os
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
@@ -47,13 +55,48 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["directory", "fingerprint", "load_or_export", "source_digest"]
+from ppl.stdlib.errors import ModelError
+
+__all__ = ["directory", "fingerprint", "load_or_export", "source_digest", "evict", "max_mb", "max_bytes", "set_max_mb"]
 
 _MAGIC = b"ppl-program-v1\n"
 # The code that traces a sampler program around its log density (the density itself is keyed by its
 # lowered value and gradient): the MCMC package, the placement and JAX's internals as ppl uses them.
 # tests/test_program_cache.py checks that these import no other ppl module that could shape a program.
 DRIVER_SOURCES = ("ppl.inference.mcmc", "ppl.inference.sharding", "ppl.stdlib.jax_compat")
+
+
+DEFAULT_MAX_MB = 256.0
+_STALE_TEMP_SECONDS = 3600.0
+_limit: dict[str, float | None] = {"max_mb": None}  # what ppl.config(program_cache_max_mb=...) set
+
+
+def _as_mb(value, where: str) -> float:
+    try:
+        mb = float(value)
+    except (TypeError, ValueError):
+        mb = float("nan")
+    if isinstance(value, bool) or not mb >= 0 or mb == float("inf"):
+        raise ModelError(f"{where}={value!r}: give the program cache's size bound in megabytes (a number, 0 or more)")
+    return mb
+
+
+def set_max_mb(mb) -> None:
+    """Bound the program folder to ``mb`` megabytes (None: ``$PPL_PROGRAM_CACHE_MAX_MB`` or the default)."""
+    _limit["max_mb"] = None if mb is None else _as_mb(mb, "program_cache_max_mb")
+
+
+def max_mb() -> float:
+    """The bound in force, in megabytes: the configured one, else the environment's, else the default."""
+    if _limit["max_mb"] is not None:
+        return _limit["max_mb"]
+    env = os.environ.get("PPL_PROGRAM_CACHE_MAX_MB", "").strip()
+    return _as_mb(env, "PPL_PROGRAM_CACHE_MAX_MB") if env else DEFAULT_MAX_MB
+
+
+def max_bytes() -> int:
+    """The bound in force, in bytes."""
+    return int(max_mb() * 1024 * 1024)
 
 
 def directory() -> Path | None:
@@ -149,6 +192,10 @@ def _read(path: Path, key: str, flat: list) -> Any | None:
 
     if [aval(a) for a in exported.in_avals] != [aval(x) for x in flat]:
         return None
+    try:
+        os.utime(path)  # a use: the file's time orders the eviction (least recently used first)
+    except OSError:
+        pass
     return exported
 
 
@@ -161,7 +208,43 @@ def _write(path: Path, key: str, exported: Any) -> None:
             f.write(data)
         os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
     except (OSError, ValueError, TypeError):
-        pass  # a read-only folder or a program that cannot be serialised: it still runs, uncached
+        return  # a read-only folder or a program that cannot be serialised: it still runs, uncached
+    evict(path.parent, max_bytes())
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass  # gone already (another process evicted it), or not ours to remove
+
+
+def evict(folder: Path, limit: int) -> None:
+    """Keep the most recently used programs in ``folder`` whose sizes total at most ``limit`` bytes
+    (newest first, stopping at the first that does not fit), and remove the others, and any
+    temporary file older than an hour (a writer that crashed). Safe while other processes use it."""
+    now = time.time()
+    programs = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for p in entries:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        if p.name.startswith(".tmp-"):
+            if now - st.st_mtime > _STALE_TEMP_SECONDS:
+                _unlink(p)
+        elif p.suffix == ".bin":
+            programs.append((st.st_mtime, st.st_size, p))
+    programs.sort(key=lambda e: e[0], reverse=True)
+    total = 0
+    for _, size, p in programs:
+        total += size
+        if total > limit:
+            _unlink(p)
 
 
 def load_or_export(program: Callable, key: str, args: tuple) -> Callable:
