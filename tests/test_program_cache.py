@@ -12,7 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import ppl
 from ppl.inference.mcmc import base, export_cache, hmc
+from ppl.stdlib.errors import ModelError
 
 jax.config.update("jax_platforms", "cpu")
 
@@ -167,9 +169,6 @@ def test_eviction_keeps_the_most_recently_used_programs_within_the_bound(tmp_pat
 
 
 def test_the_bound_is_configured_by_ppl_config_or_the_environment(monkeypatch):
-    import ppl
-    from ppl.stdlib.errors import ModelError
-
     monkeypatch.delenv("PPL_PROGRAM_CACHE_MAX_MB", raising=False)
     assert export_cache.max_mb() == export_cache.DEFAULT_MAX_MB == 256.0
     monkeypatch.setenv("PPL_PROGRAM_CACHE_MAX_MB", "0.5")

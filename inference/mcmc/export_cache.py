@@ -57,7 +57,7 @@ import numpy as np
 
 from ppl.stdlib.errors import ModelError
 
-__all__ = ["directory", "fingerprint", "load_or_export", "source_digest", "evict", "max_mb", "max_bytes", "set_max_mb"]
+__all__ = ["directory", "evict", "fingerprint", "load_or_export", "max_bytes", "max_mb", "set_max_mb", "source_digest"]
 
 _MAGIC = b"ppl-program-v1\n"
 # The code that traces a sampler program around its log density (the density itself is keyed by its
