@@ -132,3 +132,14 @@ def test_the_full_data_mode_is_refused_under_subsampling_at_the_plate(guide_):
     with pytest.raises(ppl.PPLError, match="plate 'data' subsamples its rows") as err:
         bind_guide(guide_, program, leaves)
     assert err.value.span is not None and "subsample_size=B" in err.value.span.source_line(err.value.span.line)
+
+
+@pytest.mark.parametrize("method", [ppl.MH(num_warmup=10, num_samples=10), ppl.Gibbs(num_warmup=10, num_samples=10),
+                                    ppl.SMC(num_particles=10)], ids=["MH", "Gibbs", "SMC"])
+def test_samplers_that_need_the_exact_density_say_to_use_vi(method):
+    """MH, Gibbs and SMC would treat the rows as a latent site and sample p(mu, rows | y), whose mu-marginal
+    is not the posterior (they ran and returned it, silently)."""
+    name = type(method).__name__
+    with pytest.raises(ppl.PPLError, match=f"subsample_size=.*{name} cannot use") as err:
+        ppl.infer(subsampled, jnp.asarray(Y), method=method)
+    assert "ppl.VI" in str(err.value)

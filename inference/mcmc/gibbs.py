@@ -367,6 +367,9 @@ class _Shifted(C.Mode):
 # Running chains
 
 def _run(method: Gibbs, program: ir.Program, args, key) -> Result:
+    from ppl.inference.marginalize import refuse_subsampling
+
+    refuse_subsampling(program, "Gibbs")  # its rows would be a latent site: p(theta, rows | y) is not the posterior
     sweeps = cached(program, "gibbs-analysis", lambda: _Kernel(program, args))  # its adaptation keys the program
     return trace_chains.run("Gibbs", ("gibbs",), lambda: sweeps, sweeps.adaptation(), program, args, key,
                             num_chains=method.num_chains, num_warmup=method.num_warmup,

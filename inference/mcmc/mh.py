@@ -122,6 +122,9 @@ class MH:
 
 
 def _run_compiled(method: MH, program: ir.Program, args, key) -> Result:
+    from ppl.inference.marginalize import refuse_subsampling
+
+    refuse_subsampling(program, "MH")  # its rows would be a latent site: p(theta, rows | y) is not the posterior
     options = ("mh", method.selection, method.proposal, method.order)
     return trace_chains.run("MH", options, lambda: TraceMH(method, program, args), warmup.Fixed(), program, args,
                             key, num_chains=method.num_chains, num_warmup=method.num_warmup,

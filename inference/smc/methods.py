@@ -152,6 +152,9 @@ def _particles_first(a, axis):
 
 
 def _run_compiled(program: ir.Program, args, key, options: compiled.Options) -> Result:
+    from ppl.inference.marginalize import refuse_subsampling
+
+    refuse_subsampling(program, "SMC")  # its rows would be a latent site: p(theta, rows | y) is not the posterior
     f = compiled.get_filter(program, options)
     out = f(key, args)  # fetched to the host in one transfer; NumPy from here on
     n = options.num_particles
