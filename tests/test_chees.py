@@ -159,3 +159,29 @@ def test_chains_split_over_four_devices_give_the_draws_of_one():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["devices"] == [4, 1]
     assert result["diff"] < 1e-6  # the same draws: the cross-chain means are collectives (float64)
+
+
+def _many_chain_warnings(draws):
+    """The messages of the many-chain checks on ``draws`` (chains, draws) of one coordinate."""
+    import warnings
+
+    from ppl.inference.mcmc import many_chains
+    from ppl.inference.result import Result
+
+    result = Result(samples={"x": draws}, returns=None, method="ChEES", engine="compiled", chains=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return many_chains.check_result(result, ["x"])
+
+
+def test_many_chain_checks_run_when_the_chains_do_not_divide_into_superchains():
+    """20 chains (not a multiple of 8 superchains): the checks ran on none of them. Two chains stuck 5
+    sds away must give a nested R-hat warning, and 20 x 10 draws an ESS below 400 a low-ESS warning."""
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(20, 10))
+    messages = _many_chain_warnings(draws)
+    assert any("effective sample size below 400" in m for m in messages), messages
+    draws = rng.normal(size=(20, 100))
+    draws[:2] += 5.0
+    messages = _many_chain_warnings(draws)
+    assert any("nested R-hat" in m for m in messages), messages

@@ -47,22 +47,23 @@ def check_result(result: Any, sites: Iterable[str]) -> list[str]:
     _divergences(result.method, result.sample_stats, warn, where)
     _pooled_ebfmi(result.method, result.sample_stats, warn, where)
     names, draws = checks._coordinates({a: result.samples[a] for a in sites if a in result.samples})
-    if draws is None or draws.shape[1] < 4 or draws.shape[0] % SUPERCHAINS:
+    if draws is None or draws.shape[1] < 4 or draws.shape[0] < SUPERCHAINS:
         return messages
+    grouped = draws[: draws.shape[0] - draws.shape[0] % SUPERCHAINS]  # equal groups: the last few chains left out
     from ppl.inference import diagnostics
 
     longer = checks.how_to_set(result.method, "num_warmup", "1000", where)
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        nested = np.atleast_1d(np.asarray(diagnostics.nested_rhat(draws, SUPERCHAINS), dtype=np.float64))
+        nested = np.atleast_1d(np.asarray(diagnostics.nested_rhat(grouped, SUPERCHAINS), dtype=np.float64))
         ess = np.fmin(np.atleast_1d(diagnostics.ess_bulk(draws)), np.atleast_1d(diagnostics.ess_tail(draws)))
     threshold = checks.RHAT_THRESHOLD
-    nested = np.where(checks.stuck(draws), np.inf, nested)
+    nested = np.where(checks.stuck(grouped), np.inf, nested)
     bad = ~np.isnan(nested) & (nested > threshold)
     if bad.any():
         warn(
-            f"nested R-hat ({SUPERCHAINS} groups of {draws.shape[0] // SUPERCHAINS} chains) above {threshold} "
+            f"nested R-hat ({SUPERCHAINS} groups of {grouped.shape[0] // SUPERCHAINS} chains) above {threshold} "
             f"for {int(bad.sum())} of {nested.size} coordinates "
             f"({checks._listing(names, nested, bad, True, lambda v: checks.format_above(v, threshold))}); "
             f"the chains have not reached the posterior. Run a longer warm-up ({longer}), or reparameterise."
