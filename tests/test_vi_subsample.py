@@ -143,3 +143,26 @@ def test_samplers_that_need_the_exact_density_say_to_use_vi(method):
     with pytest.raises(ppl.PPLError, match=f"subsample_size=.*{name} cannot use") as err:
         ppl.infer(subsampled, jnp.asarray(Y), method=method)
     assert "ppl.VI" in str(err.value)
+
+
+@ppl.model
+def subsampled_then_steps(y, xs):
+    mu = ppl.sample("mu", dist.Normal(0.0, 1.0))
+    with ppl.plate("data", y.shape[0], subsample_size=B) as idx:
+        ppl.observe("y", dist.Normal(mu, 1.0), y[idx])
+
+    def step(x, obs):
+        x = ppl.sample("x", dist.Normal(x + mu, 1.0))
+        ppl.observe("o", dist.Normal(x, 1.0), obs)
+        return x, x
+
+    return ppl.scan(step, 0.0, xs)
+
+
+def test_pmmh_says_to_use_vi():
+    """PMMH's filter estimate exp((N / B) sum_rows l) is not unbiased for the likelihood, so its chain
+    does not target the posterior (it ran, silently)."""
+    with pytest.raises(ppl.PPLError, match="subsample_size=.*PMMH cannot use") as err:
+        ppl.infer(subsampled_then_steps, jnp.asarray(Y), jnp.zeros(5),
+                  method=ppl.PMMH(num_warmup=5, num_samples=5, num_particles=8))
+    assert "ppl.VI" in str(err.value)

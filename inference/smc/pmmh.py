@@ -82,6 +82,9 @@ class PMMH:
         if isinstance(program, Dynamic):
             raise ModelError(f"PMMH needs a static model, but {program.describe()}", span=program.span,
                              hint="Use ppl.SMC or ppl.MH for dynamic models.")
+        from ppl.inference.marginalize import refuse_subsampling
+
+        refuse_subsampling(program, "PMMH")  # exp of a subsample-scaled log-likelihood is no unbiased estimate
         if not jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
             key = jax.random.wrap_key_data(key)
         options = compiled.Options(int(self.num_particles), self.resampling, float(self.ess_threshold))
