@@ -31,3 +31,12 @@ class Result:
     sample_stats: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     truncated_mass: float = 0.0
+    # ``() -> (samples, returns)`` where they are made on first read (SMC's ancestral paths);
+    # ``samples`` and ``returns`` are None until ``materialize()`` (the Posterior calls it)
+    deferred: Any = None
+
+    def materialize(self) -> None:
+        """Make the samples and return values that were left to the first read."""
+        if self.deferred is not None:
+            self.samples, self.returns = self.deferred()
+            self.deferred = None

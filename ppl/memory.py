@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 
 import jax
 import numpy as np
@@ -158,13 +159,32 @@ def _host_available() -> int | None:
         return None
 
 
+# the last reading of the free memory: (the reader it came from, when, bytes)
+_last_reading: list = [None, -math.inf, None]
+_READING_FRESH_S = 1.0
+
+
+def _recently_available(needed: int) -> int | None:
+    """``available_bytes()``, or its reading of less than a second ago when ``needed`` is under a
+    quarter of what that reading allowed (a repeated small run does not read /proc/meminfo each
+    time; a run near the limit always gets a fresh reading)."""
+    reader = available_bytes  # looked up at each call: a test may replace it
+    fn, when, value = _last_reading
+    now = time.monotonic()
+    if fn is reader and value is not None and now - when < _READING_FRESH_S and 4 * needed <= FRACTION * value:
+        return value
+    value = reader()
+    _last_reading[:] = [reader, now, value]
+    return value
+
+
 def check(program, args, method, available: int | None = None, command_line: bool = False) -> Estimate | None:
     """Refuse a run whose estimate exceeds ``FRACTION`` of the available memory; return the estimate."""
     est = estimate(program, args, method)
     if est is None:
         return None
     if available is None:
-        available = available_bytes()
+        available = _recently_available(est.total)
     if available is None:
         return est
     limit = int(FRACTION * available)

@@ -32,8 +32,6 @@ class Posterior:
         self.result = result
         self.model_name = model_name
         self.dynamic_reason = dynamic_reason
-        self.samples: dict[str, np.ndarray] = result.samples
-        self.returns = result.returns
         self.log_weights = result.log_weights
         self.log_evidence = result.log_evidence
         self.method = result.method
@@ -47,6 +45,27 @@ class Posterior:
         self.devices: list = []
         if dynamic_reason:
             self.notes.insert(0, dynamic_reason)
+
+    # -- draws (SMC's paths are read back on first use: Result.deferred) -----------
+    @property
+    def samples(self) -> dict[str, np.ndarray]:
+        self.result.materialize()
+        return self.result.samples
+
+    @samples.setter
+    def samples(self, value) -> None:
+        self.result.materialize()
+        self.result.samples = value
+
+    @property
+    def returns(self):
+        self.result.materialize()
+        return self.result.returns
+
+    @returns.setter
+    def returns(self, value) -> None:
+        self.result.materialize()
+        self.result.returns = value
 
     # -- weights ----------------------------------------------------------------
     @property

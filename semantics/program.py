@@ -97,7 +97,7 @@ def split_args(args: tuple, kwargs: dict):
     kwargs = {k: as_data(v) for k, v in kwargs.items()}
     leaves, treedef = jax.tree.flatten((args, kwargs))
     dynamic_pos = [i for i, x in enumerate(leaves) if _is_dynamic_leaf(x)]
-    dyn = [jnp.asarray(leaves[i]) for i in dynamic_pos]
+    dyn = [_to_array(leaves[i]) for i in dynamic_pos]
     dtypes = {i: str(v.dtype) for i, v in zip(dynamic_pos, dyn)}  # converted once (each is a transfer)
     static = list(leaves)
 
@@ -114,6 +114,27 @@ def split_args(args: tuple, kwargs: dict):
     rebuild.key = (treedef, static_key)
     rebuild.leaves = dyn
     return dyn, rebuild
+
+
+# Float scalars already converted, by (type, bits, x64, default device): a scalar is immutable and
+# so is a jax.Array (nothing in ppl donates its arguments), so a model called again with the same
+# numbers (``ppl.infer(model, ys, 0.9, 1.0, 0.5)``) skips one host-to-device dispatch per number.
+_SCALARS: dict = {}
+_SCALARS_MAX = 256
+
+
+def _to_array(x):
+    """``jnp.asarray(x)``; for a float scalar, the array made the last time for the same value."""
+    if not isinstance(x, (float, np.floating)):
+        return jnp.asarray(x)
+    bits = x.hex() if type(x) is float else np.asarray(x).tobytes()
+    key = (type(x), bits, jax.config.jax_enable_x64, jax.config.jax_default_device)
+    got = _SCALARS.get(key)
+    if got is None:
+        if len(_SCALARS) >= _SCALARS_MAX:
+            _SCALARS.clear()
+        got = _SCALARS[key] = jnp.asarray(x)
+    return got
 
 
 def _hashable(x):

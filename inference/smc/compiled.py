@@ -72,6 +72,10 @@ class Output(NamedTuple):
     resampled_init: Any
     moved: Any  # (T,) fraction of particles the rejuvenation kernel moved (0 where none ran)
     valid: Any  # every distribution's parameters were inside their domains, in every particle
+    # ``Filter.__call__`` when the paths are read on demand (``Filter.defers_paths``): ``samples`` and
+    # ``returns`` are None and ``paths()`` gives them (the backtrack runs then); None otherwise.
+    # Inside ``_run`` with ``defer``: the ancestor indices ``(T, N)``, the loop's records not read back.
+    paths: Any = None
 
 
 class _State(NamedTuple):
@@ -150,7 +154,14 @@ class Filter:
         self.sample_axes: dict[str, int] = {}
         self.return_axes: list = []
         self._return_alias: list = []  # per return value: the index of the sample it is, or None
+        self._per_step_columns = 2  # ESS, resampled (and moved, with rejuvenation)
+        # The ancestral paths (the backtrack through the ancestor indices, T gathers of N) are read
+        # when the samples are first read, not in every run, where nothing after the loop uses them;
+        # one process only (a later read on one process of a multi-host run would wait for the others).
+        self.defers_paths = (loop is not None and not cut.final.stmts and options.rejuvenation is None
+                             and self.threshold > 0.0 and jax.process_count() == 1)
         self._fn = jax.jit(self._packed)
+        self._paths_fn = jax.jit(self._read_paths)
 
     def __call__(self, key, args) -> Output:
         """One run, fetched to the host: an ``Output`` of NumPy arrays."""
@@ -158,21 +169,57 @@ class Filter:
         # resampling stays global (the same function of every weight), unless islands= asks otherwise
         args = list(args)
         fn = sharding.place(self._fn, sharding.for_batch(self.n, "particles"), self.n, key, args)
-        log_w, scalars, per_step, samples, own = jax.device_get(sharding.fetch(fn(key, args)))
+        head, samples, own, anc = fn(key, args)
+        if anc is not None:
+            return self._deferred_output(head, samples, own, anc)
+        head, samples, own = jax.device_get(sharding.fetch((head, samples, own)))
         values = list(samples.values())
         it = iter(own)
         returns = [next(it) if a is None else values[a] for a in self._return_alias]
+        return self._host_output(head, samples, returns)
+
+    def _host_output(self, head, samples, returns, paths=None) -> Output:
+        """The ``Output`` of the fetched vector of weights, scalars and per-step statistics."""
+        n = self.n
+        log_w, scalars = head[:n], head[n:n + 4]
+        per_step = head[n + 4:].reshape(-1, self._per_step_columns)
         moved = per_step[:, 2] if per_step.shape[1] > 2 else np.zeros(per_step.shape[0], per_step.dtype)
         return Output(log_w, scalars[0], samples, returns, per_step[:, 0], per_step[:, 1] != 0, scalars[2],
-                      scalars[3] != 0, moved, bool(scalars[1]))
+                      scalars[3] != 0, moved, bool(scalars[1]), paths)
+
+    def _deferred_output(self, head, samples, own, anc) -> Output:
+        """The run's numbers fetched now; the loop's records stay on the device with the ancestor
+        indices, and ``Output.paths()`` reads them back (backtracked) when the samples are wanted."""
+        own_returns = [j for j, a in enumerate(self._return_alias) if a is None]
+        loop_sites = [a for a in samples if self.sample_axes[a] == 1]
+        loop_own = [i for i, j in enumerate(own_returns) if self.return_axes[j] == 1]
+        records = [samples[a] for a in loop_sites] + [own[i] for i in loop_own]
+        head, kept, kept_own = jax.device_get(sharding.fetch(
+            (head, {a: v for a, v in samples.items() if a not in loop_sites},
+             [v for i, v in enumerate(own) if i not in loop_own])))
+
+        def paths():
+            read = iter(jax.device_get(sharding.fetch(self._paths_fn(anc, records))))
+            full = {a: next(read) if a in loop_sites else kept[a] for a in samples}
+            mine = iter(kept_own)
+            own_full = [next(read) if i in loop_own else next(mine) for i in range(len(own))]
+            values, it = list(full.values()), iter(own_full)
+            return full, [next(it) if a is None else values[a] for a in self._return_alias]
+
+        return self._host_output(head, None, None, paths)
+
+    def _read_paths(self, anc, records: list) -> list:
+        """The final particles' paths through the loop's records (each ``(T, N, ...)``)."""
+        return self._backtrack(anc, {}, records, self.cut.loop.reverse)[1]
 
     def _packed(self, key, args):
         """``_run`` with its outputs as few arrays as can be: each output array costs a transfer.
 
-        The scalars go in one vector and the per-step statistics in one ``(T, k)`` array; a return
-        value that is one of the samples (a loop's ``return x, x``) is not sent twice.
+        The final log weights, the scalars and the per-step statistics (a ``(T, k)`` array, flattened)
+        go in one vector; a return value that is one of the samples (a loop's ``return x, x``) is not
+        sent twice.
         """
-        out = self._run(key, args)
+        out = self._run(key, args, defer=self.defers_paths)
         values = list(out.samples.values())
         self._return_alias = [next((i for i, v in enumerate(values) if v is r), None) for r in out.returns]
         own = [r for r, a in zip(out.returns, self._return_alias) if a is None]
@@ -180,8 +227,10 @@ class Filter:
         scalars = jnp.stack([jnp.asarray(v, dtype) for v in
                              (out.log_evidence, out.valid, out.ess_init, out.resampled_init)])
         stats = [out.ess, out.resampled] + ([out.moved] if self.options.rejuvenation is not None else [])
+        self._per_step_columns = len(stats)
         per_step = jnp.stack([jnp.asarray(v, dtype) for v in stats], axis=-1)
-        return out.log_weights, scalars, per_step, out.samples, own
+        head = jnp.concatenate([out.log_weights, scalars, per_step.reshape(-1)])
+        return head, out.samples, own, out.paths
 
     def at(self, key, args, u: dict) -> Output:
         """The filter with the parameters ``u`` (unconstrained, by address) fixed instead of drawn.
@@ -192,7 +241,9 @@ class Filter:
         return self._run(key, list(args), u)
 
     # -- the whole run ------------------------------------------------------------
-    def _run(self, key, args, fixed: dict | None = None) -> Output:
+    def _run(self, key, args, fixed: dict | None = None, defer: bool = False) -> Output:
+        """One run. ``defer``: the loop's records are not backtracked; ``Output.paths`` holds the
+        ancestor indices (see ``defers_paths``)."""
         self.num_traces += 1
         cut, n = self.cut, self.n
         random = [cut.is_random(v) for v in cut.live]
@@ -223,12 +274,13 @@ class Filter:
         empty = jnp.zeros((0,), lw.dtype)
         ess_t, resampled, moved = empty, jnp.zeros((0,), bool), empty
         if cut.loop is None:  # importance sampling: one weighting step, never resampled
-            step_values, ys, ys_axis = {}, [], 0
+            step_values, ys, ys_axis, anc = {}, [], 0, None
             ess_t, resampled = ess_init[None], jnp.zeros((1,), bool)
         else:
             if cut.init_weighted:
                 state, _, resampled_init = self._maybe_resample(state, k_res, R.summarise(state.log_weights), True)
-            state, step_values, ys, ys_axis, ess_t, resampled, moved = self._loop(state, shared, k_loop, args)
+            state, step_values, ys, ys_axis, ess_t, resampled, moved, anc = self._loop(state, shared, k_loop,
+                                                                                       args, defer)
 
         # the statements after the loop
         final_values, final_axes = self._final_inputs(state, shared, ys, ys_axis)
@@ -265,7 +317,7 @@ class Filter:
         else:
             log_z = state.log_z + R.log_mean_exp(state.log_weights)
         return Output(state.log_weights, log_z, samples, returns, ess_t, resampled, ess_init, resampled_init,
-                      moved, state.valid)
+                      moved, state.valid, anc if defer else None)
 
     # -- values of the init's scope -------------------------------------------------
     def _value(self, state: _State, shared: dict, atom):
@@ -342,7 +394,7 @@ class Filter:
         return state, idx, jnp.any(do)
 
     # -- the loop -----------------------------------------------------------------------
-    def _loop(self, state: _State, shared, k_loop, args):
+    def _loop(self, state: _State, shared, k_loop, args, defer: bool = False):
         cut, n = self.cut, self.n
         loop = cut.loop
         c, k = loop.num_consts, loop.num_carry
@@ -413,14 +465,14 @@ class Filter:
         state, out = jax.lax.scan(body, state, (steps, step_keys, shared_xs), reverse=loop.reverse)
         if rejuvenate:
             e, did, moved = out
-            return state, dict(state.path), list(state.ys), 0, e, did, moved
+            return state, dict(state.path), list(state.ys), 0, e, did, moved, None
         choices, own_ys, anc, e, did = out
         moved = jnp.zeros(e.shape, e.dtype)  # no rejuvenation: nothing moved
-        if anc is not None:
+        if anc is not None and not defer:
             choices, own_ys = self._backtrack(anc, choices, own_ys, loop.reverse)
         it = iter(own_ys)
         ys = [choices[aliases[j]] if j in aliases else next(it) for j in range(len(loop.outs) - k)]
-        return state, choices, ys, 1, e, did, moved
+        return state, choices, ys, 1, e, did, moved, anc
 
     def _backtrack(self, anc, choices, ys, reverse):
         """The final particles' paths: ``idx <- anc_t[idx]; x_t = choices_t[idx]``, last step first."""

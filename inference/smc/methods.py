@@ -157,15 +157,27 @@ def _run_compiled(program: ir.Program, args, key, options: compiled.Options) -> 
     refuse_subsampling(program, "SMC")  # its rows would be a latent site: p(theta, rows | y) is not the posterior
     f = compiled.get_filter(program, options)
     out = f(key, args)  # fetched to the host in one transfer; NumPy from here on
-    n = options.num_particles
     log_w = np.asarray(out.log_weights, dtype=np.float64)
     log_z = float(out.log_evidence)
-    samples = {a: _particles_first(v, f.sample_axes[a]) for a, v in out.samples.items()}
-    flat = []
-    for v, axis in zip(out.returns, f.return_axes):
-        v = np.asarray(v)
-        flat.append(np.broadcast_to(v, (n,) + v.shape) if axis is None else _particles_first(v, axis))
-    returns = jax.tree.unflatten(program.out_tree, flat)
+
+    def draws(samples, returns):
+        """Samples particles first, and the return values as the program's pytree."""
+        samples = {a: _particles_first(v, f.sample_axes[a]) for a, v in samples.items()}
+        flat = []
+        for v, axis in zip(returns, f.return_axes):
+            v = np.asarray(v)
+            flat.append(np.broadcast_to(v, (options.num_particles,) + v.shape) if axis is None
+                        else _particles_first(v, axis))
+        return samples, jax.tree.unflatten(program.out_tree, flat)
+
+    if out.paths is None:
+        samples, returns = draws(out.samples, out.returns)
+        deferred = None
+    else:  # the ancestral paths are read back when the samples are first read (Filter.defers_paths)
+        samples = returns = None
+
+        def deferred():
+            return draws(*out.paths())
     stats = {"ess": np.asarray(out.ess), "resampled": np.asarray(out.resampled)}
     cut = f.cut
     if cut.loop is not None and cut.init_weighted:
@@ -173,26 +185,28 @@ def _run_compiled(program: ir.Program, args, key, options: compiled.Options) -> 
         stats["resampled_init"] = bool(out.resampled_init)
     if options.rejuvenation is not None:
         stats["moved"] = np.asarray(out.moved)
-    _check(program, args, samples, log_w, log_z, bool(out.valid), stats)
+    _check(program, args, (lambda: samples) if deferred is None else (lambda: deferred()[0]), log_w, log_z,
+           bool(out.valid), stats)
     notes = []
     if cut.loop is None:
         notes.append(f"{cut.describe()}")
     return Result(samples=samples, returns=returns, method="SMC", engine="compiled", log_weights=log_w,
-                  log_evidence=log_z, sample_stats=stats, notes=notes)
+                  log_evidence=log_z, sample_stats=stats, notes=notes, deferred=deferred)
 
 
 def _check(program, args, samples, log_w, log_z, valid, stats):
+    """A clear error for NaN weights or an impossible run; ``samples()`` gives the draws (read only then)."""
     bad = np.isnan(log_w)
     if not valid or math.isnan(log_z) or np.any(bad):
         i = int(np.argmax(bad)) if np.any(bad) else 0
-        diagnose(program, args, {a: v[i] for a, v in samples.items()})
+        diagnose(program, args, {a: v[i] for a, v in samples().items()})
         raise ModelError("some particles have a NaN weight or a parameter outside its domain",
                          hint="Check the model's parameters for NaN values.")
     if log_z == -math.inf:
         ess = stats["ess"]
         zero = np.flatnonzero(ess == 0)
         where = f" after step {int(zero[0])} of the loop" if zero.size else ""
-        diagnose(program, args, {a: v[0] for a, v in samples.items()}, impossible=True)
+        diagnose(program, args, {a: v[0] for a, v in samples().items()}, impossible=True)
         raise ModelError(f"every particle has weight zero{where}: the observations are impossible under the "
                          "particles' draws",
                          hint="Use more particles, a proposal that looks at the data, or check the observations.")
