@@ -166,3 +166,8 @@ def test_pmmh_says_to_use_vi():
         ppl.infer(subsampled_then_steps, jnp.asarray(Y), jnp.zeros(5),
                   method=ppl.PMMH(num_warmup=5, num_samples=5, num_particles=8))
     assert "ppl.VI" in str(err.value)
+
+
+def test_smc_in_the_eager_engine_says_to_use_vi_too():
+    with pytest.raises(ppl.PPLError, match="subsample_size=.*SMC cannot use"):
+        ppl.infer(subsampled, jnp.asarray(Y), method=ppl.SMC(num_particles=10, engine="eager"))

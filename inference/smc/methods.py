@@ -129,6 +129,10 @@ class SMC:
                              hint="Leave engine= out, or use RandomWalk/HMCMove/NUTSMove with the compiled engine.")
         eager = isinstance(program, Dynamic) or self.engine == "eager" or trace_mh
         if eager:
+            if not isinstance(program, Dynamic):
+                from ppl.inference.marginalize import refuse_subsampling
+
+                refuse_subsampling(program, "SMC")  # as in _run_compiled
             if isinstance(program, Dynamic) and self.engine == "compiled":
                 raise ModelError(f"SMC(engine='compiled') cannot run this model: {program.describe()}",
                                  span=program.span)
