@@ -334,20 +334,24 @@ def find_reasonable_step_size(
         return h0 - h
 
     eps = jnp.asarray(step_size, state.position.dtype)
-    direction = jnp.where(delta_h(derive_key(key, 0), eps) > log_threshold, 1.0, -1.0).astype(eps.dtype)
 
+    # Try 0 (at ``step_size``) sets the direction; tries 1, 2, ... double or halve. All are one
+    # loop, so the program holds one copy of the leapfrog step and its log density.
     def keep_going(carry):
-        eps, i, stop = carry
-        return ~stop & (i < max_iterations)
+        eps, i, stop, direction = carry
+        return ~stop & (i <= max_iterations)
 
     def body(carry):
-        eps, i, _ = carry
-        trial = eps * jnp.where(direction > 0, 2.0, 0.5).astype(eps.dtype)
-        dh = delta_h(derive_key(key, i + 1), trial)
+        eps, i, _, direction = carry
+        first = i == 0
+        trial = jnp.where(first, eps, eps * jnp.where(direction > 0, 2.0, 0.5).astype(eps.dtype))
+        dh = delta_h(derive_key(key, i), trial)
+        direction = jnp.where(first, jnp.where(dh > log_threshold, 1.0, -1.0).astype(eps.dtype), direction)
         crossed = jnp.where(direction > 0, ~(dh > log_threshold), ~(dh < log_threshold))
         # Stan keeps the step size at which acceptance crossed the threshold.
-        return trial, i + 1, crossed
+        return trial, i + 1, ~first & crossed, direction
 
-    eps, _, _ = jax.lax.while_loop(keep_going, body, (eps, jnp.int32(0), jnp.bool_(False)))
+    carry = (eps, jnp.int32(0), jnp.bool_(False), jnp.zeros((), eps.dtype))
+    eps, _, _, _ = jax.lax.while_loop(keep_going, body, carry)
     tiny = jnp.finfo(eps.dtype).tiny
     return jnp.clip(eps, tiny, 1e7)

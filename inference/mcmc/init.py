@@ -33,6 +33,7 @@ MAX_TRIES = 100
 
 # Status codes of an initial point.
 OK, ZERO_DENSITY, NAN_DENSITY, BAD_GRADIENT = 0, 1, 2, 3
+NOT_DRAWN = -1  # inside ``initialize`` only: a chain before its first draw
 
 
 class Strategy(NamedTuple):
@@ -122,20 +123,23 @@ def initialize(
     ``value_and_grad`` maps one flat position to ``(log density, gradient)``.
     """
     batched = jax.vmap(value_and_grad)
-    key, sub = jax.random.split(key)
-    x = draw(strategy, sub, num_chains, ravel)
-    log_density, grad = batched(x)
-    status = _classify(log_density, grad)
-    first = Initialized(x, log_density, grad, status, jnp.int32(1))
-    if strategy.kind != "uniform" or strategy.max_tries <= 1:
-        return first
 
-    def again(carry):
-        init, key = carry
+    @jax.jit  # traced once: its shapes below and the loop body share the trace
+    def attempt(key):
         key, sub = jax.random.split(key)
         x = draw(strategy, sub, num_chains, ravel)
         log_density, grad = batched(x)
-        status = _classify(log_density, grad)
+        return x, log_density, grad, _classify(log_density, grad), key
+
+    if strategy.kind != "uniform" or strategy.max_tries <= 1:
+        x, log_density, grad, status, _ = attempt(key)
+        return Initialized(x, log_density, grad, status, jnp.int32(1))
+
+    # The first draw is the loop's first iteration (every chain starts "not yet drawn"), so the
+    # program holds one copy of the draw and of the log density, not two.
+    def again(carry):
+        init, key = carry
+        x, log_density, grad, status, key = attempt(key)
         redo = init.status != OK
         pick = lambda new, old: jnp.where(redo.reshape(redo.shape + (1,) * (new.ndim - 1)), new, old)
         return Initialized(
@@ -150,7 +154,10 @@ def initialize(
         init, _ = carry
         return jnp.any(init.status != OK) & (init.tries < strategy.max_tries)
 
-    return jax.lax.while_loop(more, again, (first, key))[0]
+    shapes = jax.eval_shape(attempt, key)
+    undrawn = Initialized(*(jnp.zeros(s.shape, s.dtype) for s in shapes[:3]),
+                          jnp.full((num_chains,), NOT_DRAWN, jnp.int32), jnp.int32(0))
+    return jax.lax.while_loop(more, again, (undrawn, key))[0]
 
 
 def _init_advice() -> str:

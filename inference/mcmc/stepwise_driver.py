@@ -63,6 +63,8 @@ def _select(mask: Array, on_true: Any, on_false: Any) -> Any:
 
 class Carry(NamedTuple):
     traj: Any
+    fresh: Array  # per chain: its next trajectory starts at ``state`` (the loop body starts it)
+    state: Any  # per chain: the state its last transition ended in (where a fresh trajectory starts)
     adapt: Any
     t: Array  # transitions finished, per chain
     started: Array  # transitions started, per chain (their keys derive from it)
@@ -82,6 +84,11 @@ class _Machine(NamedTuple):
     def begin(self, keys, started, state, adapt):
         p = self.adaptation.params(adapt)
         return jax.vmap(self.machine.start)(jax.vmap(derive_key)(keys, started), state, p.metric, p.step_size)
+
+    def blank(self, keys, started, state, adapt):
+        """A trajectory of every chain with the shapes ``begin`` gives, all zeros (started by the loop)."""
+        shapes = jax.eval_shape(self.begin, keys, started, state, adapt)
+        return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
     def begin_again(self, previous, keys, started, state, adapt):
         p = self.adaptation.params(adapt)
@@ -110,14 +117,15 @@ def run(plan: Plan, setup: Setup, adapt: Any, keys: Array, first: Any = None):
     dtype = setup.dtype
     small = _step_work(family.value_and_grad, state.position[0]) <= SMALL_STEP_WORK
     wait_budget = WAIT_STEPS_PER_CHAIN * C if small else 0
-    started = jnp.zeros((C,), jnp.int32)
-    traj = mach.begin(keys, started, state, adapt)
-    _, info0 = mach.finish(traj)
+    zeros = jnp.zeros((C,), jnp.int32)
+    # Every trajectory, the first one too, starts inside the loop body (one copy of the start in the
+    # program): the loop begins with blank trajectories that are all due to start.
+    traj = mach.blank(keys, zeros, state, adapt)
+    _, info0 = jax.eval_shape(mach.finish, traj)
     table = StatTable.of(dict(standard_stats(info0), step_size=setup.adaptation.params(adapt).step_size,
                               log_density=state.log_density))
-    zeros = jnp.zeros((C,), jnp.int32)
     record0 = jax.vmap(setup.record)(state)
-    carry = Carry(traj, adapt, zeros, started + 1,
+    carry = Carry(traj, jnp.ones((C,), bool), state, adapt, zeros, zeros,
                   jax.tree.map(lambda x: jnp.zeros((C, S + 1) + x.shape[1:], x.dtype), record0),
                   jnp.zeros((C, S + 1, len(table.names)), dtype), zeros, zeros)
     body = _body(plan, setup, mach, table, keys, wait_budget, first)
@@ -169,8 +177,11 @@ def _body(plan: Plan, setup: Setup, mach: _Machine, table: StatTable, keys: Arra
         # The inner loop carries only the trajectories, so an iteration is the integration step
         # alone; the draws, statistics and adaptation (the larger buffers) are touched once per
         # round of ended trajectories, below.
+        # Chains due to start a trajectory start it (the select fuses with the step's own writes).
+        traj = _select(c.fresh, mach.begin_again(c.traj, keys, c.started, c.state, c.adapt), c.traj)
+        started = c.started + c.fresh.astype(jnp.int32)
         m = setup.adaptation.params(c.adapt).metric
-        traj = inner(c.traj, m, c.t < total)
+        traj = inner(traj, m, c.t < total)
         done = mach.is_done(traj)
         new_state, info = mach.finish(traj)
         values = dict(standard_stats(info), step_size=traj.step_size, log_density=new_state.log_density)
@@ -187,13 +198,11 @@ def _body(plan: Plan, setup: Setup, mach: _Machine, table: StatTable, keys: Arra
         adapt = c.adapt
         if W > 0:
             adapt = setup.adaptation.update(adapt, c.t, finished & (c.t < W), new_state, info)
-        # Chains whose trajectory ended start the next one; the select fuses with the step's own writes.
-        traj = _select(done, mach.begin_again(traj, keys, c.started, new_state, adapt), traj)
         t = c.t + finished.astype(jnp.int32)
-        started = c.started + done.astype(jnp.int32)
         if plan.progress:
             before, after = jnp.sum(c.t) // every, jnp.sum(t) // every
             jax.lax.cond(after != before, lambda: progress_mod.report(t, divergences, first), lambda: None)
-        return Carry(traj, adapt, t, started, draws, stats, divergences, steps)
+        # A chain whose trajectory ended starts its next one from new_state in the next iteration.
+        return Carry(traj, done, new_state, adapt, t, started, draws, stats, divergences, steps)
 
     return body
