@@ -100,3 +100,32 @@ def test_smc_with_statements_after_the_loop_backtracks_in_the_run():
     assert not compiled.get_filter(program, method.options).defers_paths
     post = ppl.infer(walk_then, YS, method=method, seed=1)
     assert post.result.deferred is None and post.samples["x"].shape == (32, len(YS))
+
+
+@ppl.model
+def walk_scaled(ys, cs):
+    def step(x, inp):
+        y, c = inp
+        x = ppl.sample("x", dist.Normal(0.9 * x, jnp.exp(x) - c))   # scale < 0 where x < log c
+        ppl.observe("y", dist.Normal(x, 0.5), y)
+        return x, x
+
+    _, xs = ppl.scan(step, 0.0, (ys, cs))
+    return xs
+
+
+def test_smc_finds_a_parameter_outside_its_domain_at_a_late_step_in_some_particles():
+    """Validity is kept per slot through the loop and reduced once: a particle invalid at one step
+    (and resampled away after it) still fails the run. The bootstrap weights never read the
+    transition's density, so only the domain check sees it."""
+    method = SMC(num_particles=200, ess_threshold=1.0)
+    fine = np.zeros(len(YS), np.float32)
+    post = ppl.infer(walk_scaled, YS, fine, method=method, seed=0)
+    assert np.isfinite(post.log_evidence)
+    late = fine.copy()
+    late[5] = 1.0                                                      # at step 5, every particle with x < 0
+    program, leaves = walk_scaled.program(YS, late)
+    out = compiled.get_filter(program, method.options)(jax.random.key(0), leaves)
+    assert not out.valid and np.all(np.isfinite(out.log_weights))
+    with pytest.raises(ppl.ModelError):
+        ppl.infer(walk_scaled, YS, late, method=method, seed=0)

@@ -84,7 +84,7 @@ class _State(NamedTuple):
     init_choices: dict  # (N, ...) the sites before the loop
     log_weights: Any  # (N,) since the last resampling
     log_z: Any  # () sum of log mean weights at the resampling times
-    valid: Any  # ()
+    valid: Any  # (); in the loop (N,): per slot, whether every particle that held it was valid
     u: dict  # rejuvenation: unconstrained moved parameters (N, ...)
     path: dict  # rejuvenation: step sites (N, T, ...)
     ys: list  # rejuvenation: the loop's stacked outputs (N, T, ...)
@@ -156,10 +156,13 @@ class Filter:
         self._return_alias: list = []  # per return value: the index of the sample it is, or None
         self._per_step_columns = 2  # ESS, resampled (and moved, with rejuvenation)
         # The ancestral paths (the backtrack through the ancestor indices, T gathers of N) are read
-        # when the samples are first read, not in every run, where nothing after the loop uses them;
-        # one process only (a later read on one process of a multi-host run would wait for the others).
+        # when the samples are first read, not in every run, where nothing after the loop uses them.
+        # On the CPU only, where the records waiting in the posterior are in host memory (on an
+        # accelerator they would hold its memory), and in one process (a later read on one process
+        # of a multi-host run would wait for the others).
         self.defers_paths = (loop is not None and not cut.final.stmts and options.rejuvenation is None
-                             and self.threshold > 0.0 and jax.process_count() == 1)
+                             and self.threshold > 0.0 and jax.process_count() == 1
+                             and jax.devices()[0].platform == "cpu")
         self._fn = jax.jit(self._packed)
         self._paths_fn = jax.jit(self._read_paths)
 
@@ -440,7 +443,7 @@ class Filter:
             ys_t = list(piece.outs[k:])
             lw = state.log_weights + piece.log_weight
             state = state._replace(carry=list(piece.outs[:k]), log_weights=lw,
-                                   valid=state.valid & jnp.all(piece.valid))
+                                   valid=state.valid & piece.valid)
             if rejuvenate:
                 path = {a: state.path[a].at[:, t].set(piece.choices[a]) for a in state.path}
                 ys_path = [p.at[:, t].set(y) for p, y in zip(state.ys, ys_t)]
@@ -462,7 +465,11 @@ class Filter:
         steps = jnp.arange(T, dtype=jnp.int32)
         # every step's keys at once, before the loop: those of split(fold_in(k_loop, t), 4) at step t
         step_keys = jax.vmap(lambda t: jax.random.split(jax.random.fold_in(k_loop, t), 4))(steps)
+        # validity per slot through the loop (not gathered when resampling: a slot is marked once any
+        # particle in it was invalid), reduced once after it instead of at every step
+        state = state._replace(valid=jnp.broadcast_to(state.valid, (n,)))
         state, out = jax.lax.scan(body, state, (steps, step_keys, shared_xs), reverse=loop.reverse)
+        state = state._replace(valid=jnp.all(state.valid))
         if rejuvenate:
             e, did, moved = out
             return state, dict(state.path), list(state.ys), 0, e, did, moved, None
