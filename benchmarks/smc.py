@@ -11,8 +11,10 @@ The model is the 1-D linear-Gaussian state-space model
 ``SMC(num_particles=N, ess_threshold=1.0)`` (systematic resampling after every
 step but the last), warm: compiled once before timing, so each timed call is
 what a user pays per ``ppl.infer``: argument handling, the compiled filter, and
-building the posterior (log-evidence, final weights, the particles' ancestral
-paths ``x`` of shape ``(N, T)`` and the return values). The hand-written filter
+building the posterior (log-evidence, final weights and statistics). The particles'
+ancestral paths ``x`` of shape ``(N, T)`` (and the return values, the same paths)
+are read back when the samples are first read: "ppl+paths" times ``ppl.infer``
+followed by ``post.samples["x"]``, what a user who reads them pays. The hand-written filter
 is one jitted function with the same resampling, returning the log-evidence and
 the final weighted particles; it is timed twice, with the usual ``searchsorted``
 resampler ("hand") and with ppl's O(N) systematic resampler and ppl's in-bounds, sorted
@@ -112,13 +114,19 @@ def kalman_log_evidence(ys) -> float:
 
 
 def bench(n: int, ys, repeats: int):
-    """Median seconds per run and mean log Z of: ppl, by hand (searchsorted), by hand (ppl's resampler)."""
+    """Median seconds per run and mean log Z of: ppl, ppl reading the paths, by hand (searchsorted),
+    by hand (ppl's resampler)."""
     method = SMC(num_particles=n, ess_threshold=1.0)
     hands = [by_hand(n), by_hand(n, resampling.systematic, fast_gather=True)]
     ys_j = jnp.asarray(ys)
 
     def run_ppl(seed):
         post = ppl.infer(linear_gaussian, ys, A, Q, R, method=method, seed=seed)
+        return post.log_evidence
+
+    def run_ppl_paths(seed):
+        post = ppl.infer(linear_gaussian, ys, A, Q, R, method=method, seed=seed)
+        assert post.samples["x"].shape == (n, len(ys))
         return post.log_evidence
 
     def runner(hand):
@@ -128,7 +136,7 @@ def bench(n: int, ys, repeats: int):
 
         return run
 
-    runs = [run_ppl] + [runner(h) for h in hands]
+    runs = [run_ppl, run_ppl_paths] + [runner(h) for h in hands]
     for run in runs:  # compile
         run(0)
     times = [[] for _ in runs]
@@ -168,11 +176,11 @@ def main(argv=None):
     print(f"linear-Gaussian state-space model, T={args.steps}, bootstrap filter, systematic resampling every step")
     print(f"device: {jax.devices()[0].platform}, exact log Z = {exact:.3f}")
     print(f"{'particles':>10} {'ppl ms':>9} {'hand ms':>9} {'ratio':>6} {'hand O(N) ms':>13} {'ratio':>6}"
-          f" {'log Z: ppl':>11} {'hand':>9}")
+          f" {'ppl+paths ms':>13} {'ratio':>6} {'log Z: ppl':>11} {'hand':>9}")
     for n in args.particles:
-        (tp, th, to), (zp, zh, _) = bench(n, ys, args.repeats)
+        (tp, tpp, th, to), (zp, _, zh, _) = bench(n, ys, args.repeats)
         print(f"{n:>10,} {tp * 1e3:>9.2f} {th * 1e3:>9.2f} {tp / th:>6.2f} {to * 1e3:>13.2f} {tp / to:>6.2f}"
-              f" {zp:>11.3f} {zh:>9.3f}")
+              f" {tpp * 1e3:>13.2f} {tpp / to:>6.2f} {zp:>11.3f} {zh:>9.3f}")
 
 
 if __name__ == "__main__":
