@@ -84,6 +84,29 @@ def test_keys_differ_with_the_density_the_shapes_and_the_description():
     assert k != key(density(1.0), x, Y, "spec'")  # another option
 
 
+@pytest.fixture
+def threefry_flipped():
+    """``jax_threefry_partitionable`` set to the other value for the test, restored after."""
+    before = bool(jax.config.jax_threefry_partitionable)
+    yield not before
+    jax.config.update("jax_threefry_partitionable", before)
+
+
+def test_a_jax_setting_that_changes_the_trace_is_another_program(program_dir, threefry_flipped, monkeypatch):
+    folder, exports = program_dir
+    fn = density(1.0)  # one function: the in-memory table is asked first, then the disk
+    first = run(fn, Y)
+    key = export_cache.fingerprint(lambda x: (x, x), jnp.zeros(2), (), "spec")
+    jax.config.update("jax_threefry_partitionable", threefry_flipped)
+    assert export_cache.fingerprint(lambda x: (x, x), jnp.zeros(2), (), "spec") != key
+    flipped = run(fn, Y)
+    assert len(exports) == 2 and len(list(folder.glob("*.bin"))) == 2  # traced anew, stored beside the first
+    monkeypatch.setenv("PPL_PROGRAM_CACHE", "off")
+    fresh = run(density(1.0), Y)  # a fresh trace under the flipped setting, no cache of any kind
+    np.testing.assert_array_equal(flipped, fresh)
+    assert not np.array_equal(flipped, first)  # the other random streams: other draws
+
+
 @pytest.mark.slow
 def test_a_changed_density_shape_or_option_is_another_program(program_dir):
     folder, exports = program_dir

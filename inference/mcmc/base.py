@@ -188,7 +188,8 @@ def _compiled(key, logdensity_fn: Callable, strategy: init_mod.Strategy, templat
             return jitted
         return export_cache.load_or_export(jitted, name, (key, strategy.data, args, adapt.numbers()))
 
-    program = programs.program_for(logdensity_fn, (spec, placement), build)
+    # the JAX settings that change a trace (random streams, precision) are part of which program it is
+    program = programs.program_for(logdensity_fn, (spec, placement, export_cache.settings()), build)
     return sharding.place(program, placement, plan.num_chains, key, strategy.data, args, adapt.numbers())
 
 

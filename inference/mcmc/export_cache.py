@@ -16,7 +16,8 @@ key computed *without* tracing the driver:
   dtypes, init strategy, kernel options, adaptation structure, plan);
 - the source of the code that builds the program around the density
   (``DRIVER_SOURCES``: ``inference/mcmc``, the placement, the JAX shims), the
-  jax and jaxlib versions, the float precision and the backend and device kind.
+  jax and jaxlib versions, the JAX settings that change what a trace computes (``TRACE_SETTINGS``:
+  float width, random streams, matmul precision) and the backend and device kind.
 
 Only ppl's own kernel builders and adaptations qualify (their code is in the
 hashed source), on one device, without a progress display (its host
@@ -57,7 +58,8 @@ import numpy as np
 
 from ppl.stdlib.errors import ModelError
 
-__all__ = ["directory", "evict", "fingerprint", "load_or_export", "max_bytes", "max_mb", "set_max_mb", "source_digest"]
+__all__ = ["TRACE_SETTINGS", "directory", "evict", "fingerprint", "load_or_export", "max_bytes", "max_mb", "set_max_mb",
+           "settings", "source_digest"]
 
 _MAGIC = b"ppl-program-v1\n"
 # The code that traces a sampler program around its log density (the density itself is keyed by its
@@ -128,9 +130,24 @@ def source_digest() -> str:
     return h.hexdigest()
 
 
+# JAX settings that change what a traced program computes: its float width and dtypes, its random
+# streams (the key implementation, threefry's partitionable form, the seed offset, Gumbel draws), its
+# matmul precision and its gradients (softmax's rule). A program traced under one value of any of them
+# is another program under another value, in memory (``base._compiled``) and on disk.
+TRACE_SETTINGS = ("jax_enable_x64", "jax_explicit_x64_dtypes", "jax_numpy_dtype_promotion",
+                  "jax_default_prng_impl", "jax_threefry_partitionable", "jax_random_seed_offset",
+                  "jax_high_dynamic_range_gumbel", "jax_default_matmul_precision", "jax_softmax_custom_jvp")
+
+
+def settings() -> tuple:
+    """The current values of ``TRACE_SETTINGS`` (as text; a setting this JAX lacks reads None)."""
+    return tuple((name, str(getattr(jax.config, name, None))) for name in TRACE_SETTINGS)
+
+
 def _environment() -> str:
     device = jax.devices()[0]
-    return (f"jax={jax.__version__} jaxlib={metadata.version('jaxlib')} x64={bool(jax.config.jax_enable_x64)} "
+    traced = " ".join(f"{name}={value}" for name, value in settings())
+    return (f"jax={jax.__version__} jaxlib={metadata.version('jaxlib')} {traced} "
             f"backend={jax.default_backend()} device={device.device_kind} ppl={source_digest()}")
 
 
