@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ppl.inference.vi.adev import surrogate, surrogate_many
 from ppl.inference.vi.amortised import Amortized
 from ppl.inference.vi.autoguides import (AutoDelta, AutoLaplace, AutoLowRank, AutoMultivariateNormal, AutoNormal,
                                          ToSupport)
 from ppl.inference.vi.flows import AutoFlow
+from ppl.inference.vi.site_supports import compare_supports
 from ppl.inference.vi.subsample import Subsampled, is_subsample, subsample_sites
 from ppl.semantics import compile as C
 from ppl.semantics import ir
@@ -123,32 +123,6 @@ def _where(info) -> str:
     return f" (line {info.span.line})" if info.span is not None and info.span.line else ""
 
 
-def _supports(program, args) -> dict:
-    found: dict = {}
-
-    class Probe(C.Mode):
-        def sample(self, stmt, dist, inputs, key):
-            found[stmt.address] = dist.support
-            return jnp.zeros(stmt.out.shape, stmt.out.dtype), jnp.zeros(()), False
-
-    jax.eval_shape(lambda *a: (C.run(program, Probe(), a), 0)[1], *args)
-    return found
-
-
-_INSIDE = {("positive", "nonnegative"), ("unit_interval", "nonnegative"), ("boolean", "nonnegative_integer")}
-
-
-def _inside(guide_support, model_support) -> bool:
-    g, m = repr(guide_support), repr(model_support)
-    if g == m or guide_support == model_support or model_support == K.real:
-        return True
-    if (g, m) in _INSIDE:
-        return True
-    if isinstance(guide_support, K.interval) and m in ("positive", "nonnegative"):
-        return bool(np.all(np.asarray(guide_support.low) >= 0))
-    return False
-
-
 def check_against_model(guide, guide_args, model, model_args):
     g_sites = guide.latent_sites()
     m_sites = {a: info for a, info in model.latent_sites().items() if not is_subsample(info)}
@@ -170,12 +144,24 @@ def check_against_model(guide, guide_args, model, model_args):
             raise ModelError(
                 f"the guide draws '{a}' with shape {info.stacked_shape}, but the model's '{a}' has shape "
                 f"{m_sites[a].stacked_shape}", span=info.span, hint="Give the guide's site the model's shape.")
-    gs, ms = _supports(guide, guide_args), _supports(model, model_args)
-    for a, info in g_sites.items():
-        if not _inside(gs[a], ms[a]):
+    _check_supports(guide, guide_args, model, model_args, g_sites, m_sites)
+
+
+def _check_supports(guide, guide_args, model, model_args, g_sites, m_sites):
+    """Each guide site's support must be its model site's (the rule: ``site_supports``)."""
+    for a, (same, g, m) in compare_supports(guide, guide_args, model, model_args, g_sites).items():
+        info = g_sites[a]
+        if same is None:
             raise ModelError(
-                f"the guide draws '{a}' from {info.dist_type.__name__} on {gs[a]!r}, but the model's '{a}' "
-                f"lives on {ms[a]!r}{_where(m_sites[a])}: the guide puts mass where the model has none",
+                f"the support of the guide's '{a}' ({info.dist_type.__name__}) cannot be compared with the model's "
+                f"'{a}'{_where(m_sites[a])}: a bound is traced, or the site was not reached by a run", span=info.span,
+                hint="Pass the data the bounds are computed from as concrete arrays (not inside jax.jit), or use "
+                     "ppl.AutoNormal(), which maps each site onto the model's support.")
+        if not same:
+            raise ModelError(
+                f"the guide draws '{a}' from {info.dist_type.__name__} on {g!r}, but the model's '{a}' "
+                f"lives on {m!r}{_where(m_sites[a])}: the guide's support must be the model's (a guide "
+                "outside it draws impossible values; one inside only part of it fits only that part)",
                 span=info.span,
-                hint=f"Draw '{a}' in the guide from a distribution on {ms[a]!r} (for a positive site: LogNormal "
+                hint=f"Draw '{a}' in the guide from a distribution on {m!r} (for a positive site: LogNormal "
                      "or Gamma), or use ppl.AutoNormal(), which maps each site through its constraint.")
