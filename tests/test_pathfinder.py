@@ -46,6 +46,10 @@ def test_mixture_log_density_matches_scipy():
     want = np.log(np.mean([stats.multivariate_normal(m, c).pdf(x) for m, c in zip(means, covs)], axis=0))
     got = mixture_log_density(jnp.asarray(x), jnp.asarray(means), jnp.asarray(covs))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # a failed path (its normal NaN) is left out of the mixture, not allowed to make every weight NaN
+    bad_means, bad_covs = np.concatenate([means, np.full((1, 2), np.nan)]), np.concatenate([covs, np.full((1, 2, 2), np.nan)])
+    got = mixture_log_density(jnp.asarray(x), jnp.asarray(bad_means), jnp.asarray(bad_covs))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 @ppl.model

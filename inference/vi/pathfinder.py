@@ -109,15 +109,19 @@ def _normal_draws(key, mean, H, n):
 
 
 def mixture_log_density(x, means, covs):
-    """``log (1/P) sum_p N(x; means[p], covs[p])`` at each row of ``x`` (N, D), for P normals."""
-    def one(mean, cov):
-        L = jnp.linalg.cholesky(cov)
-        z = jax.scipy.linalg.solve_triangular(L, (x - mean).T, lower=True)
-        return (-0.5 * jnp.sum(z ** 2, axis=0) - 0.5 * mean.shape[0] * _LOG_2PI
-                - jnp.sum(jnp.log(jnp.diagonal(L))))
+    """``log (1/P') sum_p N(x; means[p], covs[p])`` at each row of ``x`` (N, D), over the P' of the P normals
+    whose mean and covariance are finite (a path that failed contributes no draws and no component)."""
+    ok = jnp.all(jnp.isfinite(means), axis=1) & jnp.all(jnp.isfinite(covs), axis=(1, 2))
+    eye = jnp.eye(means.shape[1], dtype=means.dtype)
 
-    each = jax.vmap(one)(means, covs)  # (P, N)
-    return jax.scipy.special.logsumexp(each, axis=0) - jnp.log(means.shape[0])
+    def one(mean, cov, good):
+        L = jnp.linalg.cholesky(jnp.where(good, cov, eye))
+        z = jax.scipy.linalg.solve_triangular(L, (x - jnp.where(good, mean, 0.0)).T, lower=True)
+        log_q = -0.5 * jnp.sum(z ** 2, axis=0) - 0.5 * mean.shape[0] * _LOG_2PI - jnp.sum(jnp.log(jnp.diagonal(L)))
+        return jnp.where(good, log_q, -jnp.inf)
+
+    each = jax.vmap(one)(means, covs, ok)  # (P, N)
+    return jax.scipy.special.logsumexp(each, axis=0) - jnp.log(jnp.sum(ok))
 
 
 def single_path(log_p, key, dim, *, max_iters, history, num_elbo_draws, num_draws, init_radius):
