@@ -40,3 +40,8 @@ class Result:
         if self.deferred is not None:
             self.samples, self.returns = self.deferred()
             self.deferred = None
+
+    def __getstate__(self) -> dict:
+        """Pickled with its samples made (the deferred reader holds device arrays and a program)."""
+        self.materialize()
+        return dict(self.__dict__)

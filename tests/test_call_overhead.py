@@ -129,3 +129,13 @@ def test_smc_finds_a_parameter_outside_its_domain_at_a_late_step_in_some_particl
     assert not out.valid and np.all(np.isfinite(out.log_weights))
     with pytest.raises(ppl.ModelError):
         ppl.infer(walk_scaled, YS, late, method=method, seed=0)
+
+
+def test_an_smc_result_pickles_with_its_paths():
+    import pickle
+
+    post = ppl.infer(walk, YS, 0.9, 1.0, 0.5, method=SMC(num_particles=32), seed=2)
+    assert post.result.deferred is not None
+    back = pickle.loads(pickle.dumps(post.result))
+    assert back.deferred is None and np.array_equal(back.samples["x"], post.samples["x"])
+    assert back.log_evidence == post.log_evidence and np.array_equal(back.returns, post.returns)
