@@ -18,6 +18,10 @@ intercept of 26 with Adam at 1e-2 moves at most ~20 in 5000 steps), it is what l
 
 from __future__ import annotations
 
+import functools
+import weakref
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -63,7 +67,36 @@ def map_point(guide, args, max_iters: int = 1000):
     return jnp.where(good, x, x0)
 
 
-_MAP = jax.jit(map_point, static_argnums=(0, 2))
+# The compiled L-BFGS search, one per (program, coordinates, max_iters), kept weakly by program: a fit
+# with new data of the same shapes reuses it, and it goes with the program. It holds no guide (a guide
+# holds its data): it traces a bare copy of the guide's coordinates, its program read through a weak
+# reference. (``jax.jit`` with the guide as a static argument kept every guide alive and compiled anew
+# for each, a new guide being unequal to the last.)
+_MAPS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+_COORDINATES = ("shapes", "sizes", "dim", "discrete", "rows")  # what density and unravel read, beside the program
+
+
+def _compiled_map(guide, max_iters: int):
+    """``fn(args) -> map_point(guide, args, max_iters)``, compiled once per what determines its program."""
+    key = (type(guide), max_iters, tuple(guide.shapes.items()), guide.discrete, guide.rows)
+    try:
+        table = _MAPS.setdefault(guide.program, {})
+    except TypeError:  # a program that cannot be weakly referenced: compile for this guide alone
+        return jax.jit(lambda args: map_point(guide, args, max_iters))
+    fn = table.get(key)
+    if fn is None:
+        fn = table[key] = jax.jit(functools.partial(_traced_map, weakref.ref(guide.program), type(guide),
+                                                    {a: getattr(guide, a) for a in _COORDINATES}, max_iters))
+    return fn
+
+
+def _traced_map(program_ref, kind, coordinates, max_iters, args):
+    program = program_ref()
+    if program is None:  # pragma: no cover - the table entry dies with the program
+        raise RuntimeError("the program of this compiled mode search no longer exists")
+    frame = object.__new__(kind)  # the guide's coordinates and program, without its data
+    frame.__dict__.update(coordinates, program=program)
+    return map_point(frame, args, max_iters)
 
 
 def curvature_scale(guide, x, fallback: float, args=None):
@@ -83,7 +116,7 @@ def initial_loc(guide, how, args=None):
         if how == "zero":
             return jnp.zeros(guide.dim, jnp.result_type(float))
         if how == "map":
-            return _MAP(guide, args, 1000)
+            return _compiled_map(guide, 1000)(args)
     if isinstance(how, dict):
         return _from_values(guide, how, args)
     raise ModelError(f"init_loc={how!r} is not a starting point",
