@@ -91,6 +91,19 @@ def test_a_conjugate_model_fits_with_subsampling():
     assert rows.shape == (4000, B) and len({tuple(r) for r in rows[:50]}) == 50
 
 
+def test_the_posterior_rows_follow_the_seed():
+    """Each posterior draw's rows come from the run's key (they came from a fixed key(0), the same rows
+    whatever the seed): the same seed gives the same rows, another seed other rows in every draw."""
+    method = ppl.VI(guide=ppl.AutoNormal(), objective=ppl.ELBO(1), num_steps=10, num_samples=50,
+                    optimizer=optax.adam(1e-2), progress=False)
+    rows = [np.asarray(ppl.infer(subsampled, jnp.asarray(Y), method=method, seed=s).samples["data"])
+            for s in (0, 1, 0)]
+    assert rows[0].shape == (50, B) and rows[0].min() >= 0 and rows[0].max() < N
+    assert all(len(set(r)) == B for r in rows[0])  # distinct rows within a draw
+    np.testing.assert_array_equal(rows[0], rows[2])
+    assert np.all(np.any(np.sort(rows[0], 1) != np.sort(rows[1], 1), axis=1))  # every draw's rows differ
+
+
 def test_nuts_says_to_use_vi():
     with pytest.raises(ppl.PPLError, match="subsample_size=.*NUTS cannot use") as err:
         ppl.infer(subsampled, jnp.asarray(Y), method=ppl.NUTS(num_warmup=10, num_samples=10))

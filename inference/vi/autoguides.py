@@ -167,14 +167,16 @@ class UnconstrainedGuide:
         """Unconstrained draws, one per key (stacked); pure (``jit`` it)."""
         return jax.vmap(lambda k: self.sample_u(phi, k, args)[0])(keys)
 
-    def push(self, u, discrete, args):
-        """``(choices, retval)`` of the model for stacked draws ``u`` (and of the discrete sites); pure."""
+    def push(self, u, discrete, args, key):
+        """``(choices, retval)`` of the model for stacked draws ``u`` (and of the discrete sites); pure.
+        ``key``: the run's stream for the subsampled plates' rows, drawn afresh for each draw (they are
+        not part of the fit); unused without them."""
         if self.discrete:
             return jax.vmap(lambda x, d: M.constrained_trace(self.program, x, d, args))(u, discrete)
-        if self.rows:  # each draw with rows of its own (a fixed stream: the rows are not part of the fit)
+        if self.rows:  # each draw with rows of its own, from the run's key
             mode = C.Unconstrained(frozenset(self.shapes), rest=C.Generate())
             n = jax.tree.leaves(u)[0].shape[0]
-            keys = jax.random.split(jax.random.key(0), n)
+            keys = jax.random.split(key, n)
             trace = jax.vmap(lambda x, k: C.run(self.program, mode, args, inputs=x, key=k))(u, keys)
             return trace.choices, trace.retval
         trace = jax.vmap(lambda x: C.run(self.program, C.Unconstrained(), args, inputs=x))(u)

@@ -202,7 +202,8 @@ class _Compiled:
         k_u, k_d = jax.random.split(key)
         u = self._draw_u(phi, jax.random.split(k_u, n), args)
         discrete = recover_discrete(self.program, k_d, u, args) if self.guide.discrete else None
-        return self._push(u, discrete, args)
+        # k_d draws the subsampled plates' rows instead (a guide has discrete sites or rows, never both)
+        return self._push(u, discrete, args, k_d)
 
     def chunk(self, n: int):
         fn = self._chunks.get(n)

@@ -240,7 +240,7 @@ class Pathfinder:
         u = target.unravel(jnp.asarray(x[pick]))
         args = list(args)
         discrete = recover_discrete(program, k_discrete, u, args) if target.discrete else None
-        choices, retval = jax.jit(target.push)(u, discrete, args)
+        choices, retval = jax.jit(target.push)(u, discrete, args, k_discrete)
         return Result(
             samples={a: np.asarray(v) for a, v in choices.items()},
             returns=jax.tree.map(np.asarray, retval),
