@@ -126,6 +126,7 @@ class _Density(NamedTuple):
         if logdensity_fn is None:  # pragma: no cover - the cache entry dies with the function
             raise RuntimeError("the log density function of this compiled sampler no longer exists")
 
+        @jax.jit  # traced once: the initial points, the step-size search and the kernel share the trace
         def flat_logdensity(x):
             return logdensity_fn(self.unravel(x), *args)
 

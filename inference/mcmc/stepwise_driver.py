@@ -30,6 +30,7 @@ from ppl.inference.mcmc.counter_rng import derive_key
 from ppl.inference.mcmc.driver import Plan, Setup, StatTable, counters
 from ppl.inference.mcmc.hmc import FlatState
 from ppl.inference.mcmc.kernel import standard_stats
+from ppl.stdlib import jax_compat
 
 __all__ = ["run", "WAIT_STEPS_PER_CHAIN", "SMALL_STEP_WORK"]
 
@@ -47,9 +48,20 @@ SMALL_STEP_WORK = 4096
 
 
 def _step_work(value_and_grad: Callable, position: Array) -> int:
-    """Elements computed by one evaluation of ``value_and_grad`` (a static proxy of its cost)."""
-    jaxpr = jax.make_jaxpr(value_and_grad)(position)
-    return sum(int(np.prod(v.aval.shape)) for eqn in jaxpr.jaxpr.eqns for v in eqn.outvars)
+    """Elements computed by one evaluation of ``value_and_grad`` (a static proxy of its cost); the
+    bodies of jitted calls (the log density is one) count, loop bodies count once."""
+
+    def work(jaxpr) -> int:
+        total = 0
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name in jax_compat.JIT_NAMES:
+                body = jax_compat.jit_body(eqn)
+                total += work(getattr(body, "jaxpr", body))
+            else:
+                total += sum(int(np.prod(v.aval.shape)) for v in eqn.outvars)
+        return total
+
+    return work(jax.make_jaxpr(value_and_grad)(position).jaxpr)
 
 
 def _select(mask: Array, on_true: Any, on_false: Any) -> Any:
