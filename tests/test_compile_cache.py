@@ -38,8 +38,10 @@ def test_cached_builds_once_per_program_and_key():
 
 @pytest.mark.filterwarnings("ignore::ppl.SamplingWarning")  # a short chain: only the cache is under test
 @pytest.mark.parametrize("method", [ppl.Importance(num_particles=64),
-                                    ppl.MH(num_samples=20, num_warmup=5, num_chains=1)],
-                         ids=["importance", "mh"])
+                                    ppl.MH(num_samples=20, num_warmup=5, num_chains=1),
+                                    ppl.VI(num_steps=20, chunk_size=20, num_samples=10, progress=False),
+                                    ppl.Pathfinder(num_paths=2, max_iters=10, draws_per_path=50, num_samples=20)],
+                         ids=["importance", "mh", "vi", "pathfinder"])
 def test_a_dropped_model_frees_its_compiled_programs(method):
     model = make_coin()
     ppl.infer(model, DATA, method=method)

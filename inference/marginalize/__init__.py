@@ -56,13 +56,13 @@ program), ``contract`` (steps 3 and 4); the public functions are here.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.semantics.cache import cached
 from ppl.semantics import compile as C
 from ppl.semantics import ir
 from ppl.stdlib.errors import ModelError
@@ -169,7 +169,6 @@ def _recover_one(plan: _Plan, program, key, u, args):
     return values
 
 
-_recover_cache: "weakref.WeakKeyDictionary[ir.Program, Any]" = weakref.WeakKeyDictionary()
 
 
 def recover_discrete(program: ir.Program, key, u_draws: dict, args) -> dict:
@@ -192,14 +191,11 @@ def recover_discrete(program: ir.Program, key, u_draws: dict, args) -> dict:
                          hint="Use Enumerate for a model whose latent sites are all discrete.")
     n = int(np.prod(lead, dtype=np.int64))
     flat = {a: jnp.reshape(jnp.asarray(u_draws[a]), (n,) + tuple(shapes[a])) for a in shapes}
-    fn = _recover_cache.get(program)
-    if fn is None:
-        def batch(keys, u, a):
-            plan = _plan(program, a)
-            return jax.vmap(lambda k, x: _recover_one(plan, program, k, x, a))(keys, u)
+    def batch(keys, u, a):
+        plan = _plan(program, a)
+        return jax.vmap(lambda k, x: _recover_one(plan, program, k, x, a))(keys, u)
 
-        fn = jax.jit(batch)
-        _recover_cache[program] = fn
+    fn = cached(program, ("recover-discrete",), lambda: jax.jit(batch))
     out = fn(jax.random.split(key, n), flat, list(args))
     return {a: np.asarray(v).reshape(tuple(lead) + tuple(np.shape(v)[1:])) for a, v in out.items()}
 

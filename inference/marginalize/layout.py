@@ -4,13 +4,13 @@ them (``inference.marginalize``).
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.semantics.cache import cached
 from ppl.semantics import ir
 from ppl.semantics.graph import dependency_graph
 
@@ -25,7 +25,6 @@ class Layout:
     sizes: dict
 
 
-_layouts: "weakref.WeakKeyDictionary[ir.Program, Layout]" = weakref.WeakKeyDictionary()
 
 
 def _abstract(x):
@@ -34,9 +33,10 @@ def _abstract(x):
 
 def site_layout(program: ir.Program, args) -> Layout:
     """The term axes of every site (computed once per program, by an abstract run)."""
-    got = _layouts.get(program)
-    if got is not None:
-        return got
+    return cached(program, ("site-layout",), lambda: _site_layout(program, args))
+
+
+def _site_layout(program: ir.Program, args) -> Layout:
     graph = dependency_graph(program)
     latent = program.latent_sites()
     structs = {a: jax.ShapeDtypeStruct(info.stacked_shape, info.dtype) for a, info in latent.items()}
@@ -49,9 +49,7 @@ def site_layout(program: ir.Program, args) -> Layout:
         return acc.log_prior
 
     jax.eval_shape(run, structs, [_abstract(x) for x in args])
-    layout = Layout(box["labels"], box["sizes"])
-    _layouts[program] = layout
-    return layout
+    return Layout(box["labels"], box["sizes"])
 
 
 @dataclass(frozen=True)

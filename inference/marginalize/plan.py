@@ -5,7 +5,6 @@ states, the terms and what each reads, checked once per program.
 from __future__ import annotations
 
 import itertools
-import weakref
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.semantics.cache import cached
 from ppl.semantics import ir
 from ppl.semantics.graph import Graph, block_flow, dependency_graph
 from ppl.stdlib.errors import ModelError
@@ -85,13 +85,13 @@ class _Structure:
     tainted: dict  # loop -> tuple of bools
 
 
-_structures: "weakref.WeakKeyDictionary[ir.Program, _Structure]" = weakref.WeakKeyDictionary()
 
 
 def _structure(program: ir.Program, args) -> _Structure:
-    got = _structures.get(program)
-    if got is not None:
-        return got
+    return cached(program, ("marginalize-structure",), lambda: _build_structure(program, args))
+
+
+def _build_structure(program: ir.Program, args) -> _Structure:
     graph = dependency_graph(program)
     layout = site_layout(program, args)
     latent = program.latent_sites()
@@ -164,10 +164,8 @@ def _structure(program: ir.Program, args) -> _Structure:
                     f"'{t}' reads it outside {'that' if len(missing) == 1 else 'those'}; its elements cannot be "
                     "summed out one by one",
                     "Use the values inside the plate (or loop) only, or sample the site with Gibbs or MH.")
-    got = _Structure(graph, layout, discrete, {k: tuple(v) for k, v in chain_loops.items()}, plain, terms,
-                     chain_terms, tainted)
-    _structures[program] = got
-    return got
+    return _Structure(graph, layout, discrete, {k: tuple(v) for k, v in chain_loops.items()}, plain, terms,
+                      chain_terms, tainted)
 
 
 def _tainted_slots(program, stmt: ir.For, chain_sites: set) -> tuple:

@@ -19,13 +19,13 @@ over the joint configurations ``v`` of the enumerated choices (a vmap).
 from __future__ import annotations
 
 import math
-import weakref
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.semantics.cache import cached
 from ppl.inference.vi.estimators import estimators_of, mvd_terms
 from ppl.semantics import compile as C
 from ppl.semantics import ir
@@ -86,14 +86,8 @@ class ADEVMode(C.Mode):
         return value, C.sum_terms(dist.log_density(value)), False
 
 
-_ESTIMATORS: "weakref.WeakKeyDictionary[ir.Program, dict]" = weakref.WeakKeyDictionary()
-
-
 def _estimators(program):
-    got = _ESTIMATORS.get(program)
-    if got is None:
-        got = _ESTIMATORS[program] = estimators_of(program)
-    return got
+    return cached(program, ("adev-estimators",), lambda: estimators_of(program))
 
 
 def estimators(program) -> dict:

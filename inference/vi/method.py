@@ -15,7 +15,6 @@ step) and ``log_evidence``: the objective at the fitted guide, averaged over
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.semantics.cache import cached
 from ppl.inference.result import Result
 from ppl.inference.marginalize import recover_discrete
 from ppl.inference.vi.guides import bind_guide
@@ -231,9 +231,6 @@ class _UnconstrainedContext(Context):
         return self.guide.density(z, self.model_args)
 
 
-_CACHE: "weakref.WeakKeyDictionary[ir.Program, dict]" = weakref.WeakKeyDictionary()
-
-
 def compiled(program, method, guide, optimizer) -> "_Compiled":
     """The compiled loop of one (program, method, guide), cached: its ``chunk(n)(state, args)`` runs n steps
     (what ``VI.run`` does; ``benchmarks/vi.py`` times it)."""
@@ -244,13 +241,9 @@ def _compiled(program, method, guide, optimizer) -> _Compiled:
     """One compiled loop per (program, method): a second fit with new data of the same shapes reuses it.
     (The guide object is rebuilt from the same program each call; it holds no data of its own except a
     program guide's own arguments, part of the method.)"""
-    table = _CACHE.setdefault(program, {})
     try:
-        key = (method, type(guide))
+        key = ("vi", method, type(guide))
         hash(key)
     except TypeError:
         return _Compiled(program, method, guide, optimizer)
-    got = table.get(key)
-    if got is None:
-        got = table[key] = _Compiled(program, method, guide, optimizer)
-    return got
+    return cached(program, key, lambda: _Compiled(program, method, guide, optimizer))

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import math
 import warnings
-import weakref
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.semantics.cache import cached
 from ppl.inference.marginalize import recover_discrete
 from ppl.inference.result import Result
 from ppl.inference.vi.autoguides import UnconstrainedGuide
@@ -168,25 +168,19 @@ class _Target(UnconstrainedGuide):
         return log_p
 
 
-_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
 def _paths_fn(program, target, options):
-    table = _COMPILED.setdefault(program, {})
-    fn = table.get(options)
-    if fn is None:
-        max_iters, history, num_elbo_draws, num_draws, init_radius = options
+    """The compiled paths of ``program`` for ``options``, kept in the program's cache (freed with it)."""
+    max_iters, history, num_elbo_draws, num_draws, init_radius = options
 
-        def paths(keys, args):
-            run = lambda k: single_path(target.flat_log_p(args), k, target.dim, max_iters=max_iters,  # noqa: E731
-                                        history=history, num_elbo_draws=num_elbo_draws, num_draws=num_draws,
-                                        init_radius=init_radius)
-            x, log_p, _, best, _, means, covs = jax.vmap(run)(keys)
-            flat = x.reshape(-1, x.shape[-1])
-            return flat, log_p.reshape(-1), mixture_log_density(flat, means, covs), best
+    def paths(keys, args):
+        run = lambda k: single_path(target.flat_log_p(args), k, target.dim, max_iters=max_iters,  # noqa: E731
+                                    history=history, num_elbo_draws=num_elbo_draws, num_draws=num_draws,
+                                    init_radius=init_radius)
+        x, log_p, _, best, _, means, covs = jax.vmap(run)(keys)
+        flat = x.reshape(-1, x.shape[-1])
+        return flat, log_p.reshape(-1), mixture_log_density(flat, means, covs), best
 
-        fn = table[options] = jax.jit(paths)
-    return fn
+    return cached(program, ("pathfinder", options), lambda: jax.jit(paths))
 
 
 def run_paths(program, args, key, *, num_paths, max_iters, history, num_elbo_draws, draws_per_path,
