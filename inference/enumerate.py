@@ -12,13 +12,13 @@ supports), so both engines compute the same table. On a mesh of devices
 from __future__ import annotations
 
 import itertools
-import weakref
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.semantics.cache import cached
 from ppl.inference import sharding
 from ppl.inference._common import program_tree, stack_draws, annotate
 from ppl.inference.result import Result
@@ -135,27 +135,21 @@ def _grid(program: ir.Program, args, bound):
     return grid
 
 
-_WEIGHTS: "weakref.WeakKeyDictionary[ir.Program, dict]" = weakref.WeakKeyDictionary()
-
-
 def _weights_fn(program: ir.Program, canonical: dict, size: int):
     """``(choices, args) -> (log weights, returns, choices, valid)`` over a grid of ``size`` outcomes, jitted once
     per program and grid (the data are arguments, so new data of the same shapes reuse it)."""
-    table = _WEIGHTS.setdefault(program, {})
-    key = (size, tuple((a, np.asarray(v).item()) for a, v in canonical.items()))
-    fn = table.get(key)
-    if fn is None:
-        def weight(c, args):
-            trace = C.run(program, C.Given(), args, inputs=c)
-            lw = trace.log_joint
-            for a, present in trace.present.items():
-                if a in c:  # a site in a branch that did not run counts once, at a canonical value
-                    absent_ok = jnp.all(c[a] == canonical[a])
-                    lw = jnp.where(jnp.all(present) | absent_ok, lw, -jnp.inf)
-            return lw, trace.retval, trace.choices, trace.valid
+    key = ("enumerate", size, tuple((a, np.asarray(v).item()) for a, v in canonical.items()))
 
-        fn = table[key] = jax.jit(jax.vmap(weight, in_axes=(0, None), axis_size=size))
-    return fn
+    def weight(c, args):
+        trace = C.run(program, C.Given(), args, inputs=c)
+        lw = trace.log_joint
+        for a, present in trace.present.items():
+            if a in c:  # a site in a branch that did not run counts once, at a canonical value
+                absent_ok = jnp.all(c[a] == canonical[a])
+                lw = jnp.where(jnp.all(present) | absent_ok, lw, -jnp.inf)
+        return lw, trace.retval, trace.choices, trace.valid
+
+    return cached(program, key, lambda: jax.jit(jax.vmap(weight, in_axes=(0, None), axis_size=size)))
 
 
 def _run_compiled(program, args, grid) -> Result:

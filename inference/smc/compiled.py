@@ -30,13 +30,13 @@ so a second run with the same shapes does not trace again (``Filter.num_traces``
 
 from __future__ import annotations
 
-import weakref
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.semantics.cache import cached
 from ppl.inference import sharding
 from ppl.inference.smc import islands as IS
 from ppl.inference.smc import kernels as K
@@ -90,23 +90,14 @@ class _State(NamedTuple):
     ys: list  # rejuvenation: the loop's stacked outputs (N, T, ...)
 
 
-_filters: "weakref.WeakKeyDictionary[ir.Program, dict]" = weakref.WeakKeyDictionary()
-
-
 def get_filter(program: ir.Program, options: Options) -> "Filter":
     """The compiled filter for ``program`` and ``options`` (built once, then cached)."""
-    per_program = _filters.get(program)
-    if per_program is None:
-        per_program = _filters[program] = {}
     try:
         hash(options)
         key = options
     except TypeError:  # an unhashable proposal or kernel: cache by identity
         key = tuple(id(o) for o in options)
-    f = per_program.get(key)
-    if f is None:
-        f = per_program[key] = Filter(sequential_cut(program), options)
-    return f
+    return cached(program, ("smc-filter", key), lambda: Filter(sequential_cut(program), options))
 
 
 def _take(idx):
