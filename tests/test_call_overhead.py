@@ -13,17 +13,8 @@ import ppl
 from ppl import dist, memory
 from ppl.inference.smc import SMC, compiled
 from ppl.semantics import program as P
+from test_smc import linear_gaussian as walk  # the linear-Gaussian state-space model
 
-
-@ppl.model
-def walk(ys, a, q, r):
-    def step(x, y):
-        x = ppl.sample("x", dist.Normal(a * x, q))
-        ppl.observe("y", dist.Normal(x, r), y)
-        return x, x
-
-    _, xs = ppl.scan(step, 0.0, ys)
-    return xs
 
 
 YS = np.asarray([0.3, -0.2, 1.1, 0.8, 0.1, -0.5, 0.4, 0.9], dtype=np.float32)
