@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import weakref
 from contextvars import ContextVar
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -255,9 +254,6 @@ def _leaf_sharding(placement: Placement, n: int, leaf) -> NamedSharding:
     return _sharding(placement, PartitionSpec())
 
 
-_placed: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary()
-
-
 def place(fn: Callable, placement: Placement | None, n: int, *args) -> Callable:
     """``fn`` (jitted or not) compiled with every output whose leading axis has length ``n`` sharded
     along the batch axis (the rest replicated); ``fn`` itself when nothing is placed.
@@ -269,10 +265,15 @@ def place(fn: Callable, placement: Placement | None, n: int, *args) -> Callable:
         return fn
     leaves, treedef = jax.tree.flatten(args)
     key = (placement, n, treedef, tuple((np.shape(x), str(getattr(x, "dtype", type(x)))) for x in leaves))
-    try:
-        table = _placed.setdefault(fn, {})
-    except TypeError:  # not weakly referenceable: no cache
+    table = getattr(fn, "_ppl_placed", None)
+    if table is None:
+        # kept on ``fn`` itself (a cycle fn -> table -> jit(fn) -> fn the collector frees with fn),
+        # not in a module-level table whose values would hold fn, and its model, forever
         table = {}
+        try:
+            fn._ppl_placed = table
+        except (AttributeError, TypeError):  # fn takes no attributes: no cache
+            pass
     got = table.get(key)
     if got is None:
         shapes = jax.eval_shape(fn, *args)

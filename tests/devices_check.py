@@ -9,8 +9,10 @@ paths every method takes); ``full`` adds HMC, a 2-D mesh and the automatic fallb
 
 from __future__ import annotations
 
+import gc
 import json
 import time
+import weakref
 import warnings
 import os
 import sys
@@ -29,6 +31,7 @@ ppl.config(x64=True)  # float64: the few ulps a split sum changes stay far below
 from ppl import dist  # noqa: E402
 from ppl.inference import sharding  # noqa: E402
 from ppl.semantics import compile as C  # noqa: E402
+from ppl.semantics.cache import entries  # noqa: E402
 
 
 @ppl.model
@@ -94,6 +97,27 @@ def kalman_log_evidence(ys):
         k = v / s
         m, v = m + k * (y - m), (1 - k) * v
     return total
+
+
+def dropped_model_is_freed(method, y) -> bool:
+    """Run a fresh model on the mesh, drop it: are its program and every compiled entry freed?"""
+    @ppl.model
+    def fresh(y):
+        mu = ppl.sample("mu", dist.Normal(0.0, 5.0))
+        with ppl.plate("data", y.shape[0]):
+            ppl.observe("y", dist.Normal(mu, 2.0), y)
+
+    ppl.infer(fresh, y, method=method, seed=0)
+    program, _ = fresh.program(y)
+    refs = [weakref.ref(program)]
+    for value in entries(program).values():
+        try:
+            refs.append(weakref.ref(value))
+        except TypeError:  # not weakly referenceable (a tuple, a dict): held by the entries only
+            pass
+    del program, fresh, value
+    gc.collect()
+    return len(refs) > 1 and all(r() is None for r in refs)
 
 
 def max_diff(a: dict, b: dict) -> float:
@@ -235,6 +259,10 @@ def main(full: bool) -> dict:
                                                         progress=False), seed=0)
         out["auto_odd_devices"] = len(odd.devices)
     lap("errors")
+    # a dropped model frees its placed programs too (their table lives on the compiled function)
+    out["dropped_freed"] = [dropped_model_is_freed(m, y) for m in (ppl.SMC(num_particles=64),
+                                                                   ppl.Importance(num_particles=64))]
+    lap("freed")
     out["seconds"] = time.perf_counter() - start
     out["cpu_seconds"] = laps
     return out

@@ -72,6 +72,10 @@ def test_chains_particles_and_samples_are_split_with_the_same_draws(checked):
     assert abs(a - b) < 1e-9
 
 
+def test_a_dropped_model_frees_its_placed_programs(checked):
+    assert checked["dropped_freed"] == [True, True]  # SMC, importance on 4 devices
+
+
 def test_enumeration_splits_its_outcomes(checked):
     assert checked["enumerate_devices"] == [4, 1] and checked["enumerate_max_diff"] == 0.0
     # exact: p = 0.3 * (0.1 * 0.1 + 0.9) + 0.7 * (0.4 * 0.1 + 0.6)
