@@ -24,7 +24,6 @@ import pytest
 import ppl
 from ppl import dist
 from ppl.semantics import compile as C
-from ppl.semantics import ir
 from ppl.semantics.index_check import IndexRangeError
 from ppl.stdlib.errors import SupportError
 

@@ -18,7 +18,6 @@ over the joint configurations ``v`` of the enumerated choices (a vmap).
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import jax

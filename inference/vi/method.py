@@ -31,7 +31,6 @@ from ppl.inference.vi.paramset import with_model_params
 from ppl.inference.vi.progress import FitProgress, enabled
 from ppl.semantics import compile as C
 from ppl.semantics import params as P
-from ppl.semantics import ir
 from ppl.semantics.program import Dynamic
 from ppl.stdlib.errors import ModelError
 
