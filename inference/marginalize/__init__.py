@@ -56,8 +56,6 @@ program), ``contract`` (steps 3 and 4); the public functions are here.
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import numpy as np
