@@ -15,10 +15,8 @@ weights since the last resampling, ``log Z = sum over resampling times of
 log mean w + log mean w_final``.
 
 Trajectories: each step emits the particles' choices and the ancestor indices
-of its resampling; the final particles' paths are read backwards through the
-ancestors afterwards (``O(N T)``, instead of copying ``N x T`` paths at every
-resampling). With rejuvenation the paths are part of the particle state, since
-the kernel's density reads them.
+of its resampling, read backwards afterwards; the output, and how it reaches
+the host (packed, the paths read when first wanted), is ``output.py``.
 
 Values that do not depend on a random choice (data, the model's arguments)
 are not copied per particle: the cut says which they are, and the pieces are
@@ -34,15 +32,16 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ppl.semantics.cache import cached
 from ppl.inference import sharding
 from ppl.inference.smc import islands as IS
 from ppl.inference.smc import kernels as K
+from ppl.inference.smc import output as O
 from ppl.inference.smc import rejuvenation
 from ppl.inference.smc import resampling as R
 from ppl.inference.smc.cut import SequentialCut, sequential_cut
+from ppl.inference.smc.output import Output
 from ppl.semantics import ir
 from ppl.stdlib.errors import ModelError
 
@@ -56,26 +55,6 @@ class Options(NamedTuple):
     proposal: Any = None
     rejuvenation: Any = None
     islands: int = 1  # > 1: independent sub-populations, each resampled on its own (islands.py)
-
-
-class Output(NamedTuple):
-    """What one run computes (NumPy arrays from ``Filter.__call__``, traced ones inside ``Filter.at``;
-    see ``Filter`` for the particle axes)."""
-
-    log_weights: Any  # (N,) final weights
-    log_evidence: Any  # ()
-    samples: dict  # address -> array; its particle axis is Filter.sample_axes[address]
-    returns: list  # flat return values; particle axes in Filter.return_axes (None: shared)
-    ess: Any  # (T,) ESS after each step's weighting
-    resampled: Any  # (T,) whether the population was resampled after the step
-    ess_init: Any  # () ESS after the statements before the loop
-    resampled_init: Any
-    moved: Any  # (T,) fraction of particles the rejuvenation kernel moved (0 where none ran)
-    valid: Any  # every distribution's parameters were inside their domains, in every particle
-    # ``Filter.__call__`` when the paths are read on demand (``Filter.defers_paths``): ``samples`` and
-    # ``returns`` are None and ``paths()`` gives them (the backtrack runs then); None otherwise.
-    # Inside ``_run`` with ``defer``: the ancestor indices ``(T, N)``, the loop's records not read back.
-    paths: Any = None
 
 
 class _State(NamedTuple):
@@ -98,16 +77,6 @@ def get_filter(program: ir.Program, options: Options) -> "Filter":
     except TypeError:  # an unhashable proposal or kernel: cache by identity
         key = tuple(id(o) for o in options)
     return cached(program, ("smc-filter", key), lambda: Filter(sequential_cut(program), options))
-
-
-def _take(idx):
-    """``a[idx]`` along the particle axis, for ancestor indices: in range and non-decreasing.
-
-    Every scheme draws its ancestors in increasing order (``semantics.resampling``), an island's
-    within its own block, and a composition of such maps (the backtrack) is again one; saying so
-    spares the gather its bounds handling (about a third of its time on CPU).
-    """
-    return lambda a: a.at[idx].get(mode="promise_in_bounds", indices_are_sorted=True)
 
 
 class Filter:
@@ -165,66 +134,24 @@ class Filter:
         fn = sharding.place(self._fn, sharding.for_batch(self.n, "particles"), self.n, key, args)
         head, samples, own, anc = fn(key, args)
         if anc is not None:
-            return self._deferred_output(head, samples, own, anc)
+            return O.deferred(head, samples, own, lambda records: self._paths_fn(anc, records),
+                              self._return_alias, self.sample_axes, self.return_axes, self._host_output)
         head, samples, own = jax.device_get(sharding.fetch((head, samples, own)))
-        values = list(samples.values())
-        it = iter(own)
-        returns = [next(it) if a is None else values[a] for a in self._return_alias]
-        return self._host_output(head, samples, returns)
+        return self._host_output(head, samples, O.returns_of(samples, own, self._return_alias))
 
     def _host_output(self, head, samples, returns, paths=None) -> Output:
         """The ``Output`` of the fetched vector of weights, scalars and per-step statistics."""
-        n = self.n
-        log_w, scalars = head[:n], head[n:n + 4]
-        per_step = head[n + 4:].reshape(-1, self._per_step_columns)
-        moved = per_step[:, 2] if per_step.shape[1] > 2 else np.zeros(per_step.shape[0], per_step.dtype)
-        return Output(log_w, scalars[0], samples, returns, per_step[:, 0], per_step[:, 1] != 0, scalars[2],
-                      scalars[3] != 0, moved, bool(scalars[1]), paths)
-
-    def _deferred_output(self, head, samples, own, anc) -> Output:
-        """The run's numbers fetched now; the loop's records stay on the device with the ancestor
-        indices, and ``Output.paths()`` reads them back (backtracked) when the samples are wanted."""
-        own_returns = [j for j, a in enumerate(self._return_alias) if a is None]
-        loop_sites = [a for a in samples if self.sample_axes[a] == 1]
-        loop_own = [i for i, j in enumerate(own_returns) if self.return_axes[j] == 1]
-        records = [samples[a] for a in loop_sites] + [own[i] for i in loop_own]
-        head, kept, kept_own = jax.device_get(sharding.fetch(
-            (head, {a: v for a, v in samples.items() if a not in loop_sites},
-             [v for i, v in enumerate(own) if i not in loop_own])))
-
-        def paths():
-            read = iter(jax.device_get(sharding.fetch(self._paths_fn(anc, records))))
-            full = {a: next(read) if a in loop_sites else kept[a] for a in samples}
-            mine = iter(kept_own)
-            own_full = [next(read) if i in loop_own else next(mine) for i in range(len(own))]
-            values, it = list(full.values()), iter(own_full)
-            return full, [next(it) if a is None else values[a] for a in self._return_alias]
-
-        return self._host_output(head, None, None, paths)
+        return O.unpack(head, self.n, self._per_step_columns, samples, returns, paths)
 
     def _read_paths(self, anc, records: list) -> list:
         """The final particles' paths through the loop's records (each ``(T, N, ...)``)."""
-        return self._backtrack(anc, {}, records, self.cut.loop.reverse)[1]
+        return O.backtrack(anc, {}, records, self.cut.loop.reverse, self.n)[1]
 
     def _packed(self, key, args):
-        """``_run`` with its outputs as few arrays as can be: each output array costs a transfer.
-
-        The final log weights, the scalars and the per-step statistics (a ``(T, k)`` array, flattened)
-        go in one vector; a return value that is one of the samples (a loop's ``return x, x``) is not
-        sent twice.
-        """
+        """``_run`` with its outputs as few arrays as can be (``output.pack``): each costs a transfer."""
         out = self._run(key, args, defer=self.defers_paths)
-        values = list(out.samples.values())
-        self._return_alias = [next((i for i, v in enumerate(values) if v is r), None) for r in out.returns]
-        own = [r for r, a in zip(out.returns, self._return_alias) if a is None]
-        dtype = out.log_weights.dtype
-        scalars = jnp.stack([jnp.asarray(v, dtype) for v in
-                             (out.log_evidence, out.valid, out.ess_init, out.resampled_init)])
-        stats = [out.ess, out.resampled] + ([out.moved] if self.options.rejuvenation is not None else [])
-        self._per_step_columns = len(stats)
-        per_step = jnp.stack([jnp.asarray(v, dtype) for v in stats], axis=-1)
-        head = jnp.concatenate([out.log_weights, scalars, per_step.reshape(-1)])
-        return head, out.samples, own, out.paths
+        packed, self._return_alias, self._per_step_columns = O.pack(out, self.options.rejuvenation is not None)
+        return packed
 
     def at(self, key, args, u: dict) -> Output:
         """The filter with the parameters ``u`` (unconstrained, by address) fixed instead of drawn.
@@ -336,7 +263,7 @@ class Filter:
 
     # -- resampling -------------------------------------------------------------------
     def _gather(self, state: _State, idx):
-        take = _take(idx)
+        take = O.take(idx)
         carry, live, init_choices, u, path, ys = jax.tree.map(
             take, (state.carry, state.live, state.init_choices, state.u, state.path, state.ys))
         return state._replace(carry=carry, live=live, init_choices=init_choices, u=u, path=path, ys=ys)
@@ -467,23 +394,10 @@ class Filter:
         choices, own_ys, anc, e, did = out
         moved = jnp.zeros(e.shape, e.dtype)  # no rejuvenation: nothing moved
         if anc is not None and not defer:
-            choices, own_ys = self._backtrack(anc, choices, own_ys, loop.reverse)
+            choices, own_ys = O.backtrack(anc, choices, own_ys, loop.reverse, n)
         it = iter(own_ys)
         ys = [choices[aliases[j]] if j in aliases else next(it) for j in range(len(loop.outs) - k)]
         return state, choices, ys, 1, e, did, moved, anc
-
-    def _backtrack(self, anc, choices, ys, reverse):
-        """The final particles' paths: ``idx <- anc_t[idx]; x_t = choices_t[idx]``, last step first."""
-
-        def back(idx, inp):
-            anc_t, ch_t, ys_t = inp
-            idx = _take(idx)(anc_t)
-            take = _take(idx)
-            return idx, (jax.tree.map(take, ch_t), [take(y) for y in ys_t])
-
-        _, (choices, ys) = jax.lax.scan(back, jnp.arange(self.n, dtype=jnp.int32), (anc, choices, ys),
-                                        reverse=not reverse)
-        return choices, ys
 
     # -- rejuvenation ---------------------------------------------------------------------
     def _loop_args(self, state_like_live):
