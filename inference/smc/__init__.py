@@ -4,6 +4,7 @@
 - ``kernels``: the cut's pieces as JAX functions of one particle.
 - ``resampling``: multinomial, systematic and stratified resampling (pure JAX).
 - ``compiled``: the vectorised filter, one jitted function.
+- ``population``: the compiled filter's particle state and its resampling (when, by which ancestors).
 - ``output``: what a run of it computes, packed for the host; the ancestral paths' backtrack.
 - ``eager``: Population over Sequential, for dynamic programs.
 - ``rejuvenation``: MCMC kernels for resample-move (``RandomWalk``, ``HMCMove``, ``NUTSMove``); ``TraceMH``

@@ -12,7 +12,8 @@ single XLA computation::
 
 Log-evidence (unbiased, also under adaptive resampling): with ``w`` the
 weights since the last resampling, ``log Z = sum over resampling times of
-log mean w + log mean w_final``.
+log mean w + log mean w_final``. The population's state and when and how it
+is resampled are ``population.py``.
 
 Trajectories: each step emits the particles' choices and the ancestor indices
 of its resampling, read backwards afterwards; the output, and how it reaches
@@ -42,6 +43,7 @@ from ppl.inference.smc import rejuvenation
 from ppl.inference.smc import resampling as R
 from ppl.inference.smc.cut import SequentialCut, sequential_cut
 from ppl.inference.smc.output import Output
+from ppl.inference.smc.population import Resampler, State
 from ppl.semantics import ir
 from ppl.stdlib.errors import ModelError
 
@@ -55,18 +57,6 @@ class Options(NamedTuple):
     proposal: Any = None
     rejuvenation: Any = None
     islands: int = 1  # > 1: independent sub-populations, each resampled on its own (islands.py)
-
-
-class _State(NamedTuple):
-    carry: list  # (N, ...) the loop carry
-    live: list  # (N, ...) the random live values (those the cut marks random)
-    init_choices: dict  # (N, ...) the sites before the loop
-    log_weights: Any  # (N,) since the last resampling
-    log_z: Any  # () sum of log mean weights at the resampling times
-    valid: Any  # (); in the loop (N,): per slot, whether every particle that held it was valid
-    u: dict  # rejuvenation: unconstrained moved parameters (N, ...)
-    path: dict  # rejuvenation: step sites (N, T, ...)
-    ys: list  # rejuvenation: the loop's stacked outputs (N, T, ...)
 
 
 def get_filter(program: ir.Program, options: Options) -> "Filter":
@@ -89,6 +79,7 @@ class Filter:
         self.scheme = R.SCHEMES[options.resampling]
         self.threshold = float(options.ess_threshold)
         self.islands = int(options.islands)
+        self.resample = Resampler(self.n, self.scheme, self.threshold, self.islands)
         loop = cut.loop
         self.proposal = None
         if options.proposal is not None:
@@ -187,7 +178,7 @@ class Filter:
         if self.moved_sites:
             names = frozenset(self.moved_sites)
             u = jax.vmap(lambda c: K.unconstrain(cut.init, args, c, names))(init_choices)
-        state = _State([], list(rand), dict(init_choices), lw, zero, jnp.all(valid), u, {}, [])
+        state = State([], list(rand), dict(init_choices), lw, zero, jnp.all(valid), u, {}, [])
         shared = dict(zip([v for v, r in zip(cut.live, random) if not r], shared))
 
         ess_init = R.ess(state.log_weights)
@@ -199,7 +190,7 @@ class Filter:
             ess_t, resampled = ess_init[None], jnp.zeros((1,), bool)
         else:
             if cut.init_weighted:
-                state, _, resampled_init = self._maybe_resample(state, k_res, R.summarise(state.log_weights), True)
+                state, _, resampled_init = self.resample(state, k_res, R.summarise(state.log_weights), True)
             state, step_values, ys, ys_axis, ess_t, resampled, moved, anc = self._loop(state, shared, k_loop,
                                                                                        args, defer)
 
@@ -241,7 +232,7 @@ class Filter:
                       moved, state.valid, anc if defer else None)
 
     # -- values of the init's scope -------------------------------------------------
-    def _value(self, state: _State, shared: dict, atom):
+    def _value(self, state: State, shared: dict, atom):
         """(value, particle axis) of an atom of the init's scope; ``shared``: the values not per particle."""
         if isinstance(atom, ir.Lit):
             return atom.value, None
@@ -261,61 +252,8 @@ class Filter:
             axes += [0] * len(state.carry) + [ys_axis] * len(ys)
         return values, axes
 
-    # -- resampling -------------------------------------------------------------------
-    def _gather(self, state: _State, idx):
-        take = O.take(idx)
-        carry, live, init_choices, u, path, ys = jax.tree.map(
-            take, (state.carry, state.live, state.init_choices, state.u, state.path, state.ys))
-        return state._replace(carry=carry, live=live, init_choices=init_choices, u=u, path=path, ys=ys)
-
-    def _maybe_resample(self, state, key, summary, allowed):
-        """Resample when ``ess < threshold * N`` (always at threshold 1, never at 0) and ``allowed``.
-
-        ``summary`` = (log mean weight, ESS) of the current weights. Returns (state,
-        ancestors, resampled?); ancestors are None when resampling never happens.
-        Resampling sets the weights to 1 and adds their log mean to the evidence.
-        """
-        if self.threshold <= 0.0:
-            return state, None, jnp.asarray(False)
-        if self.islands > 1:
-            return self._resample_islands(state, key, allowed)
-        log_mean, ess = summary
-        n = self.n
-        identity = jnp.arange(n, dtype=jnp.int32)
-
-        def resample(s):
-            idx = self.scheme(key, s.log_weights)
-            return self._gather(s, idx)._replace(log_weights=jnp.zeros_like(s.log_weights),
-                                                 log_z=s.log_z + log_mean), idx
-
-        if self.threshold >= 1.0:  # every step: no branch, so XLA shares the weights' exponentials
-            if allowed is True:
-                state, idx = resample(state)
-                return state, idx, jnp.asarray(True)
-            idx = jnp.where(allowed, self.scheme(key, state.log_weights), identity)
-            state = self._gather(state, idx)._replace(
-                log_weights=jnp.where(allowed, jnp.zeros_like(state.log_weights), state.log_weights),
-                log_z=state.log_z + jnp.where(allowed, log_mean, 0.0))
-            return state, idx, jnp.asarray(allowed)
-        do = (ess < self.threshold * n) & allowed
-        state, idx = jax.lax.cond(do, resample, lambda s: (s, identity), state)
-        return state, idx, do
-
-    def _resample_islands(self, state, key, allowed):
-        """Each island resampled on its own when its ESS falls below ``threshold * (n / islands)``."""
-        k, n = self.islands, self.n
-        log_mean, ess = IS.summaries(state.log_weights, k)
-        do = (ess < self.threshold * (n // k)) | (self.threshold >= 1.0)
-        do = do & allowed
-        each = IS.per_particle(do, n)
-        idx = jnp.where(each, IS.ancestors(self.scheme, key, state.log_weights, k), jnp.arange(n, dtype=jnp.int32))
-        state = self._gather(state, idx)._replace(
-            log_weights=jnp.where(each, jnp.zeros_like(state.log_weights), state.log_weights),
-            log_z=state.log_z + jnp.where(do, log_mean, 0.0))
-        return state, idx, jnp.any(do)
-
     # -- the loop -----------------------------------------------------------------------
-    def _loop(self, state: _State, shared, k_loop, args, defer: bool = False):
+    def _loop(self, state: State, shared, k_loop, args, defer: bool = False):
         cut, n = self.cut, self.n
         loop = cut.loop
         c, k = loop.num_consts, loop.num_carry
@@ -337,7 +275,7 @@ class Filter:
             state = state._replace(path=path, ys=ys0)
         single_proposal = self.proposal
 
-        def body(state: _State, inp):
+        def body(state: State, inp):
             t, keys_t, x_shared = inp
             k_draw, k_q, k_res, k_move = keys_t
             consts = [self._value(state, shared, a) for a in loop.args[:c]]
@@ -369,7 +307,7 @@ class Filter:
             summary = R.summarise(lw)
             e = summary[1]
             allowed = True if cut.final_weighted else (t != last)
-            state, anc, did = self._maybe_resample(state, k_res, summary, allowed)
+            state, anc, did = self.resample(state, k_res, summary, allowed)
             if rejuvenate:
                 state, moved = jax.lax.cond(did, lambda s: self._move(s, k_move, t, args),
                                             lambda s: (s, jnp.zeros((), lw.dtype)), state)
@@ -413,7 +351,7 @@ class Filter:
         args = [val(a) for a in loop.args]
         return args[:c], args[c:c + k], args[c + k:]
 
-    def _move(self, state: _State, key, t, args):
+    def _move(self, state: State, key, t, args):
         """Apply the rejuvenation kernel to every particle; rebuild what its parameters determine."""
         cut = self.cut
         kernel = self.options.rejuvenation
