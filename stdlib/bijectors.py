@@ -43,6 +43,7 @@ import numpy as np
 
 from . import constraints as C
 from .errors import ModelError, ShapeError
+from .leaf_fields import LeafFields
 
 __all__ = [
     "Bijector",
@@ -65,25 +66,10 @@ def _float(x):
     return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
 
 
-class Bijector:
+class Bijector(LeafFields):
     """A map from unconstrained reals onto a constrained set; see the module docstring."""
 
     event_dim: int = 0  # trailing axes of the constrained value that form one element
-    _children: tuple[str, ...] = ()
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        jax.tree_util.register_pytree_node(cls, cls._flatten, cls._unflatten)
-
-    def _flatten(self):
-        return tuple(getattr(self, n) for n in self._children), None
-
-    @classmethod
-    def _unflatten(cls, aux, children):
-        obj = object.__new__(cls)
-        for name, value in zip(cls._children, children):
-            setattr(obj, name, value)
-        return obj
 
     def forward(self, u):
         raise TypeError(f"{type(self).__name__} does not define forward")  # pragma: no cover

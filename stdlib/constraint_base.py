@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.stdlib.jax_compat import is_tracer
+from ppl.stdlib.leaf_fields import LeafFields
 
 __all__ = ["Constraint"]
 
@@ -54,26 +55,12 @@ def _is_integer(xp, x):
     return xp.isfinite(x) & (x == xp.round(x))
 
 
-class Constraint:
+class Constraint(LeafFields):
     """A set of values; see the module docstring for the interface."""
 
     event_dim: int = 0
     is_discrete: bool = False
     _children: tuple[str, ...] = ()  # the names of the pytree leaves (bounds)
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        jax.tree_util.register_pytree_node(cls, cls._flatten, cls._unflatten)
-
-    def _flatten(self):
-        return tuple(getattr(self, n) for n in self._children), None
-
-    @classmethod
-    def _unflatten(cls, aux, children):
-        obj = object.__new__(cls)
-        for name, value in zip(cls._children, children):
-            object.__setattr__(obj, name, value)
-        return obj
 
     @property
     def batch_shape(self) -> tuple[int, ...]:

@@ -51,13 +51,8 @@ def assert_unbiased(samples, exact, z=4.0):
     assert abs(mean - float(exact)) <= z * se, (mean, float(exact), se)
 
 
-@pytest.mark.parametrize("which", ["program", "auto"])
-def test_the_subsampled_elbo_and_its_gradient_are_unbiased(which):
-    program, leaves = subsampled.program(jnp.asarray(Y))
-    g = bind_guide(guide if which == "program" else ppl.AutoNormal(init_loc={"mu": 0.8}, init_scale=0.2),
-                   program, leaves)
-    phi = g.init(jax.random.key(0))
-
+def elbo_estimates(g, phi, program, leaves, n=20000):
+    """``n`` independent ELBO(1) estimates at ``phi`` and their gradients (keys from key(1))."""
     def one(key):
         def s(p):
             value, surrogate = ppl.ELBO(1)(context(g, p, program, leaves), key)
@@ -65,7 +60,17 @@ def test_the_subsampled_elbo_and_its_gradient_are_unbiased(which):
         (_, value), grad = jax.value_and_grad(s, has_aux=True)(phi)
         return value, grad
 
-    values, grads = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(1), 20000))
+    return jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(1), n))
+
+
+@pytest.mark.parametrize("which", ["program", "auto"])
+def test_the_subsampled_elbo_and_its_gradient_are_unbiased(which):
+    program, leaves = subsampled.program(jnp.asarray(Y))
+    g = bind_guide(guide if which == "program" else ppl.AutoNormal(init_loc={"mu": 0.8}, init_scale=0.2),
+                   program, leaves)
+    phi = g.init(jax.random.key(0))
+
+    values, grads = elbo_estimates(g, phi, program, leaves)
     assert_unbiased(values, elbo_exact(0.8, 0.2))
     dm, ds = jax.grad(elbo_exact, (0, 1))(0.8, 0.2)
     if which == "program":  # phi: m and u = log s
@@ -118,14 +123,7 @@ def test_autodelta_fits_a_subsampled_model_its_objective_unbiased():
     g = bind_guide(ppl.AutoDelta(init_loc={"mu": 0.8}), program, leaves)
     phi = g.init(jax.random.key(0))
 
-    def one(key):
-        def s(p):
-            value, surrogate = ppl.ELBO(1)(context(g, p, program, leaves), key)
-            return surrogate, value
-        (_, value), grad = jax.value_and_grad(s, has_aux=True)(phi)
-        return value, grad
-
-    values, grads = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(1), 20000))
+    values, grads = elbo_estimates(g, phi, program, leaves)
     y = Y.astype(np.float64)
     log_joint = stats_norm_logpdf(0.8, 0.0) + stats_norm_logpdf(y, 0.8).sum()
     assert_unbiased(values, log_joint)
