@@ -37,6 +37,18 @@ def count_compilations():
         jax.monitoring.unregister_event_duration_listener(listener)
 
 
+def second_run_compiles_nothing(model, method, first_args, second_args, seeds=(0, 1)):
+    """Run ``model`` twice with ``method`` (new data of the same shapes the second time): the first run
+    compiles, the second compiles nothing. Returns both posteriors."""
+    with count_compilations() as first:
+        a = ppl.infer(model, *first_args, method=method, seed=seeds[0])
+    with count_compilations() as second:
+        b = ppl.infer(model, *second_args, method=method, seed=seeds[1])
+    assert len(first) > 0
+    assert len(second) == 0, f"{len(second)} compilations on the second run"
+    return a, b
+
+
 @ppl.model
 def regression(x, y):
     alpha = ppl.sample("alpha", dist.Normal(0.0, 5.0))
@@ -54,12 +66,7 @@ def data(seed):
 
 def test_second_nuts_run_with_new_data_of_the_same_shapes_compiles_nothing():
     method = ppl.NUTS(num_warmup=300, num_samples=500, num_chains=2)
-    with count_compilations() as first:
-        a = ppl.infer(regression, *data(0), method=method, seed=0)
-    with count_compilations() as second:
-        b = ppl.infer(regression, *data(1), method=method, seed=1)
-    assert len(first) > 0
-    assert len(second) == 0, f"{len(second)} compilations on the second run"
+    a, b = second_run_compiles_nothing(regression, method, data(0), data(1))
     # and the second run really used the new data
     assert abs(float(a.mean("beta")) - float(b.mean("beta"))) > 0.0
 

@@ -12,7 +12,7 @@ import pytest
 import ppl
 from ppl.inference.vi.progress import FitProgress
 from ppl import dist
-from test_recompile import count_compilations, data, regression
+from test_recompile import data, regression, second_run_compiles_nothing
 
 
 @pytest.mark.parametrize("guide", [ppl.AutoNormal(), pytest.param(ppl.AutoMultivariateNormal(), marks=pytest.mark.slow)],
@@ -20,19 +20,14 @@ from test_recompile import count_compilations, data, regression
 def test_second_vi_fit_with_new_data_of_the_same_shapes_compiles_nothing(guide):
     method = ppl.VI(guide=guide, objective=ppl.ELBO(4), optimizer=optax.adam(1e-2), num_steps=200,
                     chunk_size=100, num_samples=100, progress=False)
-    with count_compilations() as first:
-        a = ppl.infer(regression, *data(0), method=method, seed=0)
-    with count_compilations() as second:
-        b = ppl.infer(regression, *data(1), method=method, seed=1)
-    assert len(first) > 0
-    assert len(second) == 0, f"{len(second)} compilations on the second fit"
+    a, b = second_run_compiles_nothing(regression, method, data(0), data(1))
     assert np.isfinite(a.log_evidence) and np.isfinite(b.log_evidence) and a.log_evidence != b.log_evidence
 
 
 def test_init_loc_map_compiles_its_mode_search_once_per_program_and_frees_the_model():
     """init_loc='map': a second fit with new data of the same shapes compiles nothing (the L-BFGS search is
-    kept per program, not per guide), and the search keeps neither the model nor the data alive. (A VI fit's
-    own compiled loop, method._CACHE, still holds its program: the last part binds a guide directly.)"""
+    kept per program, not per guide), and the search keeps neither the model nor the data alive (the last
+    part binds a guide directly; test_compile_cache checks that a whole fit frees its model)."""
     import gc
     import weakref
 
@@ -45,12 +40,7 @@ def test_init_loc_map_compiles_its_mode_search_once_per_program_and_frees_the_mo
 
     method = ppl.VI(guide=ppl.AutoNormal(init_loc="map"), objective=ppl.ELBO(4), optimizer=optax.adam(1e-3),
                     num_steps=1, num_samples=10, progress=False)
-    with count_compilations() as first:
-        a = ppl.infer(line, *data(0), method=method, seed=0)
-    with count_compilations() as second:
-        b = ppl.infer(line, *data(1), method=method, seed=0)
-    assert len(first) > 0
-    assert len(second) == 0, f"{len(second)} compilations on the second fit"
+    a, b = second_run_compiles_nothing(line, method, data(0), data(1), seeds=(0, 0))
     # one Adam step of 1e-3 from each data set's mode: the least-squares line of each (prior sd 5: nearly)
     for fit, seed in ((a, 0), (b, 1)):
         x, y = data(seed)
