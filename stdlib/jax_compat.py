@@ -31,6 +31,7 @@ __all__ = [
     "COND",
     "JIT_NAMES",
     "threefry_2x32",
+    "define_prng_impl",
     "marker_primitive",
     "shard_map",
 ]
@@ -272,6 +273,15 @@ def threefry_2x32(key_words: Any, counts: Any) -> Any:
     from jax.extend import random as jrandom
 
     return jrandom.threefry_2x32(key_words, counts)
+
+
+def define_prng_impl(**spec) -> Any:
+    """A new kind of JAX PRNG key (``jax.extend.random.define_prng_impl``): pass the result as
+    ``impl=`` to ``jax.random.wrap_key_data``. ``spec``: ``key_shape``, ``seed``, ``split``,
+    ``random_bits``, ``fold_in``, ``name``, ``tag``."""
+    from jax.extend import random as jrandom
+
+    return jrandom.define_prng_impl(**spec)
 
 
 def shard_map(fn: Callable, mesh, in_specs, out_specs, axis_names=None) -> Callable:

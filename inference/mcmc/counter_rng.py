@@ -5,13 +5,10 @@ hot loop every ``split``/``normal`` becomes a nested loop of small kernels.
 The kernels here take *key words* (a pair of uint32, drawn once per chain
 with ``jax.random.bits``) and derive every number they need from Threefry-2x32
 (20 rounds, Salmon et al. 2011), written out so that it fuses into the
-surrounding elementwise code. A draw is named by a counter and a stream tag;
+surrounding elementwise code (``stdlib/threefry.py``). A draw is named by a counter and a stream tag;
 distinct (counter, tag) pairs give independent numbers.
 
-Law: ``threefry2x32`` is bit-for-bit JAX's own Threefry-2x32 block function
-(``tests/test_counter_rng.py`` checks it against ``jax.random``'s
-implementation and the Random123 known answers); the helpers below only choose
-counters and stream tags and map words to floats.
+The helpers below only choose counters and stream tags and map words to floats.
 """
 
 from __future__ import annotations
@@ -22,32 +19,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.stdlib.threefry import threefry2x32
+
 __all__ = ["threefry2x32", "key_words", "derive_key", "uniforms", "other_words", "standard_normal",
            "STREAM_KEY", "STREAM_MOMENTUM", "STREAM_STEP", "STREAM_OTHER"]
 
 Array = Any
 
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 STREAM_KEY, STREAM_MOMENTUM, STREAM_STEP, STREAM_OTHER = 0, 1, 2, 3
-
-
-def _rotl(x: Array, r: int) -> Array:
-    return (x << jnp.uint32(r)) | (x >> jnp.uint32(32 - r))
-
-
-def threefry2x32(key: Array, x0: Array, x1: Array) -> tuple[Array, Array]:
-    """The Threefry-2x32 block function with 20 rounds: a keyed bijection of uint32 pairs."""
-    k0, k1 = key[0].astype(jnp.uint32), key[1].astype(jnp.uint32)
-    ks = (k0, k1, k0 ^ k1 ^ jnp.uint32(0x1BD11BDA))
-    x0 = x0.astype(jnp.uint32) + ks[0]
-    x1 = x1.astype(jnp.uint32) + ks[1]
-    for block in range(5):
-        for r in _ROTATIONS[block % 2]:
-            x0 = x0 + x1
-            x1 = _rotl(x1, r) ^ x0
-        x0 = x0 + ks[(block + 1) % 3]
-        x1 = x1 + ks[(block + 2) % 3] + jnp.uint32(block + 1)
-    return x0, x1
 
 
 def key_words(key: Array) -> Array:

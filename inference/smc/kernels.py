@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from ppl.semantics import compile as C
 from ppl.semantics import ir
 from ppl.stdlib.errors import AddressError, ModelError
+from ppl.stdlib.particle_keys import particle_keys  # noqa: F401  (the step's per-particle keys)
 
 __all__ = ["Piece", "particle_keys", "run_init", "run_step", "run_final", "Proposal", "replay", "unconstrain"]
 
@@ -43,21 +44,6 @@ class Piece(NamedTuple):
     choices: dict  # its random choices (and recorded deterministic values)
     log_weight: Any
     valid: Any  # every distribution's parameters were inside their domains
-
-
-def particle_keys(key, n: int):
-    """``n`` keys for the particles of one step, derived without hashing.
-
-    They share the key's leading words and differ in the last one by the
-    particle's index: distinct keys of the counter-based generator, i.e.
-    distinct streams (the use of keys that Random123 recommends for
-    per-thread streams). One key derivation instead of ``n`` hashes.
-    """
-    data = jax.random.key_data(key)
-    # built from the key itself (no (n, words) constant for the compiler to fold and embed)
-    head = jnp.broadcast_to(data[:-1], (n,) + data[:-1].shape)
-    last = data[-1] + jnp.arange(n, dtype=data.dtype)
-    return jax.random.wrap_key_data(jnp.concatenate([head, last[:, None]], axis=1), impl=jax.random.key_impl(key))
 
 
 def _num_samples(block: ir.Block) -> int:
