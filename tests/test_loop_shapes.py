@@ -1,8 +1,9 @@
 """Loops whose iterations draw or observe whole rows (Stan's ``y[g] ~ normal(theta[g], sigma)``).
 
 A loop of independent iterations is stacked into a plate only when each
-iteration's sites are scalars; otherwise it runs as a scan. Either way the
-density is the sum over iterations, checked here against scipy.
+iteration's sites are scalars; otherwise it stays a loop, which the compiled
+engine runs as ``vmap`` over its steps (tests/test_vectorised_loops.py). Either
+way the density is the sum over iterations, checked here against scipy.
 """
 
 from __future__ import annotations

@@ -40,6 +40,8 @@ class ElementInterpreter(C.Interpreter):
     ``sample_chains``, forward filtering backward sampling).
     """
 
+    vectorize_loops = False  # the loop stack above is per step
+
     def __init__(self, mode, inputs: dict, key, graph: Graph, chains: dict | None = None,
                  sample_chains: bool = False):
         super().__init__(mode, inputs, key, record_terms=True)

@@ -52,6 +52,9 @@ def _num_samples(block: ir.Block) -> int:
 
 def _run(block, mode, args, key=None, inputs=None):
     interp = C.Interpreter(mode, dict(inputs or {}), key)
+    # loops inside a piece stay scans: the population is already the vmapped axis, and the
+    # steps side by side would hold particles x steps values at once
+    interp.vectorize_loops = False
     return interp.run_block(block, list(args))
 
 

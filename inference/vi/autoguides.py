@@ -63,6 +63,8 @@ class ToSupport(C.Mode):
     ``log |det J_T(u[a])|``, given. Discrete choices (summed out elsewhere) take ``inputs[a]``
     when given, else the first value of their support; their term is 0."""
 
+    vectorizable = True
+
     def sample(self, stmt, dist, inputs, key):
         if getattr(dist, "is_discrete", False):
             value = inputs.get(stmt.address)

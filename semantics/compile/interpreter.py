@@ -83,6 +83,51 @@ def params_ok(dist):
 
 
 # ---------------------------------------------------------------------------
+# Which loops run side by side
+
+#: the most memory a vectorised loop's steps may hold at once (their values side by side);
+#: a loop past it runs step by step, as a scan
+VECTORISED_LOOP_BYTES = 64 * 2**20
+
+
+def _block_bytes(stmts) -> int:
+    """The bytes of the values one run of ``stmts`` defines (a nested loop's body counted once per step)."""
+    total = 0
+    for st in stmts:
+        for v in list(getattr(st, "outs", ())) + [getattr(st, "out", None)]:
+            if isinstance(v, ir.Var):
+                size = 1
+                for d in v.shape:
+                    size *= int(d)
+                total += size * jnp.dtype(v.dtype).itemsize
+        if isinstance(st, ir.For):
+            total += st.length * _block_bytes(st.body.stmts)
+        elif isinstance(st, (ir.Plate, ir.Call)):
+            total += _block_bytes(st.stmts)
+        elif isinstance(st, ir.If):
+            total += sum(_block_bytes(b.stmts) for b in st.branches)
+        elif isinstance(st, ir.Lambda):
+            total += _block_bytes(st.body.stmts)
+    return total
+
+
+def _has_branches(block: ir.Block) -> bool:
+    """An ``if`` (or a ``cond`` of the model's own JAX code): under ``vmap`` both branches run and
+    are selected between, and a branch not taken can put a NaN into the gradient."""
+    return any(isinstance(st, ir.If) or (isinstance(st, ir.Prim) and getattr(st.op, "name", "") == jc.COND)
+               for st in ir.walk(block.stmts))
+
+
+def loop_vectorizes(s: ir.For) -> bool:
+    """Whether the compiled engine runs the loop ``s`` as ``vmap`` over its steps: no carry (the
+    steps are independent), at least one step, no branches, and its steps' values together within
+    :data:`VECTORISED_LOOP_BYTES`. The meaning is the scan's; the sums of the steps' terms are
+    taken at once rather than in order (the same value up to rounding)."""
+    return (s.num_carry == 0 and s.length >= 1 and not _has_branches(s.body)
+            and s.length * _block_bytes(s.body.stmts) <= VECTORISED_LOOP_BYTES)
+
+
+# ---------------------------------------------------------------------------
 # The interpreter
 
 
@@ -105,6 +150,10 @@ class Interpreter:
     (by address) and ``key`` its randomness (``None`` for deterministic modes). ``trusted``: the
     data-only checks this run skips (:mod:`.data_only`; None: every check is made); ``products``: the
     program's draw-major products (``DataOnly.products``), evaluated as ``v @ A^T``."""
+
+    #: run loops without a carry as ``vmap`` over their steps (:func:`loop_vectorizes`); an
+    #: interpreter that keeps per-step state of its own between steps turns it off
+    vectorize_loops = True
 
     def __init__(self, mode: Mode, inputs: dict, key, record_terms: bool = False,
                  trusted: data_only.DataOnly | None = None, products=frozenset()):
@@ -219,6 +268,8 @@ class Interpreter:
         outer_inputs = self.inputs
         zero = jnp.zeros((), jnp.result_type(float))
         key = self.key
+        if self.vectorize_loops and self.mode.vectorizes() and loop_vectorizes(s):
+            return self._for_vectorised(s, env, acc, consts, xs, site_inputs)
 
         def step(state, x):
             carry, lp, ll, lg, t, ok = state
@@ -243,6 +294,35 @@ class Interpreter:
         acc.log_likelihood = acc.log_likelihood + ll
         acc.log_given = acc.log_given + lg
         acc.valid = acc.valid & ok
+        acc.choices.update(choices)
+        acc.present.update(present)
+        acc.terms.update(terms)
+
+    def _for_vectorised(self, s: ir.For, env, acc, consts, xs, site_inputs):
+        """A loop without a carry: its steps are independent, so they run side by side (``vmap``
+        over the steps) instead of one after another. Step ``i`` sees what the scan's step ``i``
+        sees: its slice of the inputs and the key folded with its place in the scan's order."""
+        outer_inputs = self.inputs
+        key = self.key
+        steps = jnp.arange(s.length, dtype=jnp.int32)
+        order = (s.length - 1 - steps) if s.reverse else steps  # the scan's step counter
+
+        def step(t, user_x, step_inputs):
+            step_key = None if key is None else jax.random.fold_in(key, t)
+            inputs = dict(outer_inputs)
+            inputs.update(step_inputs)
+            ys, inner = self.run_block(s.body, list(consts) + list(user_x), inputs=inputs, key=step_key)
+            terms = inner.terms if self.record_terms else {}
+            return (ys, inner.log_prior, inner.log_likelihood, inner.log_given, inner.valid,
+                    inner.choices, inner.present, terms)
+
+        ys, lp, ll, lg, ok, choices, present, terms = jax.vmap(step)(order, list(xs), site_inputs)
+        for v, o in zip(s.outs, ys):
+            env[v] = o
+        acc.log_prior = acc.log_prior + jnp.sum(lp)
+        acc.log_likelihood = acc.log_likelihood + jnp.sum(ll)
+        acc.log_given = acc.log_given + jnp.sum(lg)
+        acc.valid = acc.valid & jnp.all(ok)
         acc.choices.update(choices)
         acc.present.update(present)
         acc.terms.update(terms)

@@ -52,10 +52,19 @@ class Mode(abc.ABC):
     """Decides a latent site's value. Returns ``(value, log-density term, given?)``."""
 
     needs_key = False
+    #: the mode keeps nothing of its own from one site to the next, so the interpreter may run a
+    #: loop's steps side by side (``vmap``); each class says so itself (a subclass that records
+    #: what it sees on itself would record batched values), see :meth:`vectorizes`
+    vectorizable = False
 
     @abc.abstractmethod
     def sample(self, stmt: ir.Sample, dist, inputs: dict, key):
         """The value of the latent site ``stmt`` drawn from ``dist``."""
+
+    def vectorizes(self) -> bool:
+        """Whether runs in this mode may take a loop's steps side by side: only where the mode's
+        own class (not a parent's) declares ``vectorizable``."""
+        return bool(type(self).__dict__.get("vectorizable", False))
 
 
 def _bijection(dist):
@@ -67,6 +76,8 @@ def _bijection(dist):
 class Simulate(Mode):
     """``x_a ~ p(x_a | parents)``, with the site's key the run's key folded with its address."""
 
+    vectorizable = True
+
     needs_key = True
 
     def sample(self, stmt, dist, inputs, key):
@@ -76,6 +87,8 @@ class Simulate(Mode):
 
 class Given(Mode):
     """``x_a = inputs[a]`` (an :class:`AddressError` where no value was given)."""
+
+    vectorizable = True
 
     def sample(self, stmt, dist, inputs, key):
         if stmt.address not in inputs:
@@ -91,6 +104,8 @@ class Given(Mode):
 class Generate(Mode):
     """:class:`Given` for the sites in ``inputs``, :class:`Simulate` for the rest."""
 
+    vectorizable = True
+
     needs_key = True
 
     def sample(self, stmt, dist, inputs, key):
@@ -102,6 +117,11 @@ class Generate(Mode):
 class Unconstrained(Mode):
     """The sites in ``names`` (every site when None) at ``T(inputs[a])``, log-Jacobian included;
     the others as ``rest`` decides."""
+
+    vectorizable = True
+
+    def vectorizes(self) -> bool:
+        return self.rest is None or self.rest.vectorizes()
 
     def __init__(self, names: frozenset | None = None, rest: Mode | None = None):
         self.names = names
@@ -130,6 +150,8 @@ class Drawn(Mode):
     With ``single`` (one random choice in the block) the run's key is used as it
     is; otherwise each site's key is the key folded with its address.
     """
+
+    vectorizable = True
 
     needs_key = True
 
@@ -163,6 +185,8 @@ class Regenerate(Mode):
     """Inputs ``(value, mask, fresh)``: masked or fresh sites are drawn from the prior; the
     term counts only the sites kept (not masked, not fresh)."""
 
+    vectorizable = True
+
     needs_key = True
 
     def sample(self, stmt, dist, inputs, key):
@@ -178,6 +202,8 @@ class Regenerate(Mode):
 class Kept(Mode):
     """Inputs ``(value, mask, gone)``: the values are kept; the term counts only the sites
     neither masked nor gone (absent after a move)."""
+
+    vectorizable = True
 
     def sample(self, stmt, dist, inputs, key):
         value, mask, gone = inputs[stmt.address]
