@@ -15,7 +15,7 @@ key computed *without* tracing the driver:
 - the run's static description (``base._Spec``: tree structures, shapes,
   dtypes, init strategy, kernel options, adaptation structure, plan);
 - the source of the code that builds the program around the density
-  (``DRIVER_SOURCES``: ``inference/mcmc``, the placement, the JAX shims), the
+  (``DRIVER_SOURCES``: ``inference/mcmc``, the placement, the JAX shims, the written-out Threefry), the
   jax and jaxlib versions, the JAX settings that change what a trace computes (``TRACE_SETTINGS``:
   float width, random streams, matmul precision) and the backend and device kind.
 
@@ -63,9 +63,10 @@ __all__ = ["TRACE_SETTINGS", "directory", "evict", "fingerprint", "load_or_expor
 
 _MAGIC = b"ppl-program-v1\n"
 # The code that traces a sampler program around its log density (the density itself is keyed by its
-# lowered value and gradient): the MCMC package, the placement and JAX's internals as ppl uses them.
+# lowered value and gradient): the MCMC package, the placement, JAX's internals as ppl uses them and the
+# written-out Threefry the samplers draw with.
 # tests/test_program_cache.py checks that these import no other ppl module that could shape a program.
-DRIVER_SOURCES = ("ppl.inference.mcmc", "ppl.inference.sharding", "ppl.stdlib.jax_compat")
+DRIVER_SOURCES = ("ppl.inference.mcmc", "ppl.inference.sharding", "ppl.stdlib.jax_compat", "ppl.stdlib.threefry")
 
 
 DEFAULT_MAX_MB = 256.0
