@@ -85,9 +85,10 @@ def params_ok(dist):
 # ---------------------------------------------------------------------------
 # Which loops run side by side
 
-#: the most memory a vectorised loop's steps may hold at once (their values side by side);
-#: a loop past it runs step by step, as a scan
-VECTORISED_LOOP_BYTES = 64 * 2**20
+#: the most memory a vectorised loop's steps may hold at once (their values side by side, for one
+#: run of the program: a method's own ``vmap`` over chains, particles or draws multiplies it, so
+#: it is kept small); a loop past it runs step by step, as a scan
+VECTORISED_LOOP_BYTES = 2**20
 
 
 def _block_bytes(stmts) -> int:
