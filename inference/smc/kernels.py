@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from ppl.semantics import compile as C
 from ppl.semantics import ir
 from ppl.stdlib.errors import AddressError, ModelError
-from ppl.stdlib.particle_keys import particle_keys  # noqa: F401  (the step's per-particle keys)
+from ppl.stdlib.particle_keys import particle_keys  # the step's per-particle keys, re-exported
 
 __all__ = ["Piece", "particle_keys", "run_init", "run_step", "run_final", "Proposal", "replay", "unconstrain"]
 
