@@ -25,19 +25,25 @@ import numpy as np
 from ppl.stdlib.jax_compat import is_tracer
 from ppl.stdlib.leaf_fields import LeafFields
 
-__all__ = ["Constraint"]
+__all__ = ["Constraint", "format_concrete"]
+
+
+def format_concrete(x, max_elements: int) -> str:
+    """A concrete value as a person would write it: a scalar as itself, a small array in
+    full, a larger one by dtype and shape (the one formatter of bounds and parameters)."""
+    a = np.asarray(x)
+    if a.ndim == 0:
+        return str(a[()])  # a NumPy scalar prints as typed: float32 0.3 as '0.3'
+    if a.size <= max_elements:
+        return np.array2string(a, separator=", ")
+    return f"<array {a.dtype}{list(a.shape)}>"
 
 
 def _fmt(x) -> str:
     """A bound as the user would write it; traced bounds are shown by shape."""
     if is_tracer(x):
         return f"<traced {jnp.shape(x)}>"
-    a = np.asarray(x)
-    if a.ndim == 0:
-        return str(a[()])  # a NumPy scalar prints as typed: float32 0.3 as '0.3'
-    if a.size <= 6:
-        return np.array2string(a, separator=", ")
-    return f"<array {a.dtype}{list(a.shape)}>"
+    return format_concrete(x, 6)
 
 
 # The membership tests are written once against an array namespace ``xp``: ``jax.numpy``

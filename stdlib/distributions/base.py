@@ -24,6 +24,7 @@ import numpy as np
 from ppl.stdlib.jax_compat import is_tracer
 
 from .. import constraints as C
+from ..constraint_base import format_concrete
 from ..errors import ModelError, ParameterError, ShapeError
 
 __all__ = ["is_concrete", "Distribution", "as_float", "check_param", "format_param", "probs_or_logits", "params_ok"]
@@ -60,12 +61,7 @@ def format_param(x) -> str:
         return repr(x)
     if not is_concrete(x):
         return f"<traced {jnp.asarray(x).dtype}{list(jnp.shape(x))}>"
-    a = np.asarray(x)
-    if a.ndim == 0:
-        return str(a[()])  # a NumPy scalar prints as typed: float32 0.3 as '0.3'
-    if a.size <= 8:
-        return np.array2string(a, separator=", ")
-    return f"<array {a.dtype}{list(a.shape)}>"
+    return format_concrete(x, 8)
 
 
 def check_param(dist: str, name: str, value, constraint) -> None:
