@@ -266,64 +266,53 @@ class Interpreter:
         consts, carry0, xs = args[:c], args[c:c + k], args[c + k:]
         body_sites = [info.address for info in ir.sites_of(s.body)]
         site_inputs = {a: self.inputs[a] for a in body_sites if a in self.inputs}
-        outer_inputs = self.inputs
-        zero = jnp.zeros((), jnp.result_type(float))
-        key = self.key
+        one_step = self._loop_step(s, consts)
         if self.vectorize_loops and self.mode.vectorizes() and loop_vectorizes(s):
-            return self._for_vectorised(s, env, acc, consts, xs, site_inputs)
+            # no carry: the steps are independent, so they run side by side (``vmap``); step ``i``
+            # sees what the scan's step ``i`` sees, its key folded with its place in the scan's order
+            steps = jnp.arange(s.length, dtype=jnp.int32)
+            order = (s.length - 1 - steps) if s.reverse else steps
+            ys, inner = jax.vmap(lambda t, x, si: one_step(t, [], x, si))(order, list(xs), site_inputs)
+            self._merge_loop(s, env, acc, ys, jnp.sum(inner[0]), jnp.sum(inner[1]), jnp.sum(inner[2]),
+                             jnp.all(inner[3]), *inner[4:])
+            return
+        zero = jnp.zeros((), jnp.result_type(float))
 
         def step(state, x):
             carry, lp, ll, lg, t, ok = state
-            user_x, step_inputs = x
+            out, (s_lp, s_ll, s_lg, s_ok, *records) = one_step(t, carry, *x)
+            return (out[:k], lp + s_lp, ll + s_ll, lg + s_lg, t + 1, ok & s_ok), (out[k:], *records)
+
+        state0 = (list(carry0), zero, zero, zero, jnp.zeros((), jnp.int32), jnp.asarray(True))
+        (carry, lp, ll, lg, _, ok), (ys, *records) = jax.lax.scan(
+            step, state0, (list(xs), site_inputs), length=s.length, reverse=s.reverse)
+        self._merge_loop(s, env, acc, list(carry) + list(ys), lp, ll, lg, ok, *records)
+
+    def _loop_step(self, s: ir.For, consts):
+        """``step(t, carry, x, step_inputs) -> (outs, (log_prior, log_likelihood, log_given, valid,
+        choices, present, terms))``: one step of ``s``, with the run's key folded with ``t``."""
+        outer_inputs, key = self.inputs, self.key
+
+        def step(t, carry, user_x, step_inputs):
             step_key = None if key is None else jax.random.fold_in(key, t)
             inputs = dict(outer_inputs)
             inputs.update(step_inputs)
             out, inner = self.run_block(s.body, list(consts) + list(carry) + list(user_x),
                                         inputs=inputs, key=step_key)
-            new_carry, ys = out[:k], out[k:]
             terms = inner.terms if self.record_terms else {}
-            return ((new_carry, lp + inner.log_prior, ll + inner.log_likelihood, lg + inner.log_given, t + 1,
-                     ok & inner.valid),
-                    (ys, inner.choices, inner.present, terms))
+            return out, (inner.log_prior, inner.log_likelihood, inner.log_given, inner.valid,
+                         inner.choices, inner.present, terms)
 
-        state0 = (list(carry0), zero, zero, zero, jnp.zeros((), jnp.int32), jnp.asarray(True))
-        (carry, lp, ll, lg, _, ok), (ys, choices, present, terms) = jax.lax.scan(
-            step, state0, (list(xs), site_inputs), length=s.length, reverse=s.reverse)
-        for v, o in zip(s.outs, list(carry) + list(ys)):
+        return step
+
+    @staticmethod
+    def _merge_loop(s: ir.For, env, acc, outs, lp, ll, lg, ok, choices, present, terms):
+        for v, o in zip(s.outs, outs):
             env[v] = o
         acc.log_prior = acc.log_prior + lp
         acc.log_likelihood = acc.log_likelihood + ll
         acc.log_given = acc.log_given + lg
         acc.valid = acc.valid & ok
-        acc.choices.update(choices)
-        acc.present.update(present)
-        acc.terms.update(terms)
-
-    def _for_vectorised(self, s: ir.For, env, acc, consts, xs, site_inputs):
-        """A loop without a carry: its steps are independent, so they run side by side (``vmap``
-        over the steps) instead of one after another. Step ``i`` sees what the scan's step ``i``
-        sees: its slice of the inputs and the key folded with its place in the scan's order."""
-        outer_inputs = self.inputs
-        key = self.key
-        steps = jnp.arange(s.length, dtype=jnp.int32)
-        order = (s.length - 1 - steps) if s.reverse else steps  # the scan's step counter
-
-        def step(t, user_x, step_inputs):
-            step_key = None if key is None else jax.random.fold_in(key, t)
-            inputs = dict(outer_inputs)
-            inputs.update(step_inputs)
-            ys, inner = self.run_block(s.body, list(consts) + list(user_x), inputs=inputs, key=step_key)
-            terms = inner.terms if self.record_terms else {}
-            return (ys, inner.log_prior, inner.log_likelihood, inner.log_given, inner.valid,
-                    inner.choices, inner.present, terms)
-
-        ys, lp, ll, lg, ok, choices, present, terms = jax.vmap(step)(order, list(xs), site_inputs)
-        for v, o in zip(s.outs, ys):
-            env[v] = o
-        acc.log_prior = acc.log_prior + jnp.sum(lp)
-        acc.log_likelihood = acc.log_likelihood + jnp.sum(ll)
-        acc.log_given = acc.log_given + jnp.sum(lg)
-        acc.valid = acc.valid & jnp.all(ok)
         acc.choices.update(choices)
         acc.present.update(present)
         acc.terms.update(terms)
