@@ -98,7 +98,9 @@ class Stepwise(NamedTuple):
     ``start(key, state, metric, step_size) -> trajectory`` (``key``: a uint32 pair, see ``key_words``),
     ``advance(trajectory, value_and_grad, metric) -> trajectory``,
     ``is_done(trajectory) -> bool`` and ``finish(trajectory) -> (FlatState, Info)``.
-    Running ``advance`` until ``is_done`` and then ``finish`` is one transition.
+    Running ``advance`` until ``is_done`` and then ``finish`` is one transition;
+    ``advance`` leaves a trajectory that ``is_done`` unchanged (a driver that
+    steps many chains at once steps the ended ones too).
     ``restart(previous, key, state, metric, step_size)`` equals ``start`` but may
     reuse scratch buffers of the previous trajectory (a driver that restarts
     chains in place passes the old one; the result must not depend on it).
@@ -261,7 +263,8 @@ def stepwise(
         delta = -leaf.log_density + kinetic_energy(leaf) - traj.initial_energy
         diverging = ~(delta <= divergence_threshold)  # NaN counts as divergent
         nonfinite = traj.nonfinite | jnp.isnan(leaf.log_density) | ~jnp.all(jnp.isfinite(leaf.log_density_grad))
-        return traj._replace(current=leaf, num_steps=traj.num_steps + 1, diverging=diverging, nonfinite=nonfinite)
+        advanced = traj._replace(current=leaf, num_steps=traj.num_steps + 1, diverging=diverging, nonfinite=nonfinite)
+        return _select(is_done(traj), traj, advanced)
 
     def is_done(traj: Trajectory) -> Array:
         return (traj.num_steps >= num_integration_steps) | traj.diverging

@@ -19,10 +19,12 @@ transition is a state machine over single leapfrog steps (``stepwise``),
 which the chain driver advances for all chains at once, without making any
 chain wait for another's trajectory.
 
-The trajectory keeps related quantities in a few stacked arrays (both edges
-in one, both proposals in one, ...), each updated by one expression per step:
-a compiled step is then a handful of fused kernels rather than one per
-quantity, which is most of its cost for small models.
+The trajectory keeps its quantities in five stacked arrays (both edges in
+one; both draws with both momentum sums in one; every scalar in one, every
+counter and flag in one; the checkpoints), each updated by one expression per
+step, and a step's inner products are two reductions: a compiled step is then
+a handful of fused kernels rather than one per quantity, which is most of its
+cost for small models (on CPU every kernel has a fixed cost of its own).
 
 Law: for any fixed step size and metric the transition is reversible with
 respect to ``exp(logdensity_fn)`` and so leaves it invariant.
@@ -58,12 +60,16 @@ Array = Any
 # Axis labels of the stacked arrays.
 LEFT, RIGHT = 0, 1  # edges
 POSITION, MOMENTUM, VELOCITY, GRAD = 0, 1, 2, 3  # rows of an edge
-TREE, SUBTREE = 0, 1  # proposals, weights, momentum sums
-PROPOSAL_POSITION, PROPOSAL_GRAD = 0, 1  # rows of a proposal
-LOG_DENSITY, ENERGY = 0, 1  # proposal statistics
+TREE, SUBTREE = 0, 1  # the trajectory and the subtree being built
+PROPOSAL_POSITION, PROPOSAL_GRAD, RHO = 0, 1, 2  # rows of a draw: its position and gradient, the momentum sum
 CK_VELOCITY, CK_MOMENTUM, CK_RHO_BEFORE, CK_PREV_MOMENTUM, CK_PREV_VELOCITY = range(5)
-DEPTH, LEAF, STEPS = 0, 1, 2  # counters
-DIVERGING, TURNING, DONE, NONFINITE = 0, 1, 2, 3  # flags
+# scalars: log density at each edge, log weight (log of the summed exp(H0 - H)), log density and energy of the
+# draw (each for TREE, SUBTREE), the summed acceptance statistic, the initial energy, the step size
+EDGE_LOG_DENSITY, LOG_WEIGHT, PROPOSAL_LOG_DENSITY, PROPOSAL_ENERGY = 0, 2, 4, 6
+SUM_ACCEPT, INITIAL_ENERGY, STEP_SIZE = 8, 9, 10
+NUM_SCALARS = 11
+# counters (int32; the flags as 0 or 1)
+DEPTH, LEAF, STEPS, DIVERGING, TURNING, DONE, NONFINITE = range(7)
 
 
 class Info(NamedTuple):
@@ -90,33 +96,34 @@ class Trajectory(NamedTuple):
     """A NUTS transition in progress (one chain); see the axis labels above.
 
     ``edges`` (2, 4, d): left and right end (position, momentum, velocity,
-    gradient); ``edge_log_density`` (2,); ``proposals`` (2, 2, d): the draw of
-    the trajectory and of the subtree being built (position, gradient), with
-    ``proposal_stats`` (2, 2) (log density, energy); ``log_weights`` (2,):
-    log of the summed ``exp(H0 - H)`` of trajectory and subtree; ``rho``
-    (2, d): their momentum sums; ``checkpoints`` (5, max_tree_depth + 1, d), the last slot scratch;
-    ``counters`` (depth, leaf index in the subtree, steps); ``flags``
-    (diverging, turning, done).
+    gradient); ``draws`` (2, 3, d): for the trajectory and for the subtree
+    being built, the draw (position, gradient) and the momentum sum;
+    ``checkpoints`` (5, max_tree_depth + 1, d), the last slot scratch;
+    ``scalars`` (NUM_SCALARS,) and ``counters`` (7,) int32, laid out as the
+    labels above say; ``directions``: bit ``j`` says whether doubling ``j``
+    goes forward.
     """
 
     edges: Array
-    edge_log_density: Array
-    proposals: Array
-    proposal_stats: Array
-    log_weights: Array
-    rho: Array
+    draws: Array
     checkpoints: Array
-    sum_accept: Array
+    scalars: Array
     counters: Array
-    flags: Array
-    initial_energy: Array
-    step_size: Array
     directions: Array
     key: Array
+
+    @property
+    def step_size(self) -> Array:
+        """The transition's step size (leading batch axes kept)."""
+        return self.scalars[..., STEP_SIZE]
 
 
 def _dot(a: Array, b: Array) -> Array:
     return jnp.sum(a * b, axis=-1)
+
+
+def _pair(scalars: Array, first: int) -> Array:
+    return scalars[first : first + 2]
 
 
 class _Config(NamedTuple):
@@ -144,26 +151,22 @@ def stepwise(
 
 
 def _start(config: _Config, key, state: FlatState, m: Metric, step_size) -> Trajectory:
-    x, g = state.position, state.log_density_grad
+    x, g, log_density = state.position, state.log_density_grad, state.log_density
     dtype = x.dtype
     p = sample_momentum(key, m, x)
     v = _velocity(m, p)
-    energy = -state.log_density + 0.5 * jnp.dot(p, v)
+    energy = -log_density + 0.5 * jnp.dot(p, v)
     edge = assemble([x, p, v, g])
-    proposal = assemble([x, g])
+    scalars = assemble([log_density, log_density,  # edges
+                        jnp.zeros((), dtype), jnp.full((), -jnp.inf, dtype),  # log weights
+                        log_density, log_density, energy, energy,  # the draws
+                        jnp.zeros((), dtype), energy, jnp.asarray(step_size, dtype)])
     return Trajectory(
         edges=jnp.broadcast_to(edge, (2,) + edge.shape),
-        edge_log_density=jnp.broadcast_to(state.log_density, (2,)),
-        proposals=jnp.broadcast_to(proposal, (2,) + proposal.shape),
-        proposal_stats=jnp.broadcast_to(assemble([state.log_density, energy]), (2, 2)),
-        log_weights=assemble([jnp.zeros((), dtype), jnp.full((), -jnp.inf, dtype)]),
-        rho=assemble([p, jnp.zeros_like(p)]),
+        draws=assemble([assemble([x, g, p]), assemble([x, g, jnp.zeros_like(p)])]),
         checkpoints=jnp.zeros((5, config.max_tree_depth + 1) + x.shape, dtype),
-        sum_accept=jnp.zeros((), dtype),
-        counters=jnp.zeros((3,), jnp.int32),
-        flags=jnp.zeros((4,), bool),
-        initial_energy=energy,
-        step_size=jnp.asarray(step_size, dtype),
+        scalars=scalars.astype(dtype),
+        counters=jnp.zeros((7,), jnp.int32),
         directions=other_words(key)[0],
         key=key,
     )
@@ -175,36 +178,36 @@ def _restart(config: _Config, previous: Trajectory, key, state: FlatState, m: Me
 
 
 def _is_done(traj: Trajectory) -> Array:
-    return traj.flags[DONE]
+    return traj.counters[DONE] == 1
 
 
-class _Leaf(NamedTuple):
-    """The new leaf of one leapfrog step outwards, with its energy error's consequences."""
-
-    x: Array
-    p: Array
-    v: Array
-    g: Array
-    log_density: Array
-    energy: Array
-    log_w: Array
-    diverging: Array
-
-
-def _step_out(config: _Config, traj: Trajectory, edge: Array, forward: Array, value_and_grad: Callable,
-              m: Metric) -> _Leaf:
-    """One leapfrog step outwards from ``edge`` in the chosen direction."""
-    eps = jnp.where(forward, traj.step_size, -traj.step_size)
+def _leapfrog_out(step_size: Array, edge: Array, forward: Array, value_and_grad: Callable, m: Metric):
+    """One leapfrog step outwards from ``edge`` in the chosen direction: ``(x, p, v, g, log density)``."""
+    eps = jnp.where(forward, step_size, -step_size)
     p_half = edge[MOMENTUM] + 0.5 * eps * edge[GRAD]
     x = edge[POSITION] + eps * _velocity(m, p_half)
     log_density, g = value_and_grad(x)
     p = p_half + 0.5 * eps * g
-    v = _velocity(m, p)
-    # Energy error, weight and acceptance statistic of the new leaf.
-    energy = -log_density + 0.5 * jnp.dot(p, v)
-    delta = energy - traj.initial_energy
-    delta = jnp.where(jnp.isnan(delta), jnp.inf, delta)
-    return _Leaf(x, p, v, g, log_density, energy, -delta, delta > config.divergence_threshold)
+    return x, p, _velocity(m, p), g, log_density
+
+
+def _merge_products(config: _Config, rho_tree_before: Array, ck0: Array, far_v: Array, forward: Array, p: Array,
+                    v: Array, g: Array, rho_sub: Array, rho_tree: Array) -> Array:
+    """Every inner product of the step's (d,) vectors, as one reduction (on CPU each reduction is a
+    kernel of its own): ``p.v`` (twice the kinetic energy), ``g.0`` (NaN exactly when ``g`` has a
+    non-finite element), then the U-turn criteria of the trajectory once the subtree merges into it
+    (rows 2 on; ``ck0``: the checkpoint of the subtree's first leaf)."""
+    left_v = jnp.where(forward, far_v, v)
+    right_v = jnp.where(forward, v, far_v)
+    a, b = [p, g, left_v, right_v], [v, jnp.zeros_like(g), rho_tree, rho_tree]
+    if config.extra_uturn_checks:
+        # Across the two halves: the trajectory so far with the subtree's first leaf, and the
+        # trajectory's far edge with the subtree.
+        rho_a = rho_tree_before + ck0[CK_MOMENTUM]
+        rho_b = rho_sub + ck0[CK_PREV_MOMENTUM]
+        a += [far_v, ck0[CK_VELOCITY], ck0[CK_PREV_VELOCITY], v]
+        b += [rho_a, rho_a, rho_b, rho_b]
+    return _dot(assemble(a), assemble(b))
 
 
 def _subtree_turning(config: _Config, ck: Array, n: Array, rho_sub: Array, v: Array) -> Array:
@@ -231,139 +234,117 @@ def _subtree_turning(config: _Config, ck: Array, n: Array, rho_sub: Array, v: Ar
     return sub_turning
 
 
-def _top_turning(config: _Config, traj: Trajectory, ck: Array, far: Array, forward: Array, v: Array,
-                 rho_sub: Array, rho_tree: Array) -> Array:
-    """Whether the trajectory turns once the subtree (momentum sum ``rho_sub``) merges into it."""
-    left_v = jnp.where(forward, far[VELOCITY], v)
-    right_v = jnp.where(forward, v, far[VELOCITY])
-    top_turning = (_dot(left_v, rho_tree) <= 0) | (_dot(right_v, rho_tree) <= 0)
-    if config.extra_uturn_checks:
-        rho_a = traj.rho[TREE] + ck[CK_MOMENTUM, 0]
-        rho_b = rho_sub + ck[CK_PREV_MOMENTUM, 0]
-        top_turning |= (_dot(far[VELOCITY], rho_a) <= 0) | (_dot(ck[CK_VELOCITY, 0], rho_a) <= 0)
-        top_turning |= (_dot(ck[CK_PREV_VELOCITY, 0], rho_b) <= 0) | (_dot(v, rho_b) <= 0)
-    return top_turning
-
-
 def _advance(config: _Config, traj: Trajectory, value_and_grad: Callable, m: Metric) -> Trajectory:
+    """One leapfrog step of the trajectory, and what it decides; every write is masked by ``hold``:
+    an ended trajectory stays as it is."""
     slots = config.max_tree_depth
-    depth, n, steps = traj.counters[DEPTH], traj.counters[LEAF], traj.counters[STEPS]
+    counters, scalars, draws = traj.counters, traj.scalars, traj.draws
+    hold = counters[DONE] == 1
+    depth, n, steps = counters[DEPTH], counters[LEAF], counters[STEPS]
     forward = ((traj.directions >> depth.astype(jnp.uint32)) & 1) == 1
     side = jnp.where(forward, RIGHT, LEFT)
     edge = jnp.where(forward, traj.edges[RIGHT], traj.edges[LEFT])
     far = jnp.where(forward, traj.edges[LEFT], traj.edges[RIGHT])
-    leaf = _step_out(config, traj, edge, forward, value_and_grad, m)
-    p, v, g, log_density, diverging, log_w = leaf.p, leaf.v, leaf.g, leaf.log_density, leaf.diverging, leaf.log_w
+    x, p, v, g, log_density = _leapfrog_out(scalars[STEP_SIZE], edge, forward, value_and_grad, m)
+    rho_sub = draws[SUBTREE, RHO] + p
+    rho_tree = draws[TREE, RHO] + rho_sub
+
+    # Checkpoints: an even leaf n opens aligned sub-subtrees; it writes slot popcount(n)
+    # (in place; an odd leaf, or a held trajectory, writes the scratch slot at the end, which is
+    # never read).
+    even = (n & 1) == 0
+    fresh = assemble([v, p, draws[SUBTREE, RHO], edge[MOMENTUM], edge[VELOCITY]])
+    target = jnp.where(even & ~hold, jax.lax.population_count(n), slots)
+    ck = traj.checkpoints.at[:, target].set(fresh)
+    sub_turning = _subtree_turning(config, ck, n, rho_sub, v)
+    products = _merge_products(config, draws[TREE, RHO], ck[:, 0], far[VELOCITY], forward, p, v, g, rho_sub,
+                               rho_tree)
+    top_turning = jnp.any(products[2:] <= 0)
+
+    # Energy error, weight and acceptance statistic of the new leaf.
+    energy = -log_density + 0.5 * products[0]
+    delta = energy - scalars[INITIAL_ENERGY]
+    delta = jnp.where(jnp.isnan(delta), jnp.inf, delta)
+    log_w, diverging = -delta, delta > config.divergence_threshold
+    nonfinite = (counters[NONFINITE] == 1) | jnp.isnan(log_density) | jnp.isnan(products[1])
     steps = steps + 1
     u_leaf, u_merge = uniforms(traj.key, steps)
 
     # Uniform progressive sampling inside the subtree.
-    sub_log_weight = jnp.logaddexp(traj.log_weights[SUBTREE], log_w)
+    log_weights = _pair(scalars, LOG_WEIGHT)
+    sub_log_weight = jnp.logaddexp(log_weights[SUBTREE], log_w)
     take_leaf = jnp.log(u_leaf) < log_w - sub_log_weight
-    rho_sub = traj.rho[SUBTREE] + p
-
-    # Checkpoints: an even leaf n opens aligned sub-subtrees; it writes slot popcount(n)
-    # (in place; an odd leaf writes the scratch slot at the end, which is never read).
-    even = (n & 1) == 0
-    fresh = assemble([v, p, traj.rho[SUBTREE], edge[MOMENTUM], edge[VELOCITY]])
-    target = jnp.where(even, jax.lax.population_count(n), slots)
-    ck = traj.checkpoints.at[:, target].set(fresh)
-    sub_turning = _subtree_turning(config, ck, n, rho_sub, v)
 
     # A complete subtree merges into the trajectory (biased progressive sampling).
     complete = (n == (1 << depth) - 1) & ~diverging & ~sub_turning
-    take_subtree = jnp.log(u_merge) < sub_log_weight - traj.log_weights[TREE]
-    rho_tree = traj.rho[TREE] + rho_sub
-    top_turning = _top_turning(config, traj, ck, far, forward, v, rho_sub, rho_tree)
+    to_tree = complete & (jnp.log(u_merge) < sub_log_weight - log_weights[TREE])
     depth_next = depth + 1
     stop_at_merge = complete & (top_turning | (depth_next >= config.max_tree_depth))
     done = diverging | sub_turning | stop_at_merge
-    return _write_back(traj, leaf, _Merge(side, ck, complete & take_subtree, take_leaf, complete, sub_log_weight,
-                                          rho_sub, rho_tree, depth, n, steps, done, sub_turning, top_turning))
 
-
-class _Merge(NamedTuple):
-    """What a step decided: where the leaf goes, whether the subtree merges, the new counters."""
-
-    side: Array
-    checkpoints: Array
-    to_tree: Array
-    take_leaf: Array
-    complete: Array
-    sub_log_weight: Array
-    rho_sub: Array
-    rho_tree: Array
-    depth: Array
-    leaf_index: Array
-    steps: Array
-    done: Array
-    sub_turning: Array
-    top_turning: Array
-
-
-def _write_back(traj: Trajectory, leaf: _Leaf, merge: _Merge) -> Trajectory:
-    """The trajectory after the step: one expression per stacked array."""
-    x, p, v, g = leaf.x, leaf.p, leaf.v, leaf.g
-    side, complete, to_tree, take_leaf = merge.side, merge.complete, merge.to_tree, merge.take_leaf
+    # The new arrays, one expression each.
     rows2 = jnp.arange(2)
-    is_side = (rows2 == side)[:, None, None]
-    edges = jnp.where(is_side, assemble([x, p, v, g])[None], traj.edges)
-    edge_log_density = jnp.where(rows2 == side, leaf.log_density, traj.edge_log_density)
+    is_side = (rows2 == side) & ~hold
+    edges = jnp.where(is_side[:, None, None], assemble([x, p, v, g])[None], traj.edges)
+    # The draws: the leaf replaces the subtree's draw with probability w_leaf / w_subtree, and the
+    # trajectory's (merge) with w_subtree / w_trajectory; a complete subtree's momentum sum joins the
+    # trajectory's and the subtree's starts again from zero.
     use_leaf = assemble([to_tree & take_leaf, take_leaf])
     use_sub = assemble([to_tree & ~take_leaf, jnp.bool_(False)])
-    proposals = jnp.where(
-        use_leaf[:, None, None],
-        assemble([x, g])[None],
-        jnp.where(use_sub[:, None, None], traj.proposals[SUBTREE][None], traj.proposals),
-    )
-    proposal_stats = jnp.where(
-        use_leaf[:, None],
-        assemble([leaf.log_density, leaf.energy])[None],
-        jnp.where(use_sub[:, None], traj.proposal_stats[SUBTREE][None], traj.proposal_stats),
-    )
-    tree_log_weight = jnp.logaddexp(traj.log_weights[TREE], merge.sub_log_weight)
-    log_weights = jnp.where(
-        rows2 == TREE,
-        jnp.where(complete, tree_log_weight, traj.log_weights[TREE]),
-        jnp.where(complete, -jnp.inf, merge.sub_log_weight),
-    )
-    rho = jnp.where(
-        (rows2 == TREE)[:, None],
-        jnp.where(complete, merge.rho_tree, traj.rho[TREE]),
-        jnp.where(complete, 0.0, merge.rho_sub),
-    )
-    depth_next = merge.depth + 1
-    counters = assemble([jnp.where(complete | merge.done, depth_next, merge.depth),
-                         jnp.where(complete, 0, merge.leaf_index + 1), merge.steps])
-    nonfinite = traj.flags[NONFINITE] | jnp.isnan(leaf.log_density) | ~jnp.all(jnp.isfinite(g))
-    flags = assemble([leaf.diverging, merge.sub_turning | (complete & merge.top_turning), merge.done, nonfinite])
+    new_draw = jnp.where(use_leaf[:, None, None], assemble([x, g])[None],
+                         jnp.where(use_sub[:, None, None], draws[SUBTREE, :2][None], draws[:, :2]))
+    new_rho = jnp.where(complete, assemble([rho_tree, jnp.zeros_like(rho_sub)]),
+                        assemble([draws[TREE, RHO], rho_sub]))
+    draws = jnp.where(hold, draws, jnp.concatenate([new_draw, new_rho[:, None]], axis=1))
+    proposal_stats = [jnp.where(use_leaf[i], assemble([log_density, energy]),
+                                jnp.where(use_sub[i], assemble([scalars[PROPOSAL_LOG_DENSITY + SUBTREE],
+                                                                 scalars[PROPOSAL_ENERGY + SUBTREE]]),
+                                          assemble([scalars[PROPOSAL_LOG_DENSITY + i], scalars[PROPOSAL_ENERGY + i]])))
+                      for i in (TREE, SUBTREE)]
+    tree_log_weight = jnp.where(complete, jnp.logaddexp(log_weights[TREE], sub_log_weight), log_weights[TREE])
+    new_scalars = assemble([
+        jnp.where(side == LEFT, log_density, scalars[EDGE_LOG_DENSITY + LEFT]),
+        jnp.where(side == RIGHT, log_density, scalars[EDGE_LOG_DENSITY + RIGHT]),
+        tree_log_weight,
+        jnp.where(complete, -jnp.inf, sub_log_weight),
+        proposal_stats[TREE][0], proposal_stats[SUBTREE][0],
+        proposal_stats[TREE][1], proposal_stats[SUBTREE][1],
+        scalars[SUM_ACCEPT] + jnp.exp(jnp.minimum(log_w, 0.0)),
+        scalars[INITIAL_ENERGY],
+        scalars[STEP_SIZE],
+    ]).astype(scalars.dtype)
+    new_counters = assemble([
+        jnp.where(complete | done, depth_next, depth),
+        jnp.where(complete, 0, n + 1),
+        steps,
+        diverging,
+        sub_turning | (complete & top_turning),
+        done,
+        nonfinite,
+    ]).astype(jnp.int32)
     return traj._replace(
         edges=edges,
-        edge_log_density=edge_log_density,
-        proposals=proposals,
-        proposal_stats=proposal_stats,
-        log_weights=log_weights.astype(traj.log_weights.dtype),
-        rho=rho.astype(traj.rho.dtype),
-        checkpoints=merge.checkpoints,
-        sum_accept=traj.sum_accept + jnp.exp(jnp.minimum(leaf.log_w, 0.0)),
-        counters=counters,
-        flags=flags,
+        draws=draws.astype(traj.draws.dtype),
+        checkpoints=ck,
+        scalars=jnp.where(hold, scalars, new_scalars),
+        counters=jnp.where(hold, counters, new_counters),
     )
 
 
 def _finish(traj: Trajectory) -> tuple[FlatState, Info]:
-    steps = traj.counters[STEPS]
+    counters, scalars = traj.counters, traj.scalars
+    steps = counters[STEPS]
     info = Info(
-        diverging=traj.flags[DIVERGING],
-        accept_prob=traj.sum_accept / jnp.maximum(steps, 1).astype(traj.sum_accept.dtype),
+        diverging=counters[DIVERGING] == 1,
+        accept_prob=scalars[SUM_ACCEPT] / jnp.maximum(steps, 1).astype(scalars.dtype),
         num_steps=steps,
-        tree_depth=traj.counters[DEPTH],
-        energy=traj.proposal_stats[TREE, ENERGY],
-        turning=traj.flags[TURNING],
-        nonfinite=traj.flags[NONFINITE],
+        tree_depth=counters[DEPTH],
+        energy=scalars[PROPOSAL_ENERGY + TREE],
+        turning=counters[TURNING] == 1,
+        nonfinite=counters[NONFINITE] == 1,
     )
-    proposal = traj.proposals[TREE]
-    new = FlatState(proposal[PROPOSAL_POSITION], traj.proposal_stats[TREE, LOG_DENSITY], proposal[PROPOSAL_GRAD])
+    draw = traj.draws[TREE]
+    new = FlatState(draw[PROPOSAL_POSITION], scalars[PROPOSAL_LOG_DENSITY + TREE], draw[PROPOSAL_GRAD])
     return new, info
 
 

@@ -153,11 +153,11 @@ def _inner(plan: Plan, mach: _Machine, wait_budget: int):
     """The inner loop: integration steps of every active chain until trajectories have ended (and
     the ended ones have waited their budget)."""
 
-    def round_of_steps(traj, m, frozen):
+    def round_of_steps(traj, m):
         for _ in range(plan.steps_per_round):
-            # A trajectory that has ended (or a chain with nothing left to do) waits.
-            frozen = frozen | mach.is_done(traj)
-            traj = _select(frozen, traj, mach.advance(traj, m))
+            # A trajectory that has ended (so every chain with nothing left to do) waits: the
+            # machine's ``advance`` leaves it as it is.
+            traj = mach.advance(traj, m)
         return traj
 
     def steps(traj, m, active):
@@ -168,7 +168,7 @@ def _inner(plan: Plan, mach: _Machine, wait_budget: int):
 
         def step_all(inner):
             traj, waited = inner
-            traj = round_of_steps(traj, m, ~active)
+            traj = round_of_steps(traj, m)
             return traj, waited + jnp.sum(mach.is_done(traj) & active).astype(jnp.int32)
 
         traj, _ = jax.lax.while_loop(go_on, step_all, (traj, jnp.int32(0)))
@@ -189,9 +189,11 @@ def _body(plan: Plan, setup: Setup, mach: _Machine, table: StatTable, keys: Arra
         # The inner loop carries only the trajectories, so an iteration is the integration step
         # alone; the draws, statistics and adaptation (the larger buffers) are touched once per
         # round of ended trajectories, below.
-        # Chains due to start a trajectory start it (the select fuses with the step's own writes).
-        traj = _select(c.fresh, mach.begin_again(c.traj, keys, c.started, c.state, c.adapt), c.traj)
-        started = c.started + c.fresh.astype(jnp.int32)
+        # Chains due to start a trajectory start it (the select fuses with the step's own writes);
+        # a chain with nothing left to do keeps its ended trajectory, so its steps are no-ops.
+        start = c.fresh & (c.t < total)
+        traj = _select(start, mach.begin_again(c.traj, keys, c.started, c.state, c.adapt), c.traj)
+        started = c.started + start.astype(jnp.int32)
         m = setup.adaptation.params(c.adapt).metric
         traj = inner(traj, m, c.t < total)
         done = mach.is_done(traj)
