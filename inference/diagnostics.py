@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 import warnings
 from typing import Any
 
 import numpy as np
-from scipy import special
-from scipy.fftpack import next_fast_len
 
 __all__ = ["split_rhat", "ess_bulk", "ess_tail", "convergence", "mcse_mean", "nested_rhat"]
 
@@ -131,9 +130,29 @@ def _normal_scores(size: int) -> np.ndarray:
     """The normal quantile of Blom's offset rank, at every doubled average rank ``0 .. 2 size``
     (the same table for every run of ``size`` pooled draws, so it is computed once)."""
     ranks = np.arange(2 * size + 1) / 2
-    table = special.ndtri((ranks - _BLOM_OFFSET) / (size - 2 * _BLOM_OFFSET + 1))
+    probs = (ranks - _BLOM_OFFSET) / (size - 2 * _BLOM_OFFSET + 1)
+    # Doubled rank 0 (a probability below 0) is never looked up: average ranks are >= 1.
+    # (The standard library's quantile, not SciPy's: importing scipy.special is ~0.2 s of a new process.)
+    quantile = statistics.NormalDist().inv_cdf
+    table = np.fromiter((quantile(p) if 0.0 < p < 1.0 else math.nan for p in probs.tolist()), float, len(probs))
     table.flags.writeable = False
     return table
+
+
+def _next_fast_len(n: int) -> int:
+    """The smallest ``2^a 3^b 5^c >= n``: a length the FFT transforms fast."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
 
 
 def _rhat(x: np.ndarray) -> np.ndarray:
@@ -154,7 +173,7 @@ def _mean_autocov(x: np.ndarray) -> np.ndarray:
     spectra are averaged before the inverse transform.
     """
     n = x.shape[-1]
-    m = next_fast_len(2 * n)
+    m = _next_fast_len(2 * n)
     centred = x - x.mean(axis=-1, keepdims=True)
     spectrum = np.fft.rfft(centred, n=m, axis=-1)
     power = spectrum.real**2 + spectrum.imag**2

@@ -300,3 +300,33 @@ def shard_map(fn: Callable, mesh, in_specs, out_specs, axis_names=None) -> Calla
 
     auto = frozenset(mesh.axis_names) - names
     return experimental(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_rep=False, auto=auto)
+
+
+def uses_lapack(exported: Any) -> bool:
+    """Whether a ``jax.export.Exported`` program may call a LAPACK routine: its serialised module
+    names every custom-call target as plain text (``lapack_spotrf_ffi``, ...). A Python function
+    whose name starts with ``lapack_`` in the traced call stack also counts: a false "yes" costs only
+    the initialisation."""
+    return b"lapack_" in bytes(exported.serialize())
+
+
+@contextlib.contextmanager
+def lowering_exported_without_lapack():
+    """Lower calls of exported programs without JAX's one-off LAPACK initialisation.
+
+    Lowering a call of an exported program first initialises JAX's LAPACK handlers on CPU
+    (``jax._src.export._export._ensure_backends_initialized``), which imports ``scipy.linalg`` (about
+    0.3 s of a new process). Only a program that calls LAPACK needs them (``uses_lapack``); jitted
+    code of the process's own initialises them its own way, so skipping it for the others is safe.
+    """
+    from jax._src.export import _export as export_internals
+
+    original = getattr(export_internals, "_ensure_backends_initialized", None)
+    if original is None:  # JAX moved it: lower as JAX does
+        yield
+        return
+    export_internals._ensure_backends_initialized = lambda platforms: None
+    try:
+        yield
+    finally:
+        export_internals._ensure_backends_initialized = original

@@ -5,6 +5,10 @@ changed density, shape or option is another key; a corrupt file is replaced. In 
 "later process" is a new log density function (the in-memory programs are kept per function).
 """
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -14,6 +18,7 @@ import pytest
 
 import ppl
 from ppl.inference.mcmc import base, export_cache, hmc
+from ppl.stdlib import jax_compat
 from ppl.stdlib.errors import ModelError
 
 jax.config.update("jax_platforms", "cpu")
@@ -224,3 +229,49 @@ def test_a_tiny_bound_keeps_only_the_programs_last_used(program_dir, monkeypatch
     assert first.exists() and len(list(folder.glob("*.bin"))) == 2
     run(density(2.0), Y)  # evicted, so traced and exported again
     assert len(exports) == 4
+
+
+_LAPACK_SCRIPT = """
+import sys, json
+import jax, jax.numpy as jnp, numpy as np
+from ppl.inference.mcmc import adaptation, base, nuts
+
+def logdensity(x):
+    return -0.5 * jnp.sum(x["m"] ** 2) - 0.5 * jnp.sum((x["m"][1:] - 0.5 * x["m"][:-1]) ** 2)
+
+def run(metric):
+    out = base.run_chains(jax.random.key(1), logdensity, {"m": jnp.zeros((2, 3))}, nuts.Builder(),
+                          adapt=adaptation.Adaptation(metric=metric), num_warmup=60, num_samples=5,
+                          progress=False, warn=False)
+    return np.asarray(out.positions["m"]).ravel().tolist()
+
+diag = run("diag")
+linalg_after_diag = "scipy.linalg" in sys.modules
+dense = run("dense")
+print(json.dumps(dict(diag=diag, dense=dense, linalg_after_diag=linalg_after_diag)))
+"""
+
+
+def test_a_loaded_program_initialises_lapack_only_when_it_calls_lapack(tmp_path):
+    """A second process loads a diagonal-metric program without importing scipy.linalg (JAX's LAPACK
+    set-up, ~0.3 s), and a dense-metric program, whose Cholesky factorisation calls LAPACK, still runs
+    there and draws the first process's bits."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PPL_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("PPL_PROGRAM_CACHE", None)
+    env.pop("PPL_CACHE", None)
+    outs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", _LAPACK_SCRIPT], check=False, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    first, second = outs
+    assert len(list((tmp_path / "cache").rglob("*.bin"))) == 2
+    assert second["diag"] == first["diag"] and second["dense"] == first["dense"]
+    assert not second["linalg_after_diag"]
+
+
+def test_which_exported_programs_call_linear_algebra_routines():
+    spec = jax.ShapeDtypeStruct((3, 3), jnp.float32)
+    assert jax_compat.uses_lapack(jax.export.export(jax.jit(jnp.linalg.cholesky))(spec))
+    assert not jax_compat.uses_lapack(jax.export.export(jax.jit(lambda a: 2.0 * a))(spec))

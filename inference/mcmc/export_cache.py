@@ -56,6 +56,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.stdlib import jax_compat
 from ppl.stdlib.errors import ModelError
 
 __all__ = ["TRACE_SETTINGS", "directory", "evict", "fingerprint", "load_or_export", "max_bytes", "max_mb", "set_max_mb",
@@ -277,9 +278,15 @@ def load_or_export(program: Callable, key: str, args: tuple) -> Callable:
         if path is not None:
             _write(path, key, exported)
     run = jax.jit(exported.call)
+    # A program without LAPACK calls (every NUTS or HMC program with a diagonal metric) is lowered
+    # without importing scipy.linalg for JAX's LAPACK handlers.
+    lowering = jax_compat.lowering_exported_without_lapack if not jax_compat.uses_lapack(exported) else None
 
     def call(*call_args):
         leaves, _, _ = _flatten(call_args)
-        return run(*leaves)
+        if lowering is None:
+            return run(*leaves)
+        with lowering():
+            return run(*leaves)
 
     return call
