@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -172,8 +173,6 @@ def test_the_source_digest_covers_every_module_the_driver_imports():
 
 def _files_of(folder, sizes_and_ages):
     """Fake program files: name -> (bytes, seconds since last use)."""
-    import os
-    import time
 
     folder.mkdir(parents=True, exist_ok=True)
     now = time.time()
