@@ -163,3 +163,41 @@ def test_pmmh_kernel_leaves_the_posterior_invariant():
     start = jax.jit(jax.vmap(lambda k, x: PK.point(estimate, k, list(args), x)))(keys, u)
     end, accept = drive(kernel, jax.random.PRNGKey(8), start, 3)
     assert_invariant(start.u, end.u, POST_MEAN[:1], POST_VAR[:1], accept)
+
+
+def _key_free(x):
+    return np.asarray(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
+
+
+def _read_parts(traj):
+    """The trajectory's arrays, less NUTS's scratch checkpoint slot (written by every odd or held
+    step, read by none)."""
+    if isinstance(traj, nuts.Trajectory):
+        traj = traj._replace(checkpoints=traj.checkpoints[:, :-1])
+    return [_key_free(x) for x in jax.tree.leaves(traj)]
+
+
+@pytest.mark.parametrize("machine", [nuts.stepwise(max_tree_depth=6), hmc.stepwise(num_integration_steps=5)],
+                         ids=["nuts", "hmc"])
+def test_advancing_an_ended_trajectory_leaves_it_as_it_is(machine):
+    """The ``Stepwise`` law the step-at-a-time driver relies on (it steps every chain, ended or not):
+    once ``is_done``, ``advance`` changes nothing that is read, and ``finish`` gives the same."""
+    from ppl.inference.mcmc.counter_rng import key_words
+
+    def value_and_grad(x):
+        return jax.value_and_grad(lambda y: gaussian({"x": y}))(x)
+
+    m = hmc.metric(jnp.array([1.0, 0.5]))
+    x = jnp.array([0.3, -1.0])
+    log_density, grad = value_and_grad(x)
+    for seed in range(5):
+        traj = machine.start(key_words(jax.random.key(seed)), hmc.FlatState(x, log_density, grad), m, 0.4)
+        traj = jax.lax.while_loop(lambda t: ~machine.is_done(t), lambda t: machine.advance(t, value_and_grad, m), traj)
+        again = traj
+        for _ in range(3):
+            again = machine.advance(again, value_and_grad, m)
+        for a, b in zip(_read_parts(traj), _read_parts(again)):
+            np.testing.assert_array_equal(a, b)
+        (state, info), (state_again, info_again) = machine.finish(traj), machine.finish(again)
+        for a, b in zip(jax.tree.leaves((state, info)), jax.tree.leaves((state_again, info_again))):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -99,8 +99,9 @@ class Stepwise(NamedTuple):
     ``advance(trajectory, value_and_grad, metric) -> trajectory``,
     ``is_done(trajectory) -> bool`` and ``finish(trajectory) -> (FlatState, Info)``.
     Running ``advance`` until ``is_done`` and then ``finish`` is one transition;
-    ``advance`` leaves a trajectory that ``is_done`` unchanged (a driver that
-    steps many chains at once steps the ended ones too).
+    ``advance`` leaves a trajectory that ``is_done`` unchanged, but for scratch
+    space that nothing reads (a driver that steps many chains at once steps the
+    ended ones too).
     ``restart(previous, key, state, metric, step_size)`` equals ``start`` but may
     reuse scratch buffers of the previous trajectory (a driver that restarts
     chains in place passes the old one; the result must not depend on it).
