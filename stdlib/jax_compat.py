@@ -302,12 +302,12 @@ def shard_map(fn: Callable, mesh, in_specs, out_specs, axis_names=None) -> Calla
     return experimental(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_rep=False, auto=auto)
 
 
-def uses_lapack(exported: Any) -> bool:
-    """Whether a ``jax.export.Exported`` program may call a LAPACK routine: its serialised module
-    names every custom-call target as plain text (``lapack_spotrf_ffi``, ...). A Python function
-    whose name starts with ``lapack_`` in the traced call stack also counts: a false "yes" costs only
-    the initialisation."""
-    return b"lapack_" in bytes(exported.serialize())
+def uses_lapack(serialized: bytes) -> bool:
+    """Whether a program serialised by ``jax.export`` may call a LAPACK routine: the module names
+    every custom-call target as plain text (``lapack_spotrf_ffi``, ...). A Python function whose name
+    starts with ``lapack_`` in the traced call stack also counts: a false "yes" costs only the
+    initialisation."""
+    return b"lapack_" in serialized
 
 
 @contextlib.contextmanager

@@ -196,14 +196,16 @@ def _export(program: Callable, tree: Any, impls: tuple, flat: list) -> Any:
     return jax.export.export(jax.jit(flat_program))(*(_spec(x) for x in flat))
 
 
-def _read(path: Path, key: str, flat: list) -> Any | None:
-    """The exported program stored at ``path`` for ``key``, or None (missing, unreadable, another key)."""
+def _read(path: Path, key: str, flat: list) -> tuple[Any, bytes] | None:
+    """The exported program stored at ``path`` for ``key`` and its serialised form, or None (missing,
+    unreadable, another key)."""
     try:
         blob = path.read_bytes()
         header = _MAGIC + key.encode() + b"\n"
         if not blob.startswith(header):
             return None
-        exported = jax.export.deserialize(bytearray(blob[len(header):]))
+        payload = blob[len(header):]
+        exported = jax.export.deserialize(bytearray(payload))
     except Exception:  # a missing, truncated or foreign file: compile afresh and replace it
         return None
     def aval(x):
@@ -215,19 +217,19 @@ def _read(path: Path, key: str, flat: list) -> Any | None:
         os.utime(path)  # a use: the file's time orders the eviction (least recently used first)
     except OSError:
         pass
-    return exported
+    return exported, payload
 
 
-def _write(path: Path, key: str, exported: Any) -> None:
+def _write(path: Path, key: str, payload: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = _MAGIC + key.encode() + b"\n" + bytes(exported.serialize())
+        data = _MAGIC + key.encode() + b"\n" + payload
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
-    except (OSError, ValueError, TypeError):
-        return  # a read-only folder or a program that cannot be serialised: it still runs, uncached
+    except OSError:
+        return  # a read-only folder: the program still runs, uncached
     evict(path.parent, max_bytes())
 
 
@@ -272,21 +274,29 @@ def load_or_export(program: Callable, key: str, args: tuple) -> Callable:
     folder = directory()
     flat, tree, impls = _flatten(args)
     path = None if folder is None else folder / f"{key}.bin"
-    exported = None if path is None else _read(path, key, flat)
-    if exported is None:
+    stored = None if path is None else _read(path, key, flat)
+    if stored is None:
         exported = _export(program, tree, impls, flat)
-        if path is not None:
-            _write(path, key, exported)
+        try:
+            payload = bytes(exported.serialize())
+        except (ValueError, TypeError):  # a program that cannot be serialised: it still runs, uncached
+            payload = None
+        if path is not None and payload is not None:
+            _write(path, key, payload)
+    else:
+        exported, payload = stored
     run = jax.jit(exported.call)
     # A program without LAPACK calls (every NUTS or HMC program with a diagonal metric) is lowered
-    # without importing scipy.linalg for JAX's LAPACK handlers.
-    lowering = jax_compat.lowering_exported_without_lapack if not jax_compat.uses_lapack(exported) else None
+    # without importing scipy.linalg for JAX's LAPACK handlers. Only the first call lowers it.
+    skip_lapack_setup = [payload is not None and not jax_compat.uses_lapack(payload)]
 
     def call(*call_args):
         leaves, _, _ = _flatten(call_args)
-        if lowering is None:
+        if not skip_lapack_setup[0]:
             return run(*leaves)
-        with lowering():
-            return run(*leaves)
+        with jax_compat.lowering_exported_without_lapack():
+            out = run(*leaves)
+        skip_lapack_setup[0] = False
+        return out
 
     return call
