@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.inference.mcmc.counter_rng import derive_key
-from ppl.inference.mcmc.hmc import FlatState, Metric, _start_leaf, kinetic_energy, leapfrog, metric
+from ppl.inference.mcmc.hmc import FlatState, Metric, _start_leaf, assemble, kinetic_energy, leapfrog, metric
 
 __all__ = [
     "Adaptation",
@@ -249,12 +249,8 @@ class AdaptationState(NamedTuple):
 
 def _pack(step_size: Array, da: DualAveraging, welford_count: Array) -> Array:
     """The ``scalars`` column vector, built by one elementwise expression (no concatenation)."""
-    values = (step_size, da.log_step_size, da.log_step_size_avg, da.gradient_avg, da.count, da.mu, welford_count)
-    column = jnp.arange(len(values))
-    out = jnp.asarray(values[-1])
-    for i in range(len(values) - 2, -1, -1):
-        out = jnp.where(column == i, values[i], out)
-    return out
+    return assemble((step_size, da.log_step_size, da.log_step_size_avg, da.gradient_avg, da.count, da.mu,
+                     welford_count))
 
 
 def adaptation_init(dim: int, step_size: Array, config: Adaptation, dtype=jnp.float32) -> AdaptationState:

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from ppl.inference.mcmc import progress as progress_mod
+from ppl.inference.mcmc.hmc import assemble
 from ppl.inference.mcmc.kernel import standard_stats
 
 __all__ = ["Plan", "Setup", "StatTable", "build", "use_fast_path"]
@@ -79,12 +80,7 @@ class StatTable(NamedTuple):
 
     def row(self, values: dict, dtype) -> Array:
         """The statistics as the last axis, built by one elementwise expression (no concatenation)."""
-        columns = [jnp.asarray(values[name]).astype(dtype)[..., None] for name in self.names]
-        index = jnp.arange(len(columns))
-        out = columns[-1]
-        for i in range(len(columns) - 2, -1, -1):
-            out = jnp.where(index == i, columns[i], out)
-        return jnp.broadcast_to(out, out.shape[:-1] + (len(columns),))
+        return assemble([jnp.asarray(values[name]).astype(dtype) for name in self.names], axis=-1)
 
     def split(self, buffer: Array) -> dict:
         return {name: buffer[..., i].astype(dt) for i, (name, dt) in enumerate(zip(self.names, self.dtypes))}

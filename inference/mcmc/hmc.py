@@ -29,6 +29,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ppl.inference.mcmc.counter_rng import _unit, key_words, other_words, standard_normal
@@ -197,19 +198,27 @@ def _start_leaf(key: Array, state: FlatState, m: Metric) -> Leaf:
     return Leaf(state.position, momentum, _velocity(m, momentum), state.log_density, state.log_density_grad)
 
 
-def assemble(values: tuple | list, axis_size: int | None = None) -> Array:
-    """``jnp.stack(values)`` written as one elementwise expression over a new leading axis.
+def assemble(values: tuple | list, axis: int = 0) -> Array:
+    """``jnp.stack(values, axis)`` written as one elementwise expression over the new axis.
 
-    XLA on CPU materialises every operand of a concatenation in its own
-    kernel; a chain of ``where`` over the row index fuses into its consumer.
+    XLA on CPU materialises every operand of a concatenation in its own kernel; a chain of
+    ``where`` over the index of the new axis fuses into its consumer. The index is a NumPy
+    constant, so each mask is a constant of the program: XLA does not fold a JAX ``iota``
+    compared with a row number, and kept each such mask as a kernel of its own (a NUTS program
+    had 43 of its 241 kernels so, each compiled and run).
     """
     values = [jnp.asarray(v) for v in values]
     shape = jnp.broadcast_shapes(*(v.shape for v in values))
-    index = jnp.arange(len(values)).reshape((-1,) + (1,) * len(shape))
-    out = jnp.broadcast_to(values[-1], shape)[None]
+    axis = axis % (len(shape) + 1)
+    index = np.arange(len(values)).reshape([-1 if k == axis else 1 for k in range(len(shape) + 1)])
+
+    def expand(v):
+        return jnp.expand_dims(jnp.broadcast_to(v, shape), axis)
+
+    out = expand(values[-1])
     for i in range(len(values) - 2, -1, -1):
-        out = jnp.where(index == i, values[i], out)
-    return jnp.broadcast_to(out, (len(values),) + shape)
+        out = jnp.where(index == i, expand(values[i]), out)
+    return jnp.broadcast_to(out, shape[:axis] + (len(values),) + shape[axis:])
 
 
 def _select(pred: Array, on_true: Any, on_false: Any) -> Any:
