@@ -23,9 +23,11 @@ from ppl.inference import sharding
 from ppl.inference._common import program_tree, stack_draws, annotate
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
-from ppl.semantics import ir
+from ppl.inference.marginalize import refuse_subsampling
+from ppl.semantics import effects, ir
 from ppl.semantics.interpret.enumeration import Enumeration
 from ppl.semantics.interpret.free import run
+from ppl.stdlib.distributions.subsample import SubsampleIndices
 from ppl.stdlib.errors import ModelError, PPLError
 
 __all__ = ["Enumerate"]
@@ -53,6 +55,8 @@ class Enumerate:
     def run(self, program, args, key) -> Result:
         if self.engine not in ("auto", "compiled", "eager"):
             raise ModelError(f"Enumerate(engine=...) must be 'auto', 'compiled' or 'eager', not {self.engine!r}")
+        if isinstance(program, ir.Program):
+            refuse_subsampling(program, "Enumerate")
         if isinstance(program, ir.Program) and self.engine != "eager":
             grid = _grid(program, args, self.support_bound)
             if grid is not None:
@@ -63,7 +67,7 @@ class Enumerate:
         return self.run_eager(program, args)
 
     def run_eager(self, program, args) -> Result:
-        rep = Enumeration(self.support_bound, self.max_depth)
+        rep = _Enumeration(self.support_bound, self.max_depth)
         try:
             table = run(program_tree(program, args), rep)
         except PPLError as err:
@@ -91,6 +95,16 @@ class Enumerate:
             notes=notes,
             truncated_mass=rep.truncated_mass,
         )
+
+
+class _Enumeration(Enumeration):
+    """Enumeration of a model's outcomes for the posterior: a subsampled plate's rows are refused (their
+    outcomes would be enumerated as a random choice, and the other choices' marginal is no posterior)."""
+
+    def sample(self, site):
+        if isinstance(site.dist, SubsampleIndices):
+            raise effects.subsampling_refused(site.address, site.span, "Enumerate")
+        return super().sample(site)
 
 
 def _fatal(problem: C.SupportProblem) -> ModelError | None:

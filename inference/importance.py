@@ -19,6 +19,7 @@ import numpy as np
 from ppl.inference import sharding
 from ppl.inference._common import annotate, population_result, raise_if_impossible
 from ppl.inference.diagnose import diagnose
+from ppl.inference.marginalize import refuse_subsampling
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
 from ppl.semantics.cache import cached
@@ -45,6 +46,8 @@ class Importance:
             raise ModelError(f"Importance needs num_particles >= 1, not {self.num_particles}")
         if isinstance(program, Dynamic):
             return self._run_eager(program, key, n)
+        # a subsampled plate's scaled likelihood is an estimate: its exp, as a weight, is no posterior's
+        refuse_subsampling(program, "Importance")
         fn = _batched_generate(program, n)
         keys = jax.random.split(key, n)
         # placement (inference/sharding.py): on a mesh, the samples split over the devices

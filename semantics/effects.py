@@ -257,6 +257,15 @@ def plate(name: str, size: int, *, dim: int | None = None, subsample_size: int |
         yield frame
 
 
+def subsampling_refused(plate_name: str, span: Span | None, what: str) -> ModelError:
+    """The error of ``what`` (a method that needs the exact density) at the subsampled plate ``plate_name``."""
+    return ModelError(
+        f"plate '{plate_name}' draws a random subsample of its rows (subsample_size=): its likelihood is then a "
+        f"stochastic estimate, which {what} cannot use (it needs the exact density)", span=span,
+        hint="Fit it with stochastic variational inference (method=ppl.VI(...)), or drop subsample_size "
+             "to use every row.")
+
+
 @contextlib.contextmanager
 def _subsampled(h, name: str, size: int, subsample_size, span, shard):
     """``plate(name, size, subsample_size=B)``: B distinct rows drawn at random (the site ``name``,

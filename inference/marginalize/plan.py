@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.semantics.cache import cached
-from ppl.semantics import ir
+from ppl.semantics import effects, ir
 from ppl.semantics.graph import Graph, block_flow, dependency_graph
 from ppl.stdlib.errors import ModelError
 from ppl.inference.marginalize.layout import Layout, SiteAxes, site_axes, site_layout
@@ -208,11 +208,7 @@ def refuse_subsampling(program, what: str = "this method") -> None:
     """A subsampled plate's rows are a random choice, but not one to sum out: say what to use instead."""
     for a, info in program.latent_sites().items():
         if getattr(info.dist_type, "__name__", "") == "SubsampleIndices":
-            raise ModelError(
-                f"plate '{a}' draws a random subsample of its rows (subsample_size=): its likelihood is then a "
-                f"stochastic estimate, which {what} cannot use (it needs the exact density)", span=info.span,
-                hint="Fit it with stochastic variational inference (method=ppl.VI(...)), or drop subsample_size "
-                     "to use every row.")
+            raise effects.subsampling_refused(a, info.span, what)
 
 
 def _plan(program: ir.Program, args) -> _Plan:

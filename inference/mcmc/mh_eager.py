@@ -21,6 +21,7 @@ from ppl.semantics import compile as C
 from ppl.semantics import effects
 from ppl.semantics.interpret.free import sample_log_density, site_score
 from ppl.semantics.program import Dynamic
+from ppl.stdlib.distributions.subsample import SubsampleIndices
 from ppl.stdlib.errors import AddressError, ModelError, PPLError
 
 __all__ = ["run_eager"]
@@ -65,6 +66,8 @@ class _Replay(effects.Handler):
 
     def site(self, site):
         if site.kind == "sample":
+            if isinstance(site.dist, SubsampleIndices):  # its rows would be a latent site, as in _run_compiled
+                raise effects.subsampling_refused(site.address, site.span, "MH")
             a = site.address
             if a in self.old and not self.redraw(a):
                 x = jnp.asarray(self.old[a])

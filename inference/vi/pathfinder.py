@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.semantics.cache import cached
-from ppl.inference.marginalize import recover_discrete
+from ppl.inference.marginalize import recover_discrete, refuse_subsampling
 from ppl.inference.result import Result
 from ppl.inference.vi.autoguides import UnconstrainedGuide
 from ppl.inference.vi.psis import psis
@@ -189,6 +189,7 @@ def run_paths(program, args, key, *, num_paths, max_iters, history, num_elbo_dra
     ``log_q`` is the density of the mixture of the paths' best normals (see the module docstring)."""
     if isinstance(program, Dynamic):
         raise ModelError(program.describe() + " Pathfinder needs a static model.", span=program.span)
+    refuse_subsampling(program, "Pathfinder")  # its L-BFGS paths and importance weights need the exact density
     for name, v in (("num_paths", num_paths), ("max_iters", max_iters), ("history", history),
                     ("num_elbo_draws", num_elbo_draws), ("draws_per_path", draws_per_path)):
         if int(v) < 1:

@@ -47,6 +47,7 @@ import jax.numpy as jnp
 
 from ppl.semantics import effects
 from ppl.semantics.interpret.free import Pure, SampleF, outside_support, sample_log_density, site_score
+from ppl.stdlib.distributions.subsample import SubsampleIndices
 
 __all__ = ["WeightedState", "Weighted", "Sampler", "Particle", "perform", "start", "run_to_end", "weighted",
            "WeightedHandler", "weighted_python"]
@@ -71,6 +72,9 @@ class WeightedState:
     impossible_site: Any = None
 
     def sample(self, site: effects.Site):
+        if isinstance(site.dist, SubsampleIndices):
+            # the weight would be the exp of a subsample's estimate of the log-likelihood: not the posterior's
+            raise effects.subsampling_refused(site.address, site.span, "the eager engine (the model run as Python)")
         self.count += 1
         x = site.dist.sample(jax.random.fold_in(self.key, self.count))
         if self.checked:
