@@ -227,3 +227,11 @@ def test_init_loc_map_and_values():
     np.testing.assert_allclose(np.asarray(g.init(jax.random.key(0))["loc"]), [0.0, np.log(2.0)], atol=1e-6)
     with pytest.raises(ppl.ModelError, match="init_loc names 'nu'"):
         ppl.AutoNormal(init_loc={"nu": 1.0}).bind(program, leaves).init(jax.random.key(0))
+
+
+@pytest.mark.parametrize("cls", [ppl.AutoNormal, ppl.AutoDelta, ppl.AutoMultivariateNormal])
+def test_a_guide_class_given_for_a_guide_says_to_call_it(cls):
+    """``guide=ppl.AutoDelta`` (the class) raised "AutoDelta.bind() missing 1 required positional argument"."""
+    with pytest.raises(ppl.ModelError, match=f"guide={cls.__name__} is a class, not a guide") as err:
+        ppl.infer(regression, X, Y, method=ppl.VI(guide=cls, num_steps=5, progress=False))
+    assert f"guide={cls.__name__}()" in str(err.value)

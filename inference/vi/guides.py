@@ -103,6 +103,9 @@ def bind_guide(guide, model_program, model_args, guide_args=()):
 def _bind(guide, model_program, model_args, guide_args):
     if guide is None:
         guide = AutoNormal()
+    if isinstance(guide, type):  # guide=ppl.AutoNormal: the class, not a guide
+        raise ModelError(f"guide={guide.__name__} is a class, not a guide",
+                         hint=f"Pass an instance: guide={guide.__name__}() (with its options, if any).")
     if hasattr(guide, "bind"):
         return guide.bind(model_program, model_args)
     if hasattr(guide, "program"):
