@@ -156,12 +156,37 @@ def observe(name: Any, dist, value, *, span: Span | None = None):
                 hint=f"Index the data with the plate's rows: with ppl.plate('{f.name}', ..., subsample_size="
                      f"{f.size}) as idx: ppl.observe(..., y[idx]).")
     dist = _in_plates(dist, h.plates, address, span)
+    _check_observed_shape(dist, value, address, span)
     h.claim(address, span)
     h.handle_site(Site("observe", address, dist, value, span, tuple(h.plates)))
     scale = float(np.prod([f.scale for f in h.plates])) if h.plates else 1.0
     if scale != 1.0:  # a subsampled plate: the rows seen stand for all rows (size / subsample_size each)
         factor(_scaled_name(name), (scale - 1.0) * jnp.sum(dist.log_density(value)), span=span)
     return value
+
+
+def _check_observed_shape(dist, value, address: str, span: Span | None) -> None:
+    """An observed array must not be broadcast to a larger shape by the distribution's parameters:
+    ``y`` of shape (5, 1) against a Normal of shape (5,) would be scored as (5, 5), each observation
+    counted five times. A scalar observation against vector parameters (Stan's vectorisation) is fine."""
+    shape = tuple(jnp.shape(value))
+    try:
+        dist_shape = tuple(dist.batch_shape) + tuple(dist.event_shape)
+    except Exception:  # noqa: BLE001 - a distribution without static shapes: its log density decides
+        return
+    try:
+        joint = tuple(np.broadcast_shapes(shape, dist_shape))
+    except ValueError:
+        raise ShapeError(f"the observed value at '{address}' has shape {shape}, which does not broadcast with "
+                         f"the distribution's shape {dist_shape}", span=span,
+                         hint="Give data of the distribution's shape, or index the parameters to the data's.") from None
+    if shape and joint != shape:
+        raise ShapeError(
+            f"the observed value at '{address}' has shape {shape}, but the distribution's parameters have shape "
+            f"{dist_shape}: together they broadcast to {joint}, which would score each observation "
+            f"{int(np.prod(joint)) // max(1, int(np.prod(shape)))} times", span=span,
+            hint="Reshape the data or the parameters so that their shapes agree (e.g. y[:, 0] for a column, "
+                 "or parameters indexed per observation).")
 
 
 def _scaled_name(name: Any) -> Any:

@@ -138,6 +138,39 @@ def test_plate_dim_must_agree():
         sub.simulate(jax.random.key(0), Y)
 
 
+def test_an_observation_broadcast_to_a_larger_shape_is_an_error():
+    """y of shape (5, 1) against parameters of shape (5,) broadcast to (5, 5): every theta_i was fitted to
+    all five observations (the posterior means came out near mean(y) = 2 instead of near y_i), silently.
+    Stan rejects the size mismatch; so does ppl, in both front ends, at the observation's line."""
+    col = np.arange(5.0).reshape(5, 1)
+
+    @ppl.model
+    def column(y):
+        theta = ppl.sample("theta", dist.Normal(jnp.zeros(5), 10.0))
+        ppl.observe("y", dist.Normal(theta, 1.0), y)
+
+    with pytest.raises(ShapeError, match=r"shape \(5, 1\).*broadcast to \(5, 5\).*5 times") as err:
+        column.simulate(jax.random.key(0), col)
+    assert err.value.span is not None and "ppl.observe" in err.value.span.source_line(err.value.span.line)
+
+    src = "model m(N: int, y: real[N, 1]) {\n  theta ~ iid(normal(0, 10), N)\n  y ~ normal(theta, 1)\n}\n"
+    with pytest.raises(ShapeError, match=r"broadcast to \(5, 5\)") as err:
+        ppl.loads(src).m.simulate(jax.random.key(0), 5, col)
+    assert err.value.span.line == 3
+
+    @ppl.model
+    def scalar(y):  # Stan's vectorisation: one observation scored under each of five normals
+        theta = ppl.sample("theta", dist.Normal(jnp.zeros(5), 10.0))
+        ppl.observe("y", dist.Normal(theta, 1.0), y)
+
+    trace = scalar.simulate(jax.random.key(0), 2.0)
+    theta = np.asarray(trace.choices["theta"], np.float64)
+    np.testing.assert_allclose(float(trace.log_likelihood), stats.norm(theta, 1.0).logpdf(2.0).sum(), rtol=1e-5)
+    np.testing.assert_allclose(  # the same through the density
+        float(scalar.log_density({"theta": np.zeros(5)}, 2.0)),
+        stats.norm(0.0, 10.0).logpdf(np.zeros(5)).sum() + stats.norm(0.0, 1.0).logpdf(2.0) * 5, rtol=1e-5)
+
+
 # ----------------------------------------------------- a data-only left of '~'
 
 EARN = np.array([1000.0, 20000.0, 5000.0, 250.0])
