@@ -21,9 +21,9 @@ import numpy as np
 from ppl.semantics.cache import cached
 from ppl.inference import sharding
 from ppl.inference._common import program_tree, stack_draws, annotate
+from ppl.inference.marginalize import refuse_subsampling
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
-from ppl.inference.marginalize import refuse_subsampling
 from ppl.semantics import effects, ir
 from ppl.semantics.interpret.enumeration import Enumeration
 from ppl.semantics.interpret.free import run

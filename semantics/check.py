@@ -7,17 +7,17 @@ front end produces, before any inference:
 - every variable is defined before it is read (no unbound names);
 - no two random choices share an address on one path (the branches of an
   ``If`` are alternative paths, so the same address may appear in each);
-- an observed value has a shape that broadcasts with its distribution's.
+- an observed value has a shape that broadcasts with its distribution's, and that the distribution does
+  not broadcast to a larger one (``effects.observed_shape_error``).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ppl.semantics import ir
-from ppl.stdlib.errors import AddressError, CheckError, PPLError, ShapeError
+from ppl.semantics import effects, ir
+from ppl.stdlib.errors import AddressError, CheckError, PPLError
 
 __all__ = ["check", "check_or_raise"]
 
@@ -114,9 +114,6 @@ class _Checker:
             shape = jax.eval_shape(dist_shape, *structs).shape
         except Exception:  # a distribution that cannot be built abstractly: nothing to check here
             return
-        try:
-            np.broadcast_shapes(tuple(s.value.shape), tuple(shape))
-        except ValueError:
-            self.errors.append(ShapeError(
-                f"the observed value at '{s.address}' has shape {tuple(s.value.shape)}, but its "
-                f"distribution has shape {tuple(shape)}", span=s.span))
+        err = effects.observed_shape_error(s.address, s.value.shape, shape, s.span)
+        if err is not None:
+            self.errors.append(err)

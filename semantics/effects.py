@@ -165,28 +165,37 @@ def observe(name: Any, dist, value, *, span: Span | None = None):
     return value
 
 
+def observed_shape_error(address: str, value_shape: tuple, dist_shape: tuple, span: Span | None) -> ShapeError | None:
+    """Why an observed value of ``value_shape`` cannot be scored by a distribution of ``dist_shape``
+    (batch + event), or None. The two must broadcast, and the parameters must not broadcast an observed
+    array to a larger shape: ``y`` of shape (5, 1) against a Normal of shape (5,) would be scored as
+    (5, 5), each observation counted five times. A scalar observation against vector parameters (Stan's
+    vectorisation) is fine."""
+    value_shape, dist_shape = tuple(value_shape), tuple(dist_shape)
+    try:
+        joint = tuple(np.broadcast_shapes(value_shape, dist_shape))
+    except ValueError:
+        return ShapeError(f"the observed value at '{address}' has shape {value_shape}, which does not broadcast "
+                          f"with its distribution's shape {dist_shape}", span=span,
+                          hint="Give data of the distribution's shape, or index the parameters to the data's.")
+    if value_shape and joint != value_shape:
+        times = int(np.prod(joint)) // max(1, int(np.prod(value_shape)))
+        return ShapeError(
+            f"the observed value at '{address}' has shape {value_shape}, but its distribution has shape "
+            f"{dist_shape}: together they broadcast to {joint}, which would score each observation {times} times",
+            span=span, hint="Reshape the data or the parameters so that their shapes agree (e.g. y[:, 0] for a "
+                            "column, or parameters indexed per observation).")
+    return None
+
+
 def _check_observed_shape(dist, value, address: str, span: Span | None) -> None:
-    """An observed array must not be broadcast to a larger shape by the distribution's parameters:
-    ``y`` of shape (5, 1) against a Normal of shape (5,) would be scored as (5, 5), each observation
-    counted five times. A scalar observation against vector parameters (Stan's vectorisation) is fine."""
-    shape = tuple(jnp.shape(value))
     try:
         dist_shape = tuple(dist.batch_shape) + tuple(dist.event_shape)
     except Exception:  # noqa: BLE001 - a distribution without static shapes: its log density decides
         return
-    try:
-        joint = tuple(np.broadcast_shapes(shape, dist_shape))
-    except ValueError:
-        raise ShapeError(f"the observed value at '{address}' has shape {shape}, which does not broadcast with "
-                         f"the distribution's shape {dist_shape}", span=span,
-                         hint="Give data of the distribution's shape, or index the parameters to the data's.") from None
-    if shape and joint != shape:
-        raise ShapeError(
-            f"the observed value at '{address}' has shape {shape}, but the distribution's parameters have shape "
-            f"{dist_shape}: together they broadcast to {joint}, which would score each observation "
-            f"{int(np.prod(joint)) // max(1, int(np.prod(shape)))} times", span=span,
-            hint="Reshape the data or the parameters so that their shapes agree (e.g. y[:, 0] for a column, "
-                 "or parameters indexed per observation).")
+    err = observed_shape_error(address, jnp.shape(value), dist_shape, span)
+    if err is not None:
+        raise err
 
 
 def _scaled_name(name: Any) -> Any:

@@ -105,6 +105,20 @@ def test_a_lossy_integer_value_is_not_truncated():
     assert float(np.asarray(value.value)) == 0.5
 
 
+def test_a_value_that_would_be_broadcast_is_a_shape_error():
+    """A column for a vector site: the rewritten program would score the column against the vector's
+    five normals as a (5, 5) array (each value five times); the IR checker refuses it instead."""
+    @ppl.model
+    def vector():
+        theta = ppl.sample("theta", dist.Normal(jnp.zeros(5), 10.0))
+        ppl.observe("y", dist.Normal(theta, 1.0), jnp.zeros(5))
+
+    with pytest.raises(ppl.ShapeError, match=r"broadcast to \(5, 5\), which would score each observation 5 times"):
+        vector.condition({"theta": np.zeros((5, 1))}).simulate(jax.random.key(0))
+    trace = vector.condition({"theta": np.zeros(5)}).simulate(jax.random.key(0))  # the right shape is fine
+    assert trace.log_likelihood.shape == ()
+
+
 def test_condition_of_a_dynamic_model_takes_the_layered_path():
     @ppl.model
     def geometric():
