@@ -58,6 +58,49 @@ def test_parameter_outside_its_domain_at_run_time_is_diagnosed():
 
 
 @ppl.model
+def unnormalised(y):
+    p = ppl.sample("p", dist.Beta(1.0, 1.0))
+    ppl.observe("y", dist.Categorical(probs=jnp.stack([p, jnp.asarray(0.5)])), y)  # sums to 1 at p = 0.5 only
+
+
+def test_a_density_where_a_parameter_leaves_its_domain_is_nan():
+    """Categorical probs [p, 0.5] sum to 1 at p = 0.5 only. The compiled density was log(probs[y]) elsewhere,
+    finite, and NUTS and VI fitted it silently (p came out near 0.66); now the density is NaN there and
+    the methods name the site, as Importance already did."""
+    y = jnp.array([0, 1, 1])
+    assert np.isclose(float(unnormalised.log_density({"p": 0.5}, y)), 3 * np.log(0.5), rtol=1e-6)
+    assert np.isnan(float(unnormalised.log_density({"p": 0.9}, y)))
+    density = unnormalised.log_density_function(y, unconstrained=True)
+    value, grad = jax.value_and_grad(density)({"p": jnp.asarray(2.0)})
+    assert np.isnan(float(value))
+    for method in (ppl.NUTS(num_warmup=20, num_samples=20, progress=False), ppl.VI(num_steps=20, progress=False),
+                   ppl.Importance(num_particles=20)):
+        with pytest.raises(ppl.ParameterError, match="'y'.*probs must be a probability vector") as info:
+            ppl.infer(unnormalised, y, method=method)
+        assert info.value.span.line == line_of(unnormalised, 'ppl.observe("y"')
+
+
+@ppl.model
+def unnormalised_mixture(y):
+    p = ppl.sample("p", dist.Beta(1.0, 1.0))
+    z = ppl.sample("z", dist.Categorical(probs=jnp.stack([p, jnp.asarray(0.5)])))  # summed out by NUTS
+    ppl.observe("y", dist.Normal(z * 1.0, 1.0), y)
+
+
+def test_a_marginal_density_where_a_parameter_leaves_its_domain_is_nan():
+    """The same with the discrete site summed out: NUTS fitted p near 0.58, silently."""
+    from ppl.inference.marginalize import marginal_log_density_unconstrained
+
+    program, leaves = unnormalised_mixture.program(jnp.array([0.3, 1.2]))
+    at = lambda p: float(marginal_log_density_unconstrained(program, {"p": jnp.log(p / (1 - p))}, leaves))  # noqa: E731
+    assert np.isfinite(at(0.5)) and np.isnan(at(0.9))
+    with pytest.raises(ppl.ParameterError, match="'z'.*probs must be a probability vector") as info:
+        ppl.infer(unnormalised_mixture, jnp.array([0.3, 1.2]), method=ppl.NUTS(num_warmup=20, num_samples=20,
+                                                                               progress=False))
+    assert info.value.span.line == line_of(unnormalised_mixture, 'ppl.sample("z"')
+
+
+@ppl.model
 def coin(flips):
     p = ppl.sample("p", dist.Beta(1.0, 1.0))
     with ppl.plate("flips", flips.shape[0]):

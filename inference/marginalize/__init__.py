@@ -128,13 +128,14 @@ def marginal_log_density_unconstrained(program: ir.Program, u: dict, args):
     ``compile.log_density_unconstrained`` when there is no discrete site.
     """
     plan = _plan(program, args)
-    total, _ = _contract(plan, _factors(plan, program, u, args))
-    return total
+    factors, valid = _factors(plan, program, u, args)
+    total, _ = _contract(plan, factors)
+    return jnp.where(valid, total, jnp.nan)  # a parameter outside its domain: no density (compile.log_density)
 
 
 def _recover_one(plan: _Plan, program, key, u, args):
     k_vars, k_chain = jax.random.split(key)
-    _, steps = _contract(plan, _factors(plan, program, u, args), record=True)
+    _, steps = _contract(plan, _factors(plan, program, u, args)[0], record=True)
     sampled: dict[str, tuple] = {}
     keys = jax.random.split(k_vars, max(len(steps), 1))
     for step, k in zip(reversed(steps), keys):

@@ -34,14 +34,16 @@ def _run_terms(plan: _Plan, program, u, args, indices: dict, key=None, sample_ch
     return terms, acc
 
 
-def _factors(plan: _Plan, program, u, args) -> list:
-    """Every term, as (array over (variables, labels), variables, labels)."""
+def _factors(plan: _Plan, program, u, args) -> tuple[list, Any]:
+    """Every term, as (array over (variables, labels), variables, labels); and whether every
+    distribution's parameters were inside their domains at every value of the variables."""
     layout = plan.structure.layout
     out = []
+    valid = jnp.asarray(True)
     for reads, names in plan.groups.items():
         def fn(*idx, reads=reads, names=names):
-            terms, _ = _run_terms(plan, program, u, args, dict(zip(reads, idx)))
-            return [terms[n] for n in names]
+            terms, acc = _run_terms(plan, program, u, args, dict(zip(reads, idx)))
+            return [terms[n] for n in names], acc.valid
 
         g = fn
         n = len(reads)
@@ -49,10 +51,11 @@ def _factors(plan: _Plan, program, u, args) -> list:
             axes = [None] * n
             axes[i] = 0
             g = jax.vmap(g, in_axes=tuple(axes))
-        arrays = g(*[jnp.arange(plan.vars[v].size) for v in reads])
+        arrays, ok = g(*[jnp.arange(plan.vars[v].size) for v in reads])
+        valid = valid & jnp.all(ok)
         for name, arr in zip(names, arrays):
             out.append(_Factor(arr, reads, layout.labels.get(name, ())))
-    return out
+    return out, valid
 
 
 @dataclass(frozen=True)

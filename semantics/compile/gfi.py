@@ -55,9 +55,16 @@ def simulate(program: ir.Program, key, args) -> Trace:
     return run(program, Simulate(), args, key=key)
 
 
+def _density(trace: Trace):
+    """The trace's joint log density, NaN where a distribution's parameters left their domain (the
+    model is not defined there: a gradient method rejects the point, as Stan does, and a start point
+    there is replayed in the eager engine, which names the site)."""
+    return jnp.where(trace.valid, trace.log_joint, jnp.nan)
+
+
 def log_density(program: ir.Program, choices: dict, args):
-    """``log p(x, y)`` at ``x = choices``."""
-    return run(program, Given(), args, inputs=choices).log_joint
+    """``log p(x, y)`` at ``x = choices`` (NaN where a distribution's parameters are outside their domain)."""
+    return _density(run(program, Given(), args, inputs=choices))
 
 
 def generate(program: ir.Program, key, args, constraints: dict):
@@ -123,8 +130,8 @@ def update(program: ir.Program, key, choices: dict, old_args, new_args, constrai
 
 
 def log_density_unconstrained(program: ir.Program, u: dict, args):
-    """``log p(T(u), y) + log |det J_T(u)|``."""
-    return run(program, Unconstrained(), args, inputs=u).log_joint
+    """``log p(T(u), y) + log |det J_T(u)|`` (NaN where a distribution's parameters are outside their domain)."""
+    return _density(run(program, Unconstrained(), args, inputs=u))
 
 
 def constrain(program: ir.Program, u: dict, args) -> dict:
