@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 
 import ppl
 from ppl import dist
@@ -27,7 +28,11 @@ def row(text: str, site: str) -> list[float]:
     return [float(c) for c in line.replace("│", " ").split()[1:]]
 
 
+@pytest.mark.filterwarnings("ignore::ppl.SamplingWarning")
 def test_mcmc_summary_shows_mcse_ess_rhat_divergences_and_acceptance():
+    # The table is checked against the diagnostics of whatever draws came out; with 2 x 300 draws the
+    # R-hat of this run sits near the 1.01 warning line (1.0095 or 1.014 as rounding moves the chains),
+    # and whether it warns is not what this test is about.
     post = ppl.infer(normal_mean, YS, method=ppl.NUTS(num_warmup=200, num_samples=300, num_chains=2), seed=3)
     text = post.summary()
     header = next(ln for ln in text.splitlines() if "site" in ln)
