@@ -225,6 +225,19 @@ def _check_observed_shape(value, shape, address, span):
 # Tracing
 
 
+def _at_user_line(err: Exception) -> Exception:
+    """An error that the model's own code raised while it was traced (JAX's indexing, shapes, types),
+    as a ModelError at the model's line; one raised outside the model's code, unchanged."""
+    span = effects.user_span_of(err)
+    if span is None:
+        return err
+    hint = None
+    if "Indexer must have integer or boolean type" in str(err):
+        hint = "An index must hold integers: give the index data as integers (np.asarray(g, dtype=int)), or " \
+               "convert it in the model with .astype(int)."
+    return ModelError(f"the model's code raised {type(err).__name__}: {err}", span=span, hint=hint)
+
+
 def trace(fn: Callable, args: tuple, kwargs: dict, name: str) -> "ir.Program | Dynamic":
     """Trace ``fn(*args, **kwargs)`` into a static IR program, or report it dynamic."""
     dyn_leaves, rebuild = split_args(args, kwargs)
@@ -256,7 +269,9 @@ def trace(fn: Callable, args: tuple, kwargs: dict, name: str) -> "ir.Program | D
         if "Tracer" in str(err) or "abstract" in str(err):
             span = effects.user_span_of(err)
             return Dynamic(fn, args, kwargs, name, "Python code needs the value of a random choice", span)
-        raise
+        raise _at_user_line(err) from err
+    except (ValueError, IndexError) as err:
+        raise _at_user_line(err) from err
     block = _Converter().block(closed)
     program = ir.Program(name, block, rebuild, out_tree_box["tree"], span=effects.caller_span(),
                          sharded_plates=_sharded_plates(block))

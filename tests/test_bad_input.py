@@ -260,3 +260,27 @@ def test_parameter_error_in_a_dynamic_model_names_the_site():
 def test_distributions_outside_models_are_checked_when_built():
     with pytest.raises(ppl.ParameterError, match="Normal's scale"):
         dist.Normal(0.0, -1.0)
+
+
+@ppl.model
+def float_index(y, g):
+    th = ppl.sample("th", dist.Normal(jnp.zeros(3), 1.0))
+    ppl.observe("y", dist.Normal(th[g], 1.0), y)
+
+
+@ppl.model
+def mismatched(y):
+    a = ppl.sample("a", dist.Normal(jnp.zeros(3), 1.0))
+    ppl.observe("y", dist.Normal(a + jnp.zeros(4), 1.0), y)
+
+
+def test_a_jax_error_in_the_models_code_is_a_model_error_at_its_line():
+    """JAX's own errors from the model's code (a float index, shapes that do not broadcast) were raw
+    TypeErrors from inside jax.numpy; now a ModelError at the model's line that quotes them."""
+    with pytest.raises(ppl.ModelError, match="Indexer must have integer") as info:
+        ppl.infer(float_index, jnp.array([1.0, 2.0]), jnp.array([0.0, 1.7]), method=ppl.Importance(num_particles=5))
+    assert info.value.span.line == line_of(float_index, "th[g]")
+    assert "index data as integers" in str(info.value)
+    with pytest.raises(ppl.ModelError, match=r"incompatible shapes") as info:
+        ppl.infer(mismatched, jnp.zeros(4), method=ppl.Importance(num_particles=5))
+    assert info.value.span.line == line_of(mismatched, "jnp.zeros(4)")

@@ -40,16 +40,23 @@ def internal_frames(err):
             and not f.filename.endswith("api.py")]
 
 
+@ppl.model
+def float_index(y, g):
+    th = ppl.sample("th", dist.Normal(jnp.zeros(3), 1.0))
+    ppl.observe("y", dist.Normal(th[g], 1.0), y)
+
+
 QUICK = dict(num_warmup=20, num_samples=20, num_chains=2)
 CASES = [
     (negative_scale, (), ppl.ParameterError, 'ppl.sample("x"', "scale must be a positive"),
     (half_a_coin, (jnp.array([0.5, 1.0]),), ppl.SupportError, 'ppl.observe("y"', "outside the support"),
+    (float_index, (jnp.array([1.0, 2.0]), jnp.array([0.0, 1.7])), ppl.ModelError, "th[g]", "Indexer must have"),
 ]
 
 
 @pytest.mark.parametrize("method", [None, ppl.NUTS(**QUICK), ppl.MH(**QUICK), ppl.Importance(num_particles=50)],
                          ids=["default", "NUTS", "MH", "Importance"])
-@pytest.mark.parametrize("case", CASES, ids=["parameter", "support"])
+@pytest.mark.parametrize("case", CASES, ids=["parameter", "support", "jax-error"])
 def test_one_error_at_the_users_line(case, method):
     model, args, kind, where, words = case
     with pytest.raises(kind) as info:
