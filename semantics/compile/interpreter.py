@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ppl.stdlib import constraints
 from ppl.stdlib import jax_compat as jc
 from ppl.semantics import index_check, ir
 from ppl.semantics.compile import data_only
@@ -69,6 +70,8 @@ def params_ok(dist):
     given = getattr(dist, "__dict__", {}).get("_params")
     ok = jnp.asarray(True)
     for name, constraint in getattr(type(dist), "arg_constraints", {}).items():
+        if constraint is constraints.real:
+            continue  # a NaN or infinite real parameter already makes the log density NaN or -inf
         if given is not None:
             value = given.get(name)
         else:
