@@ -9,6 +9,7 @@ from ppl.inference import sharding
 from ppl.model import Model
 from ppl.posterior import Posterior
 from ppl.semantics.program import Dynamic
+from ppl.stdlib import jax_compat
 from ppl.stdlib.errors import ModelError, PPLError
 
 __all__ = ["infer", "default_method"]
@@ -55,7 +56,7 @@ def infer(model: Model, *args, method=None, seed: int = 0, key=None, devices=Non
         raise ModelError(f"method={method!r} is not an inference method",
                          hint="Use ppl.Enumerate(), ppl.Importance(num_particles=1000), ...")
     if key is None:
-        key = jax.random.key(seed)
+        key = jax_compat.key_from_seed(seed)
     reason = program.describe() if isinstance(program, Dynamic) else None
     if not isinstance(program, Dynamic):  # refuse a run whose draws cannot fit in memory, before it starts
         from ppl import memory

@@ -21,6 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from ppl import known_arithmetic
 from ppl.stdlib import jax_compat as jc
 from ppl.semantics import checked_eval, effects, index_check, ir
 from ppl.stdlib.errors import Span
@@ -34,6 +35,7 @@ _FOLD = frozenset({
     "squeeze", "expand_dims", "concatenate", "iota", "clamp", "transpose", "slice", "copy", "copy_p",
 })
 _MAX_KNOWN = 100_000  # elements: larger constants are not followed
+_NUMPY_STEP_BUDGET = 20_000  # steps x equations of a loop body evaluated step by step with NumPy
 
 
 # whose operation an equation is: one rule, shared with the run-time checks (semantics.checked_eval)
@@ -114,13 +116,46 @@ def verify_scan(eqn, outer: list) -> set[int]:
                     env[v] = out
         return found
 
+    def numpy_steps():
+        """``(keep, stacked)`` as below, step by step with NumPy (nothing compiled); None when a
+        step needs an operation ``known_arithmetic`` cannot promise, or the loop is long."""
+        length = sp["length"]
+        if length < 1 or length * len(body.eqns) > _NUMPY_STEP_BUDGET:
+            return None
+        steps = []
+        for t in range(length):
+            env = dict(static)
+            env.update(zip(x_vars, (np.asarray(x)[t] for x in xs)))
+            found = []
+            for e in body.eqns:
+                ins = [_literal_or(env, a) for a in e.invars]
+                if id(e) in target_ids:
+                    where = index_check.index_positions(e.primitive.name, len(ins))
+                    found.append(tuple(ins[j] for j in where) if all(ins[j] is not None for j in where) else None)
+                    continue
+                if e.primitive.name in _FOLD and all(v is not None for v in ins):
+                    got = known_arithmetic.evaluate(e.primitive.name, ins, dict(e.params),
+                                                    [a.aval for a in e.invars], [v.aval for v in e.outvars])
+                    if got is None:
+                        return None
+                    env.update(zip(e.outvars, got))
+            steps.append(found)
+        keep = [j for j, got in enumerate(steps[0]) if got is not None]
+        stacked = [tuple(np.stack([step[j][m] for step in steps]) for m in range(len(steps[0][j]))) for j in keep]
+        return keep, stacked
+
     try:
-        with jax.ensure_compile_time_eval():
-            shape_only = jax.eval_shape(indices_at, *[x[0] for x in xs])
-            keep = [j for j, got in enumerate(shape_only) if got is not None]
-            if not keep:
-                return set()
-            stacked = jax.vmap(lambda *x: [indices_at(*x)[j] for j in keep])(*xs)
+        by_numpy = numpy_steps()
+        if by_numpy is not None:
+            keep, stacked = by_numpy
+        else:
+            with jax.ensure_compile_time_eval():
+                shape_only = jax.eval_shape(indices_at, *[x[0] for x in xs])
+                keep = [j for j, got in enumerate(shape_only) if got is not None]
+                if keep:
+                    stacked = jax.vmap(lambda *x: [indices_at(*x)[j] for j in keep])(*xs)
+        if not keep:
+            return set()
     except Exception:  # noqa: BLE001 - a loop we cannot follow is checked at run time
         return set()
     verified = set()
@@ -167,18 +202,30 @@ class IndexTracker:
                 return ir.Prim(span, outs, prim, params, args)
             return ir.Prim(span, outs, prim, params, args, check_index=True)
         if every_known and prim.name in _FOLD and all(int(np.prod(v.shape)) <= _MAX_KNOWN for v in outs):
-            self._fold(prim, params, values, outs)
+            self._fold(eqn, values, outs)
         return ir.Prim(eqn_span(eqn), outs, prim, params, args)
 
-    def _fold(self, prim, params, values, outs) -> None:
-        try:
-            with jax.ensure_compile_time_eval():
-                got = jc.bind(prim, values, params)
-            got = [np.asarray(g) for g in got]
-        except Exception:  # noqa: BLE001 - a value we cannot follow is simply not known
-            return
+    def _fold(self, eqn, values, outs) -> None:
+        got = _evaluate(eqn, values)
+        if got is None:
+            return  # a value we cannot follow is simply not known
         for v, g in zip(outs, got):
             self.known[v] = g
+
+
+def _evaluate(eqn, values: list) -> list | None:
+    """The outputs of ``eqn`` on known values: with NumPy where it is exact (no XLA compilation,
+    ``known_arithmetic``), else with JAX; None when neither can."""
+    prim, params = eqn.primitive, dict(eqn.params)
+    got = known_arithmetic.evaluate(prim.name, values, params, [a.aval for a in eqn.invars],
+                                    [v.aval for v in eqn.outvars])
+    if got is not None:
+        return got
+    try:
+        with jax.ensure_compile_time_eval():
+            return [np.asarray(g) for g in jc.bind(prim, values, params)]
+    except Exception:  # noqa: BLE001 - a value we cannot follow is simply not known
+        return None
 
 
 def opaque_stmts(eqn, outs: tuple, args: tuple) -> list[ir.Stmt]:

@@ -103,7 +103,7 @@ class _Checker:
                 defined.add(s.out)
 
     def observed_shape(self, s: ir.Observe) -> None:
-        structs = [jax.ShapeDtypeStruct(a.shape, getattr(a, "dtype", None) or jnp.asarray(a.value).dtype)
+        structs = [jax.ShapeDtypeStruct(a.shape, getattr(a, "dtype", None) or jnp.result_type(a.value))
                    for a in s.args]
 
         def dist_shape(*args):

@@ -124,7 +124,14 @@ _SCALARS_MAX = 256
 
 
 def _to_array(x):
-    """``jnp.asarray(x)``; for a float scalar, the array made the last time for the same value."""
+    """``jnp.asarray(x)``; for a float scalar, the array made the last time for the same value.
+
+    A NumPy array is transferred with ``jax.device_put``, which converts it as ``jnp.asarray``
+    does but compiles nothing (``jnp.asarray`` stages it through a small jitted program, one XLA
+    compilation per shape and dtype on a process's first call).
+    """
+    if isinstance(x, np.ndarray):
+        return jax.device_put(x)
     if not isinstance(x, (float, np.floating)):
         return jnp.asarray(x)
     bits = x.hex() if type(x) is float else np.asarray(x).tobytes()

@@ -34,6 +34,7 @@ __all__ = [
     "define_prng_impl",
     "marker_primitive",
     "shard_map",
+    "key_from_seed",
 ]
 
 Primitive = jcore.Primitive
@@ -330,3 +331,25 @@ def lowering_exported_without_lapack():
         yield
     finally:
         export_internals._ensure_backends_initialized = original
+
+
+def key_from_seed(seed: Any) -> Any:
+    """``jax.random.key(seed)`` without compiling anything for an integer seed.
+
+    ``jax.random.key`` stages the seed and runs a small jitted program (two XLA compilations on a
+    process's first call). For the default Threefry-2x32 implementation the key's data are the
+    seed's high and low 32-bit words (the high word is 0 without x64, where seeds are int32): this
+    builds that key from NumPy words. Other implementations, other seed types and seeds outside
+    the range JAX accepts go through ``jax.random.key`` itself (which raises what it raises).
+    ``tests/test_counter_rng.py`` checks the equality of the two ways.
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        return jax.random.key(seed)
+    impl = jax.config.jax_default_prng_impl
+    wide = bool(jax.config.jax_enable_x64)
+    seed = int(seed)
+    low, high = (-(2**63), 2**63) if wide else (-(2**31), 2**31)
+    if impl != "threefry2x32" or not low <= seed < high:
+        return jax.random.key(seed)
+    words = np.array([(seed >> 32) & 0xFFFFFFFF if wide else 0, seed & 0xFFFFFFFF], np.uint32)
+    return jax.random.wrap_key_data(jax.device_put(words), impl="threefry2x32")

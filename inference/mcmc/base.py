@@ -151,6 +151,21 @@ class _Density(NamedTuple):
         return jax.vmap(jax.vmap(self.unravel))(draws)
 
 
+def _ravel_abstract(template: Any) -> tuple[jax.ShapeDtypeStruct, Callable]:
+    """``ravel_pytree(template)`` with the flat vector's shape and dtype in place of its values.
+
+    Traced abstractly, so no operation runs eagerly: each would compile a small XLA program on a
+    process's first run. ``unravel`` holds only the leaves' shapes and dtypes, never a tracer.
+    """
+    got = {}
+
+    def flat_of(tree):
+        flat, got["unravel"] = ravel_pytree(tree)
+        return flat
+
+    return jax.eval_shape(flat_of, template), got["unravel"]
+
+
 def _spec(tree: Any) -> Any:
     leaves, treedef = jax.tree.flatten(tree)
     return treedef, tuple((np.shape(x), str(jnp.result_type(x)), _is_weak(x)) for x in leaves)
@@ -163,7 +178,7 @@ def _is_weak(x: Any) -> bool:
 def _compiled(key, logdensity_fn: Callable, strategy: init_mod.Strategy, template: Any, args: tuple,
               kernel_builder: Any, adapt: adapt_mod.Adaptation, plan: driver.Plan) -> Callable:
     """The compiled program of a run (built once per log density and ``_Spec``), placed on the devices."""
-    flat, unravel = ravel_pytree(template)
+    flat, unravel = _ravel_abstract(template)
     spec = _Spec(
         treedef=jax.tree.structure(template),
         leaf_specs=_spec(template)[1],
@@ -272,7 +287,7 @@ def run_chains(
     strategy, num_chains, template = _start(init_positions, num_chains)
     if num_chains < 1:
         raise ValueError("num_chains must be at least 1")
-    flat, _ = ravel_pytree(template)
+    flat, _ = _ravel_abstract(template)
     if flat.size == 0:
         raise ValueError("the position has no coordinates to sample")
     if not jnp.issubdtype(flat.dtype, jnp.floating):
