@@ -105,7 +105,7 @@ class Model:
         """The static IR program for these arguments, or a ``Dynamic`` description."""
         if self.coerce is not None:
             args, kwargs = self.coerce(args, kwargs)
-        leaves, rebuild = split_args(args, kwargs)
+        leaves, rebuild = split_args(args, kwargs, self.fn)
         key = rebuild.key
         got = self._programs.get(key)
         if got is None:

@@ -32,7 +32,7 @@ from ppl.stdlib import jax_compat as jc
 from ppl.semantics import effects, ir
 from ppl.semantics.check import check_or_raise
 from ppl.semantics.params import ParamOp
-from ppl.semantics.program import Dynamic, split_args
+from ppl.semantics.program import WRAPPED_INTEGERS_HINT, Dynamic, split_args, wrapped_integers
 from ppl.stdlib.errors import ModelError, PPLError, ShapeError, Span
 
 __all__ = ["trace", "site_p", "group_p", "Group", "TraceHandler"]
@@ -201,6 +201,10 @@ class TraceHandler(effects.Handler):
 def _as_data(value, address, span):
     if jc.is_tracer(value):
         return value
+    problem = wrapped_integers(value) if isinstance(value, (np.ndarray, list, tuple)) else None
+    if problem is not None:
+        raise ModelError(f"the observed value at '{address}' holds {problem}", span=span,
+                         hint=WRAPPED_INTEGERS_HINT)
     try:
         return jnp.asarray(value)
     except (TypeError, ValueError):
@@ -240,7 +244,7 @@ def _at_user_line(err: Exception) -> Exception:
 
 def trace(fn: Callable, args: tuple, kwargs: dict, name: str) -> "ir.Program | Dynamic":
     """Trace ``fn(*args, **kwargs)`` into a static IR program, or report it dynamic."""
-    dyn_leaves, rebuild = split_args(args, kwargs)
+    dyn_leaves, rebuild = split_args(args, kwargs, fn)
     out_tree_box = {}
 
     def flat_fn(*leaves):

@@ -148,7 +148,7 @@ def observe(name: Any, dist, value, *, span: Span | None = None):
     address = h.address(name)
     _check_dist(dist, "observe", address, span)
     for f in h.plates:
-        rows = jnp.shape(value)[f.dim] if f.scale != 1.0 and jnp.ndim(value) >= -f.dim else None
+        rows = np.shape(value)[f.dim] if f.scale != 1.0 and np.ndim(value) >= -f.dim else None
         if rows is not None and rows != f.size:
             raise ShapeError(
                 f"the observed value at '{address}' has {rows} rows, but plate '{f.name}' subsamples "
@@ -193,7 +193,7 @@ def _check_observed_shape(dist, value, address: str, span: Span | None) -> None:
         dist_shape = tuple(dist.batch_shape) + tuple(dist.event_shape)
     except Exception:  # noqa: BLE001 - a distribution without static shapes: its log density decides
         return
-    err = observed_shape_error(address, jnp.shape(value), dist_shape, span)
+    err = observed_shape_error(address, np.shape(value), dist_shape, span)
     if err is not None:
         raise err
 

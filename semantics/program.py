@@ -56,7 +56,7 @@ def as_data(x):
         arr = np.asarray(x)
         if arr.dtype == np.float64:
             arr = arr.astype(jnp.result_type(float))
-        if arr.dtype == np.int64:
+        if arr.dtype == np.int64 and _fits(arr, np.int32):  # larger ones are refused by split_args
             arr = arr.astype(jnp.int32)
         return arr
     if isinstance(x, (list, tuple)):
@@ -84,7 +84,57 @@ def _is_dynamic_leaf(x) -> bool:
     return isinstance(x, (np.ndarray, jax.Array))
 
 
-def split_args(args: tuple, kwargs: dict):
+def _fits(arr: np.ndarray, dtype) -> bool:
+    info = np.iinfo(dtype)
+    return bool(arr.size == 0 or (arr.min() >= info.min and arr.max() <= info.max))
+
+
+def _argument_names(fn: Callable | None, count: int) -> list[str]:
+    try:
+        import inspect
+
+        names = [p.name for p in inspect.signature(fn).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        names = []
+    return [f"'{names[i]}'" if i < len(names) else f"number {i + 1}" for i in range(count)]
+
+
+def wrapped_integers(value) -> str | None:
+    """What JAX would silently change in integer data ``value`` (arrays wider than JAX's integers:
+    without x64 they have 32 bits, and 2**32 + 5 becomes 5), or None when it fits."""
+    if isinstance(value, (list, tuple)) and value and _all_numeric(value):
+        value = np.asarray(value)
+    for leaf in jax.tree.leaves(value):
+        if not (isinstance(leaf, np.ndarray) and np.issubdtype(leaf.dtype, np.integer)):
+            continue
+        target = jax.dtypes.canonicalize_dtype(leaf.dtype)
+        if target == leaf.dtype or _fits(leaf, target):
+            continue
+        info = np.iinfo(target)
+        where = tuple(int(i) for i in np.argwhere((leaf < info.min) | (leaf > info.max))[0])
+        element = f" element {list(where) if len(where) > 1 else where[0]}" if where else ""
+        return (f"integers too large for {target.itemsize * 8} bits:{element} is {leaf[where]}; JAX would "
+                f"wrap it to {leaf[where].astype(target)} without a word")
+    return None
+
+
+WRAPPED_INTEGERS_HINT = ("Pass counts this large as floats (np.asarray(y, float)), or enable 64-bit integers "
+                         "with ppl.config(x64=True) before building the model.")
+
+
+def check_integers_fit(args: tuple, kwargs: dict, fn: Callable | None = None) -> None:
+    """Refuse integer arguments that JAX's integers cannot hold (``wrapped_integers``)."""
+    from ppl.stdlib.errors import ModelError
+
+    named = list(zip(_argument_names(fn, len(args)), args)) + [(f"'{k}'", v) for k, v in kwargs.items()]
+    for name, value in named:
+        problem = wrapped_integers(value)
+        if problem is not None:
+            raise ModelError(f"argument {name} holds {problem}", hint=WRAPPED_INTEGERS_HINT)
+
+
+def split_args(args: tuple, kwargs: dict, fn: Callable | None = None):
     """Split model arguments into traced array leaves and static parts.
 
     Arrays and floats are traced (changing their values recompiles nothing);
@@ -95,6 +145,7 @@ def split_args(args: tuple, kwargs: dict):
     """
     args = tuple(as_data(a) for a in args)
     kwargs = {k: as_data(v) for k, v in kwargs.items()}
+    check_integers_fit(args, kwargs, fn)
     leaves, treedef = jax.tree.flatten((args, kwargs))
     dynamic_pos = [i for i, x in enumerate(leaves) if _is_dynamic_leaf(x)]
     dyn = [_to_array(leaves[i]) for i in dynamic_pos]

@@ -284,3 +284,48 @@ def test_a_jax_error_in_the_models_code_is_a_model_error_at_its_line():
     with pytest.raises(ppl.ModelError, match=r"incompatible shapes") as info:
         ppl.infer(mismatched, jnp.zeros(4), method=ppl.Importance(num_particles=5))
     assert info.value.span.line == line_of(mismatched, "jnp.zeros(4)")
+
+
+# --------------------------------------------------------------------------- integers JAX would wrap
+
+BIG = np.array([2**32 + 5, 2**32 + 7])  # int64; without x64 JAX would read them as 5 and 7
+
+
+@ppl.model
+def poisson_counts(y):
+    rate = ppl.sample("rate", dist.Gamma(1.0, 1e-9))
+    with ppl.plate("n", y.shape[0]):
+        ppl.observe("y", dist.Poisson(rate), y)
+
+
+@pytest.mark.parametrize("as_given", [lambda y: y, lambda y: y.tolist()], ids=["array", "list"])
+def test_integer_data_too_large_for_32_bits_is_refused_not_wrapped(as_given):
+    with pytest.raises(ppl.ModelError, match=r"argument 'y' holds integers too large for 32 bits: element 0 is "
+                                             r"4294967301; JAX would wrap it to 5") as err:
+        ppl.infer(poisson_counts, as_given(BIG), method=ppl.Importance(num_particles=10), seed=0)
+    assert "ppl.config(x64=True)" in err.value.hint
+
+
+def test_an_observed_constant_too_large_for_32_bits_is_refused_at_its_line():
+    @ppl.model
+    def closes_over_counts():
+        rate = ppl.sample("rate", dist.Gamma(1.0, 1e-9))
+        ppl.observe("y", dist.Poisson(rate), [4, 2**33])
+
+    with pytest.raises(ppl.ModelError, match=r"observed value at 'y' holds integers too large.*element 1 is "
+                                             r"8589934592; JAX would wrap it to 0") as err:
+        ppl.infer(closes_over_counts, method=ppl.Importance(num_particles=10), seed=0)
+    assert err.value.span is not None and err.value.span.line > 0
+
+
+def test_integer_data_that_fits_or_runs_with_x64_is_taken_as_it_is():
+    from scipy import stats
+
+    small = poisson_counts.log_density({"rate": 4.0}, np.array([3, 5], np.int64))  # int64 that fits int32
+    expected = stats.gamma(1.0, scale=1e9).logpdf(4.0) + stats.poisson(4.0).logpmf([3, 5]).sum()
+    assert abs(float(small) - expected) < 1e-4
+    with jax.enable_x64(True):  # 64-bit integers: the large counts are read exactly
+        rate = 4.0e9
+        big = poisson_counts.log_density({"rate": rate}, BIG)
+        expected = stats.gamma(1.0, scale=1e9).logpdf(rate) + stats.poisson(rate).logpmf(BIG).sum()
+        assert abs(float(big) - expected) < 1e-6 * abs(expected)
