@@ -129,8 +129,7 @@ def _grid(program: ir.Program, args, bound):
         return {}
     probe = C.SupportProbe(bound, fatal=_fatal)
     try:
-        with jax.ensure_compile_time_eval():
-            C.run(program, probe, args)
+        C.probe_supports(program, probe, args)
     except ModelError:
         raise
     except Exception:

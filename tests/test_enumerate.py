@@ -166,3 +166,77 @@ def test_hmm_scan_enumeration_matches_forward_algorithm():
         assert post.engine == engine
         assert abs(post.log_evidence - forward_algorithm(np.asarray(ys))) < 1e-5
         assert post.samples["z"].shape[1:] == (5,)
+
+
+# --- a discrete support that depends on another random choice --------------------
+# y ~ Binomial(2 + 2x) after x ~ Bernoulli(1/2): y takes 0..4. The supports must not be read at
+# one stand-in value of x (that gave 0..2 only, renormalised, without a word).
+
+def _binomial_mixture(weights: dict[int, float], p: float) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for n, w in weights.items():
+        for k in range(n + 1):
+            out[k] = out.get(k, 0.0) + w * math.comb(n, k) * p**k * (1 - p) ** (n - k)
+    return out
+
+
+@ppl.model
+def binomial_of_a_choice():
+    x = ppl.sample("x", dist.Bernoulli(probs=0.5))
+    return ppl.sample("y", dist.Binomial(2 + 2 * x, probs=0.5))
+
+
+def test_a_support_that_depends_on_a_choice_is_enumerated_whole():
+    post = ppl.infer(binomial_of_a_choice)  # the default method for a finite discrete model
+    assert post.method == "Enumerate"
+    exact = _binomial_mixture({2: 0.5, 4: 0.5}, 0.5)
+    got = post.probs()
+    assert set(got) == set(exact)
+    for k, p in exact.items():
+        assert got[k] == pytest.approx(p, abs=1e-6)
+    assert post.log_evidence == pytest.approx(0.0, abs=1e-6)  # nothing observed: no mass lost
+
+
+def test_a_truncation_bound_that_depends_on_a_choice_is_enumerated_whole():
+    @ppl.model
+    def truncated_by_a_choice():
+        hi = ppl.sample("hi", dist.Bernoulli(probs=0.5))
+        return ppl.sample("k", dist.Truncated(dist.Poisson(3.0), low=0, high=hi + 2))
+
+    pmf = np.array([math.exp(-3.0) * 3.0**k / math.factorial(k) for k in range(4)])
+    exact = 0.5 * np.append(pmf[:3] / pmf[:3].sum(), 0.0) + 0.5 * pmf / pmf.sum()
+    got = ppl.infer(truncated_by_a_choice, method=ppl.Enumerate()).probs()
+    np.testing.assert_allclose([got.get(k, 0.0) for k in range(4)], exact, atol=1e-6)
+
+
+def test_a_ppl_size_that_depends_on_a_choice():
+    model = ppl.loads("""
+model m() {
+  a ~ categorical([0.2, 0.5, 0.3])
+  b ~ binomial(a + 1, 0.4)
+  return b
+}
+""").m
+    exact = _binomial_mixture({1: 0.2, 2: 0.5, 3: 0.3}, 0.4)
+    got = ppl.infer(model).probs()
+    for k, p in exact.items():
+        assert got[k] == pytest.approx(p, abs=1e-6)
+    with pytest.raises(ppl.ModelError, match="depend on other random choices"):
+        ppl.infer(model, method=ppl.Enumerate(engine="compiled"))
+
+
+def test_summing_out_a_support_that_depends_on_a_choice_is_refused_not_truncated():
+    from ppl.inference.marginalize import site_supports
+
+    @ppl.model
+    def mixed(y):
+        mu = ppl.sample("mu", dist.Normal(0.0, 3.0))
+        x = ppl.sample("x", dist.Bernoulli(probs=0.5))
+        b = ppl.sample("b", dist.Binomial(2 + 2 * x, probs=0.5))
+        ppl.observe("y", dist.Normal(mu + 2.0 * b, 0.5), y)
+
+    with pytest.raises(ppl.ModelError, match="support of the discrete random choice 'b' is not known"):
+        ppl.infer(mixed, 6.0, method=ppl.NUTS(num_warmup=10, num_samples=10, num_chains=1, progress=False))
+    # Gibbs draws 'b' by a Metropolis walk over its values, not from a full conditional on 0..2
+    program, leaves = binomial_of_a_choice.program()
+    assert set(site_supports(program, leaves, raise_errors=False)) == {"x"}

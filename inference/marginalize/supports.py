@@ -28,7 +28,9 @@ def _support_error(problem: C.SupportProblem) -> ModelError | None:
         return ModelError(
             f"the support of the discrete random choice '{problem.address}' is not known before the "
             f"program runs ({problem.detail})", span=problem.span,
-            hint="Give the distribution's size parameters (e.g. Binomial's total_count) as data.")
+            hint="Give the distribution's size parameters (e.g. Binomial's total_count) as data; where they "
+                 "depend on another random choice, use a method that draws the choices (Gibbs, MH, SMC) or "
+                 "Enumerate(engine='eager').")
     return ModelError(f"the {problem.detail or 'elements'} of the discrete random choice '{problem.address}' have "
                       "different supports", span=problem.span)
 
@@ -47,16 +49,14 @@ def site_supports(program: ir.Program, args, raise_errors: bool = True) -> dict[
     probe = C.SupportProbe()
 
     def go(*a):
-        with jax.ensure_compile_time_eval():
-            C.run(program, probe, a)
+        C.probe_supports(program, probe, a)
         return 0
 
     jax.eval_shape(go, *[_abstract(x) for x in args])
     concrete = not any(jc.is_tracer(x) for x in args)
     if _probe_errors(probe) and concrete:
         probe = C.SupportProbe()
-        with jax.ensure_compile_time_eval():
-            C.run(program, probe, args)
+        C.probe_supports(program, probe, args)
     errors = _probe_errors(probe)
     if raise_errors and errors:
         raise errors[0]

@@ -40,6 +40,7 @@ from ppl.semantics.compile.modes import (
     ShapeProbe,
     Simulate,
     SupportProbe,
+    probe_supports,
     SupportProblem,
     Unconstrained,
 )
@@ -47,7 +48,7 @@ from ppl.semantics.compile.modes import (
 __all__ = [
     "Trace", "Accumulator", "Interpreter", "run", "address_hash", "sum_terms", "params_ok",
     "Mode", "Simulate", "Given", "Generate", "Unconstrained", "Drawn", "Inverted", "Regenerate", "Kept",
-    "ShapeProbe", "SupportProbe", "SupportProblem",
+    "ShapeProbe", "SupportProbe", "SupportProblem", "probe_supports",
     "simulate", "log_density", "generate", "regenerate", "Regenerated", "update",
     "log_density_unconstrained", "constrain", "run_unconstrained", "site_log_densities", "unconstrained_shapes",
     "check_data", "data_only_checks", "trusting",

@@ -41,11 +41,11 @@ import jax.numpy as jnp
 from ppl.semantics import ir
 import numpy as np
 
-from ppl.semantics.compile.interpreter import address_hash, sum_terms
+from ppl.semantics.compile.interpreter import address_hash, run, sum_terms
 from ppl.stdlib.errors import AddressError, ModelError
 
 __all__ = ["Mode", "Simulate", "Given", "Generate", "Unconstrained", "Drawn", "Inverted", "Regenerate", "Kept",
-           "ShapeProbe", "SupportProbe", "SupportProblem"]
+           "ShapeProbe", "SupportProbe", "SupportProblem", "probe_supports"]
 
 
 class Mode(abc.ABC):
@@ -256,6 +256,13 @@ class SupportProbe(Mode):
         self.fatal = fatal
         self.supports: dict[str, np.ndarray] = {}
         self.problems: dict[str, SupportProblem] = {}
+        self.taint = None  # set by probe_supports: a traced zero added to every stand-in value
+
+    def _stand_in(self, stmt, value):
+        value = jnp.asarray(value, stmt.out.dtype)
+        if self.taint is not None:
+            value = value + self.taint.astype(stmt.out.dtype)
+        return jnp.broadcast_to(value, tuple(stmt.out.shape))
 
     def _problem(self, stmt, dist, why: str, detail: str = ""):
         problem = SupportProblem(why, stmt.address, type(dist).__name__, stmt.span, detail)
@@ -263,7 +270,7 @@ class SupportProbe(Mode):
         if error is not None:
             raise error
         self.problems.setdefault(stmt.address, problem)
-        return jnp.zeros(tuple(stmt.out.shape), stmt.out.dtype), jnp.zeros(()), False
+        return self._stand_in(stmt, 0), jnp.zeros(()), False
 
     def sample(self, stmt, dist, inputs, key):
         if not getattr(dist, "is_discrete", False):
@@ -274,7 +281,7 @@ class SupportProbe(Mode):
         try:
             values = np.asarray(dist.enumerate_support(None if finite else self.bound))
         except Exception as err:  # noqa: BLE001 - e.g. a total_count known only at run time
-            return self._problem(stmt, dist, "unknown", str(err))
+            return self._problem(stmt, dist, "unknown", getattr(err, "message", None) or str(err))
         k = values.shape[0]
         flat = values.reshape(k, -1)
         if flat.shape[1] and not np.all(flat == flat[:, :1]):
@@ -284,4 +291,25 @@ class SupportProbe(Mode):
             return self._problem(stmt, dist, "differ", "its steps")
         self.supports[stmt.address] = values
         first = flat[0, 0] if flat.shape[1] else values[0]
-        return jnp.broadcast_to(jnp.asarray(first, stmt.out.dtype), tuple(stmt.out.shape)), jnp.zeros(()), False
+        return self._stand_in(stmt, first), jnp.zeros(()), False
+
+
+def probe_supports(program: ir.Program, probe: SupportProbe, args) -> None:
+    """Run ``program`` on ``args`` in ``probe``, with every stand-in value traced.
+
+    The probe runs eagerly (``jax.ensure_compile_time_eval``), so a support computed from the data
+    is concrete; but each site's stand-in value is marked as unknown (a traced zero is added to
+    it), so the support of a later site that depends on it (``Binomial(2 + 2 * x)`` after
+    ``x ~ Bernoulli``) cannot be computed from the stand-in and is reported ``"unknown"``, never
+    taken at the stand-in's value alone (which would lose the other values' outcomes).
+    """
+    def go(taint):
+        probe.taint = taint
+        try:
+            with jax.ensure_compile_time_eval():
+                run(program, probe, args)
+        finally:
+            probe.taint = None
+        return 0
+
+    jax.eval_shape(go, jax.ShapeDtypeStruct((), jnp.int32))
