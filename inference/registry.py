@@ -213,7 +213,7 @@ def default_method(program, args=None) -> object:
     if not isinstance(program, ir.Program):
         return Importance(num_particles=PARTICLES)
     latent = program.latent_sites().values()
-    if all(s.is_discrete and getattr(s.dist_type, "has_enumerate_support", False) is True for s in latent):
+    if all(s.is_discrete for s in latent) and _all_finite(program, args):
         return Enumerate()
     from ppl.inference.smc import SMC, sequential_cut
 
@@ -229,6 +229,23 @@ def default_method(program, args=None) -> object:
     if sequential():
         return SMC(num_particles=PARTICLES)
     return Importance(num_particles=PARTICLES)
+
+
+def _all_finite(program, args) -> bool:
+    """Whether every latent site of an all-discrete ``program`` has finitely many values: by its
+    class (Bernoulli, Categorical, Binomial), else, for a support that depends on the instance (a
+    truncated Poisson), by probing the program on ``args``."""
+    latent = program.latent_sites()
+    if all(getattr(s.dist_type, "has_enumerate_support", False) is True for s in latent.values()):
+        return True
+    if args is None:
+        return False
+    from ppl.inference.marginalize import site_supports
+
+    try:
+        return set(site_supports(program, args, raise_errors=False)) == set(latent)
+    except Exception:  # noqa: BLE001 - a program the probe cannot run: let the other rules choose
+        return False
 
 
 def _can_marginalize(program, args) -> bool:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import ppl
 from ppl import dist
@@ -110,3 +113,29 @@ def test_nuts_refuses_unbounded_discrete_sites_and_says_why():
     with pytest.raises(ppl.ModelError, match="'n' is discrete and cannot be summed out") as err:
         ppl.infer(count, 2.0, method=ppl.NUTS(num_warmup=10, num_samples=10))
     assert "Gibbs" in str(err.value) or "MH" in str(err.value)
+
+
+def test_a_truncated_discrete_model_gets_exact_enumeration():
+    # Truncated's support is finite per instance (the class cannot say): the default method probes it
+    @ppl.model
+    def truncated_poisson():
+        return ppl.sample("k", ppl.dist.Truncated(ppl.dist.Poisson(2.0), low=0, high=4))
+
+    post = ppl.infer(truncated_poisson)
+    assert post.method == "Enumerate"
+    weights = [2.0**k / math.factorial(k) for k in range(5)]
+    for k, w in enumerate(weights):
+        assert post.probs()[k] == pytest.approx(w / sum(weights), abs=1e-6)
+
+
+@pytest.mark.parametrize("method", [ppl.NUTS(num_warmup=5, num_samples=5, num_chains=1, progress=False),
+                                    ppl.HMC(num_warmup=5, num_samples=5, num_chains=1, progress=False)],
+                         ids=["NUTS", "HMC"])
+def test_a_gradient_sampler_on_an_all_discrete_model_says_what_to_use(method):
+    @ppl.model
+    def coin():
+        return ppl.sample("x", ppl.dist.Bernoulli(0.3))
+
+    with pytest.raises(ppl.ModelError, match="every latent site of 'coin' is discrete") as err:
+        ppl.infer(coin, method=method)
+    assert "ppl.Enumerate()" in err.value.hint

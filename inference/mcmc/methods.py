@@ -115,6 +115,13 @@ class _GradientMCMC:
                     span=err.span or latent[discrete[0]].span,
                     hint=err.hint or "Use ppl.Gibbs, ppl.MH or ppl.SMC, or marginalise the site by hand.",
                 ) from None
+        if len(discrete) == len(latent):
+            raise ModelError(
+                f"{name} samples continuous latent sites, but every latent site of '{program.name}' is discrete "
+                f"({', '.join(repr(a) for a in discrete)}): there are no coordinates to move",
+                span=latent[discrete[0]].span,
+                hint="Use ppl.Enumerate() for the exact posterior of finite discrete choices, or ppl.Gibbs, "
+                     "ppl.MH or ppl.SMC.")
         C.check_data(program, args)  # once here; the compiled density leaves these checks out
         ushapes = C.unconstrained_shapes(program, args)
         template = {a: np.zeros(ushapes[a], jnp.result_type(float)) for a in latent if ushapes[a] is not None}
