@@ -319,3 +319,23 @@ def test_counterfactual_laws_on_random_scms(problem):
         return
     post = ppl.infer(twin, method=exact)
     assert np.all(np.asarray(post.samples[y])[np.asarray(post.weights) > 1e-12] == b)
+
+
+@ppl.model
+def trials_set_by_x():
+    x = ppl.sample("x", dist.Bernoulli(probs=0.5))
+    return ppl.sample("y", dist.Binomial(2 + 2 * x, probs=0.5))  # its support's size depends on x
+
+
+def test_a_discrete_site_whose_size_depends_on_the_intervention_follows_the_interval_law():
+    # factual x = 0, y = 1: u ~ U(F_Bin(2)(0), F_Bin(2)(1)) = U(0.25, 0.75); do(x = 1): y' = F_Bin(4)^{-1}(u)
+    cf = ppl.counterfactual(trials_set_by_x, observed={"x": 0, "y": 1}, do={"x": 1})
+    lo, hi = stats.binom.cdf(0, 2, 0.5), stats.binom.cdf(1, 2, 0.5)
+    ks = np.arange(5)
+    f = stats.binom.cdf(ks, 4, 0.5)
+    probs = np.clip(np.minimum(hi, f) - np.maximum(lo, f - stats.binom.pmf(ks, 4, 0.5)), 0, None) / (hi - lo)
+    np.testing.assert_allclose(probs, [0, 0.125, 0.75, 0.125, 0], atol=1e-12)
+    post = ppl.infer(cf, method=ppl.Importance(num_particles=4000), key=ppl_key(3))
+    mean, se = weighted(post, "y")
+    assert abs(mean - float(probs @ ks)) < 4 * se + 1e-6
+    assert set(np.unique(np.asarray(post.samples["y"]))) <= {1, 2, 3}

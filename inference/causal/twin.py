@@ -247,7 +247,8 @@ class _Twin:
             treedef = jax.tree.flatten(Categorical(probs=np.ones(probs.shape) / probs.shape[-1]))[1]
             return [prim, ir.Sample(s.span, out, address, Categorical, treedef, (probs,), s.plates)]
         if kind == "discrete":
-            prim, (lo, hi) = emit(lambda *xs: X.noise_interval(worlds(xs)[0], xs[-1]), fargs + (xf,),
+            prim, (lo, hi) = emit(lambda *xs: X.noise_interval(jax.tree.unflatten(s.treedef, xs[:n]), xs[-1]),
+                                  fargs + (xf,),
                                   f"noise[{address}]", s.span)
             u = ir.Var(lo.shape, lo.dtype)
             treedef = jax.tree.flatten(Uniform(np.zeros(lo.shape), np.ones(lo.shape)))[1]
