@@ -17,7 +17,7 @@ from ppl.semantics.interpret.free import reify_ir, reify_python
 from ppl.semantics.program import Dynamic
 from ppl.stdlib.errors import PPLError
 
-__all__ = ["program_tree", "stack_draws", "annotate", "raise_if_impossible"]
+__all__ = ["program_tree", "stack_draws", "annotate", "raise_if_impossible", "refuse_partial_continuous"]
 
 
 def program_tree(program, args):
@@ -25,6 +25,25 @@ def program_tree(program, args):
     if isinstance(program, Dynamic):
         return reify_python(program.call)
     return reify_ir(program, args)
+
+
+def refuse_partial_continuous(program, what: str) -> None:
+    """Methods that move every continuous site of one fixed vector (NUTS, HMC, ChEES, VI, Pathfinder)
+    refuse a continuous site that some runs do not make (``ir.partial_sites``): where its branch
+    does not run, the density leaves it out, so the density is flat in it and the target is no
+    proper posterior (NUTS drifts, VI's objective grows without bound)."""
+    from ppl.semantics import ir
+    from ppl.stdlib.errors import ModelError
+
+    for a, info in ir.partial_sites(program).items():
+        if not info.is_discrete:
+            raise ModelError(
+                f"the continuous random choice '{a}' is made in some runs only (inside a branch, and not "
+                f"under this name in every branch): where its branch does not run the density leaves it out, "
+                f"so {what}, which moves every continuous site at once, would see a density flat in '{a}' "
+                "and no proper posterior", span=info.span,
+                hint="Give the site the same name in every branch (each branch draws it from its own "
+                     "distribution), or use ppl.MH, ppl.Importance or ppl.SMC, which follow the branches.")
 
 
 def annotate(err: BaseException) -> BaseException:

@@ -224,7 +224,8 @@ def default_method(program, args=None) -> object:
         return SMC(num_particles=PARTICLES) if sequential() else Importance(num_particles=WALL_PARTICLES)
     continuous = default_continuous()
     discrete = any(s.is_discrete for s in latent)
-    if continuous is not None and (not discrete or _can_marginalize(program, args)):
+    partial = any(not s.is_discrete for s in ir.partial_sites(program).values())  # NUTS refuses these
+    if continuous is not None and not partial and (not discrete or _can_marginalize(program, args)):
         return continuous
     if sequential():
         return SMC(num_particles=PARTICLES)

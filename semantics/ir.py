@@ -310,6 +310,29 @@ def _sites_stmt(s, loops, in_branch):
         yield from sites_of(s.body, loops + (s.length,), in_branch)
 
 
+def always_sampled(stmts) -> set[str]:
+    """The addresses of the random choices the statements make in every run: a branch (``If``)
+    adds only those that every one of its branches makes."""
+    made: set[str] = set()
+    for s in stmts:
+        if isinstance(s, Sample):
+            made.add(s.address)
+        elif isinstance(s, (Plate, Call)):
+            made |= always_sampled(s.stmts)
+        elif isinstance(s, If) and s.branches:
+            made |= set.intersection(*(always_sampled(b.stmts) for b in s.branches))
+        elif isinstance(s, For) and s.length > 0:
+            made |= always_sampled(s.body.stmts)
+    return made
+
+
+def partial_sites(program: Program) -> dict[str, SiteInfo]:
+    """The latent sites that some runs of ``program`` do not make: inside a branch, and not made
+    by every branch of it under the same address."""
+    always = always_sampled(program.block.stmts)
+    return {a: s for a, s in program.latent_sites().items() if s.in_branch and a not in always}
+
+
 # ---------------------------------------------------------------------------
 # Printing
 

@@ -23,6 +23,7 @@ from ppl.inference.mcmc import checks
 from ppl.inference.mcmc import chees, hmc, many_chains, nuts
 from ppl.inference.mcmc import init as init_mod
 from ppl.inference.mcmc.base import run_chains
+from ppl.inference._common import refuse_partial_continuous
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
 from ppl.semantics import ir
@@ -100,6 +101,7 @@ class _GradientMCMC:
         latent = program.latent_sites()
         if not latent:
             raise ModelError(f"{name}: the model '{program.name}' has no latent random choices to sample")
+        refuse_partial_continuous(program, name)
         discrete = [a for a, s in latent.items() if s.is_discrete]
         marginal = bool(discrete)
         if marginal:

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.semantics.cache import cached
+from ppl.inference._common import refuse_partial_continuous
 from ppl.inference.result import Result
 from ppl.inference.marginalize import recover_discrete
 from ppl.inference.vi.guides import bind_guide
@@ -76,6 +77,7 @@ class VI:
         if steps < 1:
             raise ModelError(f"VI needs num_steps >= 1, not {self.num_steps}")
         optimizer = self.optimizer if self.optimizer is not None else _default_optimizer()
+        refuse_partial_continuous(program, "VI")
         C.check_data(program, args)  # once here; each step's density leaves these checks out
         guide = with_model_params(bind_guide(self.guide, program, args, self.guide_args), program, args)
         k_init, k_fit, k_final, k_draw = jax.random.split(key, 4)

@@ -36,6 +36,7 @@ import numpy as np
 
 from ppl.semantics.cache import cached
 from ppl.inference.marginalize import recover_discrete, refuse_subsampling
+from ppl.inference._common import refuse_partial_continuous
 from ppl.inference.result import Result
 from ppl.inference.vi.autoguides import UnconstrainedGuide
 from ppl.inference.vi.psis import psis
@@ -216,6 +217,7 @@ class Pathfinder:
     name = "Pathfinder"
 
     def run(self, program, args, key) -> Result:
+        refuse_partial_continuous(program, "Pathfinder")
         k_paths, k_resample, k_discrete = jax.random.split(key, 3)
         target, x, log_p, log_q, best = run_paths(
             program, args, k_paths, num_paths=self.num_paths, max_iters=self.max_iters, history=self.history,
