@@ -119,12 +119,27 @@ def _integrate(f, y0, t0, ts, rtol, atol, max_steps):
     return ys
 
 
+def check_times(t0, ts, name: str) -> None:
+    """The output times must not decrease nor come before ``t0``: the solvers integrate forward
+    and would give rows of NaN. Checked where the times are known while the model is traced
+    (literals, constants); times given as data are checked by the NaN they produce."""
+    if isinstance(t0, jax.core.Tracer) or isinstance(ts, jax.core.Tracer):
+        return
+    times, start = np.atleast_1d(np.asarray(ts, float)), float(np.asarray(t0))
+    if times.size and (np.any(np.diff(times) < 0) or times.min() < start):
+        where = int(np.argmax(np.diff(times) < 0)) + 1 if np.any(np.diff(times) < 0) else int(np.argmin(times))
+        raise ValueError(f"{name} needs output times in increasing order, none before t0 = {start:g}, but "
+                         f"ts[{where}] = {times[where]:g} (ts = {times.tolist()}); sort them (np.sort) and "
+                         "reorder the observations with them")
+
+
 def ode_rk45(f: Callable, y0, t0, ts, params, rtol=1e-6, atol=1e-6, max_steps: int = DEFAULT_MAX_STEPS):
     """Solve dy/dt = f(t, y, params) from y(t0) = y0; the solution at ``ts`` (one row per time)."""
     dtype = jnp.result_type(float)
     y0 = jnp.asarray(y0, dtype)
     if y0.ndim != 1:
         raise ValueError(f"ode_rk45 needs a vector initial state, not shape {y0.shape}")
+    check_times(t0, ts, "ode_rk45")
     t0 = jnp.asarray(t0, dtype)
     ts = jnp.asarray(ts, dtype)
     p_flat, unravel = ravel_pytree(jax.tree.map(lambda a: jnp.asarray(a, dtype), params))

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from ppl.ode import DEFAULT_MAX_STEPS
+from ppl.ode import DEFAULT_MAX_STEPS, check_times
 
 __all__ = ["ode_bdf", "ode_dopri5"]
 
@@ -36,6 +36,7 @@ def _prepare(f: Callable, y0, t0, ts, params, name):
     y0 = jnp.asarray(y0, dtype)
     if y0.ndim != 1:
         raise ValueError(f"{name} needs a vector initial state, not shape {y0.shape}")
+    check_times(t0, ts, name)
     t0 = jnp.asarray(t0, dtype)
     ts = jnp.atleast_1d(jnp.asarray(ts, dtype))
     if ts.ndim != 1:

@@ -124,3 +124,21 @@ def test_custom_jvp_functions_run_in_compiled_models():
     np.testing.assert_allclose(float(m.log_density({"x": x})), want, rtol=1e-6)
     grad = jax.grad(m.log_density_function())({"x": jnp.float32(x)})["x"]
     np.testing.assert_allclose(float(grad), -x - 1 / (1 + np.exp(-x)) - 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("solver", ["ode_rk45", "ode_bdf"])
+def test_output_times_out_of_order_are_an_error_not_rows_of_nan(solver):
+    import ppl.ode as ode_mod
+
+    solve = getattr(ode_mod, solver)
+
+    @ppl.model
+    def decay(y):
+        k = ppl.sample("k", ppl.dist.LogNormal(0.0, 1.0))
+        sol = solve(lambda t, u, p: -p * u, jnp.array([1.0]), 0.0, [2.0, 1.0, 3.0], k)
+        ppl.observe("y", ppl.dist.Normal(sol[:, 0], 0.1), y)
+
+    with pytest.raises(ppl.ModelError, match=r"output times in increasing order.*ts\[1\] = 1"):
+        ppl.infer(decay, np.array([0.4, 0.6, 0.2]), method=ppl.Importance(num_particles=10))
+    with pytest.raises(ValueError, match="none before t0 = 1"):
+        solve(lambda t, u, p: -p * u, jnp.array([1.0]), 1.0, [0.5, 2.0], 0.3)
