@@ -60,7 +60,14 @@ class Enumerate:
         if isinstance(program, ir.Program) and self.engine != "eager":
             grid = _grid(program, args, self.support_bound)
             if grid is not None:
-                return _run_compiled(program, args, grid)
+                grid, bounded = grid
+                result = _run_compiled(program, args, grid)
+                if bounded:  # as the eager engine says it: nothing a user asked for is dropped unsaid
+                    result.notes = list(result.notes or []) + [
+                        f"enumeration was truncated: {', '.join(repr(a) for a in sorted(bounded))} took only "
+                        f"{self.support_bound} values (support_bound); the posterior is renormalised over "
+                        "them and the log evidence leaves the rest out (raise support_bound to include more)"]
+                return result
             if self.engine == "compiled":
                 raise ModelError("this program's discrete supports depend on other random choices, so the "
                                  "compiled grid cannot enumerate it; use Enumerate(engine='eager')")
@@ -71,6 +78,8 @@ class Enumerate:
         try:
             table = run(program_tree(program, args), rep)
         except PPLError as err:
+            if err.hint and "Enumerate(support_bound=K)" in err.hint:  # the reference engine's words
+                err.hint = _bound_hint()
             raise annotate(err) from None
         if not table:
             if rep.impossible is not None:
@@ -107,6 +116,13 @@ class _Enumeration(Enumeration):
         return super().sample(site)
 
 
+def _bound_hint() -> str:
+    """How to bound an infinite support from where the user is (Python, ``ppl run``, the REPL)."""
+    from ppl.inference.mcmc.checks import how_to_set
+
+    return f"Give {how_to_set('Enumerate', 'support_bound', 'K')} to enumerate its first K values."
+
+
 def _fatal(problem: C.SupportProblem) -> ModelError | None:
     """The support problems exact enumeration cannot get past, in its words."""
     if problem.why == "continuous":
@@ -118,15 +134,16 @@ def _fatal(problem: C.SupportProblem) -> ModelError | None:
         )
     if problem.why == "infinite":
         return ModelError(f"'{problem.address}' has infinitely many values ({problem.dist_name})", span=problem.span,
-                          hint="Give Enumerate(support_bound=K) to enumerate its first K values.")
+                          hint=_bound_hint())
     return None  # supports known only at run time, or different per element: no fixed grid
 
 
 def _grid(program: ir.Program, args, bound):
-    """Per-site candidate values when every support is fixed in advance; else None."""
+    """Per-site candidate values when every support is fixed in advance, and the sites whose
+    infinite supports were cut at ``bound``; else None."""
     latent = program.latent_sites()
     if not latent:
-        return {}
+        return {}, set()
     probe = C.SupportProbe(bound, fatal=_fatal)
     try:
         C.probe_supports(program, probe, args)
@@ -145,7 +162,7 @@ def _grid(program: ir.Program, args, bound):
         if total > GRID_LIMIT:
             return None
         grid[a] = (probe.supports[a].reshape(k, -1)[:, 0], info.stacked_shape)
-    return grid
+    return grid, probe.bounded & set(grid)
 
 
 def _weights_fn(program: ir.Program, canonical: dict, size: int):

@@ -2,6 +2,7 @@
 
     ppl run FILE [--model NAME] [--data data.json|data.csv] [--method METHOD] [--seed N]
                  [--num-samples N] [--num-warmup N] [--num-chains N] [--thin K] [--max-depth N]
+                 [--support-bound K]
                  [--target-accept P] [--max-tree-depth N] [--dense-mass] [--init FILE.json|NAME=VALUE]
                  [--out FILE.nc|FILE.json|FILE.csv] [--plot FILE.png] [--plot-kind KIND]
                  [--progress | --no-progress]
@@ -112,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-depth", type=_positive_int, default=None, metavar="N",
                      help="exact enumeration of a recursive model: the most random choices on one path "
                           "(the mass beyond is reported as dropped); NUTS's tree depth is --max-tree-depth")
+    run.add_argument("--support-bound", type=_positive_int, default=None, metavar="K",
+                     help="exact enumeration: how many values (0..K-1) of a distribution with infinitely "
+                          "many (Poisson, Geometric) to enumerate; the mass beyond is reported as dropped")
     run.add_argument("--target-accept", type=_probability, default=None, metavar="P",
                      help="target acceptance of the step-size adaptation (nuts, hmc; default 0.8): "
                           "raise it (0.9, 0.95) against divergences")
@@ -299,7 +303,8 @@ def _run(args) -> int:
     program, leaves = model.program(*call_args)
     _check_init(init, program)
     method = build_method(args.method, program, args.num_samples, args.num_warmup, args.num_chains,
-                          args.progress, args.max_depth, leaves, target_accept=args.target_accept,
+                          args.progress, args.max_depth, leaves, support_bound=args.support_bound,
+                          target_accept=args.target_accept,
                           max_tree_depth=args.max_tree_depth, dense_mass=args.dense_mass, init=init,
                           thin=args.thin)
     memory.check(program, leaves, method, command_line=True)  # before ppl.infer, with the flags to lower it

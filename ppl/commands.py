@@ -55,11 +55,13 @@ def model_parameters(model) -> list[str]:
 
 
 def build_method(name: str | None, program, num_samples=None, num_warmup=None, num_chains=None,
-                 progress: bool | None = None, max_depth: int | None = None, leaves=None, **options):
+                 progress: bool | None = None, max_depth: int | None = None, leaves=None,
+                 support_bound: int | None = None, **options):
     """A method object from its command-line name and options (None: the default for the model).
 
     ``progress`` (None: the method's default) goes to the methods that show one;
-    ``max_depth`` bounds exact enumeration of a recursive model (and implies it).
+    ``max_depth`` bounds exact enumeration of a recursive model, ``support_bound`` the values
+    enumerated of a countably infinite distribution (each implies exact enumeration).
     ``options`` (``target_accept``, ``max_tree_depth``, ``dense_mass``, ``init``,
     ``thin``; None: not given) go to the methods that take them, and are refused
     with a clear error by the others.
@@ -73,13 +75,15 @@ def build_method(name: str | None, program, num_samples=None, num_warmup=None, n
         raise TypeError(f"build_method() got unknown options {unknown}")
     if name is not None:
         name = method_name(name)
-    if max_depth is not None:
+    if max_depth is not None or support_bound is not None:
+        flag = "--max-depth" if max_depth is not None else "--support-bound"
         if name not in (None, "enumerate"):
-            raise CommandLineError(f"--max-depth bounds exact enumeration; it does not go with --method {name}",
-                           hint="Use --method enumerate --max-depth N, or leave --max-depth out"
-                                + (" (NUTS's tree depth is --max-tree-depth)." if name == "nuts" else "."))
+            raise CommandLineError(f"{flag} bounds exact enumeration; it does not go with --method {name}",
+                           hint=f"Use --method enumerate {flag} N, or leave {flag} out"
+                                + (" (NUTS's tree depth is --max-tree-depth)." if name == "nuts" and max_depth
+                                   is not None else "."))
         _refuse_options(options, "enumerate")
-        return ppl.Enumerate(max_depth=max_depth)
+        return ppl.Enumerate(max_depth=max_depth, support_bound=support_bound)
     default = None
     if name is None:
         default = default_method(program, leaves)

@@ -443,3 +443,17 @@ def test_the_installed_ppl_script(coin_file, tmp_path):
     done = subprocess.run([script, "check", str(bad)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 1
     assert "line 3" in done.stderr and "^" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_support_bound_enumerates_an_infinite_support_and_says_it_cut_it(capsys, tmp_path):
+    src = tmp_path / "pk.ppl"
+    src.write_text("model pk() {\n  k ~ poisson(3)\n  return k\n}\n")
+    code, _, err = run(capsys, "run", str(src), "--method", "enumerate")
+    assert code == 1 and "Give --support-bound K to enumerate its first K values" in err
+    code, out, err = run(capsys, "run", str(src), "--support-bound", "5")
+    assert code == 0, err
+    assert "'k' took only 5 values" in out + err
+    p = np.array([math.exp(-3.0) * 3.0**k / math.factorial(k) for k in range(5)])
+    assert f"{p[3] / p.sum():.4f}" in out  # P(k = 3 | k < 5), renormalised
+    code, _, err = run(capsys, "run", str(src), "--support-bound", "5", "--method", "nuts")
+    assert code == 1 and "--support-bound bounds exact enumeration" in err

@@ -569,3 +569,10 @@ def test_ctrl_d_leaves(terminal):
     terminal.expect(r"ppl>")
     terminal.type("\x04")
     assert terminal.close() == 0
+
+
+def test_infer_takes_a_support_bound_and_its_hint_says_so():
+    code, out = run_script("model pk() {\n  k ~ poisson(3)\n  return k\n}\n:infer pk method=enumerate\n"
+                           ":infer pk bound=5\n")
+    assert ":infer ... bound=K" in out  # the hint of the first :infer is the REPL's own option
+    assert "took only 5 values" in out and "0.2748" in out  # P(k = 3 | k < 5)

@@ -111,7 +111,7 @@ def how_to_set(method: str, option: str, value: str, where: str | None = None) -
 
 
 #: options the REPL's ``:infer`` takes, by their names there
-_REPL_OPTIONS = {"num_samples": "samples", "num_warmup": "warmup", "num_chains": "chains"}
+_REPL_OPTIONS = {"num_samples": "samples", "num_warmup": "warmup", "num_chains": "chains", "support_bound": "bound"}
 
 
 # --------------------------------------------------------------------------- numbers

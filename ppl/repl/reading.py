@@ -19,7 +19,7 @@ __all__ = ["COMMANDS", "HELP", "Command", "parse_command", "split_arguments", "d
 COMMANDS = {
     "load": ":load FILE                  add the definitions of a .ppl file to the session",
     "ir": ":ir NAME [args...]           print the IR of model NAME for these arguments",
-    "infer": ":infer NAME [args...] [method=M] [samples=N] [seed=N] [warmup=N] [chains=N] [depth=N]\n"
+    "infer": ":infer NAME [args...] [method=M] [samples=N] [seed=N] [warmup=N] [chains=N] [depth=N] [bound=K]\n"
              "                             run inference and print the posterior summary",
     "diagram": ":diagram NAME [args...]      print the string diagram of model NAME (its sites and their parents)",
     "models": ":models                     list the session's models, functions and constants",
@@ -42,8 +42,9 @@ HELP = "\n".join([
     "Arguments are JSON values ([1, 0, 1], 2.5, true) or names of session constants;",
     "a model parameter can also be given as NAME=VALUE, and one left out is taken from",
     "the session constant of the same name. Methods: enumerate, importance, smc, nuts,",
-    "hmc, mh, gibbs (default: chosen from the model, as `ppl run` does); depth=N bounds",
-    "exact enumeration of a recursive model.",
+    "hmc, chees, mh, gibbs, pmmh, vi (default: chosen from the model, as `ppl run` does);",
+    "depth=N bounds exact enumeration of a recursive model, bound=K the values it takes",
+    "of a distribution with infinitely many (Poisson: 0..K-1).",
     "A definition of a name that exists replaces it. Esc-Enter inserts a newline;",
     "a blank line submits what has been typed once its brackets balance (two blank",
     "lines submit it anyway); Ctrl-C discards it. Errors name the entry they are in:",

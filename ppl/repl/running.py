@@ -15,7 +15,7 @@ from .reading import did_you_mean
 __all__ = ["OPTIONS", "find_model", "arguments", "ir", "diagram", "infer"]
 
 #: the options ``:infer`` takes as ``name=value``
-OPTIONS = {"method", "samples", "seed", "warmup", "chains", "depth"}
+OPTIONS = {"method", "samples", "seed", "warmup", "chains", "depth", "bound"}
 
 _NAME_IS = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.+)", re.S)
 
@@ -58,7 +58,7 @@ def arguments(model, tokens, constants: dict) -> tuple[list, dict]:
 
     Positional tokens fill the model's parameters in order; ``param=value``
     names one; a parameter left out takes the session constant of its name.
-    ``method=``, ``samples=``, ``seed=``, ``warmup=``, ``chains=``, ``depth=`` are options.
+    ``method=``, ``samples=``, ``seed=``, ``warmup=``, ``chains=``, ``depth=``, ``bound=`` are options.
     """
     params = model_parameters(model)
     positional, named, options = [], {}, {}
@@ -131,10 +131,11 @@ def infer(models: dict, constants: dict, tokens):
         guess = did_you_mean(method_name, METHODS)
         raise PPLError(f"unknown method '{method_name}'; choose one of {', '.join(METHODS)}",
                        hint=f"Did you mean method={guess}?" if guess else None)
-    if "depth" in options:
+    if "depth" in options or "bound" in options:
         if method_name not in (None, "enumerate"):
-            raise PPLError("depth= bounds exact enumeration; it goes with method=enumerate")
-        method = ppl.Enumerate(max_depth=options["depth"])
+            which = "depth" if "depth" in options else "bound"
+            raise PPLError(f"{which}= bounds exact enumeration; it goes with method=enumerate")
+        method = ppl.Enumerate(max_depth=options.get("depth"), support_bound=options.get("bound"))
     else:
         program, leaves = model.program(*args)
         method = build_method(method_name, program, options.get("samples"), options.get("warmup"),

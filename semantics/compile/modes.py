@@ -256,6 +256,7 @@ class SupportProbe(Mode):
         self.fatal = fatal
         self.supports: dict[str, np.ndarray] = {}
         self.problems: dict[str, SupportProblem] = {}
+        self.bounded: set[str] = set()  # sites with infinitely many values, cut at ``bound``
         self.taint = None  # set by probe_supports: a traced zero added to every stand-in value
 
     def _stand_in(self, stmt, value):
@@ -278,6 +279,8 @@ class SupportProbe(Mode):
         finite = getattr(dist, "has_enumerate_support", False)
         if not finite and self.bound is None:
             return self._problem(stmt, dist, "infinite")
+        if not finite:
+            self.bounded.add(stmt.address)
         try:
             values = np.asarray(dist.enumerate_support(None if finite else self.bound))
         except Exception as err:  # noqa: BLE001 - e.g. a total_count known only at run time
