@@ -101,7 +101,9 @@ def verify_scan(eqn, outer: list) -> set[int]:
     static.update({v: np.asarray(x) for v, x in zip(body.invars[:c], outer[:c]) if x is not None})
     x_vars = body.invars[c + k:]
 
-    def indices_at(*x_step):
+    def indices_at(x_step, apply):
+        """The target equations' index operands at one step (None where unknown); ``apply(e, ins)``
+        evaluates a followed equation (None: it cannot, and neither can this)."""
         env = dict(static)
         env.update(zip(x_vars, x_step))
         found = []
@@ -112,9 +114,18 @@ def verify_scan(eqn, outer: list) -> set[int]:
                 found.append(tuple(ins[j] for j in where) if all(ins[j] is not None for j in where) else None)
                 continue
             if e.primitive.name in _FOLD and all(v is not None for v in ins):
-                for v, out in zip(e.outvars, jc.bind(e.primitive, ins, e.params)):
-                    env[v] = out
+                got = apply(e, ins)
+                if got is None:
+                    return None
+                env.update(zip(e.outvars, got))
         return found
+
+    def by_jax(e, ins):
+        return jc.bind(e.primitive, ins, e.params)
+
+    def by_numpy(e, ins):
+        return known_arithmetic.evaluate(e.primitive.name, ins, dict(e.params), [a.aval for a in e.invars],
+                                         [v.aval for v in e.outvars])
 
     def numpy_steps():
         """``(keep, stacked)`` as below, step by step with NumPy (nothing compiled); None when a
@@ -122,24 +133,9 @@ def verify_scan(eqn, outer: list) -> set[int]:
         length = sp["length"]
         if length < 1 or length * len(body.eqns) > _NUMPY_STEP_BUDGET:
             return None
-        steps = []
-        for t in range(length):
-            env = dict(static)
-            env.update(zip(x_vars, (np.asarray(x)[t] for x in xs)))
-            found = []
-            for e in body.eqns:
-                ins = [_literal_or(env, a) for a in e.invars]
-                if id(e) in target_ids:
-                    where = index_check.index_positions(e.primitive.name, len(ins))
-                    found.append(tuple(ins[j] for j in where) if all(ins[j] is not None for j in where) else None)
-                    continue
-                if e.primitive.name in _FOLD and all(v is not None for v in ins):
-                    got = known_arithmetic.evaluate(e.primitive.name, ins, dict(e.params),
-                                                    [a.aval for a in e.invars], [v.aval for v in e.outvars])
-                    if got is None:
-                        return None
-                    env.update(zip(e.outvars, got))
-            steps.append(found)
+        steps = [indices_at([np.asarray(x)[t] for x in xs], by_numpy) for t in range(length)]
+        if any(step is None for step in steps):
+            return None
         keep = [j for j, got in enumerate(steps[0]) if got is not None]
         stacked = [tuple(np.stack([step[j][m] for step in steps]) for m in range(len(steps[0][j]))) for j in keep]
         return keep, stacked
@@ -150,10 +146,10 @@ def verify_scan(eqn, outer: list) -> set[int]:
             keep, stacked = by_numpy
         else:
             with jax.ensure_compile_time_eval():
-                shape_only = jax.eval_shape(indices_at, *[x[0] for x in xs])
+                shape_only = jax.eval_shape(lambda *x: indices_at(x, by_jax), *[x[0] for x in xs])
                 keep = [j for j, got in enumerate(shape_only) if got is not None]
                 if keep:
-                    stacked = jax.vmap(lambda *x: [indices_at(*x)[j] for j in keep])(*xs)
+                    stacked = jax.vmap(lambda *x: [indices_at(x, by_jax)[j] for j in keep])(*xs)
         if not keep:
             return set()
     except Exception:  # noqa: BLE001 - a loop we cannot follow is checked at run time
