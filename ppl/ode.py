@@ -32,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from ppl.stdlib.jax_compat import is_tracer
+
 __all__ = ["ode_rk45", "ode_bdf", "DEFAULT_MAX_STEPS"]
 
 DEFAULT_MAX_STEPS = 100_000
@@ -123,7 +125,7 @@ def check_times(t0, ts, name: str) -> None:
     """The output times must not decrease nor come before ``t0``: the solvers integrate forward
     and would give rows of NaN. Checked where the times are known while the model is traced
     (literals, constants); times given as data are checked by the NaN they produce."""
-    if isinstance(t0, jax.core.Tracer) or isinstance(ts, jax.core.Tracer):
+    if is_tracer(t0) or is_tracer(ts):
         return
     times, start = np.atleast_1d(np.asarray(ts, float)), float(np.asarray(t0))
     if times.size and (np.any(np.diff(times) < 0) or times.min() < start):

@@ -63,9 +63,12 @@ def test_ode_bdf_unfinished_solve_is_nan():
     with float64():
         ys = np.asarray(ode_bdf(robertson, jnp.array([1.0, 0.0, 0.0]), 0.0, TS, K, 1e-8, 1e-12, max_steps=5))
         assert np.isnan(ys).all()
-        # an output time before t0 is a failed solve too
-        ys = np.asarray(ode_bdf(robertson, jnp.array([1.0, 0.0, 0.0]), 1.0, TS, K))
+        # an output time before t0 is a failed solve too (when the times are data; known while
+        # tracing, it is an error at once)
+        ys = np.asarray(jax.jit(lambda ts: ode_bdf(robertson, jnp.array([1.0, 0.0, 0.0]), 1.0, ts, K))(TS))
         assert np.isnan(ys).all()
+        with pytest.raises(ValueError, match="none before t0 = 1"):
+            ode_bdf(robertson, jnp.array([1.0, 0.0, 0.0]), 1.0, TS, K)
 
 
 VDP_SRC = """
