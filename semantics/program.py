@@ -8,6 +8,7 @@ complete IR, and the eager engine runs it as Pyro or WebPPL would.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -91,8 +92,6 @@ def _fits(arr: np.ndarray, dtype) -> bool:
 
 def _argument_names(fn: Callable | None, count: int) -> list[str]:
     try:
-        import inspect
-
         names = [p.name for p in inspect.signature(fn).parameters.values()
                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     except (TypeError, ValueError):
