@@ -27,7 +27,8 @@ value of site ``a``, ``T_a`` the bijection from R^k onto the support of ``a``):
   resimulation MH ratio: see :func:`~.gfi.regenerate`.)
 - :class:`ShapeProbe`: trace-time only; records each site's unconstrained shape.
 - :class:`SupportProbe`: records each discrete site's finite support (the values every
-  element can take), or why it has none; the run's value at a site is its first value.
+  element can take), or why it has none; the run's value at a site is its first value, traced
+  under :func:`probe_supports` so that no later support is read at that one value.
 """
 
 from __future__ import annotations
