@@ -15,22 +15,22 @@ from ppl import dist
 from ppl.semantics import ir
 
 
-@ppl.model
-def two_names(y):
-    z = ppl.sample("z", dist.Bernoulli(probs=0.3))
-    x = ppl.cond(z == 1, lambda: ppl.sample("a", dist.Normal(3.0, 1.0)),
-                 lambda: ppl.sample("b", dist.Normal(-1.0, 2.0)))
-    ppl.observe("y", dist.Normal(x, 1.0), y)
-    return x
+def branch_model(name_if_z: str, name_else: str):
+    """z ~ Bernoulli(0.3); x drawn under ``name_if_z`` from N(3, 1) when z = 1, else under
+    ``name_else`` from N(-1, 2); y ~ N(x, 1)."""
+
+    def body(y):
+        z = ppl.sample("z", dist.Bernoulli(probs=0.3))
+        x = ppl.cond(z == 1, lambda: ppl.sample(name_if_z, dist.Normal(3.0, 1.0)),
+                     lambda: ppl.sample(name_else, dist.Normal(-1.0, 2.0)))
+        ppl.observe("y", dist.Normal(x, 1.0), y)
+        return x
+
+    return ppl.model(body)
 
 
-@ppl.model
-def one_name(y):
-    z = ppl.sample("z", dist.Bernoulli(probs=0.3))
-    x = ppl.cond(z == 1, lambda: ppl.sample("x", dist.Normal(3.0, 1.0)),
-                 lambda: ppl.sample("x", dist.Normal(-1.0, 2.0)))
-    ppl.observe("y", dist.Normal(x, 1.0), y)
-    return x
+two_names = branch_model("a", "b")
+one_name = branch_model("x", "x")
 
 
 # y | z=1 ~ N(3, sqrt 2), y | z=0 ~ N(-1, sqrt 5): P(z = 1 | y = 1) and log p(y = 1) exactly
