@@ -134,6 +134,46 @@ def logistic_regression(n: int = 5000, d: int = 25) -> Problem:
                    ppl_model, (X, y))
 
 
+def hierarchical(groups: int = 50, per_group: int = 20) -> Problem:
+    """The hierarchical normal model of ``first_draw.py`` (50 groups x 20 observations, centred),
+    written in ``.ppl`` as a Stan user would: a loop over groups observing one row each."""
+    import first_draw
+    import numpy as np
+
+    data = first_draw.hierarchical_data(groups, per_group)
+    y = jnp.asarray(np.asarray(data["y"], np.float32))
+
+    def model():
+        mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+        tau = numpyro.sample("tau", dist.HalfNormal(5.0))
+        sigma = numpyro.sample("sigma", dist.HalfNormal(5.0))
+        with numpyro.plate("groups", groups, dim=-2):
+            theta = numpyro.sample("theta", dist.Normal(mu, tau))
+            with numpyro.plate("obs", per_group, dim=-1):
+                numpyro.sample("y", dist.Normal(theta, sigma), obs=y)
+
+    log_norm = 0.5 * jnp.log(2 * jnp.pi)
+    half_normal_const = jnp.log(2.0) - jnp.log(5.0) - log_norm
+
+    def logdensity(p):
+        mu, log_tau, log_sigma, theta = p["mu"], p["tau"], p["sigma"], p["theta"][:, 0]
+        tau, sigma = jnp.exp(log_tau), jnp.exp(log_sigma)
+        lp = -0.5 * (mu / 5.0) ** 2 - jnp.log(5.0) - log_norm
+        lp += half_normal_const - 0.5 * (tau / 5.0) ** 2 + log_tau  # HalfNormal + log-Jacobian
+        lp += half_normal_const - 0.5 * (sigma / 5.0) ** 2 + log_sigma
+        lp += jnp.sum(-0.5 * ((theta - mu) / tau) ** 2 - log_tau - log_norm)
+        z = (y - theta[:, None]) / sigma
+        lp += jnp.sum(-0.5 * z**2) - y.size * (log_sigma + log_norm)
+        return lp
+
+    template = {"mu": jnp.zeros(()), "tau": jnp.zeros(()), "sigma": jnp.zeros(()), "theta": jnp.zeros((groups, 1))}
+    import ppl
+
+    ppl_model = ppl.loads(first_draw.HIERARCHICAL_PPL).hierarchical
+    return Problem(f"hierarchical normal ({groups} groups x {per_group})", model, logdensity, template,
+                   ppl_model, (groups, per_group, np.asarray(data["y"], np.float32)))
+
+
 def ppl_logdensity(problem: Problem):
     """The hand-written density, for the row that times ppl's chain driver alone."""
     return problem.logdensity
@@ -302,7 +342,7 @@ def run_numpyro(problem, cfg, seed):
 
 
 RUNNERS = {"ppl": run_ppl, "driver": run_ppl_driver, "blackjax": run_blackjax, "numpyro": run_numpyro}
-PROBLEMS = {"eight_schools": eight_schools, "logistic": logistic_regression}
+PROBLEMS = {"eight_schools": eight_schools, "logistic": logistic_regression, "hierarchical": hierarchical}
 
 
 # --------------------------------------------------------------------------- report

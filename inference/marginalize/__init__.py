@@ -130,7 +130,7 @@ def marginal_log_density_unconstrained(program: ir.Program, u: dict, args):
     plan = _plan(program, args)
     factors, valid = _factors(plan, program, u, args)
     total, _ = _contract(plan, factors)
-    return jnp.where(valid, total, jnp.nan)  # a parameter outside its domain: no density (compile.log_density)
+    return C.nan_unless(valid, total)  # a parameter outside its domain: no density (compile.log_density)
 
 
 def _recover_one(plan: _Plan, program, key, u, args):

@@ -28,7 +28,16 @@ from ppl.semantics.compile.gfi import (
     unconstrained_shapes,
     update,
 )
-from ppl.semantics.compile.interpreter import Accumulator, Interpreter, Trace, address_hash, params_ok, run, sum_terms
+from ppl.semantics.compile.interpreter import (
+    Accumulator,
+    Interpreter,
+    Trace,
+    address_hash,
+    nan_unless,
+    params_ok,
+    run,
+    sum_terms,
+)
 from ppl.semantics.compile.modes import (
     Drawn,
     Generate,
@@ -46,7 +55,7 @@ from ppl.semantics.compile.modes import (
 )
 
 __all__ = [
-    "Trace", "Accumulator", "Interpreter", "run", "address_hash", "sum_terms", "params_ok",
+    "Trace", "Accumulator", "Interpreter", "run", "address_hash", "sum_terms", "params_ok", "nan_unless",
     "Mode", "Simulate", "Given", "Generate", "Unconstrained", "Drawn", "Inverted", "Regenerate", "Kept",
     "ShapeProbe", "SupportProbe", "SupportProblem", "probe_supports",
     "simulate", "log_density", "generate", "regenerate", "Regenerated", "update",

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from ppl.semantics import ir
-from ppl.semantics.compile.interpreter import Trace, run
+from ppl.semantics.compile.interpreter import Trace, nan_unless, run
 from ppl.semantics.compile.modes import Generate, Given, Kept, Regenerate, ShapeProbe, Simulate, Unconstrained
 
 __all__ = [
@@ -59,7 +59,7 @@ def _density(trace: Trace):
     """The trace's joint log density, NaN where a distribution's parameters left their domain (the
     model is not defined there: a gradient method rejects the point, as Stan does, and a start point
     there is replayed in the eager engine, which names the site)."""
-    return jnp.where(trace.valid, trace.log_joint, jnp.nan)
+    return nan_unless(trace.valid, trace.log_joint)
 
 
 def log_density(program: ir.Program, choices: dict, args):

