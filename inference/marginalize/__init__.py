@@ -42,7 +42,9 @@ enumeration of the discrete sites.
 
 Not supported (a clear error says so): discrete sites with infinite support
 (Poisson, Geometric), a discrete site whose value is used outside its plate
-or loop (other than as the state of a first-order chain), carried discrete
+or loop (other than as the state of a first-order chain), a plate whose terms
+read other elements of the site (``cumsum``, ``roll``: found by a probe,
+``independence``), carried discrete
 sites in nested loops or with a state that accumulates over steps, and
 chains whose per-step state has more than ``CHAIN_LIMIT`` values.
 Continuous sites whose support depends on a discrete site are not

@@ -16,6 +16,7 @@ from ppl.semantics.cache import cached
 from ppl.semantics import effects, ir
 from ppl.semantics.graph import Graph, block_flow, dependency_graph
 from ppl.stdlib.errors import ModelError
+from ppl.inference.marginalize.independence import crossed_labels
 from ppl.inference.marginalize.layout import Layout, SiteAxes, site_axes, site_layout
 from ppl.inference.marginalize.supports import site_supports
 
@@ -164,6 +165,19 @@ def _build_structure(program: ir.Program, args) -> _Structure:
                     f"'{t}' reads it outside {'that' if len(missing) == 1 else 'those'}; its elements cannot be "
                     "summed out one by one",
                     "Use the values inside the plate (or loop) only, or sample the site with Gibbs or MH.")
+    # the plate's promise: each element of a variable is read by the same element of its terms only
+    supports = site_supports(program, args, raise_errors=False) if plain else {}
+    for v in plain:
+        readers = [t for t, reads in terms.items() if v in reads]
+        crossed = crossed_labels(program, args, v, readers, supports.get(v))
+        if crossed:
+            crossing = next(iter(crossed.values()))
+            raise _site_error(
+                program, v,
+                f"the elements of the discrete random choice '{v}' along '{crossing.label}' are not read one by "
+                f"one: {crossing.describe(v)}. A plate promises that its elements are independent, so they "
+                "cannot be summed out one by one",
+                "Use ppl.Enumerate(), ppl.Gibbs() or ppl.MH(), or draw the site outside the plate.")
     return _Structure(graph, layout, discrete, {k: tuple(v) for k, v in chain_loops.items()}, plain, terms,
                       chain_terms, tainted)
 

@@ -60,6 +60,7 @@ from ppl.inference.marginalize import (
     site_layout,
     site_supports,
 )
+from ppl.inference.marginalize.independence import crossed_labels
 from ppl.inference.mcmc import trace_chains, warmup
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
@@ -181,9 +182,9 @@ class _Kernel:
                         hint="Use ppl.MH() for this model.")
                 per_step = int(np.prod(self.latent[a].shape, dtype=np.int64))
                 self.branch_discrete[a] = -per_step * math.log(len(supports[a]))
-        self.updates = [self._plan(a, supports.get(a)) for a in self.latent]
+        self.updates = [self._plan(a, supports.get(a), args) for a in self.latent]
 
-    def _plan(self, a, support) -> _Update:
+    def _plan(self, a, support, args) -> _Update:
         info = self.latent[a]
         axes = site_axes(self.program, self.layout, a)
         terms = tuple(sorted(self.graph.factors_of(a)))
@@ -196,6 +197,9 @@ class _Kernel:
                 continue
             if all(lab in labels.get(t, ()) for t in terms):
                 parallel.append(lab)
+        if parallel:  # a plate whose terms read other elements of the site: its elements one at a time
+            crossed = crossed_labels(self.program, args, a, terms, support)
+            parallel = [lab for lab in parallel if lab not in crossed]
         parallel_axes = tuple(ax for lab, ax in zip(axes.labels, axes.label_axes) if lab in parallel)
         sequential = tuple(i for i in range(len(axes.shape)) if i not in parallel_axes)
         if info.is_discrete and support is not None:
