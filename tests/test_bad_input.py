@@ -329,3 +329,16 @@ def test_integer_data_that_fits_or_runs_with_x64_is_taken_as_it_is():
         big = poisson_counts.log_density({"rate": rate}, BIG)
         expected = stats.gamma(1.0, scale=1e9).logpdf(rate) + stats.poisson(rate).logpmf(BIG).sum()
         assert abs(float(big) - expected) < 1e-6 * abs(expected)
+
+
+def test_a_boolean_index_in_ppl_is_refused_not_read_as_a_mask():
+    """NumPy reads x[true] as all of x (a new axis) and x[false] as none of it: y was scored under both
+    means, or not at all. An untyped parameter given a boolean is caught when the model runs."""
+    m = ppl.loads("model m(y, g) {\n  mu ~ normal(0, 10)\n  y ~ normal(mu + [0.0, 100.0][g], 1)\n}").m
+    with pytest.raises(ppl.ModelError) as err:
+        ppl.infer(m, 3.0, True, method=ppl.Importance(num_particles=10))
+    assert "'g' is a boolean" in str(err.value) and "to_int(b)" in str(err.value)
+    assert err.value.span is not None and err.value.span.line == 3
+    fixed = ppl.loads("model m(y, g) {\n  mu ~ normal(0, 10)\n  y ~ normal(mu + [0.0, 100.0][to_int(g)], 1)\n}").m
+    want = -0.5 * (0.5 / 10) ** 2 - np.log(10) - 0.5 * (3.0 - 100.5) ** 2 - np.log(2 * np.pi)
+    assert float(fixed.log_density({"mu": 0.5}, 3.0, True)) == pytest.approx(want, rel=1e-5)

@@ -175,6 +175,10 @@ REJECTED = [
     ("model m() { mu ~ normal(0, 1); x = mu[0] }", ["'mu' is a real number; it cannot be indexed"]),
     ("model m(y: real[]) { x = y[0, 1] }", ["'y' has 1 dimension but is indexed with 2 indices"]),
     ("model m(y: real[]) { x = y[0.5] }", ["an index must be an integer, found a real number"]),
+    # NumPy reads a boolean index as a mask: x[true] was all of x (a new axis), x[false] none of it
+    ("model m() { b = flip(0.5); x = [0.0, 3.0][b] }", ["an index must be an integer, found a boolean", "to_int(b)"]),
+    ("model m(y: real[], g: bool[]) { for i in 0..len(y) { y[i] ~ normal([0.0, 9.0][g[i]], 1) } }",
+     ["an index must be an integer, found a boolean"]),
     ("model m(X: real[,]) { for i in 0..X[0] { } }",
      ["a loop bound must be an integer, but X[0] is an array of reals", "Did you mean X[0, j]?"]),
     ("model m(N: real) { for i in 0..N { } }", ["a loop bound must be an integer, found a real number"]),
@@ -189,6 +193,12 @@ REJECTED = [
     ("model m() { x = 1.0; x ~ normal(0, 1) }", ["'x' is bound by '=' on line 1", "not computed from data"]),
     ("model m(y: real[]) { mu ~ normal(0, 1); y = y * mu; y ~ normal(0, 1) }",
      ["'y' is bound by '='", "Jacobian"]),
+    # the same rebinding inside a loop: 'y ~' after it was read as a new scalar random choice, and the
+    # data were dropped without a word
+    ("model m(y: real[]) { mu ~ normal(0, 10)\n for i in 0..len(y) { y[i] = y[i] - mu }\n y ~ normal(0, 1) }",
+     ["'y' is bound by '=' on line 2", "Jacobian"]),
+    ("model m(y: real) { mu ~ normal(0, 1)\n for i in 0..2 { y = y + mu }\n y ~ normal(0, 1) }",
+     ["'y' is bound by '=' on line 2"]),
     ("model m() { mu ~ flat(ordered, 2); mu[0] ~ normal(0, 1) }",
      ["'mu' is already a random choice", "factor(log_density(normal(0, 1), mu[0]))"]),
     ("model m(y: real[]) { mu ~ normal(0, 1); log(y + mu) ~ normal(0, 1) }",

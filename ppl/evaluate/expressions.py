@@ -71,6 +71,10 @@ class ExpressionRules:
                 out.append(slice(None if a is None else int(a), None if b is None else int(b)))
             else:
                 v = self.expr(i, env)
+                if isinstance(v, (bool, np.bool_)) or (hasattr(v, "dtype") and jnp.result_type(v) == jnp.bool_):
+                    # NumPy reads a boolean index as a mask: x[true] is all of x, x[false] none of it
+                    raise ModelError(f"an index must be an integer, but {node_text(i)} is a boolean",
+                                     span=i.span, hint=B.BOOL_INDEX_HINT)
                 out.append(v if not isinstance(v, float) else int(v))
         return tuple(out)
 

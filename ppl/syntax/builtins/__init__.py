@@ -33,12 +33,12 @@ from .registry import Builtin, Constant, merge
 from .stan import STAN_FUNCTIONS
 from .supports import SUPPORTS, Support
 from .types import (
-    BOOL, INT, NUMERIC, REAL, STRING, TYPE_ALIASES, TYPE_NAMES, UNKNOWN, Ty, TypeProblem, broadcast,
+    BOOL, BOOL_INDEX_HINT, INT, NUMERIC, REAL, STRING, TYPE_ALIASES, TYPE_NAMES, UNKNOWN, Ty, TypeProblem, broadcast,
     broadcast_shapes, describe, dist_ty, fun_ty,
 )
 
 __all__ = [
-    "Ty", "TypeProblem", "UNKNOWN", "INT", "REAL", "BOOL", "STRING",
+    "Ty", "TypeProblem", "UNKNOWN", "INT", "REAL", "BOOL", "STRING", "BOOL_INDEX_HINT",
     "Builtin", "Constant", "Distribution", "Support",
     "FUNCTIONS", "DISTRIBUTIONS", "SUPPORTS", "CONSTANTS", "FLAT_DOC", "TYPE_NAMES", "TYPE_ALIASES",
     "NUMERIC", "describe", "broadcast", "broadcast_shapes", "dist_ty", "fun_ty", "matmul_rule",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 __all__ = [
-    "Ty", "TypeProblem", "UNKNOWN", "INT", "REAL", "BOOL", "STRING", "NUMERIC",
+    "Ty", "TypeProblem", "UNKNOWN", "INT", "REAL", "BOOL", "STRING", "NUMERIC", "BOOL_INDEX_HINT",
     "describe", "broadcast_shapes", "broadcast", "join_base", "dist_ty", "fun_ty", "fmt_shape",
     "TYPE_NAMES", "TYPE_ALIASES",
 ]
@@ -58,6 +58,11 @@ INT = Ty("int")
 REAL = Ty("real")
 BOOL = Ty("bool")
 STRING = Ty("string")
+
+#: what to write instead of a boolean index (NumPy would read one as a mask: ``x[true]`` is all of
+#: ``x`` with a new axis, ``x[false]`` none of it), said by the checker and the evaluator alike
+BOOL_INDEX_HINT = ("Booleans count as 0/1 in arithmetic, but not as indices: write to_int(b) for element "
+                   "0 or 1, or choose with 'if b then x[1] else x[0]'.")
 
 
 def dist_ty(elem: Ty, improper: bool = False) -> Ty:

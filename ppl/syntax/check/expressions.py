@@ -10,7 +10,7 @@ from ppl.stdlib.errors import Span
 
 from .. import ast
 from ..builtins import (
-    BOOL, CONSTANTS, DISTRIBUTIONS, FUNCTIONS, SUPPORTS, UNKNOWN, Ty, TypeProblem, broadcast, describe,
+    BOOL, BOOL_INDEX_HINT, CONSTANTS, DISTRIBUTIONS, FUNCTIONS, SUPPORTS, UNKNOWN, Ty, TypeProblem, broadcast, describe,
     fun_ty, matmul_rule,
 )
 from ..habits import stan_unbound_name
@@ -160,6 +160,8 @@ class ExpressionRules:
             if isinstance(i, ast.BinOp) and i.op == "/":
                 hint = "'/' always gives a real; use '//' for integer division."
             self.error(f"an index must be an integer, found {describe(ty)}", i.span, hint)
+        elif ty.base == "bool":
+            self.error(f"an index must be an integer, found {describe(ty)}", i.span, BOOL_INDEX_HINT)
         return ty
 
     def _expr_Index(self, e: ast.Index) -> Ty:

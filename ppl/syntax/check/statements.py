@@ -74,7 +74,9 @@ class StatementRules:
         if value_ty.base == "string" and elem.base in ("int", "real", "bool"):
             self.error(f"cannot store a string in '{s.name}', which holds numbers", s.value.span)
         if self.scope.owner(s.name) is not None:
-            self._bind(s.name, replace(b, kind="local" if b.kind != "random" else "random", level=self.frame.level))
+            kind = "local" if b.kind != "random" else "random"
+            span = s.span if kind == "local" and b.kind != "local" else b.span  # where it stopped being data
+            self._bind(s.name, replace(b, kind=kind, span=span, level=self.frame.level))
 
     def _stmt_ExprStmt(self, s: ast.ExprStmt) -> None:
         e = s.expr
@@ -183,6 +185,19 @@ class StatementRules:
                 b = replace(b, kind="maybe", note=f"it is assigned in only one branch of the if on line {s.span.line}")
             self.scope.names[name] = b
 
+    def _settle_rebindings(self, loop_level, outer_level) -> None:
+        """A name of the enclosing body that the loop rebound with '=' holds, after the loop, the
+        loop's last value: a value bound at the outer level (so ``y ~ ...`` after a loop that
+        changed ``y`` is judged as after ``y = ...`` there, not as a new random choice)."""
+        scope = self.scope
+        while scope is not None:
+            for name, b in scope.names.items():
+                if b.kind == "local" and b.level is loop_level:
+                    scope.names[name] = replace(b, level=outer_level)
+            if scope.boundary:
+                break
+            scope = scope.parent
+
     def _stmt_For(self, s: ast.For) -> None:
         for bound in (s.start, s.stop):
             ty = self.expr(bound)
@@ -202,6 +217,7 @@ class StatementRules:
             self.frame.level = saved_level
             self.frame.depth -= 1
             self.frame.loop_vars = self.frame.loop_vars[:-1]
+        self._settle_rebindings(level, saved_level)
         for name, b in inner.items():
             if name == s.var:
                 continue
