@@ -123,11 +123,17 @@ class ExpressionRules:
             if e.op == "+" and isinstance(a, str) and isinstance(b, str):
                 return a + b
             raise ModelError(f"'{e.op}' does not apply to strings", span=e.span)
+        exact = _exact_integer_result(e, a, b)
         try:
-            return BINOPS[e.op](a, b)
+            out = BINOPS[e.op](a, b)
         except (TypeError, ValueError) as err:
             raise ShapeError(f"cannot apply '{e.op}' to values of shapes {jnp.shape(a)} and {jnp.shape(b)}"
                              f" ({short_message(err)})", span=e.span) from None
+        except OverflowError:  # a Python integer JAX cannot hold
+            out = None
+        if exact is not None:
+            _check_fits(e, exact, out)
+        return out
 
     def e_unary(self, e: A.UnaryOp, env):
         v = self.expr(e.operand, env)
@@ -163,8 +169,56 @@ class ExpressionRules:
         return Closure("fn", e.params, e.body, dict(env), self, e)
 
 
+def _integral(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) or (
+        not isinstance(x, (bool, float)) and jnp.issubdtype(jnp.result_type(x), jnp.integer))
+
+
 def _pow(a, b):
+    """``a ^ b``; integers to an integer power stay integers only when the power is known not to be
+    negative (``2 ^ -1`` is 0.5, as in Python and Stan, not the 0 of integer arithmetic)."""
+    if _integral(a) and _integral(b) and not (is_concrete(b) and bool(np.all(np.asarray(b) >= 0))):
+        return jnp.power(jnp.asarray(a, jnp.result_type(float)), b)
     return jnp.power(a, b)
+
+
+def _exact_integer_result(e, a, b):
+    """For integers known now (literals, data): the exact result in 64 bits, to catch what 32-bit
+    arithmetic would wrap (``2000 ^ 3``) and division by zero (which JAX answers with garbage)."""
+    if e.op not in ("+", "-", "*", "^", "//", "%") or not (_integral(a) and _integral(b)):
+        return None
+    if not (is_concrete(a) and is_concrete(b)):
+        return None
+    x, y = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    if e.op in ("//", "%"):
+        if np.any(y == 0):
+            raise ModelError(f"integer {'division' if e.op == '//' else 'remainder'} by zero in "
+                             f"{node_text(e)}", span=e.span,
+                             hint="Guard the divisor (if d == 0 then ... else n // d), or divide reals with '/'.")
+        return None
+    if e.op == "^":
+        if np.any(y < 0):
+            return None  # a real result
+        with np.errstate(over="ignore"):
+            return np.power(x.astype(np.float64), y)  # magnitude only: 64-bit integers wrap too
+    with np.errstate(over="ignore"):
+        return {"+": np.add, "-": np.subtract, "*": np.multiply}[e.op](x.astype(np.float64), y)
+
+
+def _check_fits(e, exact, out) -> None:
+    """Refuse an integer result that the integers JAX computes in (32 bits, or 64 under x64) cannot hold."""
+    dtype = np.dtype(jnp.result_type(int)) if out is None else np.dtype(jnp.result_type(out))
+    if not np.issubdtype(dtype, np.integer):
+        return
+    info = np.iinfo(dtype)
+    big = np.abs(exact) > info.max
+    if np.any(big):
+        first = float(np.asarray(exact).reshape(-1)[int(np.argmax(np.asarray(big).reshape(-1)))])
+        raise ModelError(
+            f"{node_text(e)} is {first:.6g}, which does not fit in a {dtype.itemsize * 8}-bit integer "
+            f"(the largest is {info.max}); integer arithmetic would wrap around to a wrong value",
+            span=e.span, hint="Compute it with reals (1.0 * n ^ 3 instead of n ^ 3, or 2000.0 for 2000), or "
+                              "enable 64-bit integers (jax.config.update('jax_enable_x64', True)).")
 
 
 BINOPS = {

@@ -65,6 +65,9 @@ class StatementRules:
         if not self.unchecked:
             check_indices(base, idx, s.indices, f"'{s.name}'")
         value = self.expr(s.value, env)
+        # the array takes the value's type where it is wider (an int array given a real becomes real,
+        # as a Python list would hold 0.5; NumPy would truncate it to 0)
+        base = base.astype(jnp.result_type(base, value))
         with index_scope(s.span, idx):
             env[s.name] = base.at[idx].set(value)
 

@@ -235,6 +235,9 @@ class ExpressionRules:
             return Ty("bool", shape_ty.rank, shape_ty.shape)
         if op == "/":
             base = "real" if shape_ty.base != "unknown" else "unknown"
+        elif op == "^" and shape_ty.base == "int":  # an integer power is an integer only when not negative
+            known = isinstance(b.value, int) and not isinstance(b.value, bool)
+            base = "unknown" if not known else ("int" if b.value >= 0 else "real")
         else:
             base = shape_ty.base
         value = None

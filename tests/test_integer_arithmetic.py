@@ -1,0 +1,43 @@
+"""Integer arithmetic in ``.ppl`` means what Python (and Stan) say, or is refused: never the silently
+different value of 32-bit JAX integers (a wrapped product, a truncated store, a power of 0)."""
+
+import numpy as np
+import pytest
+
+import ppl
+from ppl.stdlib.errors import ModelError
+
+
+def returned(src: str, *args):
+    post = ppl.infer(ppl.loads(src).m, *args, method=ppl.Enumerate())
+    return post.probs()
+
+
+def test_an_int_array_given_a_real_becomes_real_not_truncated():
+    probs = returned("model m() {\n  a = [0, 0, 0]\n  for i in 0..3 { a[i] = 0.5 * i }\n  a[0] = 0.25\n"
+                     "  return a\n}")
+    (value,) = probs
+    np.testing.assert_allclose(np.asarray(value), [0.25, 0.5, 1.0])
+
+
+def test_an_integer_to_a_negative_power_is_a_real():
+    probs = returned("model m() {\n  k ~ bernoulli(0.5)\n  return 2 ^ (k - 1)\n}")
+    assert {float(v): p for v, p in probs.items()} == pytest.approx({0.5: 0.5, 1.0: 0.5})
+    assert {float(v) for v in returned("model m() { return 2 ^ -2 ^ 2 }")} == {0.0625}
+    assert {int(v) for v in returned("model m() { return 3 ^ 2 }")} == {9}
+    assert ppl.syntax.check(ppl.syntax.parse("model m() { for i in 0..2 ^ 3 { } }", "t.ppl")) == []
+
+
+@pytest.mark.parametrize("src, args, words", [
+    ("model m(n: int) {\n  return n ^ 3\n}", (2000,), "'n ^ 3' is 8e+09, which does not fit in a 32-bit integer"),
+    ("model m(n: int) {\n  return n * n\n}", (100000,), "'n * n' is 1e+10"),
+    ("model m() {\n  return 100000 * 100000\n}", (), "does not fit in a 32-bit integer"),
+    ("model m() {\n  return 2147483647 + 1\n}", (), "'2147483647 + 1' is 2.14748e+09"),
+    ("model m() {\n  return 7 // 0\n}", (), "integer division by zero in '7 // 0'"),
+    ("model m(d: int) {\n  return 7 % d\n}", (0,), "integer remainder by zero"),
+])
+def test_integer_results_that_32_bits_cannot_hold_are_refused_at_their_line(src, args, words):
+    with pytest.raises(ModelError) as err:
+        returned(src, *args)
+    assert words in str(err.value)
+    assert err.value.span is not None and err.value.span.line == 2
