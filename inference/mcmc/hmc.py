@@ -25,6 +25,7 @@ from __future__ import annotations
 import abc
 
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -189,8 +190,30 @@ def leapfrog(leaf: Leaf, step_size: Array, m: Metric, value_and_grad: ValueAndGr
     return Leaf(position, momentum, _velocity(m, momentum), log_density, grad)
 
 
+#: the widest reduction XLA's CPU compiler keeps as one loop; a wider one it splits into a
+#: ``reduce-window`` pass and a second reduce (for the precision of long sums), which costs each
+#: leapfrog step about twice the time of the whole step at d = 32
+_REDUCE_WIDTH = 32
+
+
+def inner(a: Array, b: Array) -> Array:
+    """Inner products along the last axis, summed in blocks of at most ``_REDUCE_WIDTH`` (then the
+    blocks' sums): NUTS's step at d = 33 took 22 us against 11 us at d = 32 with one plain sum, and
+    at d = 200 74 us against 29 us. Past ``_REDUCE_WIDTH`` blocks (d > 1024) one plain sum, whose
+    split costs little beside the rest of a step there."""
+    prod = a * b
+    d = prod.shape[-1]
+    blocks = -(-d // _REDUCE_WIDTH)
+    if d <= _REDUCE_WIDTH or blocks > _REDUCE_WIDTH:
+        return jnp.sum(prod, axis=-1)
+    prod = jnp.pad(prod, [(0, 0)] * (prod.ndim - 1) + [(0, blocks * _REDUCE_WIDTH - d)])
+    # the blocks added elementwise first (a sum of two reductions would be merged back into one)
+    parts = [prod[..., i * _REDUCE_WIDTH:(i + 1) * _REDUCE_WIDTH] for i in range(blocks)]
+    return jnp.sum(reduce(jnp.add, parts), axis=-1)
+
+
 def kinetic_energy(leaf: Leaf) -> Array:
-    return 0.5 * jnp.dot(leaf.momentum, leaf.velocity)
+    return 0.5 * inner(leaf.momentum, leaf.velocity)
 
 
 def _start_leaf(key: Array, state: FlatState, m: Metric) -> Leaf:

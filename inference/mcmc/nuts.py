@@ -47,6 +47,7 @@ from ppl.inference.mcmc.hmc import (
     _Options,
     _velocity,
     assemble,
+    inner,
     init,
     kernel_from_stepwise,
     sample_momentum,
@@ -116,10 +117,6 @@ class Trajectory(NamedTuple):
     def step_size(self) -> Array:
         """The transition's step size (leading batch axes kept)."""
         return self.scalars[..., STEP_SIZE]
-
-
-def _dot(a: Array, b: Array) -> Array:
-    return jnp.sum(a * b, axis=-1)
 
 
 def _pair(scalars: Array, first: int) -> Array:
@@ -207,7 +204,7 @@ def _merge_products(config: _Config, rho_tree_before: Array, ck0: Array, far_v: 
         rho_b = rho_sub + ck0[CK_PREV_MOMENTUM]
         a += [far_v, ck0[CK_VELOCITY], ck0[CK_PREV_VELOCITY], v]
         b += [rho_a, rho_a, rho_b, rho_b]
-    return _dot(assemble(a), assemble(b))
+    return inner(assemble(a), assemble(b))
 
 
 def _subtree_turning(config: _Config, ck: Array, n: Array, rho_sub: Array, v: Array) -> Array:
@@ -221,15 +218,15 @@ def _subtree_turning(config: _Config, ck: Array, n: Array, rho_sub: Array, v: Ar
     closes = ~even & (slot >= idx_max - k + 1) & (slot <= idx_max)
     ck_used = ck[:, :slots]
     rho_blocks = rho_sub - ck_used[CK_RHO_BEFORE]
-    turns = (_dot(ck_used[CK_VELOCITY], rho_blocks) <= 0) | (_dot(v, rho_blocks) <= 0)
+    turns = (inner(ck_used[CK_VELOCITY], rho_blocks) <= 0) | (inner(v, rho_blocks) <= 0)
     sub_turning = jnp.any(closes & turns)
     if config.extra_uturn_checks and slots > 1:
         # Across the halves of each block of size >= 4 in slot i (its middle leaf opened slot i + 1).
         this, nxt = ck[:, : slots - 1], ck[:, 1:slots]
         rho_a = nxt[CK_RHO_BEFORE] - this[CK_RHO_BEFORE] + nxt[CK_MOMENTUM]
         rho_b = rho_sub - nxt[CK_RHO_BEFORE] + nxt[CK_PREV_MOMENTUM]
-        across = (_dot(this[CK_VELOCITY], rho_a) <= 0) | (_dot(nxt[CK_VELOCITY], rho_a) <= 0)
-        across |= (_dot(nxt[CK_PREV_VELOCITY], rho_b) <= 0) | (_dot(v, rho_b) <= 0)
+        across = (inner(this[CK_VELOCITY], rho_a) <= 0) | (inner(nxt[CK_VELOCITY], rho_a) <= 0)
+        across |= (inner(nxt[CK_PREV_VELOCITY], rho_b) <= 0) | (inner(v, rho_b) <= 0)
         sub_turning |= jnp.any(closes[:-1] & (slot[:-1] < idx_max) & across)
     return sub_turning
 
