@@ -41,3 +41,13 @@ def test_integer_results_that_32_bits_cannot_hold_are_refused_at_their_line(src,
         returned(src, *args)
     assert words in str(err.value)
     assert err.value.span is not None and err.value.span.line == 2
+
+
+def test_a_loop_bound_that_is_not_a_whole_number_is_refused():
+    """for i in 0..N with N = 3.5 from the data ran 3 times, without a word."""
+    src = "model m(N) {\n  s = 0\n  for i in 0..N { s = s + 1 }\n  return s\n}"
+    with pytest.raises(ModelError) as err:
+        returned(src, 3.5)
+    assert "a loop bound must be a whole number, but 'N' is 3.5" in str(err.value)
+    assert err.value.span.line == 3
+    assert {int(v) for v in returned(src, 3.0)} == {3}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ppl.semantics import effects
 from ppl.stdlib.errors import ModelError, ShapeError
@@ -12,6 +13,7 @@ from ppl.syntax import ast as A
 
 from .facts import vectorizable
 from .handlers import SiteShapes
+from .indexing import node_text
 from .runtime import Collected, is_concrete, tracing, dynamic, plain
 
 __all__ = ["LoopRules"]
@@ -24,6 +26,11 @@ class LoopRules:
         start, stop = self.expr(s.start, env), self.expr(s.stop, env)
         if not (is_concrete(start) and is_concrete(stop)):
             raise dynamic("the bounds of this loop are known only when the model runs", s.span)
+        for bound, node in ((start, s.start), (stop, s.stop)):
+            if np.ndim(bound) != 0 or not float(bound).is_integer():
+                raise ModelError(f"a loop bound must be a whole number, but {node_text(node)} is "
+                                 f"{np.asarray(bound).tolist()!r}", span=node.span,
+                                 hint="Give an integer, or say how to make one: to_int(x) drops the fraction, round(x) rounds.")
         start, stop = int(start), int(stop)
         n = max(0, stop - start)
         if n == 0:
