@@ -174,9 +174,12 @@ def _weights_fn(program: ir.Program, canonical: dict, size: int):
         trace = C.run(program, C.Given(), args, inputs=c)
         lw = trace.log_joint
         for a, present in trace.present.items():
-            if a in c:  # a site in a branch that did not run counts once, at a canonical value
-                absent_ok = jnp.all(c[a] == canonical[a])
-                lw = jnp.where(jnp.all(present) | absent_ok, lw, -jnp.inf)
+            if a in c:  # an element of a site in a branch that did not run counts once, at a canonical value
+                value = jnp.asarray(c[a])
+                present = jnp.asarray(present)
+                present = jnp.reshape(present, jnp.shape(present) + (1,) * (value.ndim - present.ndim))
+                counted = jnp.all(present | (value == canonical[a]))  # elementwise: a loop's steps differ
+                lw = jnp.where(counted, lw, -jnp.inf)
         return lw, trace.retval, trace.choices, trace.valid
 
     return cached(program, key, lambda: jax.jit(jax.vmap(weight, in_axes=(0, None), axis_size=size)))

@@ -12,6 +12,9 @@ from ppl.stdlib.errors import ModelError
 
 __all__ = ["Posterior"]
 
+#: the fewest equally weighted draws ``to_arviz`` makes of a weighted posterior
+ARVIZ_DRAWS = 4000
+
 _RETURN = "<return>"
 
 
@@ -198,13 +201,23 @@ class Posterior:
     def to_arviz(self):
         """ArviZ data (``InferenceData``, or a ``DataTree`` with ArviZ >= 1.0).
 
-        Weighted draws are resampled to equal weights first; a sub-model's site
+        Weighted draws are resampled to equal weights first, to at least ``ARVIZ_DRAWS``
+        draws (systematic resampling: each value's count is within one of its weight times
+        the draws, so ArviZ's means and quantiles are the weighted ones; an exact posterior of
+        three outcomes resampled to three draws could show one value only); a sub-model's site
         ``'sub/x'`` is named ``'sub.x'`` (ArviZ names may not contain '/').
         """
         import arviz as az
 
         keep_chains = self.result.chains and self.weights is None
-        draws = self.samples if keep_chains else self.resample()
+        if keep_chains:
+            draws = self.samples
+        else:
+            rows = len(next(iter(self.samples.values()))) if self.samples else 0
+            draws = self.resample(max(rows, ARVIZ_DRAWS)) if self.weights is not None else self.resample()
+            if self.weights is not None:  # systematic resampling keeps the draws in order: mix them
+                order = np.random.default_rng(0).permutation(len(next(iter(draws.values()))))
+                draws = {k: np.asarray(v)[order] for k, v in draws.items()}
         posterior = {}
         for k, v in draws.items():
             v = np.asarray(v)

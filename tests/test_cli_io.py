@@ -264,7 +264,8 @@ def test_netcdf_and_json_still_written(capsys, model_file, tmp_path):
     code, out, err = run(capsys, "run", model_file, "--data", tmp_path / "d.json", "--method", "importance",
                          "--num-samples", "200", "--out", tmp_path / "r.nc")
     assert code == 0, err
-    assert np.asarray(az.from_netcdf(tmp_path / "r.nc")["posterior"]["a"]).shape == (1, 200)
+    # 200 weighted particles, resampled to ARVIZ_DRAWS (4000) equal-weight draws
+    assert np.asarray(az.from_netcdf(tmp_path / "r.nc")["posterior"]["a"]).shape == (1, 4000)
 
 
 # --------------------------------------------------------------------------- options

@@ -240,3 +240,41 @@ def test_summing_out_a_support_that_depends_on_a_choice_is_refused_not_truncated
     # Gibbs draws 'b' by a Metropolis walk over its values, not from a full conditional on 0..2
     program, leaves = binomial_of_a_choice.program()
     assert set(site_supports(program, leaves, raise_errors=False)) == {"x"}
+
+
+@ppl.model
+def switched_steps(ys):
+    """Each step draws z; only when z = 1 does it draw a and add it to the running total."""
+    def step(total, y):
+        z = ppl.sample("z", dist.Bernoulli(probs=0.5))
+        total = ppl.cond(z == 1, lambda: total + ppl.sample("a", dist.Bernoulli(probs=0.9)), lambda: total)
+        ppl.observe("y", dist.Normal(total * 1.0, 1.0), y)
+        return total, total
+    total, _ = ppl.scan(step, 0, ys)
+    return total
+
+
+def test_a_branch_only_site_inside_a_loop_is_enumerated_per_step():
+    """Before: a step whose branch did not run kept the other steps' a at its canonical value too,
+    so P(total) was {0: .17, 1: .02, 2: .35, 3: .46} against the exact {.02, .39, .52, .06}."""
+    import itertools
+
+    from scipy.stats import norm
+
+    ys = np.array([0.5, 1.2, 1.9])
+    table, evidence = {}, 0.0
+    for zs in itertools.product([0, 1], repeat=3):
+        for draws in itertools.product([0, 1], repeat=sum(zs)):
+            w, total, a = 0.125, 0, iter(draws)
+            for z, y in zip(zs, ys):
+                if z:
+                    got = next(a)
+                    w *= 0.9 if got else 0.1
+                    total += got
+                w *= norm.pdf(y, total, 1.0)
+            table[total] = table.get(total, 0.0) + w
+            evidence += w
+    post = ppl.infer(switched_steps, jnp.asarray(ys, jnp.float32))
+    assert post.method == "Enumerate" and post.engine == "compiled"
+    assert post.probs() == pytest.approx({k: v / evidence for k, v in table.items()}, abs=1e-5)
+    assert post.log_evidence == pytest.approx(math.log(evidence), abs=1e-5)

@@ -135,7 +135,7 @@ def test_posterior_statistics_summary_and_arviz():
     assert post.std("mu") > 0
     idata = post.to_arviz()
     assert set(idata.posterior.data_vars) >= {"mu", "inner.z"}
-    assert idata.posterior["mu"].shape == (1, 500)
+    assert idata.posterior["mu"].shape == (1, 4000)  # resampled to at least ARVIZ_DRAWS equal-weight draws
 
 
 def test_float32_by_default_and_x64_switch():
@@ -165,3 +165,21 @@ def test_dynamic_model_reason_names_the_line_and_the_fix():
     assert abs(post.probs()[0] - 0.5 / (1 - 0.5**12)) < 1e-9
     assert post.engine == "eager"
     assert "dynamic" in post.summary()
+
+
+def test_arviz_data_of_an_exact_posterior_have_its_weights():
+    """An Enumerate posterior of three outcomes was resampled to three draws: [[2, 2, 2]]."""
+    @ppl.model
+    def three():
+        z = ppl.sample("z", dist.Categorical(probs=jnp.array([0.2, 0.3, 0.5])))
+        ppl.factor("f", jnp.where(z == 2, 1.0, 0.0))
+        return z
+
+    post = ppl.infer(three)
+    draws = np.asarray(post.to_arviz().posterior["z"]).reshape(-1)
+    weights = np.array([0.2, 0.3, 0.5 * np.e]) / (0.5 + 0.5 * np.e)
+    assert draws.size >= 4000
+    for k in range(3):  # systematic resampling: each count within one of its expectation
+        assert abs(np.sum(draws == k) - weights[k] * draws.size) <= 1
+    assert np.mean(draws) == pytest.approx(post.mean("z"), abs=1e-3)
+    assert abs(np.corrcoef(draws[:-1], draws[1:])[0, 1]) < 0.1  # mixed, not in the resampler's order
