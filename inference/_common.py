@@ -83,6 +83,24 @@ def population_result(particles, method: str, sample_stats: dict | None = None):
     )
 
 
+def absent_as_nan(samples: dict, present: dict) -> dict:
+    """Each site's draws with NaN where the site was not made (a branch that did not run): the
+    compiled engines record a placeholder value there, the eager engine no value at all, and the
+    Posterior's statistics read NaN as "absent" (a mean given that the site exists). ``present``:
+    per site, a boolean over the draws (and a loop's steps) from the compiled trace."""
+    out = dict(samples)
+    for a, flags in present.items():
+        if a not in out:
+            continue
+        flags = np.asarray(flags, bool)
+        if flags.all():
+            continue
+        value = np.asarray(out[a], np.float64)
+        flags = flags.reshape(flags.shape + (1,) * (value.ndim - flags.ndim))
+        out[a] = np.where(flags, value, np.nan)
+    return out
+
+
 def stack_draws(traces: list[dict]) -> dict[str, np.ndarray]:
     """Per-address arrays over draws. Addresses 'x[0]', 'x[1]', ... present in every draw are
     stacked into 'x'; an address missing from some draws is NaN there."""

@@ -20,7 +20,7 @@ import numpy as np
 
 from ppl.semantics.cache import cached
 from ppl.inference import sharding
-from ppl.inference._common import program_tree, stack_draws, annotate
+from ppl.inference._common import absent_as_nan, annotate, program_tree, stack_draws
 from ppl.inference.marginalize import refuse_subsampling
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
@@ -180,7 +180,7 @@ def _weights_fn(program: ir.Program, canonical: dict, size: int):
                 present = jnp.reshape(present, jnp.shape(present) + (1,) * (value.ndim - present.ndim))
                 counted = jnp.all(present | (value == canonical[a]))  # elementwise: a loop's steps differ
                 lw = jnp.where(counted, lw, -jnp.inf)
-        return lw, trace.retval, trace.choices, trace.valid
+        return lw, trace.retval, trace.choices, trace.valid, trace.present
 
     return cached(program, key, lambda: jax.jit(jax.vmap(weight, in_axes=(0, None), axis_size=size)))
 
@@ -209,7 +209,7 @@ def _run_compiled(program, args, grid) -> Result:
         else:  # several processes: each computes the whole (small) grid itself
             placement = None
     fn = sharding.place(fn, placement, len(mesh), choices, list(args))
-    logw, returns, recorded, valid = sharding.fetch(fn(choices, list(args)))
+    logw, returns, recorded, valid, present = sharding.fetch(fn(choices, list(args)))
     logw = np.asarray(logw, dtype=np.float64)
     valid = np.asarray(valid)
     if not np.all(valid):
@@ -225,6 +225,7 @@ def _run_compiled(program, args, grid) -> Result:
         raise ModelError("every outcome of the model has probability zero: the observations and factors "
                          "rule out every value of the random choices")
     samples = {a: np.asarray(v)[keep] for a, v in recorded.items()}
+    samples = absent_as_nan(samples, {a: np.asarray(f)[keep] for a, f in present.items()})
     return Result(
         samples=samples,
         returns=jax.tree.map(lambda r: np.asarray(r)[keep], returns),

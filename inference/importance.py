@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from ppl.inference import sharding
-from ppl.inference._common import annotate, population_result, raise_if_impossible
+from ppl.inference._common import absent_as_nan, annotate, population_result, raise_if_impossible
 from ppl.inference.diagnose import diagnose
 from ppl.inference.marginalize import refuse_subsampling
 from ppl.inference.result import Result
@@ -56,6 +56,7 @@ class Importance:
         logw = np.asarray(logw, dtype=np.float64)
         samples = {a: np.asarray(v) for a, v in trace.choices.items()}
         _check_weights(program, args, samples, logw, np.asarray(trace.log_prior), np.asarray(trace.valid))
+        samples = absent_as_nan(samples, trace.present)
         return Result(
             samples=samples,
             returns=jax.tree.map(np.asarray, trace.retval),

@@ -167,8 +167,9 @@ class Posterior:
         return dict(sorted(table.items(), key=lambda kv: _sort_key(kv[0])))
 
     def prob(self, predicate, name: str | None = None) -> float:
-        """Posterior probability that ``predicate(value)`` holds."""
-        return float(sum(p for v, p in self.probs(name).items() if predicate(v)))
+        """Posterior probability that ``predicate(value)`` holds (for a site made in some runs only:
+        that it is made and the predicate holds; ``probs`` gives the runs without it under None)."""
+        return float(sum(p for v, p in self.probs(name).items() if v is not None and predicate(v)))
 
     def resample(self, num: int | None = None, seed: int = 0) -> dict:
         """Equally weighted draws (systematic resampling of weighted ones)."""
@@ -262,10 +263,16 @@ def _wquantile(x, w, q):
 
 
 def _hashable(v):
+    """A dictionary key for a value: numbers as Python numbers, arrays as tuples, and None for a
+    draw where the site was not made (NaN: one key for all of them, as NaN != NaN)."""
     a = np.asarray(v) if not isinstance(v, (str, bool, int, float, tuple)) else v
+    if isinstance(a, float) and a != a:
+        return None
     if isinstance(a, np.ndarray):
         if a.shape == ():
             item = a.item()
+            if isinstance(item, float) and item != item:
+                return None
             return int(item) if isinstance(item, float) and item.is_integer() and a.dtype.kind in "iub" else item
         return tuple(_hashable(x) for x in a)
     return a

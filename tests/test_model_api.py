@@ -183,3 +183,32 @@ def test_arviz_data_of_an_exact_posterior_have_its_weights():
         assert abs(np.sum(draws == k) - weights[k] * draws.size) <= 1
     assert np.mean(draws) == pytest.approx(post.mean("z"), abs=1e-3)
     assert abs(np.corrcoef(draws[:-1], draws[1:])[0, 1]) < 0.1  # mixed, not in the resampler's order
+
+
+P_X = jnp.array([0.0, 0.0, 0.2, 0.8])  # x is 2 or 3, never 0
+
+
+@ppl.model
+def branch_only_static():
+    n = ppl.sample("n", dist.Bernoulli(probs=0.5))
+    return ppl.cond(n == 1, lambda: ppl.sample("x", dist.Categorical(probs=P_X)), lambda: 0)
+
+
+@ppl.model
+def branch_only_dynamic():
+    n = ppl.sample("n", dist.Bernoulli(probs=0.5))
+    if n == 1:
+        return ppl.sample("x", dist.Categorical(probs=P_X))
+    return 0
+
+
+@pytest.mark.parametrize("model", [branch_only_static, branch_only_dynamic])
+def test_a_site_made_in_some_runs_reads_the_same_whichever_engine(model):
+    """The compiled engine counted runs without 'x' as x = 0 (mean 1.4, P(x = 0) = 0.5, a value the
+    distribution cannot take); the eager engine gave each absent run its own NaN key in probs."""
+    post = ppl.infer(model, method=ppl.Enumerate())
+    assert post.engine == ("compiled" if model is branch_only_static else "eager")
+    assert float(post.mean("x")) == pytest.approx(2.8, abs=1e-6)  # given that x is made
+    assert float(post.std("x")) == pytest.approx(0.4, abs=1e-5)
+    assert post.probs("x") == pytest.approx({2: 0.1, 3: 0.4, None: 0.5}, abs=1e-6)
+    assert post.prob(lambda v: v >= 3, "x") == pytest.approx(0.4, abs=1e-6)
