@@ -154,7 +154,15 @@ class TraceHandler(effects.Handler):
         return out
 
     def run_scan(self, step, init, xs, length, reverse, span):
-        return jax.lax.scan(step, init, xs, length=length, reverse=reverse)
+        before = dict(self.seen)
+
+        def body(carry, x):
+            # JAX traces the body again when the carry's type changes in it (an int start, a real
+            # result): each trace is the same step, not a second use of its addresses
+            self.seen = dict(before)
+            return step(carry, x)
+
+        return jax.lax.scan(body, init, xs, length=length, reverse=reverse)
 
     def run_cond(self, pred, true_fn, false_fn, operands, span):
         if not jc.is_tracer(pred):

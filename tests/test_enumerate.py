@@ -278,3 +278,19 @@ def test_a_branch_only_site_inside_a_loop_is_enumerated_per_step():
     assert post.method == "Enumerate" and post.engine == "compiled"
     assert post.probs() == pytest.approx({k: v / evidence for k, v in table.items()}, abs=1e-5)
     assert post.log_evidence == pytest.approx(math.log(evidence), abs=1e-5)
+
+
+def test_a_scan_whose_carry_turns_real_is_one_loop_not_a_repeated_address():
+    """An int start (0) and a real step result (c + 0.5 x): JAX traces the body twice, and the second
+    trace was taken for a second use of the address 'x' (an AddressError telling the user to use ppl.scan)."""
+    @ppl.model
+    def halves():
+        def step(c, _):
+            x = ppl.sample("x", dist.Bernoulli(probs=0.5))
+            return c + 0.5 * x, x
+        total, _ = ppl.scan(step, 0, None, length=2)
+        return total
+
+    post = ppl.infer(halves, method=ppl.Enumerate())
+    assert post.engine == "compiled"
+    assert post.probs() == pytest.approx({0.0: 0.25, 0.5: 0.5, 1.0: 0.25}, abs=1e-6)
