@@ -51,3 +51,4 @@ def test_a_loop_bound_that_is_not_a_whole_number_is_refused():
     assert "a loop bound must be a whole number, but 'N' is 3.5" in str(err.value)
     assert err.value.span.line == 3
     assert {int(v) for v in returned(src, 3.0)} == {3}
+

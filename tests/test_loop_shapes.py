@@ -58,3 +58,19 @@ def test_a_loop_of_scalar_iterations_is_still_a_plate():
     m = ppl.loads(SOURCE)
     text = str(m.scalars.ir(5, np.zeros(5, np.float32)))
     assert "for 5 steps" not in text
+
+
+def test_a_loop_choice_drawn_in_one_branch_is_a_clear_error_with_a_rewrite():
+    """It failed with the internal text "None is not a valid value for jnp.array"."""
+    src = ("model m() {\n  tot = 0\n  for t in 0..3 {\n    z ~ bernoulli(0.5)\n    if z == 1 {\n"
+           "      a ~ bernoulli(0.9)\n      tot = tot + a\n    }\n  }\n  return tot\n}")
+    with pytest.raises(ppl.ModelError) as err:
+        ppl.infer(ppl.loads(src).m, method=ppl.Enumerate())
+    assert "'a' is not drawn in every iteration of this loop" in str(err.value)
+    assert "before the `if`" in str(err.value)
+    rewritten = ("model m() {\n  tot = 0\n  for t in 0..3 {\n    z ~ bernoulli(0.5)\n    a ~ bernoulli(0.9)\n"
+                 "    if z == 1 {\n      tot = tot + a\n    }\n  }\n  return tot\n}")
+    from scipy.stats import binom
+
+    got = {int(k): v for k, v in ppl.infer(ppl.loads(rewritten).m, method=ppl.Enumerate()).probs().items()}
+    assert got == pytest.approx({k: binom.pmf(k, 3, 0.45) for k in range(4)}, abs=1e-6)

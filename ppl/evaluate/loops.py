@@ -85,7 +85,10 @@ class LoopRules:
                 v = local.get(name)
                 v = v.value if isinstance(v, Collected) else v
                 if v is None:
-                    raise ModelError(f"'{name}' is not drawn in every iteration of this loop", span=s.span)
+                    raise ModelError(
+                        f"'{name}' is not drawn in every iteration of this loop", span=s.span,
+                        hint=f"Draw '{name}' in every iteration and use it where it is needed (a draw that "
+                             f"nothing reads changes no answer): '{name} ~ ...' before the `if`, not in it.")
                 ys.append(jnp.asarray(v))
             return tuple(jnp.asarray(local[c]) for c in carried), tuple(ys)
 

@@ -111,8 +111,12 @@ class StatementRules:
             return
         if contains(s.then, A.Return) or (s.orelse is not None and contains(s.orelse, A.Return)):
             raise dynamic("a `return` inside an `if` on a value known only when the model runs", s.span)
+        both = set(assigned(s.then)) & set(assigned(s.orelse) if s.orelse else [])
+        # a loop's choice first drawn in one branch (not yet drawn this iteration) is that branch's
+        # site, not a value the `if` gives back: reading it after the `if` is the clear "used before
+        # it is drawn" error
         outs = [n for n in dict.fromkeys(assigned(s.then) + (assigned(s.orelse) if s.orelse else []))
-                if n in env or (n in assigned(s.then) and s.orelse is not None and n in assigned(s.orelse))]
+                if (n in env and not _undrawn(env[n])) or n in both]
 
         def run(branch):
             def go():
@@ -160,3 +164,8 @@ class StatementRules:
         probe = ShapeHandler(h)
         with probe:
             return jax.eval_shape(fn)
+
+
+def _undrawn(value) -> bool:
+    """A loop's collected choice that this iteration has not drawn yet."""
+    return isinstance(value, Collected) and value.value is None
