@@ -189,7 +189,7 @@ def _exact_integer_result(e, a, b):
         return None
     if not (is_concrete(a) and is_concrete(b)):
         return None
-    x, y = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)  # magnitudes: exact to 2^53, never wrapping
     if e.op in ("//", "%"):
         if np.any(y == 0):
             raise ModelError(f"integer {'division' if e.op == '//' else 'remainder'} by zero in "
@@ -200,9 +200,9 @@ def _exact_integer_result(e, a, b):
         if np.any(y < 0):
             return None  # a real result
         with np.errstate(over="ignore"):
-            return np.power(x.astype(np.float64), y)  # magnitude only: 64-bit integers wrap too
+            return np.power(x, y)
     with np.errstate(over="ignore"):
-        return {"+": np.add, "-": np.subtract, "*": np.multiply}[e.op](x.astype(np.float64), y)
+        return {"+": np.add, "-": np.subtract, "*": np.multiply}[e.op](x, y)
 
 
 def _check_fits(e, exact, out) -> None:
@@ -211,7 +211,7 @@ def _check_fits(e, exact, out) -> None:
     if not np.issubdtype(dtype, np.integer):
         return
     info = np.iinfo(dtype)
-    big = np.abs(exact) > info.max
+    big = (exact > info.max) | (exact < info.min)
     if np.any(big):
         first = float(np.asarray(exact).reshape(-1)[int(np.argmax(np.asarray(big).reshape(-1)))])
         raise ModelError(
