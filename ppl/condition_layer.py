@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from ppl.inference.causal import surgery
 from ppl.semantics import effects
-from ppl.stdlib.errors import ShapeError
+from ppl.stdlib.errors import AddressError, ShapeError
 
 __all__ = ["run_conditioned"]
 
@@ -27,6 +27,13 @@ def run_conditioned(fn, name: str, conditions: dict, args, kwargs):
     with h.layered(layer):
         out = fn(*args, **kwargs)
     missing = set(layer.wanted) - layer.used
+    for address in sorted(missing):
+        kind = layer.made.get(address)
+        if kind == "observe":  # the site is made, but as an observation of data
+            raise AddressError(
+                f"condition()/do() names '{address}', which the model '{name}' observes as data: these set "
+                "random choices, and an observation's value is its data",
+                hint=f"To use other values for '{address}', pass them as the model's argument.")
     if missing:
         raise surgery.unknown_site_error(name, missing, layer.made)
     return out
@@ -40,7 +47,7 @@ class _Given(effects.Layer):
         self.h = h
         self.wanted = {(f"{prefix}/{k}" if prefix else k): v for k, v in conditions.items()}
         self.used: set = set()
-        self.made: set = set()
+        self.made: dict = {}  # address -> the kind of site the run made there
         # one table of step slices per enclosing ppl.scan, innermost last; without them every
         # step would see the whole stack
         self.loops: list = []
@@ -68,7 +75,7 @@ class _Given(effects.Layer):
         return None, None
 
     def site(self, s, below):
-        self.made.add(s.address)
+        self.made[s.address] = s.kind
         if s.kind == "sample":
             value, key = self.given("wanted", s)
             if key is not None:

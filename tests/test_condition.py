@@ -133,3 +133,16 @@ def test_condition_of_a_dynamic_model_takes_the_layered_path():
     assert post.probs() == pytest.approx({1: 1.0})
     # the evidence of the two conditioned flips is exactly 1/4
     assert float(post.log_evidence) == pytest.approx(np.log(0.25), abs=1e-6)
+
+
+def test_conditioning_an_observed_site_says_it_is_data():
+    """It said the model "makes no random choice there" and asked "Did you mean 'y'?" about 'y' itself."""
+    @ppl.model
+    def located(y):
+        mu = ppl.sample("mu", ppl.dist.Normal(0.0, 1.0))
+        ppl.observe("y", ppl.dist.Normal(mu, 1.0), y)
+
+    with pytest.raises(ppl.AddressError) as err:
+        ppl.infer(located.condition({"y": 0.0}), 1.0, method=ppl.Importance(num_particles=10))
+    assert "which the model 'located' observes as data" in str(err.value)
+    assert "pass them as the model's argument" in str(err.value)
