@@ -2,8 +2,8 @@
 
 The reference set (17 posteriors: data and reference statistics) is copied
 under ``tests/data/posteriordb`` (see its README.md for the source: posteriordb
-at a named commit, and MODELS.md for the models in words), so that a clone
-with no ``../shared`` beside it runs these tests too;
+at a named commit, and MODELS.md for the models in words), so that a fresh
+clone, with nothing beside it, runs these tests too;
 the models, written in the .ppl language, in ``examples/posteriordb``, one
 file per posterior named after posteriordb's model name (``garch11.ppl``
 defines ``model garch11``). Data follow Stan's convention: a model's argument

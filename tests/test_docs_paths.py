@@ -38,7 +38,7 @@ def _exists(word: str) -> bool:
 
 
 def test_the_check_sees_paths():
-    words = named_paths("run `semantics/ir.py` and `inference/smc/`, `driver.py: build`, `../shared/X.md`, `x += e`")
+    words = named_paths("run `semantics/ir.py` and `inference/smc/`, `driver.py: build`, `../elsewhere/X.md`, `x += e`")
     assert words == ["semantics/ir.py", "inference/smc/", "driver.py"]
     assert not _exists("semantics/no_such_module.py") and not _exists("no_such_module.py")
 
