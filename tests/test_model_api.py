@@ -212,3 +212,12 @@ def test_a_site_made_in_some_runs_reads_the_same_whichever_engine(model):
     assert float(post.std("x")) == pytest.approx(0.4, abs=1e-5)
     assert post.probs("x") == pytest.approx({2: 0.1, 3: 0.4, None: 0.5}, abs=1e-6)
     assert post.prob(lambda v: v >= 3, "x") == pytest.approx(0.4, abs=1e-6)
+
+
+def test_mh_records_a_site_made_in_some_draws_as_absent_there():
+    """MH's chains recorded the placeholder 0 where 'x' was not made (mean 1.36 for a site that is 2 or 3)."""
+    post = ppl.infer(branch_only_static, method=ppl.MH(num_samples=2000, num_warmup=200, num_chains=2), seed=0)
+    x = np.asarray(post.samples["x"])
+    assert np.all(np.isnan(x) | (x == 2) | (x == 3)) and 0.3 < np.mean(np.isnan(x)) < 0.7
+    assert set(post.probs("x")) == {2, 3, None}
+    assert 2.6 < float(post.mean("x")) < 3.0  # given that x is made: exactly 2.8

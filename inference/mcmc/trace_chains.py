@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.inference import sharding
+from ppl.inference._common import absent_as_nan
 from ppl.inference.mcmc import checks, driver, programs
 from ppl.inference.mcmc.mh_kernel import MHState
 from ppl.inference.result import Result
@@ -62,7 +63,7 @@ class _Trace(NamedTuple):
         starts = jax.vmap(lambda k: prior_init(self.program, k, args))(jax.random.split(key, num_chains))
         ok = jnp.all(jnp.isfinite(starts.log_density))
         return driver.Setup(self.analysis.family(args), self.adaptation, starts, ok,
-                            record=lambda state: state.record, dtype=jnp.result_type(float),
+                            record=lambda state: (state.record, getattr(state, "present", {})), dtype=jnp.result_type(float),
                             report=jnp.isfinite(starts.log_density))
 
     def finalize(self, records):
@@ -94,7 +95,7 @@ def run(method_name: str, options: Hashable, analyse: Callable[[], Any], adaptat
 
 
 def _result(method_name: str, out, latent: list, min_acceptance) -> Result:
-    (choices, retval), stats, _, init_ok = out
+    ((choices, retval), present), stats, _, init_ok = out
     if not bool(np.all(np.asarray(init_ok))):
         raise ModelError(f"{method_name} found no starting point with nonzero probability in {INIT_TRIES} draws "
                          "from the prior", hint="Check that the observations are possible under the model.")
@@ -111,6 +112,9 @@ def _result(method_name: str, out, latent: list, min_acceptance) -> Result:
         sample_stats={"accept_prob": np.asarray(stats["accept_prob"], dtype=np.float64), "log_density": logp},
     )
     checks.check_result(result, sites=latent, min_acceptance=min_acceptance)
+    # a site made in some draws only: NaN where it is absent, as every engine records it (after the
+    # checks, which read the chains' placeholder values as before)
+    result.samples = absent_as_nan(result.samples, present)
     return result
 
 

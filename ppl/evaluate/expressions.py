@@ -71,7 +71,7 @@ class ExpressionRules:
                 out.append(slice(None if a is None else int(a), None if b is None else int(b)))
             else:
                 v = self.expr(i, env)
-                if isinstance(v, (bool, np.bool_)) or (hasattr(v, "dtype") and jnp.result_type(v) == jnp.bool_):
+                if isinstance(v, (bool, np.bool_)) or getattr(v, "dtype", None) == np.bool_:
                     # NumPy reads a boolean index as a mask: x[true] is all of x, x[false] none of it
                     raise ModelError(f"an index must be an integer, but {node_text(i)} is a boolean",
                                      span=i.span, hint=B.BOOL_INDEX_HINT)
@@ -170,8 +170,14 @@ class ExpressionRules:
 
 
 def _integral(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) or (
-        not isinstance(x, (bool, float)) and jnp.issubdtype(jnp.result_type(x), jnp.integer))
+    """An integer value (a Python int or an integer array), read without dtype promotion rules: this
+    runs at every operator the eager engine evaluates."""
+    if isinstance(x, (bool, float)):
+        return False
+    if isinstance(x, int):
+        return True
+    dtype = getattr(x, "dtype", None)
+    return dtype is not None and np.dtype(dtype).kind in "iu"
 
 
 def _pow(a, b):
