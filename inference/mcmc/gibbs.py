@@ -27,7 +27,8 @@ step at a time, each conditional evaluated on the whole chain.
 
 Discrete sites inside ``If`` branches are supported: while a branch does not
 run, its sites follow a uniform reference distribution over their support
-(the target's marginal over the present sites is the posterior).
+(the target's marginal over the present sites is the posterior); the draws
+record NaN there, as every method does for a site its run did not make.
 Continuous sites inside branches are not (use MH). Dynamic models are not
 supported (use MH, which runs them eagerly).
 
@@ -79,6 +80,7 @@ class GibbsState(NamedTuple):
     choices: dict
     log_density: Any
     record: Any  # every site's value (deterministic ones included) and the return value
+    present: dict  # for sites inside branches: whether their branch ran (absent draws read NaN)
 
     @property
     def position(self) -> dict:
@@ -297,7 +299,7 @@ class _Kernel:
 
     def state_at(self, choices: dict, args) -> GibbsState:
         trace = C.run(self.program, C.Given(), args, inputs=choices)
-        return GibbsState(dict(choices), trace.log_joint, (trace.choices, trace.retval))
+        return GibbsState(dict(choices), trace.log_joint, (trace.choices, trace.retval), dict(trace.present))
 
     def family(self, args) -> "GibbsFamily":
         return GibbsFamily(self, list(args))

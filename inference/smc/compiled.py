@@ -269,8 +269,10 @@ class Filter:
         shared_xs = [self._value(state, shared, a)[0] for a in xs_atoms if not self.cut.is_random(a)]
         rejuvenate = self.options.rejuvenation is not None
         if rejuvenate:
-            path = {a: jnp.zeros((n, T) + tuple(s.stacked_shape), s.dtype)
-                    for a, s in cut.step_sites().items() if s.kind in ("sample", "deterministic")}
+            sites = {a: s for a, s in cut.step_sites().items() if s.kind in ("sample", "deterministic")}
+            path = {a: jnp.zeros((n, T) + tuple(s.stacked_shape), s.dtype) for a, s in sites.items()}
+            path.update({K.PRESENT + a: jnp.zeros((n, T) + tuple(sites[a].loop_lengths), bool)
+                         for a in K.branch_sites(loop.body)})
             ys0 = [jnp.zeros((n,) + tuple(v.shape), v.dtype) for v in loop.outs[k:]]
             state = state._replace(path=path, ys=ys0)
         single_proposal = self.proposal
@@ -364,15 +366,23 @@ class Filter:
             fixed = {a: v for a, v in choices.items() if a in init_latent and a not in moved}
 
             def logdensity_fn(position):
-                return K.replay(cut, args, position, fixed, path, t, self._loop_args)[0]
+                # a move that would change which branches run is rejected: the sites that it would
+                # make have no value to move from (the move stays reversible, as between two
+                # regions of zero density)
+                lp, _, new_choices, _, _, flags = K.replay(cut, args, position, fixed, path, t, self._loop_args)
+                return jnp.where(K.same_branches(choices, new_choices, path, flags), lp, -jnp.inf)
 
             new_u = rejuvenation.apply(kernel, k, u, logdensity_fn)  # the kernel contract's init/step
-            _, outs, new_choices, carry, ys = K.replay(cut, args, new_u, fixed, path, t, self._loop_args)
+            _, outs, new_choices, carry, ys, flags = K.replay(cut, args, new_u, fixed, path, t, self._loop_args)
             rand = [o for o, r in zip(outs, random) if r]
             changed = jnp.any(jnp.stack([jnp.any(new_u[a] != u[a]) for a in u]))
-            return new_u, rand, new_choices, carry, ys, changed
+            return new_u, rand, new_choices, carry, ys, flags, changed
 
         keys = jax.random.split(key, self.n)
-        new_u, rand, new_choices, carry, ys, changed = jax.vmap(one)(keys, state.u, state.init_choices, state.path)
-        state = state._replace(u=new_u, live=rand, init_choices=new_choices, carry=list(carry), ys=list(ys))
+        new_u, rand, new_choices, carry, ys, flags, changed = jax.vmap(one)(
+            keys, state.u, state.init_choices, state.path)
+        # the moved parameters may decide which of a step's branches ran
+        path = {**state.path, **flags}
+        state = state._replace(u=new_u, live=rand, init_choices=new_choices, carry=list(carry), ys=list(ys),
+                               path=path)
         return state, jnp.mean(changed.astype(state.log_weights.dtype))

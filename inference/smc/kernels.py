@@ -34,7 +34,14 @@ from ppl.semantics import ir
 from ppl.stdlib.errors import AddressError, ModelError
 from ppl.stdlib.particle_keys import particle_keys  # the step's per-particle keys, re-exported
 
-__all__ = ["Piece", "particle_keys", "run_init", "run_step", "run_final", "Proposal", "replay", "unconstrain"]
+__all__ = ["Piece", "particle_keys", "run_init", "run_step", "run_final", "Proposal", "replay", "unconstrain",
+           "PRESENT", "split_present"]
+
+# A site inside a branch is made in some particles only. Its flag (did the branch run) travels among
+# the choices, under the key PRESENT + address, so that resampling, backtracking and packing carry it
+# with the value; ``split_present`` takes it out when the draws reach the host, where an absent draw
+# reads NaN (as in every engine) instead of the compiled trace's placeholder.
+PRESENT = "\x00present:"
 
 
 class Piece(NamedTuple):
@@ -44,6 +51,25 @@ class Piece(NamedTuple):
     choices: dict  # its random choices (and recorded deterministic values)
     log_weight: Any
     valid: Any  # every distribution's parameters were inside their domains
+
+
+def _choices(acc) -> dict:
+    """A run's choices with the present flag of each of its sites inside a branch."""
+    out = dict(acc.choices)
+    out.update({PRESENT + a: p for a, p in acc.present.items() if a in acc.choices})
+    return out
+
+
+def split_present(samples: dict) -> tuple[dict, dict]:
+    """``(choices, present flags by address)`` of a piece's (or the population's) choices."""
+    values = {a: v for a, v in samples.items() if not a.startswith(PRESENT)}
+    flags = {a[len(PRESENT):]: v for a, v in samples.items() if a.startswith(PRESENT)}
+    return values, flags
+
+
+def branch_sites(block: ir.Block) -> set:
+    """The sites of ``block`` inside a branch (those whose choices carry a present flag)."""
+    return {s.address for s in ir.sites_of(block) if s.in_branch and s.kind in ("sample", "deterministic")}
 
 
 def _num_samples(block: ir.Block) -> int:
@@ -61,18 +87,18 @@ def _run(block, mode, args, key=None, inputs=None):
 def run_init(block: ir.Block, key, args) -> Piece:
     """The statements before the loop, drawn from the prior (the keys of ``Importance``)."""
     outs, acc = _run(block, C.Simulate(), args, key)
-    return Piece(outs, acc.choices, acc.log_likelihood, acc.valid)
+    return Piece(outs, _choices(acc), acc.log_likelihood, acc.valid)
 
 
 def run_init_at(block: ir.Block, key, args, u: dict) -> Piece:
     """The statements before the loop with the sites of ``u`` at ``T(u)``: weight ``log p(T(u)) |J| + log p(y_init | ...)``."""
     outs, acc = _run(block, C.Unconstrained(frozenset(u), C.Simulate()), args, key, inputs=u)
-    return Piece(outs, acc.choices, acc.log_given + acc.log_likelihood, acc.valid)
+    return Piece(outs, _choices(acc), acc.log_given + acc.log_likelihood, acc.valid)
 
 
 def run_final(block: ir.Block, key, args) -> Piece:
     outs, acc = _run(block, C.Drawn(_num_samples(block) == 1), args, key)
-    return Piece(outs, acc.choices, acc.log_likelihood, acc.valid)
+    return Piece(outs, _choices(acc), acc.log_likelihood, acc.valid)
 
 
 class Proposal:
@@ -131,11 +157,11 @@ def run_step(body: ir.Block, num_consts: int, num_carry: int, key, consts, carry
     """One step of the loop for one particle; ``outs`` = new carry then ``y_t``."""
     if proposal is None:
         outs, acc = _run(body, C.Drawn(_num_samples(body) == 1), list(consts) + list(carry) + list(x), key)
-        return Piece(outs, acc.choices, acc.log_likelihood, acc.valid)
+        return Piece(outs, _choices(acc), acc.log_likelihood, acc.valid)
     proposed, log_q, q_ok = proposal.draw(proposal_key, carry, x)
     mode = C.Drawn(_num_samples(body) - len(proposed) <= 1)
     outs, acc = _run(body, mode, list(consts) + list(carry) + list(x), key, inputs=proposed)
-    return Piece(outs, acc.choices, acc.log_given + acc.log_likelihood - log_q, acc.valid & q_ok)
+    return Piece(outs, _choices(acc), acc.log_given + acc.log_likelihood - log_q, acc.valid & q_ok)
 
 
 # ---------------------------------------------------------------------------
@@ -149,7 +175,8 @@ def replay(cut, args, u: dict, fixed: dict, path: dict, t, loop_args):
     the other sites before the loop; ``path``: the step sites' values stacked
     over all steps (those after ``t`` are ignored). ``loop_args(live) ->
     (consts, carry0, xs)`` resolves the loop's inputs. Returns ``(log density,
-    live values, choices before the loop, carry after step t, ys stacked)``.
+    live values, choices before the loop, carry after step t, ys stacked, the present flags of the
+    path's sites inside branches at these values (those of ``path`` after step ``t``))``.
     """
     mode = C.Unconstrained(frozenset(u), C.Given())
     outs, acc = _run(cut.init, mode, args, inputs={**fixed, **u})
@@ -165,11 +192,25 @@ def replay(cut, args, u: dict, fixed: dict, path: dict, t, loop_args):
         o, a = _run(loop.body, C.Given(), list(consts) + list(carry) + list(x), inputs=values)
         active = (s >= last) if loop.reverse else (s <= last)
         carry = [jnp.where(active, n, c) for n, c in zip(o[:k], carry)]
-        return (carry, lp + jnp.where(active, a.log_prior + a.log_likelihood, 0.0)), o[k:]
+        flags = {b: jnp.where(active, v, values[b]) for b, v in _choices(a).items()
+                 if b in values and b.startswith(PRESENT)}
+        return (carry, lp + jnp.where(active, a.log_prior + a.log_likelihood, 0.0)), (o[k:], flags)
 
     steps = jnp.arange(loop.length)
-    (carry, lp), ys = jax.lax.scan(body, (list(carry0), total), (steps, list(xs), path), reverse=loop.reverse)
-    return lp, outs, acc.choices, carry, ys
+    (carry, lp), (ys, flags) = jax.lax.scan(body, (list(carry0), total), (steps, list(xs), path),
+                                            reverse=loop.reverse)
+    return lp, outs, _choices(acc), carry, ys, flags
+
+
+def same_branches(choices: dict, new_choices: dict, path: dict, flags: dict):
+    """Whether the sites made (the branches taken) are the same in both runs: before the loop
+    (``choices`` against ``new_choices``) and along the path (its flags against ``flags``)."""
+    same = jnp.asarray(True)
+    for old, new in ((choices, new_choices), (path, flags)):
+        for b, v in new.items():
+            if b.startswith(PRESENT):
+                same = same & jnp.all(v == old[b])
+    return same
 
 
 def unconstrain(block: ir.Block, args, choices: dict, names: frozenset) -> dict:

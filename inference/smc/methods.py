@@ -18,7 +18,9 @@ import numpy as np
 
 from ppl.inference.diagnose import diagnose
 from ppl.inference.result import Result
+from ppl.inference._common import absent_as_nan
 from ppl.inference.smc import compiled
+from ppl.inference.smc import kernels as K
 from ppl.inference.smc.eager import TraceMH, run_eager
 from ppl.inference.smc.resampling import SCHEMES
 from ppl.semantics import ir
@@ -52,7 +54,10 @@ class SMC:
     ``kernel(key, position, logdensity_fn) -> position``) applied to every particle
     after each resampling; it moves the static parameters (the continuous
     random choices before the loop, unconstrained) and must leave
-    ``exp(logdensity_fn)``, the current partial posterior, invariant.
+    ``exp(logdensity_fn)``, the current partial posterior, invariant. Where a
+    static parameter decides which branch of ``ppl.cond`` runs, ``logdensity_fn``
+    is ``-inf`` at values that would change the branches a particle took (the
+    choices such a move would make have no value to move from).
 
     ``engine``: ``'auto'`` (compiled for static models), ``'compiled'`` or ``'eager'``.
 
@@ -167,6 +172,8 @@ def _run_compiled(program: ir.Program, args, key, options: compiled.Options) -> 
     def draws(samples, returns):
         """Samples particles first, and the return values as the program's pytree."""
         samples = {a: _particles_first(v, f.sample_axes[a]) for a, v in samples.items()}
+        samples, present = K.split_present(samples)
+        samples = absent_as_nan(samples, present)  # a site's draws where its branch did not run
         flat = []
         for v, axis in zip(returns, f.return_axes):
             v = np.asarray(v)

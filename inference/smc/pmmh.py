@@ -32,7 +32,9 @@ from jax.flatten_util import ravel_pytree
 
 from ppl.inference.mcmc import driver, programs, warmup
 from ppl.inference.result import Result
+from ppl.inference._common import absent_as_nan
 from ppl.inference.smc import compiled
+from ppl.inference.smc import kernels as K
 from ppl.inference.smc import pmmh_kernel as PK
 from ppl.inference.smc.resampling import SCHEMES
 from ppl.semantics import compile as C
@@ -99,6 +101,7 @@ class PMMH:
         step_size = jnp.asarray(self.step_size, jnp.result_type(float))
         (draws, returns), stats, _, _ = jax.device_get(run(key, None, list(args), step_size))
         samples = {a: np.asarray(v) for a, v in draws.items()}  # (chains, draws, ...): one particle per draw
+        samples, present = K.split_present(samples)
         returns = jax.tree.unflatten(program.out_tree, [np.asarray(v) for v in returns])
         log_z = np.asarray(stats["log_density"])
         if not np.all(np.isfinite(log_z)):
@@ -117,6 +120,7 @@ class PMMH:
         from ppl.inference.mcmc import checks  # the checks every MCMC method runs (R-hat, ESS)
 
         checks.check_result(result, sites=params)
+        result.samples = absent_as_nan(result.samples, present)  # a site's draws where its branch did not run
         return result
 
 
