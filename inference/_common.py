@@ -83,6 +83,29 @@ def population_result(particles, method: str, sample_stats: dict | None = None):
     )
 
 
+def warn_if_degenerate(log_weights, method: str) -> None:
+    """A SamplingWarning when a few particles carry all the weight (an effective sample size below
+    100, or below a tenth of the particles when there are fewer than 1000): the weighted summaries
+    then rest on those few draws from the prior, as MCMC's summaries do on too few effective draws."""
+    import warnings
+
+    from ppl.inference.mcmc.checks import SamplingWarning, user_stacklevel
+
+    logw = np.asarray(log_weights, np.float64).reshape(-1)
+    finite = logw[np.isfinite(logw)]
+    if finite.size == 0:
+        return
+    w = np.exp(finite - finite.max())
+    ess = float(w.sum() ** 2 / np.sum(w ** 2))
+    n = logw.size
+    if ess < min(100.0, n / 10):
+        warnings.warn(
+            f"{method}: effective sample size {ess:.1f} of {n} particles: a few draws from the prior carry "
+            "the weight, so the posterior summaries are unreliable. Use more particles, or a method that "
+            "moves towards the posterior (ppl.NUTS, ppl.SMC, ppl.MH).",
+            SamplingWarning, stacklevel=user_stacklevel())
+
+
 def absent_as_nan(samples: dict, present: dict) -> dict:
     """Each site's draws with NaN where the site was not made (a branch that did not run): the
     compiled engines record a placeholder value there, the eager engine no value at all, and the

@@ -17,7 +17,8 @@ import jax
 import numpy as np
 
 from ppl.inference import sharding
-from ppl.inference._common import absent_as_nan, annotate, population_result, raise_if_impossible
+from ppl.inference._common import (absent_as_nan, annotate, population_result, raise_if_impossible,
+                                   warn_if_degenerate)
 from ppl.inference.diagnose import diagnose
 from ppl.inference.marginalize import refuse_subsampling
 from ppl.inference.result import Result
@@ -57,6 +58,7 @@ class Importance:
         samples = {a: np.asarray(v) for a, v in trace.choices.items()}
         _check_weights(program, args, samples, logw, np.asarray(trace.log_prior), np.asarray(trace.valid))
         samples = absent_as_nan(samples, trace.present)
+        warn_if_degenerate(logw, "Importance")
         return Result(
             samples=samples,
             returns=jax.tree.map(np.asarray, trace.retval),
@@ -78,6 +80,7 @@ class Importance:
         if np.all(logw == -np.inf):
             raise ModelError("every particle has weight zero: the observations are impossible under the prior "
                              "draws", hint="Use more particles, or a method that does not draw from the prior.")
+        warn_if_degenerate(logw, "Importance")
         return population_result(particles, "Importance")
 
 

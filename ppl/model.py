@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl import outside
 from ppl import trace as tracing
 from ppl.condition_layer import run_conditioned
 from ppl.inference.causal.transform import do_program
@@ -107,13 +108,17 @@ class Model:
             args, kwargs = self.coerce(args, kwargs)
         leaves, rebuild = split_args(args, kwargs, self.fn)
         key = rebuild.key
-        got = self._programs.get(key)
+        # what a Python model reads from globals and closures is a constant of its program: a
+        # program traced with other values of them is not this one (ppl/outside.py)
+        reads = () if self.source is not None else outside.fingerprint(self.fn)
+        kept = self._programs.get(key)
+        got = kept[1] if kept is not None and kept[0] == reads else None
         if got is None:
             if self.interventions:
                 got = self._surgery(args, kwargs)
             else:
                 got = self._conditioned(args, kwargs)
-            self._programs[key] = got
+            self._programs[key] = (reads, got)
         if isinstance(got, Dynamic):
             a, k = rebuild(leaves)
             return Dynamic(self.body, a, k, self.name, got.reason, got.span), leaves

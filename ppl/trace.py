@@ -250,6 +250,14 @@ def _at_user_line(err: Exception) -> Exception:
     return ModelError(f"the model's code raised {type(err).__name__}: {err}", span=span, hint=hint)
 
 
+def _own(c):
+    """A constant of the traced code as the program's own copy. A NumPy array the model read from
+    outside (a global) reaches the jaxpr as JAX's canonical form of it, which JAX caches while
+    anything holds it, keyed by the array object: holding it would make the next trace, after the
+    user changed the array in place, read the old values from that cache."""
+    return np.array(c) if isinstance(c, np.ndarray) else c
+
+
 def trace(fn: Callable, args: tuple, kwargs: dict, name: str) -> "ir.Program | Dynamic":
     """Trace ``fn(*args, **kwargs)`` into a static IR program, or report it dynamic."""
     dyn_leaves, rebuild = split_args(args, kwargs, fn)
@@ -347,7 +355,7 @@ class _Converter:
     def block(self, closed) -> ir.Block:
         jaxpr, consts = jc.closed_to_parts(closed)
         for cv, c in zip(jaxpr.constvars, consts):
-            self.env[cv] = ir.Lit(c)
+            self.env[cv] = ir.Lit(_own(c))
         params = tuple(self.new_var(v) for v in jaxpr.invars)
         stmts = self.stmts(jaxpr.eqns)
         returns = tuple(self.read(v) for v in jaxpr.outvars)
@@ -445,7 +453,7 @@ class _Converter:
         body = jc.jit_body(eqn)
         jaxpr, consts = jc.closed_to_parts(body)
         for cv, c in zip(jaxpr.constvars, consts):
-            self.env[cv] = ir.Lit(c)
+            self.env[cv] = ir.Lit(_own(c))
         for inner, outer in zip(jaxpr.invars, eqn.invars):
             self.env[inner] = self.read(outer)
         stmts = self.stmts(jaxpr.eqns)

@@ -161,7 +161,7 @@ def observe(name: Any, dist, value, *, span: Span | None = None):
     h.handle_site(Site("observe", address, dist, value, span, tuple(h.plates)))
     scale = float(np.prod([f.scale for f in h.plates])) if h.plates else 1.0
     if scale != 1.0:  # a subsampled plate: the rows seen stand for all rows (size / subsample_size each)
-        factor(_scaled_name(name), (scale - 1.0) * jnp.sum(dist.log_density(value)), span=span)
+        _weigh(h, h.address(_scaled_name(name)), (scale - 1.0) * jnp.sum(dist.log_density(value)), span)
     return value
 
 
@@ -210,6 +210,26 @@ def factor(name: Any, log_weight, *, span: Span | None = None):
     h = require_handler("factor")
     span = span or caller_span()
     address = h.address(name)
+    if h.plates:
+        # inside plates a factor is a term per plate element, as an observation is (and as in
+        # NumPyro): a scalar counts once per element, an array must fit the plates' sizes, and a
+        # subsampled plate's rows stand for all rows
+        lw = jnp.asarray(log_weight)
+        try:
+            target = plate_batch_shape(lw.shape, h.plates, address, span)
+        except ShapeError as err:
+            raise ShapeError(f"the factor {err.message[len('the site '):]}", span=span,
+                             hint="A factor inside a plate gives one term per element of the plate (a number "
+                                  "counts once per element): give it the plate's size, or move it out.") from None
+        if lw.shape != target:
+            lw = jnp.broadcast_to(lw, target)
+        scale = float(np.prod([f.scale for f in h.plates]))
+        log_weight = lw if scale == 1.0 else scale * lw
+    _weigh(h, address, log_weight, span)
+
+
+def _weigh(h, address: str, log_weight, span) -> None:
+    """The factor site ``address`` with ``log_weight`` as it is."""
     h.claim(address, span)
     h.handle_site(Site("factor", address, None, log_weight, span, tuple(h.plates)))
 
@@ -273,13 +293,18 @@ def plate(name: str, size: int, *, dim: int | None = None, subsample_size: int |
                  "Leave out dim=, or nest the plates so that the one with dim=-1 is outermost.",
         )
     try:
-        size = int(size)
+        whole = int(size)
     except Exception:
         raise ShapeError(
             f"plate '{name}' needs a fixed integer size, but got {size!r}",
             span=span,
-            hint="A plate's size must not depend on a random value.",
+            hint="A plate's size must be a Python int (len(y), y.shape[0]) known when the model is called, "
+                 "not a value computed from a random choice or an array argument.",
         ) from None
+    if whole != size or whole < 0:  # 2.5 would become a plate of 2 without a word
+        raise ShapeError(f"plate '{name}' needs a whole, non-negative number as its size, but got {size!r}",
+                         span=span, hint="Pass the number of rows as an int: len(y) or y.shape[0].")
+    size = whole
     if shard is not None and not isinstance(shard, (bool, str)):  # False is kept: never split automatically
         raise ModelError(f"plate '{name}' was given shard={shard!r}: use shard=True or the name of a "
                          "mesh axis", span=span)

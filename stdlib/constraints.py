@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.stdlib.constraint_base import Constraint, _all_last, _fmt, _is_integer
+from ppl.stdlib.jax_compat import is_tracer
 
 __all__ = [
     "Constraint",
@@ -326,6 +327,21 @@ class integer_interval(Constraint):
 
 # ---------------------------------------------------------------------------
 # Matrix sets
+
+
+def symmetric_now_or_nan(x, what: str = "the matrix"):
+    """``x`` when it is symmetric (to rounding); a concrete ``x`` that is not raises a
+    ParameterError naming ``what``; a traced one becomes NaN, which the methods report at the
+    site that uses it. Cholesky factorisations read one triangle only, so a matrix that is not
+    symmetric would otherwise stand for another one without a word."""
+    from ppl.stdlib.errors import ParameterError
+
+    if not is_tracer(x):
+        if not bool(np.all(_symmetric(np, np.asarray(x)))):
+            raise ParameterError(f"{what} must be symmetric, but it is not (A[i, j] != A[j, i])",
+                                 hint="Symmetrise it ((A + transpose(A)) / 2) if the difference is rounding.")
+        return x
+    return x + jnp.where(_symmetric(jnp, x), 0.0, jnp.nan)[..., None, None].astype(x.dtype)
 
 
 def _symmetric(xp, x):

@@ -10,6 +10,7 @@ import numpy as np
 from ppl.semantics import index_check
 from ppl.stdlib.errors import ModelError, ShapeError
 from ppl.syntax import ast as A, builtins as B
+from ppl.syntax.builtins.arrays import as_number
 
 from .handlers import NoWeights
 from .indexing import node_text, check_indices, index_scope
@@ -111,10 +112,12 @@ class ExpressionRules:
                     return False
                 if e.op == "or" and bool(a):
                     return True
-                return self.expr(e.right, env)
+                return _truth(self.expr(e.right, env))  # a boolean, never the operand itself
             b = self.expr(e.right, env)
             return jnp.logical_and(a, b) if e.op == "and" else jnp.logical_or(a, b)
         b = self.expr(e.right, env)
+        if e.op in ARITHMETIC:  # booleans count as 0 and 1 (true + true is 2, not true)
+            a, b = as_number(a), as_number(b)
         if isinstance(a, str) or isinstance(b, str):
             if e.op == "==":
                 return a == b
@@ -138,7 +141,7 @@ class ExpressionRules:
     def e_unary(self, e: A.UnaryOp, env):
         v = self.expr(e.operand, env)
         if e.op == "-":
-            return -v if not isinstance(v, bool) else -int(v)
+            return -as_number(v)
         if e.op == "+":
             return v
         return (not v) if isinstance(v, bool) else jnp.logical_not(v)
@@ -167,6 +170,18 @@ class ExpressionRules:
 
     def e_lambda(self, e: A.Lambda, env):
         return Closure("fn", e.params, e.body, dict(env), self, e)
+
+
+ARITHMETIC = frozenset({"+", "-", "*", "/", "//", "%", "^", "@"})
+
+
+def _truth(x):
+    """The truth value of ``x`` as a boolean (elementwise on arrays), as the result of and/or."""
+    if isinstance(x, (bool, int, float, np.generic)):
+        return bool(x)
+    if isinstance(x, np.ndarray):
+        return x.astype(bool)
+    return jnp.asarray(x).astype(bool)
 
 
 def _integral(x) -> bool:

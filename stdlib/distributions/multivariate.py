@@ -11,7 +11,7 @@ from jax.scipy.special import gammaln, xlogy
 
 from .. import constraints as C
 from ..errors import ParameterError, ShapeError
-from .base import Distribution, as_float, check_param
+from .base import Distribution, as_float, check_param, is_concrete
 
 __all__ = ["Dirichlet", "MultivariateNormal"]
 
@@ -101,6 +101,8 @@ class MultivariateNormal(Distribution):
             )
         if validate and name != "scale_tril":
             check_param("MultivariateNormal", name, matrix, C.positive_definite)
+        if name != "scale_tril" and not is_concrete(matrix):  # known only in the run: NaN unless symmetric
+            matrix = C.symmetric_now_or_nan(matrix, f"MultivariateNormal's {name}")
         if name == "covariance_matrix":
             matrix = jnp.linalg.cholesky(matrix)
         elif name == "precision_matrix":
@@ -114,7 +116,16 @@ class MultivariateNormal(Distribution):
                 f"MultivariateNormal's loc has {loc.shape[-1]} entries in its last axis, "
                 f"but its {name} is {k} x {k}"
             )
-        super().__init__({"loc": loc, "scale_tril": matrix}, validate=validate)
+        static = {} if name == "scale_tril" else {"built_from": name}
+        super().__init__({"loc": loc, "scale_tril": matrix}, static=static, validate=validate)
+
+    def validate_params(self) -> None:
+        built = self._static.get("built_from")
+        lower = self._params["scale_tril"]
+        if built and is_concrete(lower) and not bool(jnp.all(jnp.isfinite(lower))):
+            raise ParameterError(f"MultivariateNormal's {built} must be a symmetric positive-definite matrix, "
+                                 "but it is not (its Cholesky factorisation failed)")
+        super().validate_params()
 
     @property
     def event_shape(self):

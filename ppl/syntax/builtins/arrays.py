@@ -8,8 +8,12 @@ known only at run time is a ``TypeError`` that the evaluator reports as dynamic.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from ppl.stdlib import jax_compat as jc
+from ppl.stdlib.constraint_base import format_concrete
+from ppl.stdlib.constraints import symmetric_now_or_nan
+from ppl.stdlib.errors import ModelError
 
 from .math import vector_op
 from .registry import Builtin, table
@@ -125,7 +129,11 @@ def sizes(*ns):
     out = []
     for n in ns:
         if jc.is_tracer(n):
-            raise TypeError("size")
+            raise TypeError("a size must be an integer known when the model is called (an int argument, "
+                            "a literal or a length), not a value computed as the model runs")
+        if np.ndim(n) != 0 or float(n) != int(n):  # 2.5 would become 2 without a word
+            raise ModelError(f"a size must be a whole number, but it is {format_concrete(n, 4)}",
+                             hint="Round it yourself (round(n), floor(n)) or pass an integer.")
         out.append(int(n))
     return tuple(out)
 
@@ -148,7 +156,7 @@ def _sq_dist(x, y):
 
 
 def _arange(a, b=None):
-    return jnp.arange(int(a)) if b is None else jnp.arange(int(a), int(b))
+    return jnp.arange(*sizes(a)) if b is None else jnp.arange(*sizes(a, b))
 
 
 def _concat(*xs):
@@ -156,6 +164,22 @@ def _concat(*xs):
 
 
 # ---------------------------------------------------------------- the entries
+
+
+def as_number(x):
+    """A boolean as the integer 0 or 1 (arrays elementwise), as .ppl arithmetic reads it; anything
+    else unchanged."""
+    if isinstance(x, (bool, np.bool_)):
+        return int(x)
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and np.dtype(dtype) == np.bool_:
+        return x.astype(jnp.result_type(int)) if isinstance(x, np.ndarray) else jnp.asarray(x, jnp.result_type(int))
+    return x
+
+
+def product(op):
+    """``op`` (an inner or matrix product) on booleans counted as 0 and 1 (``dot(y > 0, y > 0)`` counts)."""
+    return lambda a, b: op(as_number(a), as_number(b))
 
 
 def _a(name, args, rule, doc, impl, **kw):
@@ -166,15 +190,15 @@ ARRAY_FUNCTIONS: dict[str, Builtin] = table([
     _a("cumsum", ["num"], vector_op, "cumulative sums over the first axis", lambda x: jnp.cumsum(x, axis=0)),
     _a("reverse", ["num"], vector_op, "the elements in reverse order (first axis)", lambda x: jnp.flip(x, axis=0)),
     _a("sort", ["num"], vector_op, "the elements in increasing order", lambda x: jnp.sort(x, axis=-1)),
-    _a("dot", ["num", "num"], dot_rule, "inner product of two vectors", jnp.dot),
-    _a("matmul", ["num", "num"], matmul_rule, "matrix product (same as A @ B)", jnp.matmul),
+    _a("dot", ["num", "num"], dot_rule, "inner product of two vectors", product(jnp.dot)),
+    _a("matmul", ["num", "num"], matmul_rule, "matrix product (same as A @ B)", product(jnp.matmul)),
     _a("transpose", ["num"], _transpose_rule, "the transpose of a matrix", lambda m: jnp.swapaxes(m, -1, -2)),
     _a("cholesky", ["num"], _matrix_arg,
        "lower-triangular Cholesky factor L of a positive-definite matrix (L @ transpose(L) = A)",
-       jnp.linalg.cholesky),
+       lambda m: jnp.linalg.cholesky(symmetric_now_or_nan(m, "cholesky's matrix"))),
     _a("diag", ["num"], _diag_rule, "diag(v): the diagonal matrix of v; diag(M): the diagonal of M",
        lambda x: jnp.diag(x)),
-    _a("eye", ["int"], _eye_rule, "the n x n identity matrix", lambda n: jnp.eye(int(n))),
+    _a("eye", ["int"], _eye_rule, "the n x n identity matrix", lambda n: jnp.eye(*sizes(n))),
     _a("add_diag", ["num", "num"], lambda a: _matrix_arg(a[:1]), "M with v (a number or vector) added to its diagonal",
        _add_diag),
     _a("sq_dist", ["num", "num"], _sq_dist_rule,
@@ -189,6 +213,6 @@ ARRAY_FUNCTIONS: dict[str, Builtin] = table([
     _a("arange", ["int", "int"], lambda a: Ty("int", 1),
        "arange(n) is [0, 1, ..., n-1]; arange(a, b) is [a, ..., b-1]", _arange, optional=1),
     _a("linspace", ["num", "num", "int"], lambda a: Ty("real", 1, (a[2].value,)),
-       "linspace(a, b, n): n evenly spaced reals from a to b", lambda a, b, n: jnp.linspace(a, b, int(n))),
+       "linspace(a, b, n): n evenly spaced reals from a to b", lambda a, b, n: jnp.linspace(a, b, *sizes(n))),
     _a("concat", ["num", "num"], _concat_rule, "the arrays joined along the first axis", _concat, rest="num"),
 ])

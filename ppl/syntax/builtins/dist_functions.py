@@ -12,7 +12,10 @@ distribution functions.
 
 from __future__ import annotations
 
+import jax.numpy as jnp
+
 from ppl.stdlib import distributions as D
+from ppl.stdlib.distributions.base import params_ok
 from ppl.stdlib.errors import PPLError
 
 from .arrays import sizes
@@ -83,7 +86,10 @@ def _iid_rule(args):
 def _iid(ev, e, env):
     d = ev.distribution(e.args[0], env, e)
     n = sizes(*[ev.expr(a, env) for a in e.args[1:]])
-    return d.expand(n + tuple(d.batch_shape))
+    out = d.expand(n + tuple(d.batch_shape))
+    # one random choice: log_density sums over these axes, as `~` does (the batch of d is kept)
+    out.__dict__[IID_AXES] = (len(n), len(d.batch_shape))
+    return out
 
 
 def _truncated(ev, e, env):
@@ -94,6 +100,21 @@ def _truncated(ev, e, env):
         return D.Truncated(d, low, high)
     except PPLError as err:
         raise err.with_span(e.span) from None
+
+
+IID_AXES = "_iid_axes"  # on a distribution iid(d, n...) built: (how many axes of draws, d's batch rank)
+
+
+def _log_density(d, x):
+    """``log_density(d, x)``, with d's parameters checked as ``~`` checks them: known now, a
+    ParameterError; known only when the model runs, NaN where they leave their domain (the
+    methods then replay the run with values, which names this call)."""
+    d.validate_params()
+    value = d.log_density(x)
+    if IID_AXES in getattr(d, "__dict__", {}):  # iid(d, n): the density of the n draws together
+        k, b = d.__dict__[IID_AXES]
+        value = jnp.sum(value, axis=tuple(range(jnp.ndim(value) - b - k, jnp.ndim(value) - b)))
+    return value + jnp.where(params_ok(d), 0.0, jnp.nan).astype(jnp.result_type(value))
 
 
 def _dist_function_impl(name: str):
@@ -124,8 +145,9 @@ def _dist_function(name: str, dist: str, suffix: str) -> Builtin:
 
 DIST_FUNCTION_BUILTINS: dict[str, Builtin] = table([
     Builtin("log_density", ("dist", "num"), _log_density_rule,
-            "log_density(d, x): the log density (or log mass) of d at x, elementwise over a batch",
-            lambda d, x: d.log_density(x)),
+            "log_density(d, x): the log density (or log mass) of d at x, elementwise over a batch "
+            "(iid(d, n) is one random choice: its n draws' log densities summed)",
+            _log_density),
     Builtin("iid", ("dist", "int"), _iid_rule,
             "iid(d, n): n independent draws of d as one random choice (iid(d, n, m) for a matrix)", _iid,
             rest="int", form=True, elementwise=False),

@@ -134,9 +134,19 @@ _UNARY = {
     "round": (jnp.round, "nearest integer value (as a real)"),
 }
 
+def on_reals(fn):
+    """``fn`` on its argument as reals: integers and booleans (``logistic(2)``, ``round(x > 0)``)
+    are converted first, as the type rule (a real result) says, instead of JAX refusing their dtype."""
+    def real_fn(x):
+        x = jnp.asarray(x)
+        return fn(x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(jnp.result_type(float)))
+
+    return real_fn
+
+
 _B = Builtin
 MATH_FUNCTIONS: dict[str, Builtin] = table(
-    [_B(n, ("num",), elementwise, f"elementwise {d}", fn) for n, (fn, d) in _UNARY.items()]
+    [_B(n, ("num",), elementwise, f"elementwise {d}", on_reals(fn)) for n, (fn, d) in _UNARY.items()]
     + [
         _B("abs", ("num",), keep, "elementwise absolute value (keeps integers integer)", jnp.abs),
         _B("pow", ("num", "num"), elementwise, "elementwise x to the power y (same as x ^ y)", jnp.power),

@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy import special as sp
 
-from .arrays import dot_rule
-from .math import elementwise, reduce_real, vector_op
+from .arrays import dot_rule, product, sizes
+from .math import elementwise, on_reals, reduce_real, vector_op
 from .registry import Builtin, table
 from .types import REAL, Ty, TypeProblem, broadcast, describe
 
@@ -89,7 +89,7 @@ def dot_self(x):
 
 
 def _sizes(ns):
-    return tuple(int(n) for n in ns)
+    return sizes(*ns)
 
 
 def rep_vector(x, n):
@@ -185,7 +185,7 @@ def _fn(name, args, rule, doc, impl, **kw):
 
 
 STAN_FUNCTIONS: dict[str, Builtin] = table(
-    [_fn(n, ["num"], elementwise, f"elementwise {d}", fn) for n, (fn, d) in _UNARY.items()]
+    [_fn(n, ["num"], elementwise, f"elementwise {d}", on_reals(fn)) for n, (fn, d) in _UNARY.items()]
     + [_fn(n, ["num", "num"], elementwise, f"elementwise {d}", fn) for n, (fn, d) in _BINARY.items()]
     + [
         _fn("int_step", ["num"], _int_result, "elementwise 1 if x > 0, else 0 (so int_step(0) is 0), as an integer",
@@ -198,7 +198,7 @@ STAN_FUNCTIONS: dict[str, Builtin] = table(
         _fn("cumulative_sum", ["num"], vector_op, "cumulative sums over the first axis (the same as cumsum)",
             lambda x: jnp.cumsum(x, axis=0), elementwise=False),
         _fn("dot_product", ["num", "num"], dot_rule, "inner product of two vectors (the same as dot)",
-            jnp.dot, elementwise=False),
+            product(jnp.dot), elementwise=False),
         _fn("dot_self", ["num"], _dot_self, "dot_product(x, x), the sum of squares of a vector",
             dot_self, elementwise=False),
         _fn("rep_vector", ["num", "int"], _rep("real"), "rep_vector(x, n): a vector of n copies of the number x",
