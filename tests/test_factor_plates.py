@@ -22,11 +22,17 @@ def observed(y):
         ppl.observe("y", dist.Normal(mu, 1.0), y)
 
 
-@ppl.model
-def factored(y):
-    mu = ppl.sample("mu", dist.Normal(0.0, 10.0))
-    with ppl.plate("d", 4):
-        ppl.factor("y", dist.Normal(mu, 1.0).log_density(y))
+def factor_in_plate(size: int):
+    @ppl.model
+    def factored(y):
+        mu = ppl.sample("mu", dist.Normal(0.0, 10.0))
+        with ppl.plate("d", size):
+            ppl.factor("lik", dist.Normal(mu, 1.0).log_density(y))
+
+    return factored
+
+
+factored = factor_in_plate(4)
 
 
 def test_a_number_counts_once_per_plate_element():
@@ -35,17 +41,10 @@ def test_a_number_counts_once_per_plate_element():
     assert float(observed.log_density({"mu": 0.0}, 2.0)) == pytest.approx(expected, rel=1e-5)
 
 
-@ppl.model
-def misfit(y):
-    mu = ppl.sample("mu", dist.Normal(0.0, 10.0))
-    with ppl.plate("d", 3):
-        ppl.factor("lik", dist.Normal(mu, 1.0).log_density(y))
-
-
 def test_a_factor_that_does_not_fit_its_plate_is_an_error():
     with pytest.raises(ppl.ShapeError, match="the factor 'lik' has size 5 in dimension -1, but it is inside "
                                              "plate 'd' of size 3") as err:
-        misfit.log_density({"mu": 0.0}, np.arange(5.0))
+        factor_in_plate(3).log_density({"mu": 0.0}, np.arange(5.0))
     assert err.value.span is not None
 
 
