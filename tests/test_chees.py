@@ -158,7 +158,10 @@ def test_chains_split_over_four_devices_give_the_draws_of_one():
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["devices"] == [4, 1]
-    assert result["diff"] < 1e-6  # the same draws: the cross-chain means are collectives (float64)
+    # the same draws up to rounding: the cross-chain means are collectives (float64), summed in another
+    # order on four devices, and the trajectories amplify that rounding (1e-12 to 2e-6 over seeds 0-5 on
+    # this CPU); another random stream, or chains tuned apart, would differ by the posterior's scale (~1)
+    assert result["diff"] < 1e-4
 
 
 def _many_chain_warnings(draws):
