@@ -52,6 +52,9 @@ def infer(model: Model, *args, method=None, seed: int = 0, key=None, devices=Non
         raise user_error(err) from None
     if method is None:
         method = default_method(program, leaves)
+    if isinstance(method, type):
+        raise ModelError(f"method=ppl.{method.__name__} is the method itself; give an instance, with its options",
+                         hint=f"Write method=ppl.{method.__name__}(); its options go inside the parentheses.")
     if not hasattr(method, "run"):
         raise ModelError(f"method={method!r} is not an inference method",
                          hint="Use ppl.Enumerate(), ppl.Importance(num_particles=1000), ...")

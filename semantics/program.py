@@ -52,9 +52,22 @@ class Dynamic:
 
 
 def as_data(x):
-    """Lists of numbers become arrays; everything else is left alone."""
+    """Lists of numbers become arrays; everything else is left alone. A masked array and a ragged
+    list of numbers are refused in words (JAX and NumPy would answer with their own errors)."""
+    from ppl.stdlib.errors import ModelError, ShapeError
+
+    if isinstance(x, np.ma.MaskedArray):
+        raise ModelError("a masked array was given as data; ppl takes plain arrays",
+                         hint="Drop the masked rows (y.compressed()), or fill them (y.filled(v)); to infer missing "
+                              "values, make them latent random choices.")
     if isinstance(x, (list, tuple)) and x and _all_numeric(x):
-        arr = np.asarray(x)
+        try:
+            arr = np.asarray(x)
+        except ValueError:
+            raise ShapeError("a list of numbers whose rows have different lengths (a ragged list) was given "
+                             "as data; an array needs rows of one length",
+                             hint="Pad the rows to one length and pass the lengths too, or pass the rows as "
+                                  "separate arguments.") from None
         if arr.dtype == np.float64:
             arr = arr.astype(jnp.result_type(float))
         if arr.dtype == np.int64 and _fits(arr, np.int32):  # larger ones are refused by split_args

@@ -342,3 +342,34 @@ def test_a_boolean_index_in_ppl_is_refused_not_read_as_a_mask():
     fixed = ppl.loads("model m(y, g) {\n  mu ~ normal(0, 10)\n  y ~ normal(mu + [0.0, 100.0][to_int(g)], 1)\n}").m
     want = -0.5 * (0.5 / 10) ** 2 - np.log(10) - 0.5 * (3.0 - 100.5) ** 2 - np.log(2 * np.pi)
     assert float(fixed.log_density({"mu": 0.5}, 3.0, True)) == pytest.approx(want, rel=1e-5)
+
+
+@ppl.model
+def normal_rows(y):
+    mu = ppl.sample("mu", dist.Normal(0.0, 10.0))
+    with ppl.plate("d", len(y)):
+        ppl.observe("y", dist.Normal(mu, 1.0), y)
+    return mu
+
+
+@ppl.model
+def plate_of(n):
+    with ppl.plate("p", n):
+        ppl.sample("x", dist.Normal(0.0, 1.0))
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: ppl.infer(normal_rows, np.ma.masked_invalid([1.0, np.nan]), method=ppl.Importance(num_particles=10)),
+     ppl.ModelError, "a masked array was given as data"),
+    (lambda: ppl.infer(normal_rows, [[1.0, 2.0], [3.0]], method=ppl.Importance(num_particles=10)),
+     ppl.ShapeError, "rows have different lengths"),
+    (lambda: ppl.infer(normal_rows, [1.0, 2.0], method=ppl.Importance),
+     ppl.ModelError, r"method=ppl.Importance is the method itself"),
+    (lambda: ppl.infer(plate_of, -1, method=ppl.Importance(num_particles=10)),
+     ppl.ShapeError, "whole, non-negative number as its size, but got -1"),
+], ids=["masked array", "ragged list", "method class", "negative plate"])
+def test_data_and_options_jax_would_answer_in_its_own_words(call, error, words):
+    """Were: JAX's 'masked arrays are not supported', NumPy's 'inhomogeneous shape', 'run() missing 1
+    required positional argument', and JAX's 'Only non-negative indices' inside a ModelError."""
+    with pytest.raises(error, match=words):
+        call()
