@@ -60,6 +60,8 @@ def as_data(x):
         raise ModelError("a masked array was given as data; ppl takes plain arrays",
                          hint="Drop the masked rows (y.compressed()), or fill them (y.filled(v)); to infer missing "
                               "values, make them latent random choices.")
+    if isinstance(x, np.ndarray) and x.dtype.kind in "iu" and x.dtype.itemsize < 4:
+        return x.astype(np.int32)  # uint8 pixels times 2 would wrap at 256 (144 for 200 * 2)
     if isinstance(x, (list, tuple)) and x and _all_numeric(x):
         try:
             arr = np.asarray(x)

@@ -1,6 +1,7 @@
 """Integer arithmetic in ``.ppl`` means what Python (and Stan) say, or is refused: never the silently
 different value of 32-bit JAX integers (a wrapped product, a truncated store, a power of 0)."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -52,3 +53,18 @@ def test_a_loop_bound_that_is_not_a_whole_number_is_refused():
     assert err.value.span.line == 3
     assert {int(v) for v in returned(src, 3.0)} == {3}
 
+
+
+def test_to_int_of_a_known_value_integers_cannot_hold_is_an_error():
+    """to_int(3e9) was -2147483648 (and NaN 0), with only NumPy's RuntimeWarning."""
+    model = ppl.loads("model m() { return to_int(3000000000.0) }").m
+    with pytest.raises(ppl.ModelError, match=r"to_int of 3e\+09: it is not a 32-bit integer"):
+        model.simulate(jax.random.key(0))
+    assert np.asarray(ppl.loads("model m() { return to_int([1.5, -2.5]) }").m.simulate(
+        jax.random.key(0)).retval).tolist() == [1, -2]
+
+
+def test_narrow_integer_data_is_read_as_integers_that_do_not_wrap():
+    """uint8 data kept its 8 bits: 200 * 2 was 144."""
+    model = ppl.loads("model m(x) { return x * 2 }").m
+    assert np.asarray(model.simulate(jax.random.key(0), np.array([200, 3], np.uint8)).retval).tolist() == [400, 6]

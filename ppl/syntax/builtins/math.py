@@ -13,6 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.stdlib import jax_compat as jc
+from ppl.stdlib.errors import ModelError
+
 from .registry import Builtin, Constant, table
 from .types import BOOL, REAL, Ty, TypeProblem, broadcast, describe
 
@@ -107,6 +110,25 @@ def _var(x):
     return jnp.var(x, ddof=1)
 
 
+def _to_int(x):
+    """``x`` rounded toward zero as JAX's integers; a known value they cannot hold is an error (the
+    conversion would give -2147483648 for 3e9, or 0 for NaN, without a word)."""
+    target = np.dtype(jnp.result_type(int))
+    if not jc.is_tracer(x):
+        a = np.asarray(x)
+        if a.dtype.kind == "f":
+            info = np.iinfo(target)
+            whole = np.trunc(np.where(np.isfinite(a), a, 0.0))
+            bad = ~np.isfinite(a) | (whole > info.max) | (whole < info.min)
+            if np.any(bad):
+                first = a.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
+                raise ModelError(f"to_int of {first:.6g}: it is not a {target.itemsize * 8}-bit integer "
+                                 f"(they run from {info.min} to {info.max})",
+                                 hint="Keep the value a real, or enable 64-bit integers "
+                                      "(jax.config.update('jax_enable_x64', True)).")
+    return jnp.asarray(x).astype(target)
+
+
 def _logsumexp(x, axis=None):
     return jax.scipy.special.logsumexp(x, axis=None if axis is None else int(axis))
 
@@ -175,7 +197,7 @@ MATH_FUNCTIONS: dict[str, Builtin] = table(
         _B("log_softmax", ("num",), vector_op, "x - logsumexp(x) over the last axis",
            lambda x: jax.nn.log_softmax(x, axis=-1), elementwise=False),
         _B("to_int", ("num",), to("int"), "elementwise conversion to integer (rounds toward zero)",
-           lambda x: jnp.asarray(x).astype(jnp.int32)),
+           _to_int),
         _B("to_real", ("num",), to("real"), "elementwise conversion to real (true -> 1.0)",
            lambda x: jnp.asarray(x).astype(_float())),
         _B("where", ("num", "num", "num"), _where, "where(c, a, b): elementwise a where c is true, else b",
