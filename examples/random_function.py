@@ -5,7 +5,7 @@ a random constant — and then applies it. Functions are ordinary values of the
 sampler semantics, so this is a model like any other; choosing a Python
 function by a random value makes it dynamic, and the eager engine runs it.
 
-Expected: given f(2) = 4 (observed with noise 0.1) and f(-1) = -2, the line
+Expected: given f(2) = 4 (observed with noise 1) and f(-1) = -2, the line
 (f(x) = 2x) is overwhelmingly more probable than a constant.
 """
 
@@ -25,7 +25,7 @@ def random_function(xs, ys):
         c = ppl.sample("c", dist.Normal(0.0, 3.0))
         f = lambda x: c + 0.0 * x  # noqa: E731
     for i, (x, y) in enumerate(zip(xs, ys)):
-        ppl.observe(("y", i), dist.Normal(f(x), 0.1), y)
+        ppl.observe(("y", i), dist.Normal(f(x), 1.0), y)
     return kind
 
 

@@ -203,7 +203,7 @@ def check_kalman():
 
 def check_random_function():
     m = load("random_function")
-    post = ppl.infer(m.which, m.xs, m.ys, method=ppl.Importance(num_particles=1000), seed=1)
+    post = ppl.infer(m.which, m.xs, m.ys, method=ppl.Importance(num_particles=2000), seed=1)
     assert post.engine == "eager"
     assert post.mean() > 0.99
 

@@ -153,6 +153,13 @@ def test_autodelta_is_map():
                                                      optimizer=_schedule(5e-2, 3000), num_steps=3000))
     assert float(post.params["mu"]) == pytest.approx(Y.sum() / (1 + Y.size), abs=1e-3)
     assert np.ptp(post.samples["mu"]) == 0
+    # its objective is log p(y, mu_MAP), above log p(y) here: no evidence, not a false bound
+    mu = Y.sum() / (1 + Y.size)
+    log_joint = -0.5 * mu ** 2 - 0.5 * np.sum((Y - mu) ** 2) - 0.5 * (1 + Y.size) * math.log(2 * math.pi)
+    log_z = multivariate_normal(np.zeros(Y.size), np.eye(Y.size) + 1.0).logpdf(Y)
+    assert log_joint > log_z + 0.2  # exactly: -12.93 against -13.21
+    assert post.log_evidence is None and post.result.log_evidence_se is None
+    assert any("MAP estimation" in n and f"{log_joint:.2f}" in n for n in post.notes), post.notes
 
 
 def test_iwelbo_is_a_tighter_bound():

@@ -54,14 +54,24 @@ def _columns(data, treatment, outcome, covariates):
     for c in covariates:
         if c not in data:
             raise ModelError(f"the covariate '{c}' is not a column of the data; its columns are {names}")
-    t = np.asarray(data[treatment], dtype=float).reshape(-1)
-    y = np.asarray(data[outcome], dtype=float).reshape(-1)
+    columns = {name: np.asarray(data[name], dtype=float) for name in [treatment, outcome, *covariates]}
+    for name, col in columns.items():
+        if col.ndim > 1 and col.size != col.shape[0]:
+            raise ModelError(f"the column '{name}' has shape {col.shape}; each column holds one value per row",
+                             hint="Pass each covariate as its own column (a dict of 1-D arrays).")
+    lengths = {name: col.size for name, col in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise ModelError(f"the treatment, outcome and covariate columns have different lengths: {lengths}")
+    for name, col in columns.items():
+        if not np.all(np.isfinite(col)):
+            raise ModelError(f"the column '{name}' holds NaN or infinite values at rows "
+                             f"{np.flatnonzero(~np.isfinite(col.reshape(-1)))[:6].tolist()}",
+                             hint="Drop those rows, or impute them before estimating the effect.")
+    t, y = columns[treatment].reshape(-1), columns[outcome].reshape(-1)
     if not np.isin(t, (0.0, 1.0)).all():
         raise ModelError(f"the treatment '{treatment}' must be binary (0 or 1) for IPW/AIPW; it takes the values "
                          f"{np.unique(t)[:6].tolist()}")
-    z = np.column_stack([np.ones_like(t)] + [np.asarray(data[c], dtype=float).reshape(-1) for c in covariates])
-    if not (len(y) == len(t) == len(z)):
-        raise ModelError("the treatment, outcome and covariate columns have different lengths")
+    z = np.column_stack([np.ones_like(t)] + [columns[c].reshape(-1) for c in covariates])
     return t, y, z
 
 
@@ -79,13 +89,21 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, iters: int = 50) -> np.ndarray:
     return beta
 
 
+OVERLAP = 1e-5  # a fitted propensity this close to 0 or 1 means the arms do not overlap
+
+
 def _propensity(t, z, clip):
     e = 1.0 / (1.0 + np.exp(-(z @ logistic_fit(z, t))))
     if clip:
         e = np.clip(e, clip, 1 - clip)
-    if np.any((e <= 0) | (e >= 1)):
+    # separated data drive the logistic fit's logits without bound (the ridge stops them near 18, a
+    # propensity of 1e-8): any propensity within OVERLAP of 0 or 1 is such a stratum, where one arm
+    # has no units and the weights 1 / e would rest on no data
+    if np.any((e <= OVERLAP) | (e >= 1 - OVERLAP)):
         raise ModelError("the fitted propensity is 0 or 1 for some rows: treated and untreated units do not "
-                         "overlap there", hint="Pass clip=0.01 to trim the propensity, or use fewer covariates.")
+                         "overlap there", hint="Pass clip=0.01 to trim the propensity, or use fewer covariates "
+                                               "(a covariate that decides the treatment, such as the treatment "
+                                               "itself, leaves no overlap).")
     return e
 
 

@@ -93,17 +93,27 @@ class VI:
         finals = np.asarray(fns.final(phi, jax.random.split(k_final, int(self.num_final)), args), np.float64)
         choices, retval = fns.posterior(phi, k_draw, int(self.num_samples), args)
         samples = {a: np.asarray(v) for a, v in choices.items()}
+        mean, se = float(np.mean(finals)), float(np.std(finals) / np.sqrt(finals.size))
+        if getattr(guide, "point_mass", False):
+            # a point mass has no density on the continuous sites: its objective is log p(y, theta) at
+            # the MAP point, with no entropy term, and lies above log p(y) as often as not
+            evidence = dict(log_evidence=None, log_evidence_se=None,
+                            notes=[f"{type(guide).__name__.lstrip('_')} is MAP estimation: the final objective "
+                                   f"{mean:.4f} is log p(y, theta) at the MAP point, not a bound on log p(y), "
+                                   "so log_evidence is None (fit a guide with a density, such as AutoNormal, "
+                                   "for a bound)"])
+        else:
+            evidence = dict(log_evidence=mean, log_evidence_se=se,
+                            notes=[f"log_evidence is the final objective ({type(self.objective).__name__}), a lower "
+                                   f"bound on log p(y): {mean:.4f} +- {se:.4f}"])
         return VIResult(
             samples=samples,
             returns=jax.tree.map(np.asarray, retval),
             method="VI",
             engine="compiled",
-            log_evidence=float(np.mean(finals)),
-            notes=[f"log_evidence is the final objective ({type(self.objective).__name__}), a lower bound on "
-                   f"log p(y): {np.mean(finals):.4f} +- {np.std(finals) / np.sqrt(finals.size):.4f}"],
             params=jax.tree.map(_readable, guide.constrained(phi)),
             history=np.concatenate(history),
-            log_evidence_se=float(np.std(finals) / np.sqrt(finals.size)),
+            **evidence,
         )
 
     def _fit(self, program, args, guide, fns, state, steps, history, bar, key):
