@@ -51,10 +51,12 @@ def _array_key(a: np.ndarray) -> tuple:
 
 def _value_key(v: Any, depth: int, seen: set) -> Any:
     """A hashable summary of ``v`` (None for a value that is not followed)."""
-    if v is None or isinstance(v, (bool, int, float, complex, str, bytes)):
+    if isinstance(v, (float, complex)):
+        return (type(v).__name__, repr(v))  # NaN by its text: NaN != NaN would miss every time
+    if v is None or isinstance(v, (bool, int, str, bytes)):
         return (type(v).__name__, v)
     if isinstance(v, np.generic):
-        return ("scalar", v.dtype.str, v.item())
+        return ("scalar", v.dtype.str, v.tobytes())
     if isinstance(v, np.ndarray):
         return _array_key(v)
     if hasattr(v, "__jax_array__") or type(v).__module__.startswith("jax"):

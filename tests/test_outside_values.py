@@ -87,3 +87,12 @@ def test_the_fingerprint_follows_numbers_arrays_closures_and_called_functions():
     assert fingerprint(model_fn) != before  # through the helper's closure
     assert fingerprint(model_fn) == fingerprint(model_fn)  # the same values, the same key
     assert fingerprint(lambda x: x + 1) == ()  # nothing read from outside
+
+
+def test_a_nan_read_from_outside_keys_the_same_program_each_time():
+    missing = float("nan")
+
+    def model_fn(x):
+        return x + missing
+
+    assert fingerprint(model_fn) == fingerprint(model_fn)
