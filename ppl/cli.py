@@ -222,6 +222,16 @@ def _arguments(model, data: dict, file_keys=(), data_path: str | None = None) ->
     return [data[p] for p in params]
 
 
+def _note_unused(file_data: dict, model, module, path) -> None:
+    """Say which data keys name neither a parameter of the model nor a constant of the file: they are
+    not used (an extra column is common, a misspelt name is not silent)."""
+    params = set(model_parameters(model))
+    unused = [k for k in file_data if k not in params and k not in module.constants]
+    if unused:
+        print(f"note: {path} has {', '.join(repr(k) for k in unused)}, which the model '{model.name}' does not "
+              f"take and the file does not define; not used", file=sys.stderr)
+
+
 def init_values(items: list[str] | None) -> dict | None:
     """``--init`` values: JSON files (objects of site values) and ``NAME=VALUE`` items, merged in order."""
     if not items:
@@ -294,11 +304,13 @@ def _run(args) -> int:
             if target and source and pathlib.Path(target).resolve() == pathlib.Path(source).resolve():
                 raise CommandLineError(f"{option} {target} is {what}: writing there would overwrite it",
                                        hint=f"Give {option} another file name.")
-    module = ppl.load(args.file)
-    model = _select_model(module, args.model, args.file, announce=True)
     file_data = read_data(args.data)
+    # the data replace the file's constants of their names, and what is computed from them
+    module = ppl.load(args.file).with_data(file_data)
+    model = _select_model(module, args.model, args.file, announce=True)
     data = {**module.constants, **file_data}
     call_args = _arguments(model, data, list(file_data), args.data)
+    _note_unused(file_data, model, module, args.data)
     init = init_values(args.init)
     program, leaves = model.program(*call_args)
     _check_init(init, program)
@@ -343,7 +355,7 @@ def _run(args) -> int:
 def _check(args) -> int:
     import ppl
 
-    module = ppl.load(args.file)
+    module = ppl.load(args.file).with_data(read_data(args.data))
     if args.data:  # the data against the models' declared types, sizes and indices
         from ppl.syntax.data_check import check_module_data
 

@@ -457,3 +457,27 @@ def test_support_bound_enumerates_an_infinite_support_and_says_it_cut_it(capsys,
     assert f"{p[3] / p.sum():.4f}" in out  # P(k = 3 | k < 5), renormalised
     code, _, err = run(capsys, "run", str(src), "--support-bound", "5", "--method", "nuts")
     assert code == 1 and "--support-bound bounds exact enumeration" in err
+
+
+def test_data_replace_the_file_constants_and_what_is_computed_from_them(capsys, tmp_path):
+    """--data y=[...] replaced the argument y only: a model reading the constant y, and N = len(y), kept
+    the file's values (mu 0.01 for 5.99; four of six observations dropped without a word)."""
+    src = tmp_path / "consts.ppl"
+    src.write_text(
+        "y = [0.0, 0.0]\nN = len(y)\nybar = mean(y)\n\n"
+        "model reads_global() {\n  mu ~ normal(0, 10)\n  y ~ normal(mu, 1)\n  return ybar\n}\n\n"
+        "model takes_n(N: int, y: real[]) {\n  mu ~ normal(0, 10)\n  for i in 0..N {\n"
+        "    y[i] ~ normal(mu, 1)\n  }\n  return N\n}\n")
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps({"y": [0.0, 0.0, 9.0, 9.0, 9.0, 9.0], "unused": 3}))
+    precision = 6 + 0.01  # normal-normal: prior sd 10, noise 1
+    for name, returned in (("reads_global", "6.0"), ("takes_n", "6")):  # mean(new y); len(new y)
+        code = main(["run", str(src), "--model", name, "--data", str(data), "--method", "importance",
+                     "--num-samples", "4000", "--seed", "0"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        mean = float(next(line for line in out.splitlines() if "│ mu" in line).split("│")[2])
+        ess = float(out.split("effective sample size:")[1].split()[0])
+        assert abs(mean - 36.0 / precision) < 4 * precision ** -0.5 / math.sqrt(ess), out
+        assert out.split("return value:")[1].split()[0] == returned, out
+        assert "'unused'" in err and "not used" in err

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.model import Model
+from ppl.semantics.program import as_data
 from ppl.stdlib import jax_compat as jc
 from ppl.stdlib.errors import ModelError
 from ppl.syntax import ast as A
@@ -58,6 +59,15 @@ class PplModule:
     def __dir__(self):
         return sorted(set(self.models) | set(self.functions) | set(self.constants))
 
+    def with_data(self, data: dict) -> "PplModule":
+        """The module with the constants that ``data`` names replaced by its values, and the constants
+        computed from them computed again (``N = len(y)`` after a new ``y``); models read the new
+        values. ``self`` when ``data`` names no constant."""
+        overrides = {k: v for k, v in data.items() if k in self.constants}
+        if not overrides:
+            return self
+        return evaluate_module(self.ast, overrides)
+
     def __repr__(self):
         return f"<ppl module {self.file}: models {list(self.models)}>"
 
@@ -77,14 +87,18 @@ def _all_items(module: A.Module, seen=None) -> list:
     return items
 
 
-def evaluate_module(module: A.Module) -> PplModule:
-    """Evaluate a checked module's constants and build its models and functions."""
+def evaluate_module(module: A.Module, overrides: dict | None = None) -> PplModule:
+    """Evaluate a checked module's constants and build its models and functions. ``overrides``:
+    values that replace the constants of those names (data given for them)."""
     ev = Evaluator(module)
     models, functions, constants = {}, {}, {}
     for item in _all_items(module):
         if isinstance(item, A.Assign):
-            with effects_free(item):
-                value = ev.expr(item.value, dict(ev.globals))
+            if overrides and item.name in overrides:
+                value = as_data(overrides[item.name])
+            else:
+                with effects_free(item):
+                    value = ev.expr(item.value, dict(ev.globals))
             ev.globals[item.name] = value
             constants[item.name] = value
         elif isinstance(item, A.FunDef):
