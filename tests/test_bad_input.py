@@ -373,3 +373,12 @@ def test_data_and_options_jax_would_answer_in_its_own_words(call, error, words):
     required positional argument', and JAX's 'Only non-negative indices' inside a ModelError."""
     with pytest.raises(error, match=words):
         call()
+
+
+def test_map_over_a_function_that_returns_a_distribution_says_so():
+    """Was JAX's "Value 'Categorical(...)' with dtype object is not a valid JAX array type"."""
+    model = ppl.loads("model m() {\n  f = mem(fn(i) => categorical([0.2, 0.3, 0.5]))\n  xs = map(f, [0, 1])\n"
+                      "  return sum(xs)\n}").m
+    with pytest.raises(ppl.ModelError, match="map's function returned a distribution") as err:
+        ppl.infer(model, method=ppl.Enumerate())
+    assert err.value.span.line == 3 and "sample(d)" in err.value.hint

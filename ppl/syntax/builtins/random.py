@@ -9,9 +9,11 @@ environment, because an anonymous draw is named by its place in the body
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from ppl.semantics import effects
 from ppl.stdlib import distributions as D
+from ppl.stdlib.errors import ModelError
 
 from .arrays import length
 from .registry import Builtin, table
@@ -74,7 +76,15 @@ def _items(xs) -> list:
 def _map(ev, e, env):
     fn, xs = ev.expr(e.args[0], env), ev.expr(e.args[1], env)
     out = [fn(x) for x in _items(xs)]
-    return out if out and isinstance(out[0], str) else jnp.stack([jnp.asarray(o) for o in out])
+    if out and isinstance(out[0], str):
+        return out
+    for o in out:
+        if not isinstance(o, (int, float, bool, np.ndarray, np.generic)) and not hasattr(o, "shape"):
+            what = "a distribution" if hasattr(o, "log_density") else f"a {type(o).__name__}"
+            raise ModelError(f"map's function returned {what}; map collects numbers and arrays",
+                             span=e.span, hint="To draw from a distribution, return sample(d) (or x ~ d; "
+                                               "return x)." if what == "a distribution" else None)
+    return jnp.stack([jnp.asarray(o) for o in out])
 
 
 def _fold(ev, e, env):
