@@ -106,7 +106,9 @@ def _json_results(post) -> dict:
     }
 
 
-def _labels(name: str, shape: tuple) -> list[str]:
+def element_labels(name: str, shape: tuple) -> list[str]:
+    """The name of each element of a site of this shape, in row-major order: ``z[1,2]``; the name
+    itself for a scalar (the summary table and the CSV and JSON exports use these)."""
     if not shape:
         return [name]
     return [f"{name}[{','.join(str(i) for i in idx)}]" for idx in np.ndindex(*shape)]
@@ -153,7 +155,7 @@ def csv_columns(post) -> tuple[list[str], list[np.ndarray]]:
         flat = arr.reshape((rows,) + arr.shape[len(lead):])
         event = flat.shape[1:]
         flat = flat.reshape(rows, -1)
-        for j, label in enumerate(_labels(name, event)):
+        for j, label in enumerate(element_labels(name, event)):
             names.append(label)
             cols.append(flat[:, j])
 

@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ppl.output import element_labels
+
 __all__ = ["summary_table", "chain_diagnostics"]
 
 #: per-coordinate chain diagnostics shown, in column order
@@ -101,12 +103,13 @@ def summary_table(post, names=None) -> str:
         qs = np.asarray(post.quantile(name, [0.05, 0.5, 0.95])).reshape(3, -1)
         diag = chain_diagnostics(vals) if chains else None
         flat_mean, flat_std = mean.ravel(), std.ravel()
+        labels = element_labels(name, mean.shape)  # as the exports name them: z[1,2] of a matrix, not z[5]
         for j in range(flat_mean.size):
             if j == MAX_ROWS_PER_SITE:
                 table.add_row(Text(f"{name}[...]"), *([""] * (len(columns) - 1)))
                 break
             # a Text, not a str: rich would read '[red]' in a site name as markup and drop it
-            label = Text(name if flat_mean.size == 1 else f"{name}[{j}]")
+            label = Text(name if flat_mean.size == 1 else labels[j])
             row = [label, _fmt(flat_mean[j]), _fmt(flat_std[j]), *(_fmt(qs[i, j]) for i in range(3))]
             if chains:
                 row += [("" if diag is None else _fmt_diag(c, np.ravel(diag[c])[j])) for c in CHAIN_COLUMNS]

@@ -66,3 +66,12 @@ def test_the_tug_of_war_table_keeps_every_persons_name():
     table = ppl.infer(model, method=ppl.Importance(num_particles=500)).summary()
     for person in ("alice", "bob", "sue", "tom"):
         assert f"[{person}]" in table, table
+
+
+def test_a_matrix_site_is_labelled_by_position_as_the_exports_label_it():
+    """The table said z[0]..z[5] for a 2 x 3 site, the CSV z[0,0]..z[1,2]: z[3] named no element."""
+    draws = np.arange(10 * 6, dtype=float).reshape(10, 2, 3)
+    rows = {line.split("│")[1].strip(): float(line.split("│")[2]) for line in
+            posterior({"z": draws}).summary().splitlines() if line.startswith("│")}
+    assert list(rows) == [f"z[{i},{j}]" for i in range(2) for j in range(3)]
+    assert rows["z[1,0]"] == pytest.approx(draws[:, 1, 0].mean())
