@@ -8,6 +8,7 @@ import pytest
 
 import ppl
 from ppl import dist
+from test_stan_habits import with_observe  # a normal mean observed under a plate
 
 
 def line_of(fn, text):
@@ -345,25 +346,17 @@ def test_a_boolean_index_in_ppl_is_refused_not_read_as_a_mask():
 
 
 @ppl.model
-def normal_rows(y):
-    mu = ppl.sample("mu", dist.Normal(0.0, 10.0))
-    with ppl.plate("d", len(y)):
-        ppl.observe("y", dist.Normal(mu, 1.0), y)
-    return mu
-
-
-@ppl.model
 def plate_of(n):
     with ppl.plate("p", n):
         ppl.sample("x", dist.Normal(0.0, 1.0))
 
 
 @pytest.mark.parametrize("call, error, words", [
-    (lambda: ppl.infer(normal_rows, np.ma.masked_invalid([1.0, np.nan]), method=ppl.Importance(num_particles=10)),
+    (lambda: ppl.infer(with_observe, np.ma.masked_invalid([1.0, np.nan]), method=ppl.Importance(num_particles=10)),
      ppl.ModelError, "a masked array was given as data"),
-    (lambda: ppl.infer(normal_rows, [[1.0, 2.0], [3.0]], method=ppl.Importance(num_particles=10)),
+    (lambda: ppl.infer(with_observe, [[1.0, 2.0], [3.0]], method=ppl.Importance(num_particles=10)),
      ppl.ShapeError, "rows have different lengths"),
-    (lambda: ppl.infer(normal_rows, [1.0, 2.0], method=ppl.Importance),
+    (lambda: ppl.infer(with_observe, [1.0, 2.0], method=ppl.Importance),
      ppl.ModelError, r"method=ppl.Importance is the method itself"),
     (lambda: ppl.infer(plate_of, -1, method=ppl.Importance(num_particles=10)),
      ppl.ShapeError, "whole, non-negative number as its size, but got -1"),
