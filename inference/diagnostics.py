@@ -73,7 +73,9 @@ def _coordinates(draws: Any) -> tuple[np.ndarray, tuple[int, ...], np.ndarray]:
     x = np.ascontiguousarray(x.reshape(chains, n_draws, size).transpose(2, 0, 1))
     has_nan = np.isnan(x).any(axis=(1, 2))
     if has_nan.any():
-        x[has_nan] = 0.0
+        # a copy: for one coordinate the transpose above is a view of the caller's draws (a Posterior's
+        # samples), which zeroing in place turned from "absent" (NaN) into 0 for every later reader
+        x = np.where(has_nan[:, None, None], 0.0, x)
     return x, event, has_nan
 
 

@@ -221,3 +221,17 @@ def test_mh_records_a_site_made_in_some_draws_as_absent_there():
     assert np.all(np.isnan(x) | (x == 2) | (x == 3)) and 0.3 < np.mean(np.isnan(x)) < 0.7
     assert set(post.probs("x")) == {2, 3, None}
     assert 2.6 < float(post.mean("x")) < 3.0  # given that x is made: exactly 2.8
+
+
+def test_diagnostics_leave_the_draws_of_a_site_made_in_some_draws_as_they_are():
+    """The diagnostics zeroed a NaN coordinate in place, and for a scalar site that was the Posterior's own
+    array: after post.summary(), eager MH's 'x' read 0 wherever it was absent (mean 0.0 for 2.8)."""
+    post = ppl.infer(branch_only_dynamic, method=ppl.MH(num_samples=1000, num_warmup=100, num_chains=2), seed=0)
+    x = np.asarray(post.samples["x"])
+    absent, mean = np.isnan(x).copy(), float(post.mean("x"))
+    assert 0.3 < absent.mean() < 0.7
+    table = post.summary()
+    assert np.array_equal(np.isnan(np.asarray(post.samples["x"])), absent)
+    assert float(post.mean("x")) == mean
+    row = next(line for line in table.splitlines() if line.startswith("│ x "))
+    assert row.split("│")[-2].strip() == "nan"  # R-hat of a coordinate with absent draws: not defined
