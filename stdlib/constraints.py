@@ -22,7 +22,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from ppl.stdlib.constraint_base import Constraint, _all_last, _fmt, _is_integer
+from ppl.stdlib.constraint_base import Constraint, _all_last, _fmt, _is_integer, nan_unless
 from ppl.stdlib.jax_compat import is_tracer
 
 __all__ = [
@@ -341,7 +341,7 @@ def symmetric_now_or_nan(x, what: str = "the matrix"):
             raise ParameterError(f"{what} must be symmetric, but it is not (A[i, j] != A[j, i])",
                                  hint="Symmetrise it ((A + transpose(A)) / 2) if the difference is rounding.")
         return x
-    return x + jnp.where(_symmetric(jnp, x), 0.0, jnp.nan)[..., None, None].astype(x.dtype)
+    return nan_unless(_symmetric(jnp, x)[..., None, None], x)
 
 
 def _symmetric(xp, x):

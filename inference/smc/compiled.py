@@ -373,16 +373,14 @@ class Filter:
                 return jnp.where(K.same_branches(choices, new_choices, path, flags), lp, -jnp.inf)
 
             new_u = rejuvenation.apply(kernel, k, u, logdensity_fn)  # the kernel contract's init/step
-            _, outs, new_choices, carry, ys, flags = K.replay(cut, args, new_u, fixed, path, t, self._loop_args)
+            # the branches taken are the particle's own (a move that changes them is rejected), so the
+            # path's present flags stand as they are
+            _, outs, new_choices, carry, ys, _ = K.replay(cut, args, new_u, fixed, path, t, self._loop_args)
             rand = [o for o, r in zip(outs, random) if r]
             changed = jnp.any(jnp.stack([jnp.any(new_u[a] != u[a]) for a in u]))
-            return new_u, rand, new_choices, carry, ys, flags, changed
+            return new_u, rand, new_choices, carry, ys, changed
 
         keys = jax.random.split(key, self.n)
-        new_u, rand, new_choices, carry, ys, flags, changed = jax.vmap(one)(
-            keys, state.u, state.init_choices, state.path)
-        # the moved parameters may decide which of a step's branches ran
-        path = {**state.path, **flags}
-        state = state._replace(u=new_u, live=rand, init_choices=new_choices, carry=list(carry), ys=list(ys),
-                               path=path)
+        new_u, rand, new_choices, carry, ys, changed = jax.vmap(one)(keys, state.u, state.init_choices, state.path)
+        state = state._replace(u=new_u, live=rand, init_choices=new_choices, carry=list(carry), ys=list(ys))
         return state, jnp.mean(changed.astype(state.log_weights.dtype))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from ppl.stdlib import distributions as D
+from ppl.stdlib.constraint_base import nan_unless
 from ppl.stdlib.distributions.base import params_ok
 from ppl.stdlib.errors import PPLError
 
@@ -114,7 +115,7 @@ def _log_density(d, x):
     if IID_AXES in getattr(d, "__dict__", {}):  # iid(d, n): the density of the n draws together
         k, b = d.__dict__[IID_AXES]
         value = jnp.sum(value, axis=tuple(range(jnp.ndim(value) - b - k, jnp.ndim(value) - b)))
-    return value + jnp.where(params_ok(d), 0.0, jnp.nan).astype(jnp.result_type(value))
+    return nan_unless(params_ok(d), value)
 
 
 def _dist_function_impl(name: str):

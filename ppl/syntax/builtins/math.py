@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.stdlib import jax_compat as jc
+from ppl.stdlib.distributions.base import as_float
 from ppl.stdlib.errors import ModelError
 
 from .registry import Builtin, Constant, table
@@ -159,11 +160,7 @@ _UNARY = {
 def on_reals(fn):
     """``fn`` on its argument as reals: integers and booleans (``logistic(2)``, ``round(x > 0)``)
     are converted first, as the type rule (a real result) says, instead of JAX refusing their dtype."""
-    def real_fn(x):
-        x = jnp.asarray(x)
-        return fn(x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(jnp.result_type(float)))
-
-    return real_fn
+    return lambda x: fn(as_float(x))
 
 
 _B = Builtin

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy import special as sp
 
+from ppl.stdlib.distributions.base import as_float
+
 from .arrays import dot_rule, product, sizes
 from .math import elementwise, on_reals, reduce_real, vector_op
 from .registry import Builtin, table
@@ -27,9 +29,7 @@ __all__ = ["STAN_FUNCTIONS"]
 # ------------------------------------------------------------ implementations
 
 
-def _real(x):
-    x = jnp.asarray(x)
-    return x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(jnp.result_type(float))
+_real = as_float  # integers and booleans as reals
 
 
 def log1m(x):
