@@ -60,7 +60,8 @@ __all__ = [
 # Plates: broadcasting a site to the enclosing plates
 
 
-def plate_batch_shape(batch_shape: tuple[int, ...], plates, address: str, span) -> tuple[int, ...]:
+def plate_batch_shape(batch_shape: tuple[int, ...], plates, address: str, span, what: str = "site",
+                      hint: str = "Make the distribution's parameters broadcast with the plate size.") -> tuple[int, ...]:
     """The batch shape a site takes inside ``plates`` (NumPyro's rule: plate k owns dim -1-k)."""
     if not plates:
         return tuple(batch_shape)
@@ -70,10 +71,10 @@ def plate_batch_shape(batch_shape: tuple[int, ...], plates, address: str, span) 
         have = shape[f.dim]
         if have not in (1, f.size):
             raise ShapeError(
-                f"the site '{address}' has size {have} in dimension {f.dim}, "
+                f"the {what} '{address}' has size {have} in dimension {f.dim}, "
                 f"but it is inside plate '{f.name}' of size {f.size}",
                 span=span,
-                hint="Make the distribution's parameters broadcast with the plate size.",
+                hint=hint,
             )
         shape[f.dim] = f.size
     return tuple(shape)
@@ -159,7 +160,7 @@ def observe(name: Any, dist, value, *, span: Span | None = None):
     _check_observed_shape(dist, value, address, span)
     h.claim(address, span)
     h.handle_site(Site("observe", address, dist, value, span, tuple(h.plates)))
-    scale = float(np.prod([f.scale for f in h.plates])) if h.plates else 1.0
+    scale = _subsample_scale(h)
     if scale != 1.0:  # a subsampled plate: the rows seen stand for all rows (size / subsample_size each)
         _weigh(h, h.address(_scaled_name(name)), (scale - 1.0) * jnp.sum(dist.log_density(value)), span)
     return value
@@ -198,6 +199,11 @@ def _check_observed_shape(dist, value, address: str, span: Span | None) -> None:
         raise err
 
 
+def _subsample_scale(h) -> float:
+    """How many rows each row seen stands for, under the enclosing (subsampled) plates."""
+    return float(np.prod([f.scale for f in h.plates])) if h.plates else 1.0
+
+
 def _scaled_name(name: Any) -> Any:
     """The address of the factor that scales a subsampled observation."""
     if isinstance(name, tuple):
@@ -215,15 +221,12 @@ def factor(name: Any, log_weight, *, span: Span | None = None):
         # NumPyro): a scalar counts once per element, an array must fit the plates' sizes, and a
         # subsampled plate's rows stand for all rows
         lw = jnp.asarray(log_weight)
-        try:
-            target = plate_batch_shape(lw.shape, h.plates, address, span)
-        except ShapeError as err:
-            raise ShapeError(f"the factor {err.message[len('the site '):]}", span=span,
-                             hint="A factor inside a plate gives one term per element of the plate (a number "
-                                  "counts once per element): give it the plate's size, or move it out.") from None
+        target = plate_batch_shape(lw.shape, h.plates, address, span, what="factor",
+                                   hint="A factor inside a plate gives one term per element of the plate (a "
+                                        "number counts once per element): give it the plate's size, or move it out.")
         if lw.shape != target:
             lw = jnp.broadcast_to(lw, target)
-        scale = float(np.prod([f.scale for f in h.plates]))
+        scale = _subsample_scale(h)
         log_weight = lw if scale == 1.0 else scale * lw
     _weigh(h, address, log_weight, span)
 
