@@ -254,9 +254,11 @@ def _leaf_sharding(placement: Placement, n: int, leaf) -> NamedSharding:
     return _sharding(placement, PartitionSpec())
 
 
-def place(fn: Callable, placement: Placement | None, n: int, *args) -> Callable:
+def place(fn: Callable, placement: Placement | None, n: int, *args, compiler_options: dict | None = None) -> Callable:
     """``fn`` (jitted or not) compiled with every output whose leading axis has length ``n`` sharded
     along the batch axis (the rest replicated); ``fn`` itself when nothing is placed.
+    ``compiler_options``: XLA's options for that compilation (those of a jitted ``fn`` do not carry
+    over to a program that calls it).
 
     The partitioner carries the batch sharding back through the program (loops included), so each
     device computes its ``n / D`` members. Cached per (fn, placement, argument shapes).
@@ -278,7 +280,7 @@ def place(fn: Callable, placement: Placement | None, n: int, *args) -> Callable:
     if got is None:
         shapes = jax.eval_shape(fn, *args)
         out_shardings = jax.tree.map(lambda leaf: _leaf_sharding(placement, n, leaf), shapes)
-        got = table[key] = jax.jit(fn, out_shardings=out_shardings)
+        got = table[key] = jax.jit(fn, out_shardings=out_shardings, compiler_options=compiler_options)
     return got
 
 

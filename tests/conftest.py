@@ -29,3 +29,18 @@ def _free_compiled_programs():
 
     jax.clear_caches()
     gc.collect()
+
+
+@pytest.fixture
+def program_dir(tmp_path, monkeypatch):
+    """The compilation cache (and so the program cache) in a fresh folder; exports counted."""
+    from ppl.inference.mcmc import export_cache
+
+    before = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "xla"))
+    monkeypatch.delenv("PPL_PROGRAM_CACHE", raising=False)
+    exports = []
+    original = export_cache._export
+    monkeypatch.setattr(export_cache, "_export", lambda *a: exports.append(1) or original(*a))
+    yield tmp_path / "xla" / "ppl-programs", exports
+    jax.config.update("jax_compilation_cache_dir", before)

@@ -25,19 +25,6 @@ from ppl.stdlib.errors import ModelError
 jax.config.update("jax_platforms", "cpu")
 
 
-@pytest.fixture
-def program_dir(tmp_path, monkeypatch):
-    """The compilation cache (and so the program cache) in a fresh folder; exports counted."""
-    before = jax.config.jax_compilation_cache_dir
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "xla"))
-    monkeypatch.delenv("PPL_PROGRAM_CACHE", raising=False)
-    exports = []
-    original = export_cache._export
-    monkeypatch.setattr(export_cache, "_export", lambda *a: exports.append(1) or original(*a))
-    yield tmp_path / "xla" / "ppl-programs", exports
-    jax.config.update("jax_compilation_cache_dir", before)
-
-
 def density(scale):
     """A new function each call (a new in-memory program), computing the same numbers for one scale."""
 

@@ -176,7 +176,8 @@ def _is_weak(x: Any) -> bool:
 
 
 def _compiled(key, logdensity_fn: Callable, strategy: init_mod.Strategy, template: Any, args: tuple,
-              kernel_builder: Any, adapt: adapt_mod.Adaptation, plan: driver.Plan) -> Callable:
+              kernel_builder: Any, adapt: adapt_mod.Adaptation, plan: driver.Plan,
+              density_key: str | None = None) -> Callable:
     """The compiled program of a run (built once per log density and ``_Spec``), placed on the devices."""
     flat, unravel = _ravel_abstract(template)
     spec = _Spec(
@@ -198,26 +199,32 @@ def _compiled(key, logdensity_fn: Callable, strategy: init_mod.Strategy, templat
     placement = sharding.for_batch(plan.num_chains, "chains")
 
     def build(ref):
-        jitted = driver.build(_Density(ref, spec, unravel, int(flat.size), flat.dtype), plan, placement)
-        name = _program_key(logdensity_fn, unravel, flat, args, spec, placement)
+        target = _Density(ref, spec, unravel, int(flat.size), flat.dtype)
+        name = _program_key(logdensity_fn, unravel, flat, args, spec, placement, density_key)
         if name is None:
-            return jitted
-        return export_cache.load_or_export(jitted, name, (key, strategy.data, args, adapt.numbers()))
+            return driver.build(target, plan, placement)
+        return export_cache.load_or_export(driver.program(target, plan), name,
+                                           (key, strategy.data, args, adapt.numbers()), driver.compiler_options())
 
     # the JAX settings that change a trace (random streams, precision) are part of which program it is
     program = programs.program_for(logdensity_fn, (spec, placement, export_cache.settings()), build)
-    return sharding.place(program, placement, plan.num_chains, key, strategy.data, args, adapt.numbers())
+    return sharding.place(program, placement, plan.num_chains, key, strategy.data, args, adapt.numbers(),
+                          compiler_options=driver.compiler_options())
 
 
 def _program_key(logdensity_fn: Callable, unravel: Callable, flat: Array, args: tuple, spec: _Spec,
-                 placement: Any) -> str | None:
+                 placement: Any, density_key: str | None) -> str | None:
     """The on-disk cache key of the program (``export_cache``), or None where it cannot be used:
     on a device mesh or several processes, with a progress display (host callbacks), or with a
-    kernel or adaptation from outside ppl (its behaviour is not in the hashed source)."""
+    kernel or adaptation from outside ppl (its behaviour is not in the hashed source).
+    ``density_key`` (see ``run_chains``) keys the density without tracing it, on one device only
+    (several devices may split a density's plates, which its program does not say)."""
     if export_cache.directory() is None or placement is not None or spec.plan.progress or jax.process_count() > 1:
         return None
     if not all(type(x).__module__.startswith("ppl.inference.mcmc.") for x in (spec.kernel_builder, spec.adapt)):
         return None
+    if density_key is not None and jax.device_count() == 1 and sharding.current() is None:
+        return export_cache.key(repr(spec), f"density {density_key}")
 
     def value_and_grad(x, *a):
         return jax.value_and_grad(lambda y: logdensity_fn(unravel(y), *a))(x)
@@ -261,6 +268,7 @@ def run_chains(
     decouple_chains: bool = True,
     steps_per_round: int = 1,
     thin: int = 1,
+    density_key: str | None = None,
 ) -> MCMCResult:
     """Warm up and sample ``num_chains`` chains of ``kernel_builder`` on ``logdensity_fn``.
 
@@ -278,6 +286,10 @@ def run_chains(
     the draws are those of the unthinned run at rows ``thin-1, 2*thin-1, ...``).
     ``progress``: ``None`` shows a
     progress display only on a terminal for runs longer than a second.
+    ``density_key``: a text that fixes ``logdensity_fn``'s values and gradients at arguments of
+    ``args``' shapes and dtypes (for a ppl program's density, ``semantics.ir_digest``): given, the
+    on-disk program cache keys the run on it instead of tracing the density. A key that two
+    different densities share would run the wrong one, so leave it None unless it is that.
 
     Raises ``ModelError`` when no chain has a usable initial point; with
     ``warn``, issues ``SamplingWarning``s (see ``check_sampling``).
@@ -303,7 +315,7 @@ def run_chains(
     args = tuple(args)
     plan = driver.Plan(int(num_chains), int(num_warmup), int(num_samples), int(thin), show,
                        bool(decouple_chains), int(steps_per_round))
-    program = _compiled(key, logdensity_fn, strategy, template, args, kernel_builder, adapt, plan)
+    program = _compiled(key, logdensity_fn, strategy, template, args, kernel_builder, adapt, plan, density_key)
     if show:
         delay = 0.0 if progress else 1.0
         with progress_mod.ChainProgress(num_chains, num_warmup, num_samples * thin, delay=delay):

@@ -11,7 +11,9 @@ key computed *without* tracing the driver:
 - the log density, as the StableHLO text of its value and gradient at the
   run's argument shapes (one small trace and lowering; every constant and the
   gradient included, so two densities share a key only when they compute the
-  same numbers);
+  same numbers); or, for the density of a ppl program on one device, the
+  digest of the program's IR and of ppl's source (``semantics/ir_digest.py``),
+  which needs no trace at all;
 - the run's static description (``base._Spec``: tree structures, shapes,
   dtypes, init strategy, kernel options, adaptation structure, plan);
 - the source of the code that builds the program around the density
@@ -59,8 +61,8 @@ import numpy as np
 from ppl.stdlib import jax_compat
 from ppl.stdlib.errors import ModelError
 
-__all__ = ["TRACE_SETTINGS", "directory", "evict", "fingerprint", "load_or_export", "max_bytes", "max_mb", "set_max_mb",
-           "settings", "source_digest"]
+__all__ = ["TRACE_SETTINGS", "directory", "evict", "fingerprint", "key", "load_or_export", "max_bytes", "max_mb",
+           "set_max_mb", "settings", "source_digest"]
 
 _MAGIC = b"ppl-program-v1\n"
 # The code that traces a sampler program around its log density (the density itself is keyed by its
@@ -160,11 +162,23 @@ def fingerprint(value_and_grad: Callable, position: Any, args: tuple, descriptio
     ``description``: the text of everything static about the run (it must not name objects by
     their addresses, which differ between processes).
     """
-    if " at 0x" in description or "object at" in description:
+    if not _readable(description):
         return None
-    density = jax.jit(value_and_grad).lower(position, *args).as_text()
+    return key(description, jax.jit(value_and_grad).lower(position, *args).as_text())
+
+
+def key(description: str, density: str) -> str | None:
+    """The cache key of a sampler program whose log density is fixed by the text ``density``: its
+    lowered value and gradient (``fingerprint``), or a digest of the program it comes from
+    (``semantics/ir_digest.py``: no trace). None where ``description`` names an object by address."""
+    if not _readable(description):
+        return None
     text = "\n".join((_environment(), description, density))
     return hashlib.sha256(text.encode()).hexdigest() + hashlib.sha256(density.encode()).hexdigest()[:16]
+
+
+def _readable(description: str) -> bool:
+    return " at 0x" not in description and "object at" not in description
 
 
 # --------------------------------------------------------------------------- flat calls (keys as data)
@@ -268,9 +282,10 @@ def evict(folder: Path, limit: int) -> None:
             _unlink(p)
 
 
-def load_or_export(program: Callable, key: str, args: tuple) -> Callable:
+def load_or_export(program: Callable, key: str, args: tuple, compiler_options: dict | None = None) -> Callable:
     """A callable equal to ``program`` on arguments shaped like ``args``: the exported program
-    stored under ``key`` when there is one, else ``program`` exported now (and stored)."""
+    stored under ``key`` when there is one, else ``program`` exported now (and stored), compiled
+    with XLA's ``compiler_options`` (an exported program keeps no options of its own)."""
     folder = directory()
     flat, tree, impls = _flatten(args)
     path = None if folder is None else folder / f"{key}.bin"
@@ -285,7 +300,7 @@ def load_or_export(program: Callable, key: str, args: tuple) -> Callable:
             _write(path, key, payload)
     else:
         exported, payload = stored
-    run = jax.jit(exported.call)
+    run = jax.jit(exported.call, compiler_options=compiler_options)
     # A program without LAPACK calls (every NUTS or HMC program with a diagonal metric) is lowered
     # without importing scipy.linalg for JAX's LAPACK handlers. Only the first call lowers it.
     skip_lapack_setup = [payload is not None and not jax_compat.uses_lapack(payload)]

@@ -19,14 +19,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl.inference.mcmc import adaptation as adapt_mod
-from ppl.inference.mcmc import checks
+from ppl.inference.mcmc import checks, export_cache
 from ppl.inference.mcmc import chees, hmc, many_chains, nuts
 from ppl.inference.mcmc import init as init_mod
 from ppl.inference.mcmc.base import run_chains
 from ppl.inference._common import refuse_partial_continuous
 from ppl.inference.result import Result
 from ppl.semantics import compile as C
-from ppl.semantics import ir
+from ppl.semantics import ir, ir_digest
 from ppl.semantics.cache import cached
 from ppl.semantics.program import Dynamic
 from ppl.stdlib.errors import DensityError, ModelError, PPLError
@@ -66,6 +66,20 @@ def _build_functions(program: ir.Program, marginal: bool):
 
     constrain = jax.jit(jax.vmap(jax.vmap(constrain_one, in_axes=(0, None)), in_axes=(0, None)))
     return logdensity, constrain
+
+
+def _stored(program: ir.Program, constrain, density_key: str | None, call: tuple):
+    """``constrain`` for arguments shaped like ``call``, kept on disk beside the sampler program
+    (``export_cache``, keyed by the same IR digest: a later process traces neither), on one device;
+    ``constrain`` itself where the density has no key or the cache is off."""
+    if density_key is None or export_cache.directory() is None or jax.device_count() != 1:
+        return constrain
+    shapes = repr([(np.shape(x), str(jnp.result_type(x)), bool(getattr(x, "weak_type", False)))
+                   for x in jax.tree.leaves(call)] + [str(jax.tree.structure(call))])
+    name = export_cache.key(f"constrain {shapes}", density_key)
+    if name is None:
+        return constrain
+    return cached(program, ("stored-constrain", name), lambda: export_cache.load_or_export(constrain, name, call))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +142,10 @@ class _GradientMCMC:
         ushapes = C.unconstrained_shapes(program, args)
         template = {a: np.zeros(ushapes[a], jnp.result_type(float)) for a in latent if ushapes[a] is not None}
         logdensity, constrain = _functions(program, marginal)
+        # the density is this program's, summed over its discrete sites or not: its IR keys the
+        # program on disk without a trace (None where the IR holds something it cannot read)
+        digest = cached(program, "ir-digest", lambda: ir_digest.digest(program))
+        density_key = None if digest is None else f"gradient-mcmc marginal={marginal} {digest}"
         if isinstance(self.init, str) and self.init == "pathfinder":  # one Pathfinder draw per chain
             from ppl.inference.vi.pathfinder import pathfinder_init
 
@@ -141,6 +159,7 @@ class _GradientMCMC:
                 key, logdensity, strategy, self._builder(),
                 num_warmup=self.num_warmup, num_samples=self.num_samples, num_chains=self.num_chains,
                 adapt=adapt, progress=self.progress, args=tuple(args), warn=False, thin=self.thin,
+                density_key=density_key,
             )
         except DensityError:
             raise  # a finite density with a bad gradient: nothing for the checked re-run to find
@@ -153,9 +172,10 @@ class _GradientMCMC:
             from ppl.inference import marginalize as M
 
             discrete_draws = M.recover_discrete(program, jax.random.fold_in(key, 1), result.positions, list(args))
-            choices, returns = constrain(result.positions, discrete_draws, list(args))
+            call = (result.positions, discrete_draws, list(args))
         else:
-            choices, returns = constrain(result.positions, list(args))
+            call = (result.positions, list(args))
+        choices, returns = _stored(program, constrain, density_key, call)(*call)
         samples = {a: np.asarray(v) for a, v in choices.items()}
         stats = {k: np.asarray(v) for k, v in result.sample_stats.items()}
         out = Result(

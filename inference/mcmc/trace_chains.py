@@ -85,7 +85,8 @@ def run(method_name: str, options: Hashable, analyse: Callable[[], Any], adaptat
     compiled = programs.program_for(
         program, (options, adaptation, plan, placement),
         lambda ref: driver.build(_Trace(ref(), analyse(), adaptation), plan, placement))
-    compiled = sharding.place(compiled, placement, plan.num_chains, key, None, list(args), None)
+    compiled = sharding.place(compiled, placement, plan.num_chains, key, None, list(args), None,
+                              compiler_options=driver.compiler_options())
 
     def go():
         out = sharding.fetch(compiled(key, None, list(args), None))  # several processes: all chains
