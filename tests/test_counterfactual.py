@@ -339,3 +339,35 @@ def test_a_discrete_site_whose_size_depends_on_the_intervention_follows_the_inte
     mean, se = weighted(post, "y")
     assert abs(mean - float(probs @ ks)) < 4 * se + 1e-6
     assert set(np.unique(np.asarray(post.samples["y"]))) <= {1, 2, 3}
+
+
+@ppl.model
+def ten_trials(n=None):
+    t = ppl.sample("t", dist.Bernoulli(probs=0.5))
+    count = 10 if n is None else n  # written in the model, or given as data
+    return ppl.sample("y", dist.Binomial(count, probs=0.2 + 0.6 * t))
+
+
+def _ten_trials_exact():
+    # factual y = 7: t = 1 with P ∝ Bin(7; 10, 0.8); do(t = 0): y' = F_{Bin(10, 0.2)}^{-1}(u), u in the
+    # factual interval of 7: [F(6), F(7)) under p = 0.8 (inside [F(0), F(1)) at 0.2: y' = 1) or under
+    # p = 0.2 (y' = 7 again)
+    one, zero = stats.binom.pmf(7, 10, 0.8), stats.binom.pmf(7, 10, 0.2)
+    lo, hi = stats.binom.cdf(6, 10, 0.8), stats.binom.cdf(7, 10, 0.8)
+    assert stats.binom.cdf(0, 10, 0.2) <= lo and hi <= stats.binom.cdf(1, 10, 0.2)
+    return (one * 1 + zero * 7) / (one + zero)
+
+
+def test_a_binomial_site_with_a_count_in_the_model_is_coupled_exactly():
+    # the count a literal of the program: its support is enumerated and the noise summed out
+    cf = ppl.counterfactual(ten_trials, observed={"y": 7}, do={"t": 0})
+    assert cf.ir().sites["y"].dist_type is dist.Categorical
+    # exact up to float32 rounding of the CDFs the coupling differences
+    assert ppl.infer(cf, method=ppl.Enumerate()).mean("y") == pytest.approx(_ten_trials_exact(), abs=1e-5)
+
+
+def test_a_binomial_site_with_a_count_given_as_data_follows_the_interval_law():
+    cf = ppl.counterfactual(ten_trials, observed={"y": 7}, do={"t": 0})
+    post = ppl.infer(cf, 10, method=ppl.Importance(num_particles=4000), key=ppl_key(4))
+    mean, se = weighted(post, "y")
+    assert abs(mean - _ten_trials_exact()) < 4 * se + 1e-6

@@ -47,10 +47,21 @@ def _abstract(atom):
 
 
 def emit(fn: Callable, args, name: str, span) -> tuple[ir.Prim, tuple[ir.Var, ...]]:
-    """The statement ``outs = fn(*args)`` and its output variables (shapes found by ``jax.eval_shape``)."""
-    shapes = jax.tree.leaves(jax.eval_shape(fn, *[_abstract(a) for a in args]))
+    """The statement ``outs = fn(*args)`` and its output variables (shapes found by ``jax.eval_shape``).
+
+    Literal arguments are passed to ``fn`` as the concrete values they are, never as traced ones, so
+    what needs a number at trace time (a Binomial's count, to enumerate its support) has it."""
+    args = tuple(args)
+    fixed = {i: np.asarray(a.value) for i, a in enumerate(args) if isinstance(a, ir.Lit)}
+    moving = tuple(a for a in args if not isinstance(a, ir.Lit))
+
+    def call(*xs):
+        rest = iter(xs)
+        return fn(*[fixed[i] if i in fixed else next(rest) for i in range(len(args))])
+
+    shapes = jax.tree.leaves(jax.eval_shape(call, *[_abstract(a) for a in moving]))
     outs = tuple(ir.Var(tuple(s.shape), s.dtype) for s in shapes)
-    return ir.Prim(span, outs, Mechanism(fn, name), {}, tuple(args)), outs
+    return ir.Prim(span, outs, Mechanism(call, name), {}, moving), outs
 
 
 def lit(value, like: ir.Var | None = None) -> ir.Lit:
