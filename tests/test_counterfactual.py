@@ -371,3 +371,31 @@ def test_a_binomial_site_with_a_count_given_as_data_follows_the_interval_law():
     post = ppl.infer(cf, 10, method=ppl.Importance(num_particles=4000), key=ppl_key(4))
     mean, se = weighted(post, "y")
     assert abs(mean - _ten_trials_exact()) < 4 * se + 1e-6
+
+
+@ppl.model
+def two_children():
+    u = ppl.sample("u", dist.Normal(0.0, 1.0))
+    z = ppl.sample("z", dist.Normal(jnp.zeros(2) + u, 1.0))
+    return ppl.sample("y", dist.Normal(z.sum(), 0.5))
+
+
+def test_one_element_of_a_site_is_intervened_on_in_the_twin_world():
+    # y' = z0 + 3 + (y - z0 - z1) (shared noise): E[y' | y = 1] = 4 - E[z1 | y = 1] = 4 - Cov(z1, y) / Var(y)
+    cf = ppl.counterfactual(two_children, observed={"y": 1.0}, do={"z[1]": 3.0})
+    post = ppl.infer(cf, method=ppl.Importance(num_particles=4000), key=ppl_key(5))
+    mean, se = weighted(post, "y")
+    assert abs(mean - (4.0 - 3.0 / 6.25)) < 4 * se
+    z, factual = np.asarray(post.samples["z"]), np.asarray(post.samples["factual/z"])
+    np.testing.assert_array_equal(z[:, 1], 3.0)
+    # the other element: its own mechanism on its own noise, unchanged (up to float32 rounding of the coupling)
+    np.testing.assert_allclose(z[:, 0], factual[:, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_one_element_of_a_plate_site_is_intervened_on_exactly():
+    cf = ppl.counterfactual(units, observed={"x": [1, 1, 0], "y": [1, 0, 0]}, do={"x[0]": 0})
+    post = ppl.infer(cf, method=ppl.Enumerate())
+    np.testing.assert_allclose(post.mean("x"), [0.0, 1.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(post.mean("y"), [0.3 / 0.8, 0.0, 0.0], atol=1e-6)  # unit 0 as under do(x = 0)
+    with pytest.raises(ppl.ModelError, match="both 'x' and its element"):
+        ppl.counterfactual(units, observed={"y": [1, 0, 0]}, do={"x": 1, "x[0]": 0}).ir()

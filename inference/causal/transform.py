@@ -49,7 +49,7 @@ from ppl.inference.causal.ops import emit
 from ppl.semantics import ir
 from ppl.stdlib.errors import AddressError, ModelError, ShapeError, SupportError
 
-__all__ = ["do_program", "resolve_read", "stacked_value", "check_static_support"]
+__all__ = ["do_program", "resolve_read", "stacked_value", "check_static_support", "element_intervention"]
 
 _INDEXED = re.compile(r"(.+?)((?:\[\d+\])+)")
 
@@ -61,7 +61,7 @@ def do_program(program: ir.Program, table: dict) -> ir.Program:
     for address, spec in table.items():
         info = sites.get(address)
         if info is None:
-            _element(program, address, spec, specs, values)
+            element_intervention(program, address, spec, specs, values)
             continue
         if info.kind == "factor":
             raise ModelError(f"do() on '{address}', a factor: a factor is evidence, not a mechanism",
@@ -94,8 +94,9 @@ def stacked_value(info: ir.SiteInfo, spec, what: str = "do() sets") -> np.ndarra
     return np.array(value, dtype=dtype)
 
 
-def _element(program, address, spec, specs, values):
-    """``"x[3]"``: one element of the stacked site ``x``, merged into one masked intervention on ``x``."""
+def element_intervention(program, address, spec, specs, values):
+    """``"x[3]"``: one element of the stacked site ``x``, merged into one masked intervention on ``x``
+    (``specs[x]``, with ``values[x] = (mask, values)``)."""
     m = _INDEXED.fullmatch(address)
     info = program.sites.get(m.group(1)) if m else None
     if info is None:

@@ -17,7 +17,8 @@ its factual statement at ``"factual/x"`` (observed there if ``x`` is in
 ``observed``) and its counterfactual value at ``"x"``, computed from the
 counterfactual parents and the noise ``x`` shares with ``factual/x``. The
 counterfactual intervened site is the constant (or the new mechanism), as
-in ``do``. A factor is evidence about the factual world and stays there.
+in ``do``; one intervened element (``"x[3]"``) sets that element, the others
+being the site's own mechanism on the shared noise (at ``"x.natural"``). A factor is evidence about the factual world and stays there.
 
 So the result's sites are the counterfactual world's, its return value the
 counterfactual return value, and ``factual/...`` are the abduction's
@@ -36,7 +37,7 @@ import numpy as np
 from ppl.inference.causal import exogenous as X
 from ppl.inference.causal import surgery as S
 from ppl.inference.causal.ops import emit, lit
-from ppl.inference.causal.transform import resolve_read, stacked_value
+from ppl.inference.causal.transform import element_intervention, resolve_read, stacked_value
 from ppl.semantics import ir
 from ppl.stdlib.distributions.continuous import Uniform
 from ppl.stdlib.distributions.discrete import Categorical
@@ -50,10 +51,9 @@ FACTUAL = "factual/"
 def twin_program(program: ir.Program, observed: dict, do: dict) -> ir.Program:
     """The twin network of ``program``: factual world given ``observed``, counterfactual after ``do``."""
     sites = program.sites
-    for table in (observed, do):
-        missing = [a for a in table if a not in sites]
-        if missing:
-            raise S.unknown_site_error(program.name, missing, list(sites))
+    missing = [a for a in observed if a not in sites]
+    if missing:
+        raise S.unknown_site_error(program.name, missing, list(sites))
     if not do:
         raise ModelError("counterfactual() needs at least one intervention (do={site: value})")
     obs = {}
@@ -65,9 +65,11 @@ def twin_program(program: ir.Program, observed: dict, do: dict) -> ir.Program:
                              "a continuous deterministic value is seen with probability zero)", span=info.span)
         value = stacked_value(info, v, "counterfactual() observes")
         obs[a] = value
-    ivs = {}
+    ivs, masks = {}, {}
     for a, spec in do.items():
-        info = sites[a]
+        info = sites.get(a)
+        if info is None:
+            continue  # one element of a site ("x[3]"): below, once the whole sites are known
         iv = S.parse(a, spec)
         if info.kind == "factor" or (iv.kind == "dist" and info.kind == "deterministic"):
             raise ModelError(f"counterfactual() cannot intervene on the {info.kind} site '{a}' with "
@@ -75,15 +77,18 @@ def twin_program(program: ir.Program, observed: dict, do: dict) -> ir.Program:
         if iv.kind == "value":
             iv = S.Intervention("value", ir.Lit(stacked_value(info, spec)))
         ivs[a] = iv
-    twin = _Twin(obs, ivs)
+    for a, spec in do.items():  # x[i] = v: x is where(mask, values, its natural counterfactual value)
+        if a not in sites:
+            element_intervention(program, a, spec, ivs, masks)
+    twin = _Twin(obs, ivs, masks)
     stmts = twin.stmts(program.block.stmts)
     block = dataclasses.replace(program.block, stmts=stmts, returns=tuple(twin.cf(a) for a in program.block.returns))
     return dataclasses.replace(program, block=block, name=program.name)
 
 
 class _Twin:
-    def __init__(self, observed, ivs):
-        self.observed, self.ivs = observed, ivs
+    def __init__(self, observed, ivs, masks):
+        self.observed, self.ivs, self.masks = observed, ivs, masks
         self.f: dict = {}  # Var -> its factual atom, where substituted (an observed value)
         self.c: dict = {}  # Var -> its counterfactual atom, where the worlds differ
         self.by_addr: dict = {}  # address -> counterfactual atom (what new mechanisms read)
@@ -190,6 +195,8 @@ class _Twin:
         if iv is None or iv.kind == "value":
             self.by_addr[a] = out
             return factual + [ir.Deterministic(s.span, out, a, self.cf(s.value) if iv is None else iv.payload)]
+        if iv.kind == "mask":
+            return factual + self.masked(s, self.cf(s.value), out)
         return factual + self.new_mechanism(s, iv, self.cf(s.value), out)
 
     def counterfactual(self, s, var: ir.Var, xf) -> list:
@@ -208,12 +215,23 @@ class _Twin:
             self.by_addr[s.address] = out
             return [ir.Sample(s.span, out, s.address, type(iv.payload), treedef,
                               tuple(ir.Lit(np.asarray(x)) for x in leaves), s.plates)]
+        if iv.kind == "mask":  # the other elements: the site's own mechanism on the shared noise
+            natural = ir.Var(tuple(var.shape), var.dtype)
+            return self.coupled(s, xf, natural, address=s.address + ".natural") + self.masked(s, natural, out)
         natural = xf
         pre = []
         if S.leaf(s.address) in iv.params and self.differs(s.args):
             natural = ir.Var(tuple(var.shape), var.dtype)
             pre = self.coupled(s, xf, natural, address=s.address + ".natural")
         return pre + self.new_mechanism(s, iv, natural, out)
+
+    def masked(self, s, natural, out) -> list:
+        """``out := where(mask, values, natural)``: the intervened elements set, the others natural."""
+        mask, vals = self.masks[s.address]
+        prim, (y,) = emit(lambda m, v, n: jnp.where(m, v.astype(n.dtype), n), (lit(mask), lit(vals), natural),
+                          f"do[{s.address}]", s.span)
+        self.by_addr[s.address] = out
+        return [prim, ir.Deterministic(s.span, out, s.address, y)]
 
     def new_mechanism(self, s, iv, natural, out) -> list:
         own = S.leaf(s.address)
