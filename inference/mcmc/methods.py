@@ -144,7 +144,8 @@ class _GradientMCMC:
         logdensity, constrain = _functions(program, marginal)
         # the density is this program's, summed over its discrete sites or not: its IR keys the
         # program on disk without a trace (None where the IR holds something it cannot read)
-        digest = cached(program, "ir-digest", lambda: ir_digest.digest(program))
+        digest = None if export_cache.directory() is None else cached(program, "ir-digest",
+                                                                       lambda: ir_digest.digest(program))
         density_key = None if digest is None else f"gradient-mcmc marginal={marginal} {digest}"
         if isinstance(self.init, str) and self.init == "pathfinder":  # one Pathfinder draw per chain
             from ppl.inference.vi.pathfinder import pathfinder_init
