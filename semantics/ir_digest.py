@@ -11,15 +11,18 @@ a digest of ppl's source, keys it without the trace.
 ``digest(program)`` reads the whole program: every statement and its fields,
 each variable by its place of first use (ids differ between processes), each
 literal and closed-over constant by its dtype, shape and bytes, each JAX
-operation by its primitive's name and parameters, and the jaxprs those
-parameters hold, equation by equation (their constants by their bytes too).
-What it cannot read completely makes it give up (None, and the caller keys
-the program by tracing it): a parameter that is a Python function (a
-``custom_jvp`` rule, a callback), an operation that is not one of JAX's
-primitives, a distribution class from outside ppl (its code is not in the
-source digest), a tree description or value whose text is abbreviated or
-names an object by its address, or any type not listed below. The rule is an
-allow-list: nothing is taken on trust.
+operation by its primitive's name and parameters, the jaxprs those
+parameters hold, equation by equation (their constants by their bytes too),
+and each distribution's tree structure node by node (every node's class by
+its module and name, and its static data). What it cannot read completely
+makes it give up (None, and the caller keys the program by tracing it): a
+parameter that is a Python function (a ``custom_jvp`` rule, a callback), an
+operation that is not one of JAX's or ppl's primitives, a class from outside
+ppl and JAX anywhere in the program (a distribution of the user's own, even
+inside one of ppl's mixtures or truncations: its code is not in the source
+digest), a value whose text is abbreviated or names an object by its address,
+or any type not listed below. The rule is an allow-list: nothing is taken on
+trust.
 
 Law: two programs with the same digest (in processes with the same ppl source
 and JAX) compute the same density, given arguments of the same shapes and
@@ -85,6 +88,9 @@ def _primitive(op: Any) -> str:
     if not isinstance(op, Primitive) or id(op) not in _library_primitives():
         raise _Unreadable(f"the operation {op!r}, not one of JAX's or ppl's")
     return op.name
+
+
+_CONTAINERS = (tuple, list, dict, type(None))
 
 
 def _known_module(module: str) -> bool:
@@ -156,13 +162,33 @@ class _Writer:
                 self.put(f.name)
                 self.value(getattr(v, f.name))
         elif isinstance(v, type):
-            if not (v.__module__ == "ppl" or v.__module__.startswith("ppl.")):
+            if v.__module__ == "builtins" and v in _CONTAINERS:
+                self.put(f"container:{v.__name__}")
+            elif _known_module(v.__module__):
+                self.put(f"class:{v.__module__}.{v.__qualname__}")
+            else:
                 raise _Unreadable(f"the class {v.__qualname__} from outside ppl")
-            self.put(f"class:{v.__module__}.{v.__qualname__}")
         elif type(v).__name__ == "PyTreeDef":
-            self.put(f"tree:{_text(v)}")
+            self.tree(v)
         else:
             self.param(v)
+
+    def tree(self, t: Any) -> None:
+        """A tree structure node by node: each node's class (by module and name, so a user's class
+        named like one of ppl's is not taken for it), its static data, then its children."""
+        data = t.node_data()
+        if data is None:
+            self.put("leaf")
+            return
+        kind, aux = data
+        self.value(kind)
+        self.put("aux")
+        self.value(aux)
+        children = t.children()
+        self.put(f"children[{len(children)}")
+        for child in children:
+            self.tree(child)
+        self.put("]")
 
     def span(self, s: Span) -> None:
         source = s.source
@@ -268,7 +294,8 @@ def digest(program: ir.Program) -> str | None:
         w.put(f"program:{program.name!r}")
         w.param(tuple(program.consts))
         w.value(program.block)
-        w.put(f"out:{_text(program.out_tree)}")
+        w.put("out")
+        w.value(program.out_tree)
         w.put("sharded")
         w.param(tuple((name, size, str(how)) for name, size, how, *_ in program.sharded_plates))
     except _Unreadable:

@@ -101,6 +101,25 @@ def with_own_distribution(y):
     ppl.observe("y", Shifted(z, 1.0), y)
 
 
+class Normal(dist.Normal):
+    """A user's class named like ppl's own, met only inside one of ppl's distributions."""
+
+    def _log_density(self, value):
+        return super()._log_density(value) - value**2
+
+
+@ppl.model
+def with_own_component(y):
+    z = ppl.sample("z", dist.Normal(0.0, 1.0))
+    ppl.observe("y", dist.Mixture(jnp.array([0.5, 0.5]), [Normal(z, 1.0), dist.Normal(z, 3.0)]), y)
+
+
+@ppl.model
+def with_own_truncated_base(y):
+    z = ppl.sample("z", dist.Normal(0.0, 1.0))
+    ppl.observe("y", dist.Truncated(Normal(z, 1.0), low=-5.0), y)
+
+
 double_p = jax.extend.core.Primitive("double")  # a user's own primitive: its rules are in no digest
 double_p.def_impl(lambda x: 2 * x)
 double_p.def_abstract_eval(lambda x: x)
@@ -112,8 +131,10 @@ def with_own_primitive(y):
     ppl.observe("y", dist.Normal(double_p.bind(z), 1.0), y)
 
 
-@pytest.mark.parametrize("model", [with_a_rule, with_own_distribution, with_own_primitive],
-                         ids=["custom_jvp rule", "own class", "own primitive"])
+@pytest.mark.parametrize("model", [with_a_rule, with_own_distribution, with_own_component, with_own_truncated_base,
+                                   with_own_primitive],
+                         ids=["custom_jvp rule", "own class", "own mixture component", "own truncated base",
+                              "own primitive"])
 def test_what_the_digest_cannot_read_completely_gets_no_digest(model):
     program, _ = model.program(jnp.float32(0.5))
     assert ir_digest.digest(program) is None
