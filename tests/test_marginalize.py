@@ -261,6 +261,22 @@ def test_infinite_support_is_an_error():
         M.marginal_log_density_unconstrained(program, {"mu": jnp.asarray(0.0)}, leaves)
 
 
+@ppl.model
+def counted(n, y):
+    p = ppl.sample("p", dist.Beta(2.0, 2.0))
+    z = ppl.sample("z", dist.Binomial(n, probs=p))
+    ppl.observe("y", dist.Normal(z, 1.0), y)
+
+
+def test_a_count_known_only_at_run_time_is_an_error_that_says_which_counts_are_known():
+    method = ppl.NUTS(num_warmup=5, num_samples=5, num_chains=1, progress=False)
+    with pytest.raises(ppl.ModelError, match="not known before the program runs") as err:
+        ppl.infer(counted, np.array(5), 2.0, method=method, seed=0)  # an array argument is traced
+    assert "Python or NumPy scalar" in err.value.hint and "array argument" in err.value.hint
+    program, leaves = counted.program(5, 2.0)  # a Python number is a constant of the program: summed out
+    assert np.isfinite(float(M.marginal_log_density_unconstrained(program, {"p": jnp.asarray(0.0)}, leaves)))
+
+
 def test_a_chain_that_accumulates_its_states_is_an_error():
     @ppl.model
     def counting(xs):

@@ -28,9 +28,10 @@ def _support_error(problem: C.SupportProblem) -> ModelError | None:
         return ModelError(
             f"the support of the discrete random choice '{problem.address}' is not known before the "
             f"program runs ({problem.detail})", span=problem.span,
-            hint="Give the distribution's size parameters (e.g. Binomial's total_count) as data; where they "
-                 "depend on another random choice, use a method that draws the choices (Gibbs, MH, SMC) or "
-                 "Enumerate(engine='eager').")
+            hint="Give the distribution's size parameters (e.g. Binomial's total_count) as numbers known "
+                 "before the run: written in the model, or passed as a Python or NumPy scalar (an array "
+                 "argument, even of one element, is a traced value); where they depend on another random "
+                 "choice, use a method that draws the choices (Gibbs, MH, SMC) or Enumerate(engine='eager').")
     return ModelError(f"the {problem.detail or 'elements'} of the discrete random choice '{problem.address}' have "
                       "different supports", span=problem.span)
 
