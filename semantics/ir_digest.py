@@ -52,16 +52,22 @@ __all__ = ["digest", "source_digest"]
 _PACKAGES = ("ppl", "ppl.semantics", "ppl.inference", "ppl.stdlib")
 
 
-@functools.lru_cache(maxsize=1)
-def source_digest() -> str:
-    """A digest of ppl's own source: every ``.py`` and ``.ppl`` file of its packages."""
+@functools.lru_cache(maxsize=None)
+def source_digest(names: tuple[str, ...] = _PACKAGES) -> str:
+    """A digest of the source of ``names``: a package's every ``.py``, ``.ppl`` and ``.lark`` file, a
+    module's own file (all of ppl by default; the program cache names the driver's modules)."""
     import importlib.util
 
     h = hashlib.sha256()
-    for name in _PACKAGES:  # found, not imported: this layer reads the files of the layers above
-        root = Path(importlib.util.find_spec(name).submodule_search_locations[0])
-        for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".ppl", ".lark")
-                           and "__pycache__" not in p.parts):
+    for name in names:  # found, not imported: this layer reads the files of the layers above
+        spec = importlib.util.find_spec(name)
+        if spec.submodule_search_locations:
+            root = Path(spec.submodule_search_locations[0])
+            paths = sorted(p for p in root.rglob("*") if p.suffix in (".py", ".ppl", ".lark")
+                           and "__pycache__" not in p.parts)
+        else:
+            root, paths = Path(spec.origin).parent, [Path(spec.origin)]
+        for path in paths:
             h.update(f"{name}/{path.relative_to(root).as_posix()}\0".encode())
             h.update(path.read_bytes())
     return h.hexdigest()

@@ -43,9 +43,7 @@ removed once they are an hour old.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import importlib
 import importlib.util
 import os
 import tempfile
@@ -58,11 +56,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.semantics import ir_digest
 from ppl.stdlib import jax_compat
 from ppl.stdlib.errors import ModelError
 
 __all__ = ["TRACE_SETTINGS", "directory", "evict", "fingerprint", "key", "load_or_export", "max_bytes", "max_mb",
-           "set_max_mb", "settings", "source_digest"]
+           "set_max_mb", "settings"]
 
 _MAGIC = b"ppl-program-v1\n"
 # The code that traces a sampler program around its log density (the density itself is keyed by its
@@ -115,25 +114,6 @@ def directory() -> Path | None:
     return Path(root) / "ppl-programs"
 
 
-def _files(name: str) -> list[Path]:
-    module = importlib.import_module(name)
-    if hasattr(module, "__path__"):
-        root = Path(module.__path__[0])
-        return sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
-    return [Path(module.__file__)]
-
-
-@functools.lru_cache(maxsize=1)
-def source_digest() -> str:
-    """A digest of the source of the code that builds a sampler program (``DRIVER_SOURCES``)."""
-    h = hashlib.sha256()
-    for name in DRIVER_SOURCES:
-        for path in _files(name):
-            h.update(f"{name}:{path.name}\0".encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 # JAX settings that change what a traced program computes: its float width and dtypes, its random
 # streams (the key implementation, threefry's partitionable form, the seed offset, Gumbel draws), its
 # matmul precision and its gradients (softmax's rule). A program traced under one value of any of them
@@ -152,7 +132,8 @@ def _environment() -> str:
     device = jax.devices()[0]
     traced = " ".join(f"{name}={value}" for name, value in settings())
     return (f"jax={jax.__version__} jaxlib={metadata.version('jaxlib')} {traced} "
-            f"backend={jax.default_backend()} device={device.device_kind} ppl={source_digest()}")
+            f"backend={jax.default_backend()} device={device.device_kind} "
+            f"ppl={ir_digest.source_digest(DRIVER_SOURCES)}")
 
 
 def fingerprint(value_and_grad: Callable, position: Any, args: tuple, description: str) -> str | None:

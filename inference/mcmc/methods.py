@@ -76,10 +76,12 @@ def _stored(program: ir.Program, constrain, density_key: str | None, call: tuple
         return constrain
     shapes = repr([(np.shape(x), str(jnp.result_type(x)), bool(getattr(x, "weak_type", False)))
                    for x in jax.tree.leaves(call)] + [str(jax.tree.structure(call))])
-    name = export_cache.key(f"constrain {shapes}", density_key)
-    if name is None:
-        return constrain
-    return cached(program, ("stored-constrain", name), lambda: export_cache.load_or_export(constrain, name, call))
+
+    def load():  # once per shapes and JAX settings in a process; the disk key is computed only then
+        name = export_cache.key(f"constrain {shapes}", density_key)
+        return constrain if name is None else export_cache.load_or_export(constrain, name, call)
+
+    return cached(program, ("stored-constrain", density_key, shapes, export_cache.settings()), load)
 
 
 @dataclass(frozen=True, kw_only=True)
