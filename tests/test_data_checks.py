@@ -254,3 +254,66 @@ def test_a_data_matrix_times_a_latent_vector_is_a_draw_major_product():
     jaxpr = jax.make_jaxpr(jax.vmap(lambda w: C.log_density(program, {"w": w}, leaves)))(ws)
     shapes = sorted(tuple(e.outvars[0].aval.shape) for e in _dots(jaxpr.jaxpr))
     assert shapes == [(5, 30), (30,)]
+
+
+# -- observations whose elements are all elements of an argument: checked on the host ----------------
+
+ROWS = ppl.loads("""
+model rows(G: int, y: real[4, 3]) {
+  mu ~ normal(0, 5)
+  theta ~ iid(normal(mu, 1), 4)
+  for g in 0..G {
+    y[g] ~ normal(theta[g], 1)
+  }
+}
+""").rows
+
+GOOD_ROWS = np.arange(12, dtype=np.float32).reshape(4, 3)
+
+
+def _no_compiled_check(monkeypatch):
+    from ppl.semantics.compile import data_checks
+
+    def refuse(*a, **k):
+        raise AssertionError("the compiled data check ran")
+
+    monkeypatch.setattr(data_checks, "_program", refuse)
+
+
+def test_rows_of_an_argument_observed_in_a_loop_are_checked_on_the_host(monkeypatch):
+    program, leaves = _program(ROWS, 4, GOOD_ROWS)
+    (obs,) = C.data_only_checks(program).observes.values()
+    assert obs.source is None  # y[g] is a dynamic slice of y, not the loop's own slice
+    assert obs.loops == (4,)
+    np.testing.assert_array_equal(np.asarray(leaves[obs.elements_of]), GOOD_ROWS)  # y's elements
+    _no_compiled_check(monkeypatch)
+    C.check_data(program, leaves)  # nothing compiled, no error
+
+
+def test_a_bad_row_observed_in_a_loop_still_names_its_step():
+    y = GOOD_ROWS.copy()
+    y[2, 1] = np.nan
+    program, leaves = _program(ROWS, 4, y)
+    with pytest.raises(SupportError, match=r"'y\[2\]' is outside the support of Normal"):
+        C.check_data(program, leaves)
+
+
+def test_a_bad_element_that_no_step_observes_is_no_error():
+    y = GOOD_ROWS.copy()
+    y[3, 0] = np.inf  # the loop observes rows 0..2 only
+    program, leaves = _program(ROWS, 3, y)
+    C.check_data(program, leaves)
+
+
+def test_a_value_computed_from_an_argument_is_not_taken_for_its_elements():
+    computed = ppl.loads("""
+model computed(y: real[3]) {
+  mu ~ normal(0, 5)
+  for i in 0..3 {
+    y[i] - 1 ~ normal(mu, 1)
+  }
+}
+""").computed
+    program, _ = _program(computed, np.zeros(3, np.float32))
+    (obs,) = C.data_only_checks(program).observes.values()
+    assert obs.elements_of is None

@@ -11,6 +11,8 @@ Two ways, both outside the method's loop:
 
 - an observation whose value is an argument itself (or its step-``t`` slice in loops) and whose
   family has a parameter-free support is checked on the host with NumPy: nothing is compiled;
+  so is one whose elements are all elements of an argument (``y[g]`` in a loop over ``g``) and
+  whose support is elementwise, when the whole argument passes;
 - the others by one small compiled program per program, cached with it, which runs the program
   with every latent choice set to zero (the checks do not read them) and returns one flag per
   check and step; only when a flag is false is the failing step evaluated again for the error.
@@ -75,14 +77,23 @@ def _family_support(stmt: ir.Observe):
 
 def _host_checked(found: DataOnly, s, args, flags) -> bool:
     obs = found.observes.get(s)
-    if obs is None or obs.source is None or _family_support(s) is None:
+    support = _family_support(s) if obs is not None else None
+    if support is None:
         return False
-    support = _family_support(s)
-    value = _on_host(args[obs.source])
-    ok = np.asarray(support.check_now(value))
-    steps = len(obs.loops)
-    flags[s] = ok.reshape(ok.shape[:steps] + (-1,)).all(axis=-1) if ok.ndim > steps else ok
-    return True
+    if obs.source is not None:
+        value = _on_host(args[obs.source])
+        ok = np.asarray(support.check_now(value))
+        steps = len(obs.loops)
+        flags[s] = ok.reshape(ok.shape[:steps] + (-1,)).all(axis=-1) if ok.ndim > steps else ok
+        return True
+    if obs.elements_of is not None and support.event_dim == 0:
+        # Every element observed is an element of this argument: when all of the argument's lie in
+        # the (elementwise) support, so do they; when one does not, the compiled check says whether
+        # an observed one is among them, and which.
+        if np.all(support.check_now(_on_host(args[obs.elements_of]))):
+            flags[s] = np.ones(obs.loops, dtype=bool)
+            return True
+    return False
 
 
 # ----------------------------------------------------------------------------- compiled

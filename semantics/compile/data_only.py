@@ -57,12 +57,15 @@ __all__ = ["DataObserve", "DataOnly", "data_only_checks", "draw_major", "fixed_s
 class DataObserve:
     """An observation whose value is data: ``args_data`` when every distribution argument is
     data too; ``source`` the position of the argument whose step-``t`` slice the value is (in
-    every enclosing loop; the argument itself outside loops), or None."""
+    every enclosing loop; the argument itself outside loops), or None; ``elements_of`` the
+    position of an argument every element of the value is an element of (``y[g]`` in a loop
+    over ``g``, a reshape of ``y``), or None."""
 
     stmt: ir.Observe
     args_data: bool
     source: int | None
     loops: tuple[int, ...]  # the lengths of the enclosing loops, outermost first
+    elements_of: int | None = None
 
 
 @dataclass
@@ -102,23 +105,41 @@ def data_only_checks(program: ir.Program) -> DataOnly:
 def _analyse(program: ir.Program) -> DataOnly:
     found = DataOnly()
     source = {p: (i, 0) for i, p in enumerate(program.block.params)}
-    _walk(program.block.stmts, set(program.block.params), source, (), found)
+    elements = {p: i for i, p in enumerate(program.block.params)}
+    _walk(program.block.stmts, set(program.block.params), source, (), found, elements)
     return found
+
+
+# Operations whose every output element is an element of their first operand (a gather only when
+# it cannot fill: jnp's default indexing fills out-of-range rows with NaN).
+_SELECTING = frozenset({"dynamic_slice", "slice", "squeeze", "reshape", "broadcast_in_dim", "transpose",
+                        "rev", "copy", "copy_p", "expand_dims"})
+
+
+def _selects_elements(s: ir.Prim) -> bool:
+    name = getattr(s.op, "name", "")
+    if name == "gather":
+        mode = s.params.get("mode")
+        return "FILL" not in str(mode).upper()
+    return name in _SELECTING
 
 
 def _is_data(atom, data: set) -> bool:
     return isinstance(atom, ir.Lit) or atom in data
 
 
-def _walk(stmts, data: set, source: dict, loops: tuple, found: DataOnly) -> None:
+def _walk(stmts, data: set, source: dict, loops: tuple, found: DataOnly, elements: dict) -> None:
     """Add to ``data`` the variables of ``stmts`` that are functions of the arguments alone, and
     record in ``found`` the data-only checks (``source``: a variable -> ``(argument, depth)``: it is
-    that argument sliced at the step index of its ``depth`` innermost enclosing loops)."""
+    that argument sliced at the step index of its ``depth`` innermost enclosing loops;
+    ``elements``: a variable -> the argument whose elements all of its elements are)."""
     for s in stmts:
         if isinstance(s, ir.Prim):
             is_data = not isinstance(s.op, ParamOp) and all(_is_data(a, data) for a in s.args)
             if is_data:
                 data.update(s.outs)
+                if s.args and isinstance(s.args[0], ir.Var) and s.args[0] in elements and _selects_elements(s):
+                    elements.update((v, elements[s.args[0]]) for v in s.outs)
             elif _data_matrix_times_vector(s, data):
                 found.products.add(s)
             if s.check_index:
@@ -133,15 +154,16 @@ def _walk(stmts, data: set, source: dict, loops: tuple, found: DataOnly) -> None
                 got = source.get(s.value) if isinstance(s.value, ir.Var) else None
                 src = got[0] if got is not None and got[1] == len(loops) else None
                 args_data = all(_is_data(a, data) for a in s.args)
-                found.observes[s] = DataObserve(s, args_data, src, loops)
+                elements_of = elements.get(s.value) if isinstance(s.value, ir.Var) else None
+                found.observes[s] = DataObserve(s, args_data, src, loops, elements_of)
                 found.order.append(s)
         elif isinstance(s, ir.Deterministic):
             if _is_data(s.value, data):
                 data.add(s.out)
         elif isinstance(s, (ir.Plate, ir.Call)):
-            _walk(s.stmts, data, source, loops, found)
+            _walk(s.stmts, data, source, loops, found, elements)
         elif isinstance(s, ir.For):
-            _loop(s, data, source, loops, found)
+            _loop(s, data, source, loops, found, elements)
         # Sample, Factor, If, Lambda: their outputs depend on random choices (an If's checks run in
         # some runs only, so they stay where they are)
 
@@ -166,13 +188,14 @@ def draw_major(s: ir.Prim, args: list) -> list:
     return jc.bind(s.op, [args[1], args[0]], params)
 
 
-def _loop(s: ir.For, data: set, source: dict, loops: tuple, found: DataOnly) -> None:
+def _loop(s: ir.For, data: set, source: dict, loops: tuple, found: DataOnly, elements: dict) -> None:
     c, k = s.num_consts, s.num_carry
     params = s.body.params
     carry_data = [_is_data(a, data) for a in s.args[c:c + k]]
     while True:  # a carry is data when its start is and every step keeps it so (a fixed point)
         inner = set(data)
         inner_source = dict(source)
+        inner_elements = dict(elements)
         for p, a, i in zip(params, s.args, range(len(s.args))):
             is_carry = c <= i < c + k
             if (carry_data[i - c] if is_carry else _is_data(a, data)):
@@ -180,8 +203,10 @@ def _loop(s: ir.For, data: set, source: dict, loops: tuple, found: DataOnly) -> 
             if not is_carry and isinstance(a, ir.Var) and a in source:
                 arg, depth = source[a]  # a const is the array itself; an x, its slice at the step
                 inner_source[p] = (arg, depth + (1 if i >= c + k else 0))
+            if not is_carry and isinstance(a, ir.Var) and a in elements:  # a const or a step's slice
+                inner_elements[p] = elements[a]
         trial = DataOnly()
-        _walk(s.body.stmts, inner, inner_source, loops + (s.length,), trial)
+        _walk(s.body.stmts, inner, inner_source, loops + (s.length,), trial, inner_elements)
         kept = [carry_data[j] and _is_data(s.body.returns[j], inner) for j in range(k)]
         if kept == carry_data:
             break
