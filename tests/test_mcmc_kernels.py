@@ -342,6 +342,30 @@ def test_nan_gradient_at_the_start_is_a_density_error():
         run_chains(jax.random.PRNGKey(0), logdensity, init.at_point(jnp.zeros(2)), NUTS, num_warmup=10, num_samples=10)
 
 
+def test_while_running_sees_the_positions_before_the_run_is_waited_for():
+    """``run_chains(while_running=f)`` calls ``f`` once with the kept positions while they are still
+    being computed; what it dispatches on them equals the same computation after the run."""
+    logdensity = lambda x: -0.5 * jnp.sum(x**2)
+    seen = []
+
+    def f(positions):
+        seen.append(jax.jit(lambda p: jnp.tanh(p) * 2.0)(positions))
+
+    result = run_chains(jax.random.PRNGKey(3), logdensity, jnp.zeros((2, 3)), NUTS, num_warmup=20,
+                        num_samples=15, warn=False, while_running=f)
+    assert len(seen) == 1
+    np.testing.assert_array_equal(np.asarray(seen[0]), np.asarray(jnp.tanh(result.positions) * 2.0))
+
+
+def test_a_run_with_no_usable_start_raises_its_own_error_even_if_while_running_ran():
+    logdensity = lambda x: jnp.sum(x) + jnp.log(0.0)
+    calls = []
+    with pytest.raises(ModelError, match="zero"):
+        run_chains(jax.random.PRNGKey(0), logdensity, init.uniform(jnp.zeros(2)), NUTS, num_warmup=10,
+                   num_samples=10, while_running=calls.append)
+    assert len(calls) == 1
+
+
 # --------------------------------------------------------------------------- randomness
 
 

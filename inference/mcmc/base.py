@@ -156,7 +156,22 @@ def _ravel_abstract(template: Any) -> tuple[jax.ShapeDtypeStruct, Callable]:
 
     Traced abstractly, so no operation runs eagerly: each would compile a small XLA program on a
     process's first run. ``unravel`` holds only the leaves' shapes and dtypes, never a tracer.
+    Remembered per tree structure, shapes and dtypes (a run asks twice; a warm run of a small
+    model would spend 2% of its time tracing it again).
     """
+    spec = _spec(template)
+    got = _RAVELLED.get(spec)
+    if got is None:
+        if len(_RAVELLED) >= 256:  # many models in one process: start again rather than grow
+            _RAVELLED.clear()
+        got = _RAVELLED[spec] = _ravel_traced(template)
+    return got
+
+
+_RAVELLED: dict = {}
+
+
+def _ravel_traced(template: Any) -> tuple[jax.ShapeDtypeStruct, Callable]:
     got = {}
 
     def flat_of(tree):
@@ -269,6 +284,7 @@ def run_chains(
     steps_per_round: int = 1,
     thin: int = 1,
     density_key: str | None = None,
+    while_running: Callable | None = None,
 ) -> MCMCResult:
     """Warm up and sample ``num_chains`` chains of ``kernel_builder`` on ``logdensity_fn``.
 
@@ -290,6 +306,11 @@ def run_chains(
     ``args``' shapes and dtypes (for a ppl program's density, ``semantics.ir_digest``): given, the
     on-disk program cache keys the run on it instead of tracing the density. A key that two
     different densities share would run the wrong one, so leave it None unless it is that.
+    ``while_running(positions)``: called once the program is on its way, with the kept draws'
+    positions (arrays JAX is still computing), before this waits for them; what it traces,
+    compiles and dispatches (the map to the model's coordinates) overlaps the sampling. It is
+    called before the initial points are checked, so it must not raise for positions of a run
+    that found none (it is a trace: it reads no values).
 
     Raises ``ModelError`` when no chain has a usable initial point; with
     ``warn``, issues ``SamplingWarning``s (see ``check_sampling``).
@@ -324,6 +345,8 @@ def run_chains(
         out = program(key, strategy.data, args, adapt.numbers())
     out = sharding.fetch(out)  # several processes: every process gets all chains
     positions, stats, adaptation, (status, tries, _) = out
+    if while_running is not None:
+        while_running(positions)
     init_mod.check(np.asarray(status), int(tries), strategy)
 
     result = MCMCResult(positions, stats, adaptation)

@@ -157,12 +157,30 @@ class _GradientMCMC:
             strategy = _init_strategy(self.init, program, args, template)
         adapt = adapt_mod.Adaptation(target_accept=self.target_accept,
                                      metric="dense" if self.dense_mass else "diag")
+        mapped: dict = {}
+
+        def to_model(positions):
+            """The draws in the model's coordinates (each discrete site drawn back from its exact
+            conditional first); dispatched while the sampler runs, so its trace and compilation
+            overlap the sampling. An error here is raised after the run's own checks."""
+            try:
+                if marginal:
+                    from ppl.inference import marginalize as M
+
+                    discrete_draws = M.recover_discrete(program, jax.random.fold_in(key, 1), positions, list(args))
+                    call = (positions, discrete_draws, list(args))
+                else:
+                    call = (positions, list(args))
+                mapped["out"] = _stored(program, constrain, density_key, call)(*call)
+            except Exception as err:  # noqa: BLE001 - re-raised below, once the run is known to be sound
+                mapped["error"] = err
+
         try:
             result = run_chains(
                 key, logdensity, strategy, self._builder(),
                 num_warmup=self.num_warmup, num_samples=self.num_samples, num_chains=self.num_chains,
                 adapt=adapt, progress=self.progress, args=tuple(args), warn=False, thin=self.thin,
-                density_key=density_key,
+                density_key=density_key, while_running=to_model,
             )
         except DensityError:
             raise  # a finite density with a bad gradient: nothing for the checked re-run to find
@@ -171,14 +189,9 @@ class _GradientMCMC:
             # error names the site (and line) that is impossible or NaN, when there is one
             _diagnose_start(program, args, key, self.init, err)
             raise
-        if marginal:  # each draw's discrete sites from their exact conditional, then every site's value
-            from ppl.inference import marginalize as M
-
-            discrete_draws = M.recover_discrete(program, jax.random.fold_in(key, 1), result.positions, list(args))
-            call = (result.positions, discrete_draws, list(args))
-        else:
-            call = (result.positions, list(args))
-        choices, returns = _stored(program, constrain, density_key, call)(*call)
+        if "error" in mapped:
+            raise mapped["error"]
+        choices, returns = mapped["out"]
         samples = {a: np.asarray(v) for a, v in choices.items()}
         stats = {k: np.asarray(v) for k, v in result.sample_stats.items()}
         out = Result(
