@@ -317,3 +317,33 @@ model computed(y: real[3]) {
     program, _ = _program(computed, np.zeros(3, np.float32))
     (obs,) = C.data_only_checks(program).observes.values()
     assert obs.elements_of is None
+
+
+REVERSED = ppl.loads("""
+model reversed(y: real[]) {
+  mu ~ normal(0, 10)
+  for g in 1..len(y) {
+    y[-g] ~ normal(mu, 1)
+  }
+}
+""").reversed
+
+
+@pytest.mark.parametrize("method", [
+    ppl.NUTS(num_warmup=10, num_samples=10, num_chains=1, progress=False),
+    ppl.Importance(num_particles=10),
+])
+def test_an_index_into_values_a_loop_computed_is_not_passed_off_as_a_data_position(method):
+    # The loop is made into a plate over g = 1..4 observing y[-g]: y[1] (the NaN) is its element 3.
+    y = np.array([1.0, np.nan, 5.0, 2.0, 3.0], np.float32)
+    with pytest.raises(SupportError, match=r"index \(3,\): nan \(the index counts the elements of plate 'g' \(4\)"):
+        ppl.infer(REVERSED, y, method=method, seed=0)
+
+
+def test_an_observation_of_the_data_itself_shows_its_index_plainly():
+    y = Y.copy()
+    y[7] = 2.0
+    program, leaves = _program(logreg, X, y)
+    with pytest.raises(SupportError) as err:
+        C.check_data(program, leaves)
+    assert "(7,): 2.0" in str(err.value) and "counts the elements" not in str(err.value)

@@ -175,7 +175,8 @@ def _raise(program, found: DataOnly, s, args, step: tuple):
     site = effects.Site("observe", address, dist, observed, s.span, ())
     from ppl.semantics.interpret.free import outside_support
 
-    err = outside_support(site)
+    computed_in_plates = () if obs.source is not None else tuple(tuple(f)[:3] for f in s.plates)
+    err = outside_support(site, computed_in_plates)
     if err is None:  # pragma: no cover - the flag said otherwise
         err = SupportError(f"the observed value at '{address}' is outside the support of {obs.stmt.dist_type.__name__}",
                            span=s.span, hint="Check the data, or choose a distribution whose support contains it.")

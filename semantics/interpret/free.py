@@ -103,15 +103,27 @@ def validate_site(site: effects.Site) -> None:
         raise err.with_span(site.span) from None
 
 
-def outside_support(site: effects.Site) -> SupportError | None:
-    """The error to report when an observed value lies outside its distribution's support."""
+def outside_support(site: effects.Site, plates: tuple | None = None) -> SupportError | None:
+    """The error to report when an observed value lies outside its distribution's support.
+
+    Inside plates (``plates``, ``(name, size, dim)`` each; by default the site's own) the index
+    shown counts the plates' elements, which need not be positions in the data (a ``.ppl`` loop
+    over ``y[-g]`` is made into a plate), and the message says so; ``plates=()`` where the
+    observed value is known to be the data itself."""
     dist, value = site.dist, jnp.asarray(site.value)
     ok = np.asarray(dist.in_support(value)) if hasattr(dist, "in_support") else True
     if np.all(ok):
         return None
+    if plates is None:
+        plates = tuple((f.name, f.size, f.dim) for f in site.plates)
+    counted = ""
+    if plates and np.ndim(value) > 0:
+        names = " and ".join(f"plate '{name}' ({size})" for name, size, _ in plates)
+        counted = (f" (the index counts the elements of {names} in the order the model makes them, which "
+                   "need not be positions in the data)")
     return SupportError(
         f"the observed value at '{site.address}' is outside the support of {type(dist).__name__} "
-        f"({_describe(dist.support)}): {_show(value, ok)}",
+        f"({_describe(dist.support)}): {_show(value, ok)}{counted}",
         span=site.span,
         hint="Check the data, or choose a distribution whose support contains it.",
     )
