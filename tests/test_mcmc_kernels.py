@@ -366,6 +366,46 @@ def test_a_run_with_no_usable_start_raises_its_own_error_even_if_while_running_r
     assert len(calls) == 1
 
 
+def test_the_start_and_the_step_size_search_in_one_loop_equal_them_one_after_the_other():
+    """``init.initialize(..., then=search)`` (one loop, one gradient) gives the initial points of
+    ``initialize`` and the step sizes of Stan's search run after it, with the same keys."""
+    from jax.flatten_util import ravel_pytree
+
+    from ppl.inference.mcmc import warmup
+    from ppl.inference.mcmc.hmc import FlatState
+
+    scales = jnp.asarray([1.0, 4.0, 100.0])
+
+    def logdensity(x):  # finite only where x[0] > 1.2: most uniform starts in (-2, 2) are redrawn
+        return jnp.where(x[0] > 1.2, -0.5 * jnp.sum(scales * x**2), -jnp.inf)
+
+    vg = jax.value_and_grad(logdensity)
+    strategy = init.uniform(jnp.zeros(3))
+    C, key, key_adapt = 6, jax.random.PRNGKey(4), jax.random.PRNGKey(5)
+    ravel = lambda t: ravel_pytree(t)[0]  # noqa: E731
+    config = Adaptation()
+    windowed = warmup.Windowed(config, config.numbers(), 100, 3, jnp.float32, vg, jnp.bool_(True))
+
+    @jax.jit
+    def separate():
+        start = init.initialize(key, strategy, vg, C, ravel)
+        states = FlatState(start.position, start.log_density, start.log_density_grad)
+        return start, windowed.init(key_adapt, states).step_size
+
+    @jax.jit
+    def joint():
+        start, found = init.initialize(key, strategy, vg, C, ravel, then=windowed.search(key_adapt, C))
+        states = FlatState(start.position, start.log_density, start.log_density_grad)
+        return start, windowed.init(key_adapt, states, found=found).step_size
+
+    (a, eps_a), (b, eps_b) = separate(), joint()
+    assert int(a.tries) > 1 and int(a.tries) == int(b.tries)
+    np.testing.assert_array_equal(np.asarray(a.status), np.asarray(b.status))
+    np.testing.assert_array_equal(np.asarray(a.position), np.asarray(b.position))
+    np.testing.assert_allclose(np.asarray(eps_b), np.asarray(eps_a), rtol=1e-6)
+    assert np.all(np.asarray(eps_a) < config.initial_step_size / 4)  # the search ran (halving from 1)
+
+
 # --------------------------------------------------------------------------- randomness
 
 

@@ -121,7 +121,7 @@ class _Density(NamedTuple):
     dim: int
     dtype: Any
 
-    def setup(self, key, data, args, numbers, num_chains) -> driver.Setup:
+    def setup(self, key, data, args, numbers, num_chains, adapt_key=None) -> driver.Setup:
         logdensity_fn = self.fn_ref()
         if logdensity_fn is None:  # pragma: no cover - the cache entry dies with the function
             raise RuntimeError("the log density function of this compiled sampler no longer exists")
@@ -133,19 +133,31 @@ class _Density(NamedTuple):
         spec, dtype = self.spec, self.dtype
         value_and_grad = jax.value_and_grad(flat_logdensity)
         strategy = init_mod.Strategy(spec.init_kind, data, spec.init_radius, spec.init_max_tries)
-        start = init_mod.initialize(key, strategy, value_and_grad, num_chains, lambda t: ravel_pytree(t)[0])
+        ravel = lambda t: ravel_pytree(t)[0]  # noqa: E731
+        make_warmup = getattr(spec.kernel_builder, "warmup", None)  # a kernel with its own warm-up (ChEES)
+        # Stan's warm-up searches its initial step size in the loop that finds the initial points
+        # (one copy of the gradient in the program for both); the adaptation is made once ``ok`` is known
+        windowed = lambda ok: warmup.Windowed(spec.adapt, numbers, spec.plan.num_warmup, self.dim, dtype,  # noqa: E731
+                                              value_and_grad, ok)
+        search = None
+        if make_warmup is None and adapt_key is not None:
+            search = windowed(jnp.bool_(True)).search(adapt_key, num_chains)
+        found = None
+        if search is None:
+            start = init_mod.initialize(key, strategy, value_and_grad, num_chains, ravel)
+        else:
+            start, found = init_mod.initialize(key, strategy, value_and_grad, num_chains, ravel, then=search)
         ok = jnp.all(start.status == init_mod.OK)
         states = FlatState(start.position.astype(dtype), start.log_density, start.log_density_grad.astype(dtype))
-        make_warmup = getattr(spec.kernel_builder, "warmup", None)  # a kernel with its own warm-up (ChEES)
         if make_warmup is None:
-            adaptation = warmup.Windowed(spec.adapt, numbers, spec.plan.num_warmup, self.dim, dtype,
-                                         value_and_grad, ok)
+            adaptation = windowed(ok)
         else:
             adaptation = make_warmup(numbers=numbers, num_warmup=spec.plan.num_warmup, dim=self.dim, dtype=dtype,
                                      value_and_grad=value_and_grad, ok=ok)
+        adapt = None if found is None else adaptation.init(adapt_key, states, found=found)
         return driver.Setup(family_of(spec.kernel_builder, flat_logdensity), adaptation, states, ok,
                             record=lambda state: state.position, dtype=dtype,
-                            report=(start.status, start.tries, start.log_density))
+                            report=(start.status, start.tries, start.log_density), adapt=adapt)
 
     def finalize(self, draws):
         return jax.vmap(jax.vmap(self.unravel))(draws)

@@ -10,7 +10,8 @@ whether every chain has a usable start, what to record of a state at each
 kept draw, and a report of the start for the host. The program
 
 1. sets up the target (initial states, found by the target's own strategy);
-2. initialises the adaptation (for NUTS: Stan's initial step size);
+2. initialises the adaptation (for NUTS: Stan's initial step size, searched in the loop that
+   finds the initial states, ``Setup.adapt``);
 3. runs warm-up and sampling for all chains, vectorised with ``vmap``, with
    no Python in the loop: ``family(adaptation.params(A)).step(key, state)``,
    then ``adaptation.update`` during warm-up;
@@ -66,6 +67,7 @@ class Setup(NamedTuple):
     record: Callable  # state -> what a kept draw keeps (one chain)
     dtype: Any  # of the statistics buffer
     report: Any  # the start, for the host
+    adapt: Any = None  # the adaptation's initial state, when the target made it with its start
 
 
 class StatTable(NamedTuple):
@@ -135,8 +137,10 @@ def program(target: Any, plan: Plan, placement: Any = None) -> Callable:
 
     def run_all(key, data, args, numbers):
         key_init, key_adapt, key_run = jax.random.split(key, 3)
-        setup = target.setup(key_init, data, args, numbers, C)
-        adapt = setup.adaptation.init(key_adapt, setup.states)
+        # a target may initialise the adaptation in the loop that finds its start (``adapt_key``:
+        # the key ``adaptation.init`` takes), so that both evaluate the density's gradient in one place
+        setup = target.setup(key_init, data, args, numbers, C, adapt_key=key_adapt)
+        adapt = setup.adaptation.init(key_adapt, setup.states) if setup.adapt is None else setup.adapt
         if use_fast_path(plan, setup.family):
             from ppl.inference.mcmc.stepwise_driver import run
 

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppl.inference.mcmc.hmc import FlatState
 from ppl.stdlib.errors import DensityError, ModelError
 
 __all__ = ["Strategy", "uniform", "at_point", "values", "initialize", "check", "MAX_TRIES"]
@@ -117,11 +118,21 @@ def initialize(
     value_and_grad: Callable,
     num_chains: int,
     ravel: Callable,
-) -> Initialized:
+    then: Any = None,
+) -> Initialized | tuple[Initialized, Any]:
     """Initial points with finite log density and gradient, redrawn (vectorised) when the strategy allows.
 
     ``value_and_grad`` maps one flat position to ``(log density, gradient)``.
+
+    ``then``: a machine that goes on from the initial points once every chain has a usable one,
+    asking for one log density and gradient per chain at each of its steps (``begin()``,
+    ``running(carry)``, ``query(carry, states) -> (positions, aux)``, ``update(carry, aux, log
+    density, gradient)``, ``result(carry)``; ``adaptation.StepSizeSearch``). It runs in the same loop
+    as the draws, so the program evaluates the gradient in one place; returned is ``(initialized,
+    result)``, the result meaningless when some chain has no usable start (the machine never ran).
     """
+    if then is not None:
+        return _initialize_then(key, strategy, value_and_grad, num_chains, ravel, then)
     batched = jax.vmap(value_and_grad)
 
     @jax.jit  # traced once: its shapes below and the loop body share the trace
@@ -158,6 +169,52 @@ def initialize(
     undrawn = Initialized(*(jnp.zeros(s.shape, s.dtype) for s in shapes[:3]),
                           jnp.full((num_chains,), NOT_DRAWN, jnp.int32), jnp.int32(0))
     return jax.lax.while_loop(more, again, (undrawn, key))[0]
+
+
+def _initialize_then(key, strategy: Strategy, value_and_grad: Callable, num_chains: int, ravel: Callable, then):
+    """``initialize`` then ``then``, in one loop: each iteration evaluates the gradient once per chain,
+    at a new draw of initial points (phase 0) or at the machine's query (phase 1)."""
+    batched = jax.vmap(value_and_grad)
+    tries_allowed = strategy.max_tries if strategy.kind == "uniform" else 1
+
+    def candidates(key):
+        key, sub = jax.random.split(key)
+        return draw(strategy, sub, num_chains, ravel), key
+
+    shapes = jax.eval_shape(lambda k: batched(candidates(k)[0]), key)
+    x0 = jax.eval_shape(lambda k: candidates(k)[0], key)
+    undrawn = Initialized(jnp.zeros(x0.shape, x0.dtype), *(jnp.zeros(s.shape, s.dtype) for s in shapes),
+                          jnp.full((num_chains,), NOT_DRAWN, jnp.int32), jnp.int32(0))
+    DRAWING, RUNNING, DONE = 0, 1, 2
+
+    def body(carry):
+        phase, init, key, machine = carry
+        drawn, next_key = candidates(key)
+        states = FlatState(init.position, init.log_density, init.log_density_grad)
+        asked, aux = then.query(machine, states)
+        drawing = phase == DRAWING
+        log_density, grad = batched(jnp.where(drawing, drawn, asked.astype(drawn.dtype)))
+
+        # phase 0: chains without a usable point take the new draw
+        redo = drawing & (init.status != OK)
+        pick = lambda new, old: jnp.where(redo.reshape(redo.shape + (1,) * (new.ndim - 1)), new, old)
+        status = jnp.where(redo, _classify(log_density, grad), init.status)
+        init = Initialized(pick(drawn, init.position), pick(log_density, init.log_density),
+                           pick(grad, init.log_density_grad), status,
+                           init.tries + drawing.astype(jnp.int32))
+        all_ok = jnp.all(status == OK)
+        after_drawing = jnp.where(all_ok, RUNNING, jnp.where(init.tries < tries_allowed, DRAWING, DONE))
+
+        # phase 1: the machine takes its answer
+        updated = then.update(machine, aux, log_density, grad.astype(asked.dtype))
+        machine = jax.tree.map(lambda new, old: jnp.where(drawing, old, new), updated, machine)
+        after_running = jnp.where(jnp.any(then.running(machine)), RUNNING, DONE)
+        phase = jnp.where(drawing, after_drawing, after_running).astype(jnp.int32)
+        return phase, init, next_key, machine  # (no draw follows the drawing phase: its key is spent freely)
+
+    carry = (jnp.int32(DRAWING), undrawn, key, then.begin())
+    _, init, _, machine = jax.lax.while_loop(lambda c: c[0] != DONE, body, carry)
+    return init, then.result(machine)
 
 
 def _init_advice() -> str:

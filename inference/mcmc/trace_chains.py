@@ -59,7 +59,7 @@ class _Trace(NamedTuple):
     analysis: Any  # has family(args)
     adaptation: Any  # kernel.Adaptation
 
-    def setup(self, key, data, args, numbers, num_chains) -> driver.Setup:
+    def setup(self, key, data, args, numbers, num_chains, adapt_key=None) -> driver.Setup:
         starts = jax.vmap(lambda k: prior_init(self.program, k, args))(jax.random.split(key, num_chains))
         ok = jnp.all(jnp.isfinite(starts.log_density))
         return driver.Setup(self.analysis.family(args), self.adaptation, starts, ok,

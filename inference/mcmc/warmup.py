@@ -65,10 +65,21 @@ class Windowed(NamedTuple):
     def _fresh(self, eps: Array) -> adapt_mod.AdaptationState:
         return jax.vmap(lambda e: adapt_mod.adaptation_init(self.dim, e, self.config, self.dtype))(eps)
 
-    def init(self, key: Array, states: Any) -> adapt_mod.AdaptationState:
+    def search(self, key: Array, chains: int) -> adapt_mod.StepSizeSearch | None:
+        """Stan's initial step-size search as a machine for ``init.initialize(..., then=)`` (so the
+        start and the search share one gradient), or None when this warm-up does not search; its
+        result goes to ``init(..., found=)``. ``key`` is the one ``init`` would take."""
+        if not self.config.find_initial_step_size:
+            return None
+        eps0 = jnp.full((chains,), self.numbers.initial_step_size, self.dtype)
+        return adapt_mod.StepSizeSearch(jax.random.bits(key, (chains, 2), jnp.uint32), self._fresh(eps0).metric, eps0)
+
+    def init(self, key: Array, states: Any, found: Array | None = None) -> adapt_mod.AdaptationState:
         chains = states.position.shape[0]
         eps0 = jnp.full((chains,), self.numbers.initial_step_size, self.dtype)
         adapt = self._fresh(eps0)
+        if found is not None:  # the search ran in the start's loop (``search``)
+            return self._fresh(jnp.where(self.ok, found, eps0))
         if self.config.find_initial_step_size:
             eps = jax.vmap(
                 lambda k, s, m, e: adapt_mod.find_reasonable_step_size(k, s, m, e, self.value_and_grad)

@@ -133,7 +133,7 @@ class _Target:
         self.flat0, unravel = ravel_pytree(template)
         self.estimate = PK.estimator(f, unravel)
 
-    def setup(self, key, data, args, step_size, num_chains) -> driver.Setup:
+    def setup(self, key, data, args, step_size, num_chains, adapt_key=None) -> driver.Setup:
         dim, dtype = self.flat0.size, self.flat0.dtype
 
         def start(k):
