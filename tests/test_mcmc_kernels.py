@@ -406,6 +406,26 @@ def test_the_start_and_the_step_size_search_in_one_loop_equal_them_one_after_the
     assert np.all(np.asarray(eps_a) < config.initial_step_size / 4)  # the search ran (halving from 1)
 
 
+def test_statistics_come_back_as_one_buffer_read_on_the_host_and_survive_export():
+    from ppl.inference.mcmc import driver
+
+    table = driver.StatTable(("diverging", "accept_prob", "num_steps"), (jnp.bool_, jnp.float32, jnp.int32))
+
+    def program(x):
+        buffer = jnp.stack([x > 0.5, x, 3.0 * x + 1.0], axis=-1).astype(jnp.float32)  # (chains, rows + 1, 3)
+        return table.split(buffer, rows=2)
+
+    x = jnp.asarray([[0.25, 0.75, 9.0], [1.0, 0.0, 9.0]], jnp.float32)
+    exported = jax.export.deserialize(jax.export.export(jax.jit(program))(x).serialize())
+    for stats in (jax.jit(program)(x), exported.call(x)):
+        cols = stats.columns()
+        assert list(cols) == ["diverging", "accept_prob", "num_steps"] and set(stats) == set(cols)
+        np.testing.assert_array_equal(cols["diverging"], [[False, True], [True, False]])
+        assert cols["diverging"].dtype == bool and cols["num_steps"].dtype == np.int32
+        np.testing.assert_array_equal(cols["num_steps"], [[1, 3], [4, 1]])  # float 1.75 -> int 1, as JAX converts
+        np.testing.assert_array_equal(stats["accept_prob"], np.asarray(x)[:, :2])
+
+
 # --------------------------------------------------------------------------- randomness
 
 

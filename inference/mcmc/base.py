@@ -361,7 +361,7 @@ def run_chains(
         while_running(positions)
     init_mod.check(np.asarray(status), int(tries), strategy)
 
-    result = MCMCResult(positions, stats, adaptation)
+    result = MCMCResult(positions, stats.columns(), adaptation)
     if warn:
         check_sampling(
             result,

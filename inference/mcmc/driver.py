@@ -31,16 +31,19 @@ W + 2K - 1, ...`` (``W`` warm-up transitions).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ppl.inference.mcmc import progress as progress_mod
 from ppl.inference.mcmc.hmc import assemble
 from ppl.inference.mcmc.kernel import standard_stats
 
-__all__ = ["Plan", "Setup", "StatTable", "build", "use_fast_path"]
+__all__ = ["Plan", "Setup", "StatTable", "Statistics", "build", "use_fast_path"]
 
 Array = Any
 
@@ -84,8 +87,52 @@ class StatTable(NamedTuple):
         """The statistics as the last axis, built by one elementwise expression (no concatenation)."""
         return assemble([jnp.asarray(values[name]).astype(dtype) for name in self.names], axis=-1)
 
-    def split(self, buffer: Array) -> dict:
-        return {name: buffer[..., i].astype(dt) for i, (name, dt) in enumerate(zip(self.names, self.dtypes))}
+    def split(self, buffer: Array, rows: int) -> "Statistics":
+        """The buffer's first ``rows`` draws as the program returns them (split on the host)."""
+        return Statistics(buffer, self.names, tuple(np.dtype(dt).name for dt in self.dtypes), rows)
+
+
+@jax.tree_util.register_pytree_node_class
+class Statistics(Mapping):
+    """Per-draw statistics as a compiled program returns them: the whole buffer, its columns named.
+
+    Read on the host (``stats["accept_prob"]``, ``columns()``): a column cut and converted inside
+    the program would be a compiled kernel of its own, one per statistic, each a cost to every
+    program's compilation. A pytree of one leaf (the buffer), which ``jax.export`` can store.
+    """
+
+    def __init__(self, buffer: Array, names: tuple, dtypes: tuple, rows: int):
+        self.buffer, self.names, self.dtypes, self.rows = buffer, tuple(names), tuple(dtypes), int(rows)
+
+    def tree_flatten(self):
+        return (self.buffer,), (self.names, self.dtypes, self.rows)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0], *aux)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        i = self.names.index(name)
+        return np.asarray(self.buffer)[..., : self.rows, i].astype(self.dtypes[i])
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def columns(self) -> dict:
+        """Every statistic, ``(chains, draws)`` each, as NumPy arrays."""
+        host = np.asarray(self.buffer)[..., : self.rows, :]
+        return {name: host[..., i].astype(dt) for i, (name, dt) in enumerate(zip(self.names, self.dtypes))}
+
+
+jax.export.register_pytree_node_serialization(
+    Statistics,
+    serialized_name="ppl.inference.mcmc.driver.Statistics",
+    serialize_auxdata=lambda aux: json.dumps(aux).encode(),
+    deserialize_auxdata=lambda data: tuple(tuple(x) if isinstance(x, list) else x for x in json.loads(data)),
+)
 
 
 def use_fast_path(plan: Plan, family: Any) -> bool:
@@ -240,4 +287,4 @@ def transitions(plan: Plan, setup: Setup, adapt: Any, keys: Array, first: Any = 
     carry = (states0, adapt, buffers, zeros, zeros)
     upper = jnp.where(setup.ok, total, 0)
     _, adapt, (draws, stats), _, steps = jax.lax.fori_loop(0, upper, body, carry)
-    return jax.tree.map(lambda x: x[:, :S], draws), table.split(stats[:, :S]), adapt, steps
+    return jax.tree.map(lambda x: x[:, :S], draws), table.split(stats, S), adapt, steps

@@ -146,7 +146,7 @@ def run(plan: Plan, setup: Setup, adapt: Any, keys: Array, first: Any = None):
         return setup.ok & jnp.any(c.t < total)
 
     out = jax.lax.while_loop(more, body, carry)
-    return jax.tree.map(lambda x: x[:, :S], out.draws), table.split(out.stats[:, :S]), out.adapt, out.steps
+    return jax.tree.map(lambda x: x[:, :S], out.draws), table.split(out.stats, S), out.adapt, out.steps
 
 
 def _inner(plan: Plan, mach: _Machine, wait_budget: int):
