@@ -347,3 +347,22 @@ def test_an_observation_of_the_data_itself_shows_its_index_plainly():
     with pytest.raises(SupportError) as err:
         C.check_data(program, leaves)
     assert "(7,): 2.0" in str(err.value) and "counts the elements" not in str(err.value)
+
+
+@ppl.model
+def plated(y):
+    mu = ppl.sample("mu", dist.Normal(0.0, 1.0))
+    with ppl.plate("data", y.shape[0]):
+        ppl.observe("y", dist.Normal(mu, 1.0), y)
+
+
+@pytest.mark.parametrize("method", [
+    ppl.NUTS(num_warmup=10, num_samples=10, num_chains=1, progress=False),
+    ppl.Importance(num_particles=10),
+])
+def test_the_data_itself_observed_in_a_plate_shows_its_index_plainly_in_every_engine(method):
+    y = np.zeros(4, np.float32)
+    y[3] = np.nan
+    with pytest.raises(SupportError) as err:
+        ppl.infer(plated, y, method=method, seed=0)
+    assert "(3,): nan" in str(err.value) and "counts the elements" not in str(err.value)

@@ -263,6 +263,14 @@ def test_run_chains_compiles_once_for_the_same_shapes():
     assert len(calls) == traced
 
 
+def test_statistics_keep_their_names_in_alphabetical_order():
+    # the order they had as a dict output of the program; `ppl run --out` writes columns in it
+    result = run_chains(jax.random.PRNGKey(0), lambda x: -0.5 * jnp.sum(x**2), jnp.zeros((2, 2)), NUTS,
+                        num_warmup=10, num_samples=5, warn=False)
+    assert list(result.sample_stats) == sorted(result.sample_stats)
+    assert {"diverging", "accept_prob", "num_steps", "tree_depth", "energy", "step_size"} <= set(result.sample_stats)
+
+
 def test_result_layout_and_statistics():
     template = {"a": jnp.zeros(()), "b": jnp.zeros((2, 3))}
     logdensity = lambda p: -0.5 * (p["a"] ** 2 + jnp.sum(p["b"] ** 2))
@@ -419,7 +427,7 @@ def test_statistics_come_back_as_one_buffer_read_on_the_host_and_survive_export(
     exported = jax.export.deserialize(jax.export.export(jax.jit(program))(x).serialize())
     for stats in (jax.jit(program)(x), exported.call(x)):
         cols = stats.columns()
-        assert list(cols) == ["diverging", "accept_prob", "num_steps"] and set(stats) == set(cols)
+        assert list(cols) == ["accept_prob", "diverging", "num_steps"] == list(stats)  # by name, as a dict output
         np.testing.assert_array_equal(cols["diverging"], [[False, True], [True, False]])
         assert cols["diverging"].dtype == bool and cols["num_steps"].dtype == np.int32
         np.testing.assert_array_equal(cols["num_steps"], [[1, 3], [4, 1]])  # float 1.75 -> int 1, as JAX converts

@@ -116,15 +116,17 @@ class Statistics(Mapping):
         return np.asarray(self.buffer)[..., : self.rows, i].astype(self.dtypes[i])
 
     def __iter__(self):
-        return iter(self.names)
+        return iter(sorted(self.names))
 
     def __len__(self) -> int:
         return len(self.names)
 
     def columns(self) -> dict:
-        """Every statistic, ``(chains, draws)`` each, as NumPy arrays."""
+        """Every statistic, ``(chains, draws)`` each, as NumPy arrays, by name in alphabetical order
+        (the order a dict of them had as a program's output, which ``ppl run --out`` columns keep)."""
         host = np.asarray(self.buffer)[..., : self.rows, :]
-        return {name: host[..., i].astype(dt) for i, (name, dt) in enumerate(zip(self.names, self.dtypes))}
+        found = {name: host[..., i].astype(dt) for i, (name, dt) in enumerate(zip(self.names, self.dtypes))}
+        return {name: found[name] for name in sorted(found)}
 
 
 jax.export.register_pytree_node_serialization(

@@ -103,19 +103,17 @@ def validate_site(site: effects.Site) -> None:
         raise err.with_span(site.span) from None
 
 
-def outside_support(site: effects.Site, plates: tuple | None = None) -> SupportError | None:
+def outside_support(site: effects.Site, plates: tuple = ()) -> SupportError | None:
     """The error to report when an observed value lies outside its distribution's support.
 
-    Inside plates (``plates``, ``(name, size, dim)`` each; by default the site's own) the index
-    shown counts the plates' elements, which need not be positions in the data (a ``.ppl`` loop
-    over ``y[-g]`` is made into a plate), and the message says so; ``plates=()`` where the
-    observed value is known to be the data itself."""
+    ``plates`` (``(name, size, dim)`` each), given where the observed value is computed inside
+    plates rather than being the data itself (a ``.ppl`` loop over ``y[-g]`` made into a plate):
+    the index shown then counts the plates' elements, not positions in the data, and the message
+    says so."""
     dist, value = site.dist, jnp.asarray(site.value)
     ok = np.asarray(dist.in_support(value)) if hasattr(dist, "in_support") else True
     if np.all(ok):
         return None
-    if plates is None:
-        plates = tuple((f.name, f.size, f.dim) for f in site.plates)
     counted = ""
     if plates and np.ndim(value) > 0:
         names = " and ".join(f"plate '{name}' ({size})" for name, size, _ in plates)
@@ -129,8 +127,9 @@ def outside_support(site: effects.Site, plates: tuple | None = None) -> SupportE
     )
 
 
-def site_score(site: effects.Site) -> float:
-    """The log weight an observe or factor site contributes, checked."""
+def site_score(site: effects.Site, computed_in_plates: tuple = ()) -> float:
+    """The log weight an observe or factor site contributes, checked (``computed_in_plates``: see
+    ``outside_support``)."""
     if site.kind == "factor":
         lw = float(np.sum(np.asarray(site.value, dtype=np.float64)))
         if np.isnan(lw):
@@ -139,7 +138,7 @@ def site_score(site: effects.Site) -> float:
     validate_site(site)
     dist, value = site.dist, jnp.asarray(site.value)
     if _fixed_support(dist.support):
-        err = outside_support(site)
+        err = outside_support(site, computed_in_plates)
         if err is not None:
             raise err
     ld = np.asarray(dist.log_density(value), dtype=np.float64)
@@ -240,7 +239,8 @@ def reify_ir(program: ir.Program, args) -> Any:
         return Pure(jax.tree.unflatten(out_tree, vals), dict(records))
 
     env = dict(zip(program.block.params, args))
-    return _stmts(program.block.stmts, 0, env, (), {}, lambda env2, rec: finish(env2, program.block.returns, rec))
+    data = frozenset(program.block.params)  # an observed value that is one of these is the data itself
+    return _stmts(program.block.stmts, 0, env, (), {}, lambda env2, rec: finish(env2, program.block.returns, rec), data)
 
 
 def _read(env, atom):
@@ -251,8 +251,9 @@ def _addr(address: str, indices) -> str:
     return address + "".join(f"[{i}]" for i in indices)
 
 
-def _stmts(stmts, i, env, indices, records, k):
-    """Interpret ``stmts[i:]`` then call ``k(env, records)``; returns a tree."""
+def _stmts(stmts, i, env, indices, records, k, data=frozenset()):
+    """Interpret ``stmts[i:]`` then call ``k(env, records)``; returns a tree. ``data``: the program's
+    parameters (an observation of one of them is an observation of the data itself)."""
     while i < len(stmts):
         s = stmts[i]
         if isinstance(s, ir.Prim):
@@ -274,7 +275,7 @@ def _stmts(stmts, i, env, indices, records, k):
             site = effects.Site("sample", _addr(s.address, indices), dist, None, s.span, _plates_of(s))
 
             def after_sample(x, s=s, i=i, env=env, records=records):
-                return _stmts(stmts, i + 1, {**env, s.out: jnp.asarray(x)}, indices, records, k)
+                return _stmts(stmts, i + 1, {**env, s.out: jnp.asarray(x)}, indices, records, k, data)
 
             return SampleF(site, after_sample)
         if isinstance(s, (ir.Observe, ir.Factor)):
@@ -285,11 +286,12 @@ def _stmts(stmts, i, env, indices, records, k):
             else:
                 site = effects.Site("factor", _addr(s.address, indices), None, _read(env, s.log_weight), s.span,
                                     _plates_of(s))
-            return ScoreF(site, site_score(site),
-                          lambda i=i, env=env, records=records: _stmts(stmts, i + 1, env, indices, records, k))
+            computed = isinstance(s, ir.Observe) and not (isinstance(s.value, ir.Var) and s.value in data)
+            return ScoreF(site, site_score(site, s.plates if computed else ()),
+                          lambda i=i, env=env, records=records: _stmts(stmts, i + 1, env, indices, records, k, data))
         if isinstance(s, (ir.Plate, ir.Call)):
             return _stmts(s.stmts, 0, env, indices, records,
-                          lambda env2, rec, i=i: _stmts(stmts, i + 1, env2, indices, rec, k))
+                          lambda env2, rec, i=i: _stmts(stmts, i + 1, env2, indices, rec, k, data), data)
         if isinstance(s, ir.If):
             index = int(np.asarray(_read(env, s.index)))
             index = min(max(index, 0), len(s.branches) - 1)
@@ -298,17 +300,17 @@ def _stmts(stmts, i, env, indices, records, k):
 
             def after_if(env2, rec, s=s, i=i, env=env, branch=branch):
                 outs = [_read(env2, r) for r in branch.returns]
-                return _stmts(stmts, i + 1, {**env, **dict(zip(s.outs, outs))}, indices, rec, k)
+                return _stmts(stmts, i + 1, {**env, **dict(zip(s.outs, outs))}, indices, rec, k, data)
 
-            return _stmts(branch.stmts, 0, benv, indices, records, after_if)
+            return _stmts(branch.stmts, 0, benv, indices, records, after_if, data)
         if isinstance(s, ir.For):
             return _loop(s, env, indices, records,
-                         lambda env2, rec, i=i: _stmts(stmts, i + 1, env2, indices, rec, k))
+                         lambda env2, rec, i=i: _stmts(stmts, i + 1, env2, indices, rec, k, data), data)
         raise ModelError(f"the eager engine cannot run {type(s).__name__}")  # pragma: no cover
     return k(env, records)
 
 
-def _loop(s: ir.For, env, indices, records, k):
+def _loop(s: ir.For, env, indices, records, k, data=frozenset()):
     args = [_read(env, a) for a in s.args]
     c, n = s.num_consts, s.num_carry
     consts, carry0, xs = args[:c], args[c:c + n], args[c + n:]
@@ -329,6 +331,6 @@ def _loop(s: ir.For, env, indices, records, k):
             out = [_read(env2, r) for r in s.body.returns]
             return step(j + 1, out[:n], ys + [out[n:]], rec)
 
-        return _stmts(s.body.stmts, 0, benv, indices + (t,), records, after_body)
+        return _stmts(s.body.stmts, 0, benv, indices + (t,), records, after_body, data)
 
     return step(0, carry0, [], records)
