@@ -174,15 +174,15 @@ def initialize(
 def _initialize_then(key, strategy: Strategy, value_and_grad: Callable, num_chains: int, ravel: Callable, then):
     """``initialize`` then ``then``, in one loop: each iteration evaluates the gradient once per chain,
     at a new draw of initial points (phase 0) or at the machine's query (phase 1)."""
-    batched = jax.vmap(value_and_grad)
+    batched = jax.jit(jax.vmap(value_and_grad))  # traced once: its shapes below and the loop share the trace
     tries_allowed = strategy.max_tries if strategy.kind == "uniform" else 1
 
     def candidates(key):
         key, sub = jax.random.split(key)
         return draw(strategy, sub, num_chains, ravel), key
 
-    shapes = jax.eval_shape(lambda k: batched(candidates(k)[0]), key)
     x0 = jax.eval_shape(lambda k: candidates(k)[0], key)
+    shapes = jax.eval_shape(batched, x0)
     undrawn = Initialized(jnp.zeros(x0.shape, x0.dtype), *(jnp.zeros(s.shape, s.dtype) for s in shapes),
                           jnp.full((num_chains,), NOT_DRAWN, jnp.int32), jnp.int32(0))
     DRAWING, RUNNING, DONE = 0, 1, 2

@@ -138,12 +138,15 @@ def stepwise(
     if not 1 <= max_tree_depth <= 30:
         raise ValueError("max_tree_depth must lie in 1..30")
     config = _Config(max_tree_depth, divergence_threshold, extra_uturn_checks)
+    # jitted: a driver traces the start for the trajectory's shapes and again inside every restart;
+    # the second trace is then the first one's, from JAX's cache
+    start = jax.jit(partial(_start, config))
     return Stepwise(
-        partial(_start, config),
+        start,
         partial(_advance, config),
         _is_done,
         _finish,
-        partial(_restart, config),
+        partial(_restart, start),
     )
 
 
@@ -169,9 +172,9 @@ def _start(config: _Config, key, state: FlatState, m: Metric, step_size) -> Traj
     )
 
 
-def _restart(config: _Config, previous: Trajectory, key, state: FlatState, m: Metric, step_size) -> Trajectory:
+def _restart(start: Callable, previous: Trajectory, key, state: FlatState, m: Metric, step_size) -> Trajectory:
     # Every checkpoint slot is written before it is read, so the old ones can stay.
-    return _start(config, key, state, m, step_size)._replace(checkpoints=previous.checkpoints)
+    return start(key, state, m, step_size)._replace(checkpoints=previous.checkpoints)
 
 
 def _is_done(traj: Trajectory) -> Array:
