@@ -30,7 +30,7 @@ import numpy as np
 
 from ppl.inference.mcmc.counter_rng import derive_key
 from ppl.inference.mcmc.hmc import (FlatState, Metric, _start_leaf, _velocity, assemble, inner, kinetic_energy,
-                                    leapfrog, metric)
+                                    metric)
 
 __all__ = [
     "Adaptation",
@@ -379,40 +379,21 @@ def find_reasonable_step_size(
     value_and_grad: Callable,
     max_iterations: int = 100,
 ) -> Array:
-    """Stan's ``init_stepsize``: double (or halve) the step size while one leapfrog step's
-    acceptance ``exp(H0 - H)`` stays above (or below) 0.8, each try with a fresh momentum.
+    """Stan's ``init_stepsize`` for one chain: double (or halve) the step size while one leapfrog
+    step's acceptance ``exp(H0 - H)`` stays above (or below) 0.8, each try with a fresh momentum
+    (``StepSizeSearch``, run in a loop of its own).
 
     ``key`` is a key-word pair (``counter_rng.key_words``).
     """
-    log_threshold = jnp.log(0.8)
-
-    def delta_h(key, eps):
-        leaf = _start_leaf(key, state, m)
-        h0 = -leaf.log_density + kinetic_energy(leaf)
-        new = leapfrog(leaf, eps, m, value_and_grad)
-        h = -new.log_density + kinetic_energy(new)
-        h = jnp.where(jnp.isnan(h), jnp.inf, h)
-        return h0 - h
-
-    eps = jnp.asarray(step_size, state.position.dtype)
-
-    # Try 0 (at ``step_size``) sets the direction; tries 1, 2, ... double or halve. All are one
-    # loop, so the program holds one copy of the leapfrog step and its log density.
-    def keep_going(carry):
-        eps, i, stop, direction = carry
-        return ~stop & (i <= max_iterations)
+    one = lambda x: jnp.asarray(x)[None]  # noqa: E731 - a batch of one chain
+    search = StepSizeSearch(one(key), jax.tree.map(one, m), one(jnp.asarray(step_size, state.position.dtype)),
+                            max_iterations)
+    states = jax.tree.map(one, state)
+    batched = jax.vmap(value_and_grad)
 
     def body(carry):
-        eps, i, _, direction = carry
-        first = i == 0
-        trial = jnp.where(first, eps, eps * jnp.where(direction > 0, 2.0, 0.5).astype(eps.dtype))
-        dh = delta_h(derive_key(key, i), trial)
-        direction = jnp.where(first, jnp.where(dh > log_threshold, 1.0, -1.0).astype(eps.dtype), direction)
-        crossed = jnp.where(direction > 0, ~(dh > log_threshold), ~(dh < log_threshold))
-        # Stan keeps the step size at which acceptance crossed the threshold.
-        return trial, i + 1, ~first & crossed, direction
+        positions, aux = search.query(carry, states)
+        return search.update(carry, aux, *batched(positions))
 
-    carry = (eps, jnp.int32(0), jnp.bool_(False), jnp.zeros((), eps.dtype))
-    eps, _, _, _ = jax.lax.while_loop(keep_going, body, carry)
-    tiny = jnp.finfo(eps.dtype).tiny
-    return jnp.clip(eps, tiny, 1e7)
+    carry = jax.lax.while_loop(lambda c: jnp.any(search.running(c)), body, search.begin())
+    return search.result(carry)[0]

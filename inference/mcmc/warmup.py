@@ -77,9 +77,9 @@ class Windowed(NamedTuple):
     def init(self, key: Array, states: Any, found: Array | None = None) -> adapt_mod.AdaptationState:
         chains = states.position.shape[0]
         eps0 = jnp.full((chains,), self.numbers.initial_step_size, self.dtype)
-        adapt = self._fresh(eps0)
         if found is not None:  # the search ran in the start's loop (``search``)
             return self._fresh(jnp.where(self.ok, found, eps0))
+        adapt = self._fresh(eps0)
         if self.config.find_initial_step_size:
             eps = jax.vmap(
                 lambda k, s, m, e: adapt_mod.find_reasonable_step_size(k, s, m, e, self.value_and_grad)

@@ -113,7 +113,7 @@ def _analyse(program: ir.Program) -> DataOnly:
 # Operations whose every output element is an element of their first operand (a gather only when
 # it cannot fill: jnp's default indexing fills out-of-range rows with NaN).
 _SELECTING = frozenset({"dynamic_slice", "slice", "squeeze", "reshape", "broadcast_in_dim", "transpose",
-                        "rev", "copy", "copy_p", "expand_dims"})
+                        "rev", "copy", "copy_p"})
 
 
 def _selects_elements(s: ir.Prim) -> bool:
